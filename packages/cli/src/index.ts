@@ -1,0 +1,21 @@
+// The public `mstage` package: the images.ts API and its types, nothing internal.
+export {
+  stage,
+  image,
+  scratch,
+  oci,
+  tarball,
+  debian,
+  local,
+  inline,
+} from "@mstage/core";
+export type {
+  Stage,
+  StageOptions,
+  Base,
+  Source,
+  FileOptions,
+  LocalOptions,
+  ImageOptions,
+  DebianOptions,
+} from "@mstage/core";

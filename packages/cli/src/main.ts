@@ -1,0 +1,99 @@
+// The `mstage` command line: parses arguments with cac, runs one command, and maps every error to
+// an exit code in one place.
+import { cac } from "cac";
+import { UserError } from "@mstage/core";
+import { resolveGlobalOptions, type GlobalOptions } from "./options.ts";
+import { renderError } from "./render/errors.ts";
+
+type Handler = (args: string[], opts: Record<string, unknown>, g: GlobalOptions) => Promise<number>;
+
+/** Loads a command's module only when it runs, so `mstage plan` pays nothing for `up`'s imports. */
+function lazy(load: () => Promise<{ default: Handler }>): (...a: unknown[]) => Promise<void> {
+  return async (...a: unknown[]) => {
+    const opts = a.pop() as Record<string, unknown>;
+    const args = a.flat().filter((x): x is string => typeof x === "string");
+    const g = resolveGlobalOptions(opts);
+    const handler = (await load()).default;
+    process.exitCode = await handler(args, opts, g);
+  };
+}
+
+const cli = cac("mstage");
+cli
+  .option("-f, --file <file>", "the images.ts to use", { default: "images.ts" })
+  .option("--store <dir>", "content store (env MSTAGE_STORE; default $XDG_CACHE_HOME/mstage)")
+  .option("--no-color", "plain output without colours")
+  .option("-q, --quiet", "print only results")
+  .option("-v, --verbose", "more output, and stacks on errors");
+
+cli
+  .command("plan [...targets]", "show which stages would rebuild and why")
+  .option("--json", "print the plan as JSON")
+  .option("--offline", "use only images.lock and the store")
+  .option("--refresh", "re-resolve image tags and debian package versions")
+  .option("--detailed-exitcode", "exit 0 when nothing would change, 2 when something would")
+  .action(lazy(() => import("./commands/plan.ts")));
+
+cli
+  .command("up [...targets]", "build the stages whose inputs changed and write the images")
+  .option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
+  .option("--push", "push each exported stage to its tags")
+  .option("--no-cache [stage]", "rebuild everything, or one stage")
+  .option("--jobs <n>", "stages built at once (default: CPU count)")
+  .option("--watch", "rebuild as files are saved")
+  .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
+  .option("--json", "with --watch or --progress plain: a JSON event stream")
+  .option("--refresh", "re-resolve image tags and debian package versions")
+  .option("--offline", "use only images.lock and the store")
+  .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
+  .option("--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO")
+  .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
+  .action(lazy(() => import("./commands/up.ts")));
+
+cli
+  .command("watch [...targets]", "alias of `up --watch`")
+  .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
+  .option("--json", "a JSON event stream")
+  .action(lazy(() => import("./commands/watch.ts")));
+
+cli
+  .command("shell <stage> [...cmd]", "a throw-away sandbox on a stage's result")
+  .action(lazy(() => import("./commands/shell.ts")));
+
+cli
+  .command("graph", "print the stage graph")
+  .option("--format <format>", "text, dot or mermaid", { default: "text" })
+  .action(lazy(() => import("./commands/graph.ts")));
+
+cli.command("ls", "outputs and cached stages: digests, sizes, ages").action(lazy(() => import("./commands/ls.ts")));
+
+cli
+  .command("gc", "remove store entries that no recent result references")
+  .option("--max-size <size>", "shrink the store below this size, oldest first (e.g. 10G)")
+  .option("--dry-run", "say what would be removed")
+  .action(lazy(() => import("./commands/gc.ts")));
+
+cli.command("init", "write a starter images.ts").action(lazy(() => import("./commands/init.ts")));
+
+cli.command("doctor", "check that this machine can run rootless builds").action(lazy(() => import("./commands/doctor.ts")));
+
+cli.help();
+cli.version("0.1.0");
+
+async function main(): Promise<void> {
+  try {
+    cli.parse(process.argv, { run: false });
+    if (!cli.matchedCommand) {
+      if (cli.args.length) throw new UserError(`unknown command "${cli.args[0]}"; see \`mstage --help\``);
+      if (!cli.options.help && !cli.options.version) cli.outputHelp();
+      return;
+    }
+    await cli.runMatchedCommand();
+  } catch (e) {
+    const verbose = process.argv.includes("-v") || process.argv.includes("--verbose");
+    process.stderr.write(renderError(e, { verbose, color: !process.argv.includes("--no-color") }));
+    process.exitCode = 1;
+  }
+}
+
+await main();

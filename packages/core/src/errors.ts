@@ -1,0 +1,75 @@
+// The few error classes mstage throws on purpose. The CLI's one top-level catch maps them to exit
+// codes: a UserError (and its subclasses) prints its message without a stack; anything else is a bug.
+
+/** Where in the user's config something was written. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** A mistake the user can fix: printed as its message alone, exit code 1. */
+export class UserError extends Error {
+  override name = "UserError";
+  /** Extra lines printed under the message (a code frame, a hint). */
+  detail?: string;
+  constructor(message: string, options?: { cause?: unknown; detail?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.detail = options?.detail;
+  }
+}
+
+/** A mistake tied to one stage (and usually one key of its spec), located in `images.ts`. */
+export class StageError extends UserError {
+  override name = "StageError";
+  constructor(
+    readonly stage: string,
+    message: string,
+    readonly key?: string,
+    readonly location?: SourceLocation,
+    options?: { cause?: unknown; detail?: string },
+  ) {
+    super(formatStageMessage(stage, message, key, location), options);
+  }
+}
+
+function formatStageMessage(stage: string, message: string, key?: string, at?: SourceLocation): string {
+  const where = at ? `${at.file}:${at.line}:${at.column}: ` : "";
+  const what = key ? `stage "${stage}", key "${key}"` : `stage "${stage}"`;
+  return `${where}${what}: ${message}`;
+}
+
+/** A failed build step: carries the step's exit code and the tail of its output. */
+export class StepError extends UserError {
+  override name = "StepError";
+  constructor(
+    readonly stage: string,
+    readonly command: string,
+    readonly exitCode: number,
+    readonly outputTail: string[],
+  ) {
+    super(`stage "${stage}": step failed with exit code ${exitCode}: ${command}`, {
+      detail: outputTail.length ? outputTail.join("\n") : undefined,
+    });
+  }
+}
+
+/** A registry answered with an error, or could not be reached. The URL is already redacted. */
+export class RegistryError extends UserError {
+  override name = "RegistryError";
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly method: string,
+    readonly url: string,
+    /** Worth retrying: 429, 5xx, connection resets, timeouts. */
+    readonly temporary: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isUserError(e: unknown): e is UserError {
+  return e instanceof Error && (e as { name?: string }).name !== undefined && e instanceof UserError;
+}

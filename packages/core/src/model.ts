@@ -1,0 +1,129 @@
+// The data model shared by core, runtime and cli: what `stage()` and the base/source helpers
+// produce after validation. User-facing option types (with TSDoc) live in api/; these are the
+// normalised forms every other module reads.
+
+import type { SourceLocation } from "./errors.ts";
+
+/** Owner of a copied file: "uid:gid" numbers, e.g. "1000:1000". */
+export type Owner = string;
+
+export interface FileOptions {
+  /** Permission bits applied to copied files, e.g. 0o755. */
+  mode?: number;
+  /** "uid:gid" (numeric) given to copied files and directories. Default "0:0". */
+  owner?: Owner;
+}
+
+export type Source = LocalSource | StagePathSource | InlineSource;
+
+export interface LocalSource extends FileOptions {
+  readonly kind: "local";
+  /** As written by the user: relative to the directory of `images.ts`, or absolute. */
+  readonly path: string;
+  /** gitignore-style patterns, relative to `path`. */
+  readonly exclude: readonly string[];
+}
+
+export interface StagePathSource extends FileOptions {
+  readonly kind: "stage-path";
+  readonly stage: Stage;
+  /** Absolute path inside the other stage's result. */
+  readonly path: string;
+}
+
+export interface InlineSource extends FileOptions {
+  readonly kind: "inline";
+  readonly text: string;
+}
+
+export type Base = ScratchBase | ImageBase | StageBase | OciBase | TarballBase | DebianBase;
+
+export interface ScratchBase {
+  readonly kind: "scratch";
+}
+export interface ImageBase {
+  readonly kind: "image";
+  /** As written; normalised (docker.io/library/…) by the registry layer. */
+  readonly ref: string;
+  readonly platform?: string;
+}
+export interface StageBase {
+  readonly kind: "stage";
+  readonly stage: Stage;
+}
+export interface OciBase {
+  readonly kind: "oci";
+  /** OCI image layout directory, relative to `images.ts` or absolute. */
+  readonly layout: string;
+  /** `org.opencontainers.image.ref.name` in the layout's index; default: the only manifest. */
+  readonly ref?: string;
+}
+export interface TarballBase {
+  readonly kind: "tarball";
+  readonly source: LocalSource | StagePathSource;
+}
+export interface DebianBase {
+  readonly kind: "debian";
+  readonly suite: string;
+  readonly packages: readonly string[];
+  readonly mirror?: string;
+  readonly variant?: string;
+}
+
+export interface Bind {
+  /** Absolute path inside the sandbox. */
+  readonly target: string;
+  /** As written: relative to `images.ts` or absolute. */
+  readonly host: string;
+  readonly readonly: boolean;
+}
+
+export type SecretSource = { readonly env: string } | { readonly file: string };
+
+/** A stage's spec after validation and defaults. Field order here is the canonical order. */
+export interface StageSpec {
+  readonly from: Base;
+  /** Applied in order, before `run`. */
+  readonly copy: ReadonlyArray<readonly [dest: string, source: Source]>;
+  readonly run: readonly string[];
+  readonly shell: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir?: string;
+  readonly user?: string;
+  readonly runAs?: string;
+  readonly entrypoint?: readonly string[];
+  readonly cmd?: readonly string[];
+  readonly expose: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+  readonly volumes: readonly string[];
+  readonly stopSignal?: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly network: "host" | "none";
+  readonly binds: readonly Bind[];
+  /** target → cache id */
+  readonly caches: Readonly<Record<string, string>>;
+  readonly secrets: Readonly<Record<string, SecretSource>>;
+  readonly squash: boolean;
+  readonly tags: readonly string[];
+  readonly platform?: string;
+}
+
+/** Recognised by brand (Symbol.for), never by instanceof: a second copy of the package still works. */
+export const STAGE_BRAND: unique symbol = Symbol.for("mstage.stage") as never;
+
+export interface Stage {
+  readonly [STAGE_BRAND]: true;
+  readonly name: string;
+  readonly spec: StageSpec;
+  /** Where `stage()` was called, for errors. */
+  readonly definedAt?: SourceLocation;
+  /**
+   * A file or directory from this stage's result, to copy into another stage or use as a tarball.
+   * @example copy: { "/bin/hello": build.path("/out/hello", { mode: 0o755 }) }
+   */
+  path(path: string, options?: FileOptions): StagePathSource;
+}
+
+export function isStage(x: unknown): x is Stage {
+  return typeof x === "object" && x !== null && (x as Record<symbol, unknown>)[STAGE_BRAND] === true;
+}
