@@ -1,0 +1,48 @@
+// What the builder tells its caller while it works. The CLI renders these (live lines on a TTY,
+// prefixed lines otherwise); the builder itself never prints.
+import type { Digest } from "../oci/digest.ts";
+
+/** How a stage ends up in this run. "config" = only image-config fields changed: nothing runs. */
+export type StageOutcome = "built" | "cached" | "config";
+
+export type BuildEvent =
+  /** Work on a stage began (its dependencies are ready). */
+  | { type: "stage-start"; stage: string; status: "new" | "rebuild" | "config" }
+  /** A stage moved to a new phase: "base", "copy", "run", "commit", … (shown on its live line). */
+  | { type: "stage-phase"; stage: string; phase: string }
+  /** One line of a step's output (no trailing newline). */
+  | { type: "log"; stage: string; line: string; stream: "stdout" | "stderr" }
+  /** Something worth saying that is not step output (skipped device nodes, lock updates, …). */
+  | { type: "note"; stage?: string; message: string }
+  /** A stage served from the store: nothing of it was touched. */
+  | { type: "stage-cached"; stage: string }
+  | { type: "stage-done"; stage: string; outcome: StageOutcome; ms: number; layers: number }
+  | { type: "stage-failed"; stage: string; error: unknown; ms: number }
+  /** An image written to an output. */
+  | { type: "output"; dest: string; ref: string; digest: Digest; size: number };
+
+export type BuildEventHandler = (e: BuildEvent) => void;
+
+/**
+ * Splits a stream of output chunks into lines, so each event carries one whole line. Carriage
+ * returns (progress bars) keep only the text after the last one.
+ */
+export class LineSplitter {
+  private partial = "";
+  constructor(private readonly emit: (line: string) => void) {}
+  push(chunk: string): void {
+    const parts = (this.partial + chunk).split("\n");
+    this.partial = parts.pop() ?? "";
+    for (const p of parts) this.emit(lastSegment(p));
+  }
+  flush(): void {
+    if (this.partial) this.emit(lastSegment(this.partial));
+    this.partial = "";
+  }
+}
+
+function lastSegment(line: string): string {
+  const trimmed = line.replace(/\r+$/, "");
+  const i = trimmed.lastIndexOf("\r");
+  return i < 0 ? trimmed : trimmed.slice(i + 1);
+}

@@ -1,0 +1,63 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { runGraph, type Task } from "./scheduler.ts";
+
+function task(key: string, deps: string[], log: string[], ms = 5, fail = false): Task<string> {
+  return {
+    key,
+    deps,
+    async run(signal) {
+      log.push(`start ${key}`);
+      await sleep(ms, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) {
+        log.push(`aborted ${key}`);
+        return;
+      }
+      if (fail) throw new Error(`${key} failed`);
+      log.push(`end ${key}`);
+    },
+  };
+}
+
+test("runGraph starts a task only after all of its dependencies finished", async () => {
+  const log: string[] = [];
+  await runGraph([task("c", ["a", "b"], log), task("a", [], log), task("b", ["a"], log)], 4);
+  assert.ok(log.indexOf("end a") < log.indexOf("start b"));
+  assert.ok(log.indexOf("end b") < log.indexOf("start c"));
+  assert.equal(log.filter((l) => l.startsWith("end")).length, 3);
+});
+
+test("runGraph runs independent tasks in parallel up to jobs, never more", async () => {
+  let now = 0;
+  let peak = 0;
+  const mk = (key: string): Task<string> => ({
+    key,
+    deps: [],
+    async run() {
+      now++;
+      peak = Math.max(peak, now);
+      await sleep(20);
+      now--;
+    },
+  });
+  await runGraph(["a", "b", "c", "d", "e"].map(mk), 2);
+  assert.equal(peak, 2);
+  peak = 0;
+  await runGraph(["a", "b", "c"].map(mk), 8);
+  assert.equal(peak, 3);
+});
+
+test("runGraph rethrows the first failure, aborts running tasks and starts no dependent", async () => {
+  const log: string[] = [];
+  await assert.rejects(
+    runGraph([task("bad", [], log, 5, true), task("slow", [], log, 2000), task("after", ["bad"], log)], 4),
+    /bad failed/,
+  );
+  assert.ok(log.includes("aborted slow"));
+  assert.ok(!log.includes("start after"));
+});
+
+test("runGraph reports a cycle instead of hanging", async () => {
+  await assert.rejects(runGraph([task("a", ["b"], []), task("b", ["a"], [])], 2), /cycle/);
+});
