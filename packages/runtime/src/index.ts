@@ -4,3 +4,9 @@
 // oci/
 export { parseDigest, isDigest, digestHex, sha256Digest, digestOf } from "./oci/digest.ts";
 export type { Digest } from "./oci/digest.ts";
+
+// build/
+export { runGraph } from "./build/scheduler.ts";
+export type { Task } from "./build/scheduler.ts";
+export { LineSplitter } from "./build/events.ts";
+export type { BuildEvent, BuildEventHandler, StageOutcome } from "./build/events.ts";
