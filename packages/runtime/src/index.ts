@@ -4,6 +4,38 @@
 // oci/
 export { parseDigest, isDigest, digestHex, sha256Digest, digestOf } from "./oci/digest.ts";
 export type { Digest } from "./oci/digest.ts";
+export { MediaType, Annotation, isImageManifestType, isIndexType, isGzipLayerType } from "./oci/types.ts";
+export type {
+  Descriptor,
+  ImageManifest,
+  ImageIndex,
+  ImageConfig,
+  ContainerConfig,
+  HistoryEntry,
+  Platform as OciPlatform,
+} from "./oci/types.ts";
+export { canonicalJson, canonicalBlob } from "./oci/canonical.ts";
+export {
+  DEFAULT_PATH,
+  emptyImageConfig,
+  applyStageConfig,
+  addLayer,
+  squashLayers,
+  createdTimestamp,
+  sourceDateEpochFrom,
+  stageHistoryEntry,
+  runEnv,
+  normalisePort,
+} from "./oci/config.ts";
+export type { StageConfigFields, ConfigPhase } from "./oci/config.ts";
+export type { OciBlobStore, LayerCompressor } from "./oci/blobs.ts";
+export { gzipBlob } from "./oci/gzip.ts";
+export { buildImage, imageBlobs, imageSize } from "./oci/manifest.ts";
+export type { ImageInput, BuiltImage } from "./oci/manifest.ts";
+export { writeOciLayout, layoutIndex } from "./oci/layout.ts";
+export type { OutputImage, WriteLayoutOptions } from "./oci/layout.ts";
+export { writeDockerArchive, repoTag } from "./oci/docker-archive.ts";
+export type { DockerArchiveManifestEntry, WriteArchiveOptions } from "./oci/docker-archive.ts";
 
 // build/
 export { runGraph } from "./build/scheduler.ts";

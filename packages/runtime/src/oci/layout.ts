@@ -1,0 +1,211 @@
+// Writes an OCI image layout 1.0 (`oci-layout`, `index.json`, `blobs/sha256/…`) the way stacker does:
+// the directory is mstage's output and is replaced whole, so refs of stages that are gone do not
+// linger and blobs nobody references are dropped with it. The new layout is built in a temp dir
+// beside the target (same filesystem) and swapped in by rename: a failure before the swap leaves the
+// previous layout exactly as it was. Blobs are hard links into the store when it is on the same
+// filesystem (no bytes copied), copies otherwise.
+import { randomBytes } from "node:crypto";
+import { copyFile, link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { UserError } from "@mstage/core";
+import { canonicalJson } from "./canonical.ts";
+import type { OciBlobStore } from "./blobs.ts";
+import { digestHex, type Digest } from "./digest.ts";
+import { imageBlobs, type BuiltImage } from "./manifest.ts";
+import { Annotation, MediaType, type Descriptor, type ImageIndex, type OciLayoutFile } from "./types.ts";
+
+/** One image in an output, and the names it goes by (the stage name and each of its tags). */
+export interface OutputImage {
+  refs: string[];
+  image: BuiltImage;
+}
+
+export interface WriteLayoutOptions {
+  signal?: AbortSignal;
+  /** How each blob got there, for `-v` output and tests. */
+  onBlob?: (digest: Digest, how: "link" | "copy") => void;
+}
+
+/** Writes `images` as the OCI layout `dir`, replacing what was there. Returns the index written. */
+export async function writeOciLayout(
+  dir: string,
+  images: OutputImage[],
+  store: OciBlobStore,
+  options: WriteLayoutOptions = {},
+): Promise<ImageIndex> {
+  const target = resolve(dir);
+  const index = layoutIndex(images);
+  await recoverInterruptedSwap(target);
+  await checkReplaceable(target);
+
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = siblingPath(target, "tmp");
+  try {
+    await mkdir(join(tmp, "blobs", "sha256"), { recursive: true });
+    const done = new Set<Digest>();
+    for (const { image } of images) {
+      for (const d of imageBlobs(image)) {
+        options.signal?.throwIfAborted();
+        if (done.has(d.digest)) continue;
+        const how = await placeBlob(store, d, join(tmp, "blobs", "sha256", digestHex(d.digest)));
+        options.onBlob?.(d.digest, how);
+        done.add(d.digest);
+      }
+    }
+    const layoutFile: OciLayoutFile = { imageLayoutVersion: "1.0.0" };
+    await writeFileSynced(join(tmp, "oci-layout"), canonicalJson(layoutFile));
+    await writeFileSynced(join(tmp, "index.json"), canonicalJson(index));
+    options.signal?.throwIfAborted();
+    await swapIn(tmp, target);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return index;
+}
+
+/**
+ * The layout's index.json: one descriptor per ref (a manifest named twice appears twice, which is
+ * how skopeo, umoci and stacker read `DIR:name`), sorted by ref so the bytes do not depend on order.
+ */
+export function layoutIndex(images: OutputImage[]): ImageIndex {
+  const owner = new Map<string, Digest>();
+  const manifests: Descriptor[] = [];
+  for (const { refs, image } of images) {
+    if (!refs.length) throw new Error(`image ${image.descriptor.digest} has no ref to write it under`);
+    for (const ref of refs) {
+      checkRefName(ref);
+      const prev = owner.get(ref);
+      if (prev === image.descriptor.digest) continue;
+      if (prev) throw new UserError(`two images want the ref "${ref}" in the output (${prev}, ${image.descriptor.digest}): give each stage its own tags`);
+      owner.set(ref, image.descriptor.digest);
+      manifests.push({
+        mediaType: image.descriptor.mediaType,
+        digest: image.descriptor.digest,
+        size: image.descriptor.size,
+        ...(image.descriptor.platform ? { platform: image.descriptor.platform } : {}),
+        annotations: { [Annotation.refName]: ref },
+      });
+    }
+  }
+  manifests.sort((a, b) => cmp(a.annotations![Annotation.refName]!, b.annotations![Annotation.refName]!));
+  return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+}
+
+// image-spec annotations.md: ref ::= component ("/" component)*, component ::= alphanum (separator alphanum)*,
+// separator ::= [-._:@+] | "--". Full references like "registry.example.com/hello:1.0" qualify.
+const REF_NAME_RE = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+
+function checkRefName(ref: string): void {
+  if (!REF_NAME_RE.test(ref)) {
+    throw new UserError(`"${ref}" cannot name an image in an OCI layout: use letters, digits and . _ - : @ + between them, "/" between parts`);
+  }
+}
+
+/** Hard link from the store when possible (same filesystem, allowed), else a copy. */
+async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Promise<"link" | "copy"> {
+  if (!(await store.hasBlob(d.digest))) {
+    throw new Error(`blob ${d.digest} (${d.mediaType}) is missing from the store`);
+  }
+  const src = store.blobPath(d.digest);
+  const st = await stat(src);
+  if (st.size !== d.size) throw new Error(`store blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
+  try {
+    await link(src, dest);
+    return "link";
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EXDEV" && code !== "EPERM" && code !== "EMLINK" && code !== "ENOTSUP") throw e;
+  }
+  await copyFile(src, dest);
+  return "copy";
+}
+
+async function writeFileSynced(file: string, text: string): Promise<void> {
+  const fh = await open(file, "wx", 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Two renames: target → .old, tmp → target, then .old is removed. A crash between them leaves no
+ * target but a complete .old, which recoverInterruptedSwap() puts back on the next write.
+ */
+async function swapIn(tmp: string, target: string): Promise<void> {
+  const old = oldPath(target);
+  await rm(old, { recursive: true, force: true });
+  let moved = false;
+  try {
+    await rename(target, old);
+    moved = true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  try {
+    await rename(tmp, target);
+  } catch (e) {
+    if (moved) await rename(old, target);
+    throw e;
+  }
+  await syncDir(dirname(target));
+  if (moved) await rm(old, { recursive: true, force: true });
+}
+
+async function recoverInterruptedSwap(target: string): Promise<void> {
+  const old = oldPath(target);
+  if (!(await exists(old))) return;
+  if (await exists(target)) await rm(old, { recursive: true, force: true });
+  else await rename(old, target);
+}
+
+/** Refuses to replace a directory that is not an OCI layout (a mistyped `--output oci:.`). */
+async function checkReplaceable(target: string): Promise<void> {
+  let entries: string[];
+  try {
+    const st = await stat(target);
+    if (!st.isDirectory()) throw new UserError(`output ${target} exists and is not a directory; remove it or choose another --output`);
+    entries = await readdir(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (entries.length && !entries.includes("oci-layout")) {
+    throw new UserError(
+      `output ${target} is not an OCI image layout (no oci-layout file) and is not empty; mstage replaces its output directory whole, so choose an empty or new directory`,
+    );
+  }
+}
+
+function siblingPath(target: string, what: string): string {
+  return join(dirname(target), `.${basename(target)}.mstage-${what}-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+function oldPath(target: string): string {
+  return join(dirname(target), `.${basename(target)}.mstage-old`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

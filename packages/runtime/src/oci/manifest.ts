@@ -1,0 +1,107 @@
+// Turns a final image config into an OCI image: gzip layer blobs (made lazily, once per diff-id),
+// the config blob and the manifest blob, all written to the store so outputs and pushes can use them.
+import { canonicalBlob } from "./canonical.ts";
+import type { LayerCompressor, OciBlobStore } from "./blobs.ts";
+import type { Digest } from "./digest.ts";
+import { gzipBlob } from "./gzip.ts";
+import { Annotation, MediaType, type Descriptor, type ImageConfig, type ImageManifest } from "./types.ts";
+
+export interface ImageInput {
+  /** The final config (see config.ts); its rootfs.diff_ids name the layers, base first. */
+  config: ImageConfig;
+  /** The stage's own `annotations`; they win over the ones mstage fills. */
+  annotations?: Readonly<Record<string, string>>;
+  /** Set when the image's chain starts from a registry or OCI image: the base.* annotations. */
+  base?: { name: string; digest: Digest };
+}
+
+/** An image whose blobs are all in the store. What the layout, archive and push writers take. */
+export interface BuiltImage {
+  manifest: ImageManifest;
+  /** The manifest's own descriptor (mediaType, digest, size, platform). */
+  descriptor: Descriptor;
+  config: ImageConfig;
+  configDescriptor: Descriptor;
+  /** Per layer, base first: the uncompressed diff-id and the compressed blob's descriptor. */
+  layers: Array<{ diffId: Digest; descriptor: Descriptor }>;
+}
+
+/**
+ * Writes an image's config and manifest blobs into the store, compressing layers that have no gzip
+ * blob yet. Same config and annotations → same bytes → same manifest digest.
+ * @param options.compress the store's `compressLayer`; default: gzip here, every call
+ */
+export async function buildImage(
+  store: OciBlobStore,
+  input: ImageInput,
+  options: { compress?: LayerCompressor } = {},
+): Promise<BuiltImage> {
+  const compress = options.compress ?? ((diffId: Digest) => gzipBlob(store, diffId));
+  const diffIds = input.config.rootfs.diff_ids;
+
+  const compressed = new Map<Digest, { digest: Digest; size: number }>();
+  for (const diffId of diffIds) {
+    if (compressed.has(diffId)) continue;
+    if (!(await store.hasBlob(diffId))) {
+      throw new Error(`layer ${diffId} is not in the store: cannot write an image that uses it`);
+    }
+    compressed.set(diffId, await compress(diffId));
+  }
+  const layers = diffIds.map((diffId) => {
+    const c = compressed.get(diffId)!;
+    return { diffId, descriptor: { mediaType: MediaType.ociLayerGzip, digest: c.digest, size: c.size } };
+  });
+
+  const configBlob = canonicalBlob(input.config);
+  await store.writeBlob(configBlob.bytes, configBlob.digest);
+  const configDescriptor: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
+
+  const annotations: Record<string, string> = {};
+  if (input.config.created !== undefined) annotations[Annotation.created] = input.config.created;
+  if (input.base) {
+    annotations[Annotation.baseName] = input.base.name;
+    annotations[Annotation.baseDigest] = input.base.digest;
+  }
+  Object.assign(annotations, input.annotations ?? {});
+
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: configDescriptor,
+    layers: layers.map((l) => l.descriptor),
+    ...(Object.keys(annotations).length ? { annotations } : {}),
+  };
+  const manifestBlob = canonicalBlob(manifest);
+  await store.writeBlob(manifestBlob.bytes, manifestBlob.digest);
+
+  const { architecture, os, variant } = input.config;
+  return {
+    manifest,
+    descriptor: {
+      mediaType: MediaType.ociManifest,
+      digest: manifestBlob.digest,
+      size: manifestBlob.size,
+      platform: { architecture, os, ...(variant ? { variant } : {}) },
+    },
+    config: input.config,
+    configDescriptor,
+    layers,
+  };
+}
+
+/** Every blob an image needs, deduplicated: manifest, config, layers. */
+export function imageBlobs(image: BuiltImage): Descriptor[] {
+  const seen = new Set<Digest>();
+  const out: Descriptor[] = [];
+  for (const d of [image.descriptor, image.configDescriptor, ...image.layers.map((l) => l.descriptor)]) {
+    if (seen.has(d.digest)) continue;
+    seen.add(d.digest);
+    out.push(d);
+  }
+  return out;
+}
+
+/** Total bytes of an image as stored in a layout (manifest + config + compressed layers). */
+export function imageSize(image: BuiltImage): number {
+  return imageBlobs(image).reduce((n, d) => n + d.size, 0);
+}
