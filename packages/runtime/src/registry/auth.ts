@@ -1,0 +1,134 @@
+// Where registry credentials come from (docker/podman auth files) and how a registry asks for them
+// (the WWW-Authenticate challenge). Credentials are only ever turned into request headers.
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { UserError } from "@mstage/core";
+import { DOCKER_HUB } from "./reference.ts";
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** Looks up credentials for a registry host; undefined means anonymous. */
+export type CredentialSource = (registry: string, repository?: string) => Promise<Credentials | undefined>;
+
+/** A parsed `WWW-Authenticate` challenge. */
+export interface Challenge {
+  scheme: "basic" | "bearer";
+  params: Record<string, string>;
+}
+
+/**
+ * Reads credentials the way podman and docker do: `$REGISTRY_AUTH_FILE` first, then
+ * `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`); entries under `auths` with a base64
+ * `auth` or `username`/`password`. Files are read once per source.
+ */
+export function fileCredentials(files?: string[]): CredentialSource {
+  const paths = files ?? defaultAuthFiles();
+  let loaded: Promise<AuthEntries[]> | undefined;
+  return async (registry, repository) => {
+    loaded ??= Promise.all(paths.map(readAuthFile));
+    for (const entries of await loaded) {
+      const found = lookup(entries, registry, repository);
+      if (found) return found;
+    }
+    return undefined;
+  };
+}
+
+export function defaultAuthFiles(): string[] {
+  const files: string[] = [];
+  if (process.env.REGISTRY_AUTH_FILE) files.push(process.env.REGISTRY_AUTH_FILE);
+  const dockerDir = process.env.DOCKER_CONFIG || join(homedir(), ".docker");
+  files.push(join(dockerDir, "config.json"));
+  return files;
+}
+
+interface AuthEntries {
+  file: string;
+  /** Normalised key (host or host/path) → credentials. */
+  byKey: Map<string, Credentials>;
+}
+
+async function readAuthFile(file: string): Promise<AuthEntries> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { file, byKey: new Map() };
+    throw new UserError(`cannot read registry credentials from ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UserError(`registry credentials file ${file} is not valid JSON`);
+  }
+  const auths = (json as { auths?: Record<string, { auth?: string; username?: string; password?: string }> }).auths ?? {};
+  const byKey = new Map<string, Credentials>();
+  for (const [key, entry] of Object.entries(auths)) {
+    const creds = decodeEntry(entry, file, key);
+    if (creds) byKey.set(normaliseAuthKey(key), creds);
+  }
+  return { file, byKey };
+}
+
+function decodeEntry(entry: { auth?: string; username?: string; password?: string }, file: string, key: string): Credentials | undefined {
+  if (entry.auth) {
+    const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    // The message names the file and entry only: the value is a secret.
+    if (colon < 0) throw new UserError(`registry credentials file ${file}: auths["${key}"].auth is not base64 of "user:password"`);
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+  return undefined;
+}
+
+// "https://index.docker.io/v1/" → "docker.io"; "http://host:5000/" → "host:5000"; "host/ns" kept.
+function normaliseAuthKey(key: string): string {
+  let k = key.replace(/^[a-z]+:\/\//, "").replace(/\/+$/, "");
+  if (k.endsWith("/v1") || k.endsWith("/v2")) k = k.slice(0, -3);
+  const [host, ...path] = k.split("/");
+  const h = host === "index.docker.io" || host === "registry-1.docker.io" ? DOCKER_HUB : host!;
+  return [h, ...path].join("/");
+}
+
+// The most specific entry wins: host/ns/repo, then host/ns, then host (podman's rule).
+function lookup(entries: AuthEntries, registry: string, repository?: string): Credentials | undefined {
+  if (repository) {
+    const parts = repository.split("/");
+    for (let n = parts.length; n > 0; n--) {
+      const c = entries.byKey.get(`${registry}/${parts.slice(0, n).join("/")}`);
+      if (c) return c;
+    }
+  }
+  return entries.byKey.get(registry);
+}
+
+/** Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`. */
+export function parseChallenge(header: string | string[] | undefined): Challenge | undefined {
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  let basic: Challenge | undefined;
+  for (const value of values) {
+    const m = /^\s*(\w+)\s*(.*)$/s.exec(value);
+    if (!m) continue;
+    const scheme = m[1]!.toLowerCase();
+    if (scheme !== "bearer" && scheme !== "basic") continue;
+    const params: Record<string, string> = {};
+    const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/g;
+    for (let p = re.exec(m[2]!); p; p = re.exec(m[2]!)) {
+      params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!;
+    }
+    // Prefer bearer when a registry offers both.
+    if (scheme === "bearer") return { scheme, params };
+    basic = { scheme, params };
+  }
+  return basic;
+}
+
+export function basicHeader(c: Credentials): string {
+  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
+}

@@ -1,0 +1,340 @@
+// Pulling: resolve a tag to a digest, pick the platform out of an index, and stream config and
+// layers into a blob sink, several at a time, each verified against its digest on the way in.
+import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
+import { createHash, type Hash } from "node:crypto";
+import { RegistryError, UserError } from "@mstage/core";
+import { digestOf, parseDigest, type Digest } from "../oci/digest.ts";
+import { RegistryClient, header, type RegistryClientOptions } from "./client.ts";
+import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
+import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
+import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
+import { formatReference, manifestSelector, parseReference, referenceName, withDigest, type Reference } from "./reference.ts";
+
+/**
+ * Where pulled blobs go. The store's `Store` satisfies it; anything content-addressed that verifies
+ * `expected` and discards a failed write will do.
+ */
+export interface BlobSink {
+  hasBlob(digest: Digest): boolean | Promise<boolean>;
+  /** Writes atomically; rejects (keeping nothing) when the stream errors or the digest differs. */
+  writeBlob(source: Readable | Uint8Array, expected?: Digest, opts?: { size?: number; what?: string }): Promise<{ digest: Digest; size: number }>;
+  openBlob(digest: Digest): Readable;
+}
+
+export interface PulledLayer {
+  /** Digest of the blob as stored (compressed). */
+  digest: Digest;
+  /** Digest of the uncompressed tar, from the config's rootfs.diff_ids. */
+  diffId: Digest;
+  size: number;
+  mediaType: string;
+}
+
+export interface PulledImage {
+  /** The reference pulled, pinned to the digest its tag resolved to. */
+  ref: Reference;
+  /** What the tag points to: an index digest for multi-platform images, else the manifest digest. */
+  resolvedDigest: Digest;
+  /** The platform image's manifest digest. */
+  manifestDigest: Digest;
+  manifestMediaType: string;
+  manifestBytes: Uint8Array;
+  manifest: ImageManifest;
+  configDigest: Digest;
+  config: ImageConfig;
+  layers: PulledLayer[];
+}
+
+export type PullProgress =
+  | { kind: "blob"; digest: Digest; size: number; status: "present" | "started" | "done" }
+  | { kind: "bytes"; digest: Digest; size: number; done: number };
+
+export interface PullOptions extends RegistryClientOptions {
+  /** `os/arch[/variant]` or a Platform; default the host's. */
+  platform?: string | Platform;
+  store: BlobSink;
+  /** Blobs downloaded at once; default 4. */
+  concurrency?: number;
+  onProgress?: (p: PullProgress) => void;
+  /** Reuse a client (its connections and tokens); otherwise one is made and closed. */
+  client?: RegistryClient;
+}
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+interface FetchedManifest {
+  digest: Digest;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+function toRef(ref: string | Reference): Reference {
+  return typeof ref === "string" ? parseReference(ref) : ref;
+}
+
+function toPlatform(p: string | Platform | undefined): Platform {
+  return p === undefined ? hostPlatform() : typeof p === "string" ? parsePlatform(p) : p;
+}
+
+async function withClient<T>(opts: RegistryClientOptions & { client?: RegistryClient }, fn: (c: RegistryClient) => Promise<T>): Promise<T> {
+  if (opts.client) return fn(opts.client);
+  const client = new RegistryClient(opts);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * The digest a reference points to right now (HEAD, or GET when the registry sends no
+ * Docker-Content-Digest). For a multi-platform image it is the index digest, so a pin in
+ * images.lock holds for every platform; a reference already pinned is returned as is.
+ */
+export async function resolveDigest(ref: string | Reference, opts: RegistryClientOptions & { client?: RegistryClient } = {}): Promise<Digest> {
+  const r = toRef(ref);
+  if (r.digest) return r.digest;
+  return withClient(opts, async (client) => {
+    const res = await client.request(r.registry, {
+      method: "HEAD",
+      path: `/v2/${r.repository}/manifests/${manifestSelector(r)}`,
+      scopes: [pullScope(r)],
+      headers: { accept: MANIFEST_ACCEPT },
+      ok: [200],
+      what: formatReference(r),
+    });
+    await res.body.dump();
+    const d = header(res.headers, "docker-content-digest");
+    if (d) {
+      try {
+        return parseDigest(d);
+      } catch {
+        // not a sha256 digest: hash the bytes ourselves below
+      }
+    }
+    return (await fetchManifest(client, r, manifestSelector(r))).digest;
+  });
+}
+
+/** Fetches manifest bytes by tag or digest and checks them against the digest asked for. */
+export async function fetchManifest(client: RegistryClient, r: Reference, selector: string): Promise<FetchedManifest> {
+  const what = selector.startsWith("sha256:") ? `${referenceName(r)}@${selector}` : formatReference(r);
+  const res = await client.request(r.registry, {
+    method: "GET",
+    path: `/v2/${r.repository}/manifests/${selector}`,
+    scopes: [pullScope(r)],
+    headers: { accept: MANIFEST_ACCEPT },
+    ok: [200],
+    what,
+  });
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw new RegistryError(`manifest ${what} is larger than ${MAX_MANIFEST_BYTES} bytes; refusing it`, 200, "GET", what, false);
+    }
+    chunks.push(chunk);
+  }
+  const bytes = Buffer.concat(chunks);
+  const digest = manifestDigest(bytes);
+  const want = selector.startsWith("sha256:") ? selector : header(res.headers, "docker-content-digest");
+  if (want && want.startsWith("sha256:") && want !== digest) {
+    throw new RegistryError(`manifest ${what} from ${r.registry} does not match its digest: want ${want}, got ${digest}`, 200, "GET", what, false);
+  }
+  const contentType = header(res.headers, "content-type") ?? "";
+  return { digest, mediaType: contentType.split(";")[0]!.trim(), bytes };
+}
+
+/**
+ * Pulls an image into `store`: manifest (through an index, choosing the platform), config, and
+ * layers not already there, `concurrency` at a time. Every blob is verified against its digest
+ * while it streams; a mismatch fails the pull and leaves nothing stored for that blob.
+ */
+export async function pullImage(ref: string | Reference, opts: PullOptions): Promise<PulledImage> {
+  const r = toRef(ref);
+  const platform = toPlatform(opts.platform);
+  return withClient(opts, async (client) => {
+    const top = await fetchManifest(client, r, manifestSelector(r));
+    let image = top;
+    let parsed = parseManifest(top.bytes, top.mediaType, `manifest ${formatReference(r)}`);
+    if (parsed.kind === "index") {
+      const entry = selectPlatform(parsed.index.manifests.filter((m) => !isIndexType(m.mediaType)), platform, formatReference(r));
+      image = await fetchManifest(client, r, entry.digest);
+      parsed = parseManifest(image.bytes, image.mediaType, `manifest ${referenceName(r)}@${entry.digest}`);
+      if (parsed.kind !== "image") throw new RegistryError(`${formatReference(r)} for ${formatPlatform(platform)} is a nested index, which is not supported`, 200, "GET", formatReference(r), false);
+    }
+    const manifest = parsed.manifest;
+    for (const l of manifest.layers) {
+      if (l.mediaType === MediaType.ociLayerZstd) {
+        throw new UserError(`${formatReference(r)} has zstd-compressed layers, which mstage cannot unpack yet; use a gzip variant of the image`);
+      }
+    }
+
+    const configBytes = await fetchBlobBytes(client, r, manifest.config, opts.store);
+    const config = parseConfig(configBytes, `config of ${formatReference(r)}`);
+    if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw new RegistryError(`${formatReference(r)}: its config lists ${config.rootfs.diff_ids.length} layer diff ids but its manifest ${manifest.layers.length} layers`, 200, "GET", formatReference(r), false);
+    }
+    const platformName = [config.os, config.architecture, config.variant].filter(Boolean).join("/");
+    if (config.os && config.architecture && !(config.os === platform.os && config.architecture === platform.architecture) && parsed.kind === "image" && top === image) {
+      // A single-platform image for another platform: allowed (the user may emulate), but it is worth knowing.
+      opts.onNote?.(`${formatReference(r)} is for ${platformName}, not ${formatPlatform(platform)}`);
+    }
+
+    await forEachLimit(manifest.layers, opts.concurrency ?? 4, (layer) => fetchBlobToStore(client, r, layer, opts.store, opts.onProgress));
+    await opts.store.writeBlob(image.bytes, image.digest);
+
+    return {
+      ref: withDigest(r, top.digest),
+      resolvedDigest: top.digest,
+      manifestDigest: image.digest,
+      manifestMediaType: manifest.mediaType ?? MediaType.ociManifest,
+      manifestBytes: image.bytes,
+      manifest,
+      configDigest: manifest.config.digest,
+      config,
+      layers: manifest.layers.map((l, i) => ({ digest: l.digest, diffId: config.rootfs.diff_ids[i]!, size: l.size, mediaType: l.mediaType })),
+    };
+  });
+}
+
+function parseConfig(bytes: Uint8Array, where: string): ImageConfig {
+  let doc: ImageConfig;
+  try {
+    doc = JSON.parse(Buffer.from(bytes).toString("utf8")) as ImageConfig;
+  } catch {
+    throw new RegistryError(`${where} is not JSON`, undefined, "GET", where, false);
+  }
+  if (!doc || typeof doc !== "object" || !doc.rootfs || !Array.isArray(doc.rootfs.diff_ids)) {
+    throw new RegistryError(`${where} has no rootfs.diff_ids`, undefined, "GET", where, false);
+  }
+  try {
+    doc.rootfs.diff_ids = doc.rootfs.diff_ids.map((d) => parseDigest(String(d)));
+  } catch (e) {
+    throw new RegistryError(`${where}: ${(e as Error).message}`, undefined, "GET", where, false);
+  }
+  return doc;
+}
+
+/** Reads a (small) blob, from the store when present, else from the registry into the store. */
+async function fetchBlobBytes(client: RegistryClient, r: Reference, d: Descriptor, store: BlobSink): Promise<Buffer> {
+  if (!(await store.hasBlob(d.digest))) await fetchBlobToStore(client, r, d, store);
+  const chunks: Buffer[] = [];
+  for await (const c of store.openBlob(d.digest) as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+/** Streams one blob into the store, verified; retries from the start when the connection drops. */
+export async function fetchBlobToStore(
+  client: RegistryClient,
+  r: Reference,
+  d: Descriptor,
+  store: BlobSink,
+  onProgress?: (p: PullProgress) => void,
+): Promise<void> {
+  if (await store.hasBlob(d.digest)) {
+    onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "present" });
+    return;
+  }
+  onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "started" });
+  for (let attempt = 0; ; attempt++) {
+    const body = await openBlob(client, r, d.digest);
+    const verifier = new VerifyingStream(d, r, onProgress);
+    const checked = pipeline(body, verifier, () => {});
+    try {
+      await store.writeBlob(checked, d.digest, { size: d.size, what: `blob ${d.digest} from ${referenceName(r)}` });
+      break;
+    } catch (e) {
+      body.destroy();
+      const err = e instanceof RegistryError ? e : undefined;
+      if (err?.temporary && attempt < client.options.retries) {
+        client.options.onNote?.(`${err.message}; fetching blob ${d.digest} again`);
+        continue;
+      }
+      throw e;
+    }
+  }
+  onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "done" });
+}
+
+/** GET of a blob; the body is the raw stream, not yet verified. */
+export async function openBlob(client: RegistryClient, r: Reference, digest: Digest): Promise<Readable> {
+  const res = await client.request(r.registry, {
+    method: "GET",
+    path: `/v2/${r.repository}/blobs/${digest}`,
+    scopes: [pullScope(r)],
+    ok: [200],
+    what: `blob ${digest} of ${referenceName(r)}`,
+  });
+  return res.body as unknown as Readable;
+}
+
+/** Passes bytes through while hashing them; fails at the end on a digest or size mismatch. */
+class VerifyingStream extends Transform {
+  private readonly hash: Hash = createHash("sha256");
+  private seen = 0;
+  private lastReport = 0;
+
+  constructor(
+    private readonly d: Descriptor,
+    private readonly r: Reference,
+    private readonly onProgress?: (p: PullProgress) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.d.size) {
+      cb(this.mismatch(`more than its ${this.d.size} bytes`));
+      return;
+    }
+    this.hash.update(chunk);
+    if (this.onProgress && (this.seen - this.lastReport >= 1 << 20 || this.seen === this.d.size)) {
+      this.lastReport = this.seen;
+      this.onProgress({ kind: "bytes", digest: this.d.digest, size: this.d.size, done: this.seen });
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.seen !== this.d.size) {
+      // A short body is a dropped connection more often than a bad registry: worth a retry.
+      cb(new RegistryError(`blob ${this.d.digest} from ${this.r.registry}/${this.r.repository} ended after ${this.seen} of ${this.d.size} bytes`, 200, "GET", referenceName(this.r), true));
+      return;
+    }
+    const got = digestOf(this.hash);
+    cb(got === this.d.digest ? null : this.mismatch(`content with digest ${got}`));
+  }
+
+  private mismatch(what: string): RegistryError {
+    return new RegistryError(
+      `blob ${this.d.digest} from ${this.r.registry}/${this.r.repository} does not match its digest: received ${what}; discarded it (the registry or a proxy corrupted it)`,
+      200, "GET", referenceName(this.r), false,
+    );
+  }
+}
+
+export function pullScope(r: Reference): string {
+  return `repository:${r.repository}:pull`;
+}
+
+/** Runs fn over items with at most `limit` running; the first failure stops new starts and is thrown. */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
