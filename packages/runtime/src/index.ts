@@ -42,3 +42,17 @@ export { runGraph } from "./build/scheduler.ts";
 export type { Task } from "./build/scheduler.ts";
 export { LineSplitter } from "./build/events.ts";
 export type { BuildEvent, BuildEventHandler, StageOutcome } from "./build/events.ts";
+
+// registry/
+export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
+export type { Reference } from "./registry/reference.ts";
+export { parsePlatform, formatPlatform, hostPlatform } from "./registry/platform.ts";
+export type { Platform } from "./registry/platform.ts";
+export { RegistryClient, redact } from "./registry/client.ts";
+export type { RegistryClientOptions } from "./registry/client.ts";
+export { fileCredentials } from "./registry/auth.ts";
+export type { Credentials, CredentialSource } from "./registry/auth.ts";
+export { pullImage, resolveDigest } from "./registry/pull.ts";
+export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
+export { pushImage } from "./registry/push.ts";
+export type { BlobSource, PushBlob, PushOptions, PushProgress, PushResult } from "./registry/push.ts";
