@@ -34,9 +34,21 @@ export class StageError extends UserError {
 }
 
 function formatStageMessage(stage: string, message: string, key?: string, at?: SourceLocation): string {
-  const where = at ? `${at.file}:${at.line}:${at.column}: ` : "";
+  const where = at ? `${formatLocation(at)}: ` : "";
   const what = key ? `stage "${stage}", key "${key}"` : `stage "${stage}"`;
   return `${where}${what}: ${message}`;
+}
+
+/** "images.ts:12:3", the file relative to the working directory when it lies below it. */
+export function formatLocation(at: SourceLocation): string {
+  const cwd = process.cwd();
+  const file = at.file.startsWith(cwd + "/") ? at.file.slice(cwd.length + 1) : at.file;
+  return `${file}:${at.line}:${at.column}`;
+}
+
+/** A mistake at one place in the user's config that is not tied to a stage (a bad `local()` call). */
+export function locatedError(at: SourceLocation | undefined, message: string): UserError {
+  return new UserError(at ? `${formatLocation(at)}: ${message}` : message);
 }
 
 /** A failed build step: carries the step's exit code and the tail of its output. */

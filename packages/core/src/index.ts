@@ -1,5 +1,5 @@
 // @mstage/core: the images.ts API, the stage graph, validation, keys and plan.
-export { UserError, StageError, StepError, RegistryError } from "./errors.ts";
+export { UserError, StageError, StepError, RegistryError, isUserError, formatLocation } from "./errors.ts";
 export type { SourceLocation } from "./errors.ts";
 export { isStage, STAGE_BRAND } from "./model.ts";
 export type {
@@ -22,3 +22,19 @@ export type {
 } from "./model.ts";
 export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
 export type { StageOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export { isBase, isSource, beginStageCollection } from "./api/index.ts";
+
+// graph, local sources, keys, state and plan: used by the CLI and the builder.
+export { buildGraph, stageDeps } from "./graph.ts";
+export type { StageGraph } from "./graph.ts";
+export { walkLocal, localPath } from "./local/walk.ts";
+export type { LocalEntry } from "./local/walk.ts";
+export { LAYER_FORMAT, canonicalJson, layerKey, configKey } from "./keys.ts";
+export type { StageInputs, BaseInput, SourceInput, CopyInput, BindInput, ConfigInputs } from "./keys.ts";
+export { planStages, planHasChanges, hostPlatform, displayPath } from "./plan.ts";
+export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
+export { loadState, recordBuild, saveState, statePath } from "./state.ts";
+export type { ProjectState, StageRecord } from "./state.ts";
+export { readLock, writeLock, debianLockKey, lockPath } from "./lock.ts";
+export type { LockFile } from "./lock.ts";
+export { closest, didYouMean } from "./suggest.ts";

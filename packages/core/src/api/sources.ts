@@ -1,0 +1,83 @@
+// Sources: what `copy` values and `tarball()` take. `someStage.path()` lives with the stage.
+import { locatedError } from "../errors.ts";
+import type { FileOptions, InlineSource, LocalSource } from "../model.ts";
+import { SOURCE_BRAND, branded, describe } from "./brand.ts";
+import { callerLocation } from "./location.ts";
+
+/** Options of `local()`. */
+export interface LocalOptions extends FileOptions {
+  /**
+   * gitignore-style patterns, relative to the source directory, of files to leave out (and out of
+   * the stage key). A `.mstageignore` beside `images.ts` applies as well.
+   * @example local("./web", { exclude: ["node_modules/", "*.log"] })
+   */
+  exclude?: string[];
+}
+
+/**
+ * Files from the host, relative to the directory of `images.ts` (or absolute). Hashed by content
+ * (path, type, mode, symlink target and bytes; never mtime), so touching a file rebuilds nothing.
+ * A directory copies its contents to the destination.
+ * @example copy: { "/src": local("./src", { exclude: ["*.test.go"] }) }
+ * @example copy: { "/usr/local/bin/run.sh": local("./run.sh", { mode: 0o755 }) }
+ */
+export function local(path: string, options: LocalOptions = {}): LocalSource {
+  const at = callerLocation(local);
+  if (typeof path !== "string" || path === "") {
+    throw locatedError(at, `local(): the path must be a non-empty string, got ${describe(path)}`);
+  }
+  checkFileOptions("local", options, ["exclude", "mode", "owner"], at);
+  const exclude = options.exclude ?? [];
+  if (!Array.isArray(exclude) || exclude.some((p) => typeof p !== "string")) {
+    throw locatedError(at, `local(): "exclude" must be an array of strings, got ${describe(exclude)}`);
+  }
+  return branded(SOURCE_BRAND, {
+    kind: "local" as const,
+    path,
+    exclude: Object.freeze([...exclude]),
+    ...fileOptions(options),
+  });
+}
+
+/**
+ * A file written from the config itself, like a Dockerfile heredoc (`COPY <<EOF`).
+ * @example copy: { "/etc/motd": inline("built by mstage\n") }
+ * @example copy: { "/entrypoint.sh": inline("#!/bin/sh\nexec \"$@\"\n", { mode: 0o755 }) }
+ */
+export function inline(text: string, options: FileOptions = {}): InlineSource {
+  const at = callerLocation(inline);
+  if (typeof text !== "string") throw locatedError(at, `inline(): the text must be a string, got ${describe(text)}`);
+  checkFileOptions("inline", options, ["mode", "owner"], at);
+  return branded(SOURCE_BRAND, { kind: "inline" as const, text, ...fileOptions(options) });
+}
+
+/** Validates `mode`/`owner` (and rejects unknown option names) for the source helpers. */
+export function checkFileOptions(
+  fn: string,
+  options: unknown,
+  allowed: string[],
+  at: Parameters<typeof locatedError>[0],
+): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw locatedError(at, `${fn}(): options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw locatedError(at, `${fn}(): unknown option "${key}"; allowed: ${allowed.join(", ")}`);
+    }
+  }
+  const { mode, owner } = options as FileOptions;
+  if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
+    throw locatedError(at, `${fn}(): "mode" must be permission bits like 0o755, got ${describe(mode)}`);
+  }
+  if (owner !== undefined && (typeof owner !== "string" || !/^\d+:\d+$/.test(owner))) {
+    throw locatedError(at, `${fn}(): "owner" must be "uid:gid" in numbers like "1000:1000", got ${describe(owner)}`);
+  }
+}
+
+export function fileOptions(o: FileOptions): FileOptions {
+  const out: { mode?: number; owner?: string } = {};
+  if (o.mode !== undefined) out.mode = o.mode;
+  if (o.owner !== undefined) out.owner = o.owner;
+  return out;
+}

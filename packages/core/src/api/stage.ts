@@ -1,0 +1,402 @@
+// `stage()`: validates a spec at once (like a Pulumi resource's constructor) and throws a
+// StageError naming the stage, the key and the images.ts line; returns the normalised Stage.
+import { posix } from "node:path";
+import { StageError, type SourceLocation } from "../errors.ts";
+import { STAGE_BRAND, isStage } from "../model.ts";
+import type { Base, Bind, FileOptions, SecretSource, Source, Stage, StagePathSource, StageSpec } from "../model.ts";
+import { didYouMean } from "../suggest.ts";
+import { BASE_BRAND, SOURCE_BRAND, branded, describe, isBase, isSource } from "./brand.ts";
+import { checkFileOptions, fileOptions } from "./sources.ts";
+import { callerLocation } from "./location.ts";
+
+/**
+ * The spec of a stage: what it starts from, what it copies and runs, and the image config it
+ * leaves. Every key but `from` is optional.
+ */
+export interface StageOptions {
+  /**
+   * What the stage starts from: `image(ref)`, `scratch()`, another stage, `oci(dir)`,
+   * `tarball(source)` or `debian({...})`.
+   * @example from: image("docker.io/library/golang:1.22")
+   * @example from: build // continue from another stage's result
+   */
+  from: Base | Stage;
+  /**
+   * Files to put in the image: absolute destination → source, applied in order before `run`.
+   * @example copy: { "/src/main.go": local("./main.go"), "/bin/tool": tools.path("/out/tool") }
+   */
+  copy?: Record<string, Source>;
+  /**
+   * Shell script(s) run with `shell`, in order, in one sandbox session. Their changes become the
+   * stage's layer.
+   * @example run: "go build -o /out/hello ./main.go"
+   * @example run: ["apt-get update", "apt-get install -y curl"]
+   */
+  run?: string | string[];
+  /**
+   * The command each `run` script is appended to; default `["/bin/sh", "-c"]`.
+   * @example shell: ["/bin/bash", "-euo", "pipefail", "-c"]
+   */
+  shell?: string[];
+  /**
+   * Environment of `run` and of the image; inherited from the base like Docker's `ENV`.
+   * @example env: { CGO_ENABLED: "0", GOFLAGS: "-trimpath" }
+   */
+  env?: Record<string, string>;
+  /**
+   * Working directory of `run` and of the image (absolute).
+   * @example workdir: "/src"
+   */
+  workdir?: string;
+  /**
+   * The image's user, for containers and for the `run` of later stages on this one. Set after this
+   * stage's own `run`, so a stage can create the user and switch to it.
+   * @example user: "app"
+   * @example user: "1000:1000"
+   */
+  user?: string;
+  /**
+   * The user of this stage's `run`; default the user inherited from the base (usually root).
+   * @example runAs: "nobody"
+   */
+  runAs?: string;
+  /**
+   * The image's entrypoint (config only: changing it runs nothing).
+   * @example entrypoint: ["/usr/bin/tini", "--"]
+   */
+  entrypoint?: string[];
+  /**
+   * The image's default command (config only).
+   * @example cmd: ["/bin/hello"]
+   */
+  cmd?: string[];
+  /**
+   * Ports the image listens on (config only): a number, "8080" or "53/udp".
+   * @example expose: [8080, "53/udp"]
+   */
+  expose?: (number | string)[];
+  /**
+   * Image config labels (config only).
+   * @example labels: { "org.opencontainers.image.source": "https://example.com/repo" }
+   */
+  labels?: Record<string, string>;
+  /**
+   * Volumes declared in the image config (config only; absolute paths).
+   * @example volumes: ["/var/lib/data"]
+   */
+  volumes?: string[];
+  /**
+   * The signal that stops a container of this image (config only).
+   * @example stopSignal: "SIGINT"
+   */
+  stopSignal?: string;
+  /**
+   * Manifest annotations of the output image (config only).
+   * @example annotations: { "org.opencontainers.image.version": "1.0.0" }
+   */
+  annotations?: Record<string, string>;
+  /**
+   * Network of `run`: `"host"` (default) or `"none"` (loopback only).
+   * @example network: "none"
+   */
+  network?: "host" | "none";
+  /**
+   * Host directories (relative to `images.ts` or absolute) mounted at a target path during `run`,
+   * never part of the layer. Read-only by default, and then their contents are part of the stage
+   * key; a writable bind (`readonly: false`) means the stage is never served from cache.
+   * @example binds: { "/src": "./src", "/out": { host: "./dist", readonly: false } }
+   */
+  binds?: Record<string, string | { host: string; readonly?: boolean }>;
+  /**
+   * Persistent cache directories (target → cache id) kept across builds and shared by stages using
+   * the same id; never in the layer or the key (BuildKit's `--mount=type=cache`).
+   * @example caches: { "/root/.cache/go-build": "go-build" }
+   */
+  caches?: Record<string, string>;
+  /**
+   * Secrets mounted at `/run/secrets/<id>` during `run`, from an environment variable or a host
+   * file; never in the layer, the key, the logs or the state.
+   * @example secrets: { npmrc: { file: "~/.npmrc" }, token: { env: "GITHUB_TOKEN" } }
+   */
+  secrets?: Record<string, { env: string } | { file: string }>;
+  /**
+   * Emit the whole image as a single layer.
+   * @example squash: true
+   */
+  squash?: boolean;
+  /**
+   * References written for this exported stage (and pushed with `--push`).
+   * @example tags: ["registry.example.com/hello:1.0", "registry.example.com/hello:latest"]
+   */
+  tags?: string[];
+  /**
+   * The platform to build for; default the host's.
+   * @example platform: "linux/amd64"
+   */
+  platform?: string;
+}
+
+const KEYS: readonly (keyof StageOptions)[] = [
+  "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
+  "labels", "volumes", "stopSignal", "annotations", "network", "binds", "caches", "secrets", "squash",
+  "tags", "platform",
+];
+
+/** Stage names become image refs and file names: a lowercase OCI repository path component. */
+const NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+const TAG = /^[a-z0-9][a-z0-9._\-/:]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
+
+/** Stages defined while a config is being loaded, by name, for the duplicate check. */
+let collection: Map<string, Stage> | undefined;
+
+/**
+ * Starts recording every stage `stage()` makes (the loader calls this around evaluating
+ * `images.ts`); names must be unique within one collection. `end()` stops and returns them.
+ */
+export function beginStageCollection(): { end(): Stage[] } {
+  const mine = new Map<string, Stage>();
+  collection = mine;
+  return {
+    end() {
+      if (collection === mine) collection = undefined;
+      return [...mine.values()];
+    },
+  };
+}
+
+class StageImpl implements Stage {
+  readonly [STAGE_BRAND] = true as const;
+  constructor(
+    readonly name: string,
+    readonly spec: StageSpec,
+    readonly definedAt: SourceLocation | undefined,
+  ) {
+    Object.freeze(this);
+  }
+
+  path(path: string, options: FileOptions = {}): StagePathSource {
+    const at = callerLocation(StageImpl.prototype.path);
+    if (typeof path !== "string" || !path.startsWith("/")) {
+      throw new StageError(this.name, `path(${JSON.stringify(path)}) is not absolute: give a path inside the stage's result, like "/out/app"`, "path", at);
+    }
+    try {
+      checkFileOptions("path", options, ["mode", "owner"], at);
+    } catch (e) {
+      throw new StageError(this.name, (e as Error).message.replace(/^.*?path\(\): /, "path(): "), "path", at);
+    }
+    return branded(SOURCE_BRAND, { kind: "stage-path" as const, stage: this as Stage, path: cleanPath(path), ...fileOptions(options) });
+  }
+
+  toString(): string {
+    return `stage("${this.name}")`;
+  }
+
+  /** A stage in JSON is its name: specs reference each other, and cycles would break stringify. */
+  toJSON(): { stage: string } {
+    return { stage: this.name };
+  }
+}
+
+/**
+ * Defines a stage: one unit of caching that produces one layer (its `copy` and `run` changes on top
+ * of its base). Export a stage (directly, or inside exported arrays/objects) to make it an output
+ * image; stages that are not exported are built only when an exported one needs them.
+ * @param name unique; lowercase letters, digits and `.`/`_`/`-` separators (it becomes an image ref)
+ * @example
+ * const build = stage("build", {
+ *   from: image("docker.io/library/golang:1.22"),
+ *   copy: { "/src/main.go": local("./main.go") },
+ *   run: "cd /src && go build -o /out/hello main.go",
+ * });
+ * export const hello = stage("hello", { from: scratch(), copy: { "/hello": build.path("/out/hello") }, cmd: ["/hello"] });
+ */
+export function stage(name: string, spec: StageOptions): Stage {
+  const at = callerLocation(stage);
+  const label = typeof name === "string" ? name : String(name);
+  const fail = (key: string | undefined, message: string): never => {
+    throw new StageError(label, message, key, at);
+  };
+  if (typeof name !== "string" || !NAME.test(name) || name.length > 128) {
+    fail(undefined, `the name ${typeof name === "string" ? JSON.stringify(name) : describe(name)} cannot be part of an image reference: use lowercase letters and digits, separated by ".", "_" or "-" (like "web-api")`);
+  }
+  const previous = collection?.get(name);
+  if (previous) {
+    const where = previous.definedAt ? ` at ${previous.definedAt.file.split("/").pop()}:${previous.definedAt.line}` : "";
+    fail(undefined, `a stage named "${name}" is already defined${where}; stage names must be unique`);
+  }
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    fail(undefined, `the spec must be an object like { from: image("…"), run: "…" }, got ${describe(spec)}`);
+  }
+  const normalised = validateSpec(spec, fail);
+  const s = new StageImpl(name, normalised, at);
+  collection?.set(name, s);
+  return s;
+}
+
+type Fail = (key: string | undefined, message: string) => never;
+
+function validateSpec(o: StageOptions, fail: Fail): StageSpec {
+  for (const key of Object.keys(o)) {
+    if (!(KEYS as readonly string[]).includes(key)) fail(key, `unknown key "${key}"${didYouMean(key, KEYS)}`);
+  }
+  if (!("from" in o) || o.from === undefined) {
+    fail("from", `missing: every stage starts from a base, like from: image("docker.io/library/debian:12"), scratch() or another stage`);
+  }
+  const from = toBase(o.from, fail);
+
+  const copy: [string, Source][] = [];
+  for (const [dest, source] of entries(o.copy, "copy", `{ "/app/main.go": local("./main.go") }`, fail)) {
+    if (!dest.startsWith("/")) fail("copy", `destination ${JSON.stringify(dest)} is not absolute: write the full path in the image, like "/${dest.replace(/^\.?\/*/, "")}"`);
+    if (!isSource(source)) {
+      fail("copy", `the source for ${JSON.stringify(dest)} must be local(…), inline(…) or someStage.path(…), got ${describe(source)}`);
+    }
+    copy.push([cleanPath(dest), source]);
+  }
+
+  const run = o.run === undefined ? [] : typeof o.run === "string" ? [o.run] : o.run;
+  if (!isStringArray(run)) fail("run", `wrong type: expected a script string or an array of them, got ${describe(o.run)}`);
+  const shell = o.shell ?? ["/bin/sh", "-c"];
+  if (!isStringArray(shell) || shell.length === 0) fail("shell", `wrong type: expected a non-empty array of strings like ["/bin/sh", "-c"], got ${describe(o.shell)}`);
+  if (from.kind === "scratch" && run.length > 0 && o.shell === undefined) {
+    fail("run", `scratch() has no shell to run this with: copy one in and set "shell" (e.g. shell: ["/bin/busybox", "sh", "-c"]), or start from an image`);
+  }
+
+  const env = stringRecord(o.env, "env", `{ CGO_ENABLED: "0" }`, fail);
+  for (const k of Object.keys(env)) if (!ENV_NAME.test(k)) fail("env", `${JSON.stringify(k)} is not a valid environment variable name`);
+  const workdir = optionalAbsolute(o.workdir, "workdir", fail);
+  const user = optionalString(o.user, "user", `"app" or "1000:1000"`, fail);
+  const runAs = optionalString(o.runAs, "runAs", `"nobody" or "1000:1000"`, fail);
+  const entrypoint = optionalStringArray(o.entrypoint, "entrypoint", `["/usr/bin/tini", "--"]`, fail);
+  const cmd = optionalStringArray(o.cmd, "cmd", `["/bin/hello"]`, fail);
+  const expose = (o.expose === undefined ? [] : Array.isArray(o.expose) ? o.expose : fail("expose", `wrong type: expected an array like [8080, "53/udp"], got ${describe(o.expose)}`)).map((p) => port(p, fail));
+  const labels = stringRecord(o.labels, "labels", `{ "org.opencontainers.image.source": "…" }`, fail);
+  const volumes = optionalStringArray(o.volumes, "volumes", `["/data"]`, fail) ?? [];
+  for (const v of volumes) if (!v.startsWith("/")) fail("volumes", `${JSON.stringify(v)} is not absolute`);
+  const stopSignal = optionalString(o.stopSignal, "stopSignal", `"SIGINT"`, fail);
+  const annotations = stringRecord(o.annotations, "annotations", `{ "org.opencontainers.image.version": "1.0" }`, fail);
+  const network = o.network ?? "host";
+  if (network !== "host" && network !== "none") fail("network", `must be "host" or "none", got ${describe(o.network)}`);
+
+  const binds: Bind[] = [];
+  for (const [target, value] of entries(o.binds, "binds", `{ "/src": "./src" }`, fail)) {
+    if (!target.startsWith("/")) fail("binds", `target ${JSON.stringify(target)} is not absolute: it is the path inside the sandbox`);
+    if (typeof value === "string" && value !== "") binds.push(Object.freeze({ target: cleanPath(target), host: value, readonly: true }));
+    else if (isPlainObject(value) && typeof value.host === "string" && value.host !== "" && (value.readonly === undefined || typeof value.readonly === "boolean") && Object.keys(value).every((k) => k === "host" || k === "readonly")) {
+      binds.push(Object.freeze({ target: cleanPath(target), host: value.host, readonly: value.readonly ?? true }));
+    } else fail("binds", `the bind for ${JSON.stringify(target)} must be a host path or { host, readonly? }, got ${describe(value)}`);
+  }
+
+  const caches = stringRecord(o.caches, "caches", `{ "/root/.cache/go-build": "go-build" }`, fail);
+  for (const [target, id] of Object.entries(caches)) {
+    if (!target.startsWith("/")) fail("caches", `target ${JSON.stringify(target)} is not absolute`);
+    if (!ID.test(id)) fail("caches", `cache id ${JSON.stringify(id)} must be letters, digits, ".", "_" or "-"`);
+  }
+
+  const secrets: Record<string, SecretSource> = {};
+  for (const [id, value] of entries(o.secrets, "secrets", `{ token: { env: "GITHUB_TOKEN" } }`, fail)) {
+    if (!ID.test(id)) fail("secrets", `secret id ${JSON.stringify(id)} must be letters, digits, ".", "_" or "-" (it becomes /run/secrets/<id>)`);
+    const keys = isPlainObject(value) ? Object.keys(value) : [];
+    if (keys.length === 1 && keys[0] === "env" && typeof value.env === "string") secrets[id] = Object.freeze({ env: value.env });
+    else if (keys.length === 1 && keys[0] === "file" && typeof value.file === "string") secrets[id] = Object.freeze({ file: value.file });
+    else fail("secrets", `secret "${id}" must be { env: "NAME" } or { file: "path" }, got ${describe(value)}`);
+  }
+
+  const squash = o.squash ?? false;
+  if (typeof squash !== "boolean") fail("squash", `wrong type: expected true or false, got ${describe(o.squash)}`);
+  const tags = optionalStringArray(o.tags, "tags", `["registry.example.com/app:1.0"]`, fail) ?? [];
+  for (const t of tags) if (!TAG.test(t)) fail("tags", `${JSON.stringify(t)} is not an image reference like "registry.example.com/app:1.0"`);
+  const platform = optionalString(o.platform, "platform", `"linux/amd64"`, fail);
+  if (platform !== undefined && !PLATFORM.test(platform)) fail("platform", `${JSON.stringify(platform)} is not a platform like "linux/amd64"`);
+
+  const spec: StageSpec = {
+    from,
+    copy: Object.freeze(copy.map((c) => Object.freeze(c))) as StageSpec["copy"],
+    run: Object.freeze([...run]),
+    shell: Object.freeze([...shell]),
+    env: Object.freeze(env),
+    ...(workdir !== undefined ? { workdir: cleanPath(workdir) } : {}),
+    ...(user !== undefined ? { user } : {}),
+    ...(runAs !== undefined ? { runAs } : {}),
+    ...(entrypoint !== undefined ? { entrypoint: Object.freeze(entrypoint) } : {}),
+    ...(cmd !== undefined ? { cmd: Object.freeze(cmd) } : {}),
+    expose: Object.freeze(expose),
+    labels: Object.freeze(labels),
+    volumes: Object.freeze(volumes),
+    ...(stopSignal !== undefined ? { stopSignal } : {}),
+    annotations: Object.freeze(annotations),
+    network,
+    binds: Object.freeze(binds),
+    caches: Object.freeze(caches),
+    secrets: Object.freeze(secrets),
+    squash,
+    tags: Object.freeze(tags),
+    ...(platform !== undefined ? { platform } : {}),
+  };
+  return Object.freeze(spec);
+}
+
+function toBase(x: unknown, fail: Fail): Base {
+  if (isStage(x)) return branded(BASE_BRAND, { kind: "stage" as const, stage: x });
+  if (isBase(x)) return x;
+  const hint = typeof x === "string" ? ` (did you mean from: image(${JSON.stringify(x)})?)` : "";
+  return fail("from", `wrong type: expected image(…), scratch(), oci(…), tarball(…), debian(…) or another stage, got ${describe(x)}${hint}`);
+}
+
+/** Posix-normalised absolute path without a trailing slash. */
+function cleanPath(p: string): string {
+  const n = posix.normalize(p);
+  return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
+}
+
+function isPlainObject(x: unknown): x is Record<string, any> {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
+  const proto = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null;
+}
+
+function isStringArray(x: unknown): x is string[] {
+  return Array.isArray(x) && x.every((v) => typeof v === "string");
+}
+
+function entries(x: unknown, key: string, example: string, fail: Fail): [string, any][] {
+  if (x === undefined) return [];
+  if (!isPlainObject(x)) fail(key, `wrong type: expected an object like ${example}, got ${describe(x)}`);
+  return Object.entries(x as object);
+}
+
+function stringRecord(x: unknown, key: string, example: string, fail: Fail): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries(x, key, example, fail)) {
+    if (typeof v !== "string") fail(key, `wrong type: ${key}.${k} must be a string, got ${describe(v)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function optionalString(x: unknown, key: string, example: string, fail: Fail): string | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== "string" || x === "") fail(key, `wrong type: expected a string like ${example}, got ${describe(x)}`);
+  return x as string;
+}
+
+function optionalAbsolute(x: unknown, key: string, fail: Fail): string | undefined {
+  const s = optionalString(x, key, `"/src"`, fail);
+  if (s !== undefined && !s.startsWith("/")) fail(key, `${JSON.stringify(s)} is not absolute, like "/src"`);
+  return s;
+}
+
+function optionalStringArray(x: unknown, key: string, example: string, fail: Fail): string[] | undefined {
+  if (x === undefined) return undefined;
+  if (!isStringArray(x)) fail(key, `wrong type: expected an array of strings like ${example}, got ${describe(x)}`);
+  return [...(x as string[])];
+}
+
+function port(p: unknown, fail: Fail): string {
+  const m = typeof p === "number" ? [String(p), String(p), "tcp"] : typeof p === "string" ? /^(\d+)(?:\/(tcp|udp|sctp))?$/.exec(p) : null;
+  const n = m ? Number(m[1]) : NaN;
+  if (!m || !(n >= 1 && n <= 65535)) return fail("expose", `${describe(p)} is not a port like 8080 or "53/udp"`);
+  return `${n}/${m[2] ?? "tcp"}`;
+}

@@ -1,0 +1,135 @@
+// Stage keys (DESIGN §3). The layer key is a sha256 over a canonical encoding of everything that can
+// change the stage's layer; the config key adds the image-config-only fields. Names, host paths
+// and other things that cannot change the bytes are recorded in the inputs (for plan's reasons)
+// but left out of the keys, so keys match across machines and project directories.
+import { createHash } from "node:crypto";
+
+/** Bumped when the layer format or the key encoding changes: every stage rebuilds once. */
+export const LAYER_FORMAT = 1;
+
+export type BaseInput =
+  | { kind: "scratch" }
+  /** identity: the pinned manifest digest; undefined while the tag is not resolved yet. */
+  | { kind: "image"; ref: string; platform?: string; identity?: string }
+  | { kind: "stage"; stage: string; key: string; user?: string }
+  | { kind: "oci"; layout: string; ref?: string; identity: string }
+  | { kind: "tarball"; source: SourceInput }
+  | { kind: "debian"; suite: string; packages: string[]; mirror?: string; variant?: string; identity: string };
+
+export type SourceInput =
+  | { kind: "local"; path: string; exclude: string[]; digest: string }
+  | { kind: "stage-path"; stage: string; key: string; path: string }
+  | { kind: "inline"; digest: string };
+
+export interface CopyInput {
+  dest: string;
+  source: SourceInput;
+  mode?: number;
+  owner?: string;
+}
+
+export interface BindInput {
+  target: string;
+  host: string;
+  readonly: boolean;
+  /** Content digest of a read-only bind; writable binds are never cached. */
+  digest?: string;
+}
+
+export interface ConfigInputs {
+  user?: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  expose: string[];
+  labels: Record<string, string>;
+  volumes: string[];
+  stopSignal?: string;
+  annotations: Record<string, string>;
+  squash: boolean;
+  tags: string[];
+}
+
+/** A JSON-able record of everything that went into a stage's keys. */
+export interface StageInputs {
+  format: number;
+  platform: string;
+  base: BaseInput;
+  copy: CopyInput[];
+  run: string[];
+  shell: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  runAs?: string;
+  network: "host" | "none";
+  binds: BindInput[];
+  config: ConfigInputs;
+  /** Per local source (by its display path): rel → entry fingerprint. For reasons only. */
+  files: Record<string, Record<string, string>>;
+}
+
+/** The part of the inputs the layer key covers. */
+export function layerKeyMaterial(i: StageInputs): unknown {
+  return {
+    format: i.format,
+    platform: i.platform,
+    base: baseMaterial(i.base),
+    copy: i.copy.map((c) => ({ dest: c.dest, source: sourceMaterial(c.source), mode: c.mode, owner: c.owner })),
+    run: i.run,
+    shell: i.shell,
+    env: i.env,
+    workdir: i.workdir,
+    runAs: i.runAs,
+    network: i.network,
+    binds: i.binds.map((b) => ({ target: b.target, readonly: b.readonly, digest: b.digest })),
+  };
+}
+
+function baseMaterial(b: BaseInput): unknown {
+  switch (b.kind) {
+    case "scratch":
+      return b;
+    case "image":
+      return { kind: b.kind, identity: b.identity ?? `unresolved:${b.ref}`, platform: b.platform };
+    case "stage":
+      return { kind: b.kind, key: b.key, user: b.user };
+    case "oci":
+    case "debian":
+      return { kind: b.kind, identity: b.identity };
+    case "tarball":
+      return { kind: b.kind, source: sourceMaterial(b.source) };
+  }
+}
+
+function sourceMaterial(s: SourceInput): unknown {
+  switch (s.kind) {
+    case "local":
+    case "inline":
+      return { kind: s.kind, digest: s.digest };
+    case "stage-path":
+      return { kind: s.kind, key: s.key, path: s.path };
+  }
+}
+
+export function layerKey(i: StageInputs): string {
+  return sha256Hex(canonicalJson(layerKeyMaterial(i)));
+}
+
+export function configKey(layer: string, i: StageInputs): string {
+  return sha256Hex(canonicalJson({ layer, config: i.config }));
+}
+
+/** JSON with object keys sorted and undefined members left out: one encoding per value. */
+export function canonicalJson(x: unknown): string {
+  if (x === null || typeof x !== "object") return JSON.stringify(x) ?? "null";
+  if (Array.isArray(x)) return `[${x.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
+  const parts: string[] = [];
+  for (const k of Object.keys(x).sort()) {
+    const v = (x as Record<string, unknown>)[k];
+    if (v !== undefined) parts.push(`${JSON.stringify(k)}:${canonicalJson(v)}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+export function sha256Hex(s: string | Uint8Array): string {
+  return createHash("sha256").update(s).digest("hex");
+}

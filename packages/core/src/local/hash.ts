@@ -1,0 +1,29 @@
+// Content digest of a local source (or a read-only bind): relative path, type, mode, symlink target
+// and bytes of every entry; never mtime, never the absolute host path.
+import { createHash } from "node:crypto";
+import type { IgnoreRules } from "./ignore.ts";
+import type { StatCache } from "./statcache.ts";
+import { walkLocalSync } from "./walk.ts";
+
+export interface LocalDigest {
+  /** "sha256:<hex>" over the whole entry list. */
+  digest: string;
+  /** rel → short fingerprint of that entry, kept in the state to name the files that changed. */
+  files: Record<string, string>;
+}
+
+export function hashLocal(
+  path: string,
+  projectDir: string,
+  o: { exclude?: readonly string[]; projectIgnore?: IgnoreRules },
+  cache: StatCache,
+): LocalDigest {
+  const h = createHash("sha256");
+  const files: Record<string, string> = {};
+  for (const e of walkLocalSync(path, projectDir, o)) {
+    const content = e.type === "file" ? cache.fileDigest(e.abs, e.stat!) : e.type === "symlink" ? e.linkTarget! : "";
+    h.update(JSON.stringify([e.rel, e.type, e.mode, content]) + "\n");
+    files[e.rel] = `${e.type[0]}${e.mode.toString(8)}:${e.type === "file" ? content.slice(0, 16) : content}`;
+  }
+  return { digest: "sha256:" + h.digest("hex"), files };
+}

@@ -1,0 +1,92 @@
+// gitignore-syntax patterns, for `.mstageignore` and `local(…, { exclude })`.
+
+interface Rule {
+  re: RegExp;
+  negate: boolean;
+  dirOnly: boolean;
+}
+
+/** A compiled pattern list: the last matching pattern decides, as in gitignore. */
+export class IgnoreRules {
+  private readonly rules: Rule[];
+  constructor(patterns: readonly string[]) {
+    this.rules = patterns.map(compile).filter((r): r is Rule => r !== undefined);
+  }
+
+  get empty(): boolean {
+    return this.rules.length === 0;
+  }
+
+  /** @param rel path relative to the rules' base, "/"-separated, no leading slash */
+  ignores(rel: string, isDir: boolean): boolean {
+    let ignored = false;
+    for (const r of this.rules) {
+      if (r.dirOnly && !isDir) continue;
+      if (r.negate === ignored && r.re.test(rel)) ignored = !r.negate;
+    }
+    return ignored;
+  }
+}
+
+export function parseIgnoreFile(text: string): string[] {
+  return text.split(/\r?\n/);
+}
+
+function compile(line: string): Rule | undefined {
+  let p = line.replace(/(?<!\\)\s+$/, "");
+  if (p === "" || p.startsWith("#")) return undefined;
+  let negate = false;
+  if (p.startsWith("!")) {
+    negate = true;
+    p = p.slice(1);
+  } else if (p.startsWith("\\!") || p.startsWith("\\#")) {
+    p = p.slice(1);
+  }
+  let dirOnly = false;
+  if (p.endsWith("/")) {
+    dirOnly = true;
+    p = p.slice(0, -1);
+  }
+  if (p === "") return undefined;
+  const anchored = p.includes("/");
+  if (p.startsWith("/")) p = p.slice(1);
+
+  let re = "";
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === "*" && p[i + 1] === "*") {
+      const atStart = i === 0 || p[i - 1] === "/";
+      const atEnd = i + 2 === p.length;
+      if (atStart && p[i + 2] === "/") {
+        re += "(?:.*/)?";
+        i += 2;
+      } else if (atStart && atEnd) {
+        re += ".*";
+        i += 1;
+      } else {
+        re += "[^/]*";
+        i += 1;
+      }
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = p.indexOf("]", i + 2);
+      if (end < 0) re += "\\[";
+      else {
+        let cls = p.slice(i + 1, end).replace(/\\/g, "\\\\");
+        if (cls.startsWith("!")) cls = "^" + cls.slice(1);
+        re += `[${cls}]`;
+        i = end;
+      }
+    } else if (c === "\\" && i + 1 < p.length) {
+      re += escape(p[++i]);
+    } else re += escape(c);
+  }
+  // A pattern also matches everything below a matching directory.
+  const body = (anchored ? "^" : "^(?:.*/)?") + re + (dirOnly ? "$" : "(?:/.*)?$");
+  return { re: new RegExp(body), negate, dirOnly };
+}
+
+function escape(c: string): string {
+  return /[.+^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
+}

@@ -1,0 +1,50 @@
+// `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
+// package versions. JSON with sorted keys so diffs stay small.
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UserError } from "./errors.ts";
+import { canonicalJson } from "./keys.ts";
+import type { DebianBase } from "./model.ts";
+
+export interface LockFile {
+  /** ref as written in images.ts → manifest digest */
+  images: Record<string, string>;
+  /** debianLockKey(base) → resolved package versions */
+  debian: Record<string, { packages: Record<string, string> }>;
+}
+
+export function lockPath(projectDir: string): string {
+  return join(projectDir, "images.lock");
+}
+
+export async function readLock(projectDir: string): Promise<LockFile> {
+  const file = lockPath(projectDir);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, debian: {} };
+    throw e;
+  }
+  try {
+    const data = JSON.parse(text) as Partial<LockFile>;
+    return { images: data.images ?? {}, debian: data.debian ?? {} };
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON (${(e as Error).message}); fix it or delete it to re-resolve`);
+  }
+}
+
+export async function writeLock(projectDir: string, lock: LockFile): Promise<void> {
+  const file = lockPath(projectDir);
+  const pretty = JSON.stringify(JSON.parse(canonicalJson(lock)), null, 2) + "\n";
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, pretty);
+  await rename(tmp, file);
+}
+
+/** The key of a debian() base in images.lock: its canonical arguments, readable. */
+export function debianLockKey(b: DebianBase): string {
+  const mirror = b.mirror ? ` ${b.mirror}` : "";
+  const pkgs = b.packages.length ? ` +${[...b.packages].sort().join(",")}` : "";
+  return `${b.suite}/${b.variant ?? "minbase"}${mirror}${pkgs}`;
+}

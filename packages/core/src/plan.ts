@@ -1,0 +1,274 @@
+// `plan`: computes every stage's inputs and keys, then compares them with the project state and the
+// store to say what would happen to each stage, and why.
+import { StageError, UserError } from "./errors.ts";
+import type { StageGraph } from "./graph.ts";
+import {
+  LAYER_FORMAT,
+  canonicalJson,
+  configKey,
+  layerKey,
+  sha256Hex,
+  type BaseInput,
+  type BindInput,
+  type ConfigInputs,
+  type CopyInput,
+  type SourceInput,
+  type StageInputs,
+} from "./keys.ts";
+import { hashLocal, type LocalDigest } from "./local/hash.ts";
+import { StatCache } from "./local/statcache.ts";
+import { projectIgnore } from "./local/walk.ts";
+import type { DebianBase, ImageBase, LocalSource, OciBase, Source, Stage, StagePathSource } from "./model.ts";
+import { diffInputs } from "./reasons.ts";
+import type { ProjectState } from "./state.ts";
+
+export type PlanStatus = "new" | "rebuild" | "config" | "cached" | "unused";
+
+export interface PlanContext {
+  /** The directory of images.ts: local paths and binds are relative to it. */
+  projectDir: string;
+  state: ProjectState;
+  /**
+   * The identity of an external base (a manifest digest, or a digest of a debian() base's pinned
+   * arguments). `undefined` (or "") means not resolved yet: the stage is planned as changed.
+   */
+  resolveBase(base: ImageBase | OciBase | DebianBase, stage: Stage): Promise<string | undefined>;
+  /** Whether the store holds a result for this layer key. */
+  hasResult(layerKey: string): Promise<boolean>;
+  /** Where the stat cache lives (in the store); without it every plan reads every file. */
+  statCachePath?: string;
+  /** true: rebuild every stage; a stage name: rebuild that one. */
+  noCache?: boolean | string;
+}
+
+export interface PlanEntry {
+  stage: Stage;
+  status: PlanStatus;
+  /** Specific reasons, e.g. "local ./main.go changed", "config only: cmd, labels". */
+  reasons: string[];
+  /** 64 hex digits; "" for unused stages (not computed). */
+  layerKey: string;
+  configKey: string;
+  /** What went into the keys; undefined for unused stages. */
+  inputs?: StageInputs;
+  /** An exported (or command-line selected) stage: written out as an image. */
+  target: boolean;
+}
+
+export interface Plan {
+  /** Graph order (dependencies first), then the unused stages. */
+  entries: PlanEntry[];
+  /** File contents read while hashing (0 on a warm no-op plan). */
+  filesRead: number;
+}
+
+/** The platform of this machine, as an OCI platform string. */
+export function hostPlatform(): string {
+  const arch: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm/v7", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+  return `linux/${arch[process.arch] ?? process.arch}`;
+}
+
+/** Whether a plan would change anything: the exit-code question of `--detailed-exitcode`. */
+export function planHasChanges(plan: Plan): boolean {
+  return plan.entries.some((e) => e.status === "new" || e.status === "rebuild" || e.status === "config" || (e.status === "cached" && e.reasons.length > 0));
+}
+
+export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<Plan> {
+  const cache = StatCache.load(ctx.statCachePath);
+  const hasher = new Hasher(ctx, cache);
+  const targets = new Set(graph.targets);
+  const entries = new Map<Stage, PlanEntry>();
+  const volatile = new Set<Stage>();
+  const effectiveUser = new Map<Stage, string | undefined>();
+
+  for (const s of graph.order) {
+    const inputs = await hasher.inputsOf(s, entries, effectiveUser);
+    const lk = layerKey(inputs);
+    const ck = configKey(lk, inputs);
+    const prev = ctx.state.stages[s.name];
+    const forced = ctx.noCache === true || ctx.noCache === s.name;
+    const writable = inputs.binds.find((b) => !b.readonly);
+    const unresolved = inputs.base.kind === "image" && !inputs.base.identity;
+    const upstreamVolatile = graph.deps(s).find((d) => volatile.has(d));
+    const inStore = await ctx.hasResult(lk);
+
+    let status: PlanStatus;
+    let reasons: string[] = [];
+    const layerReasons = () => (prev ? diffInputs(prev.inputs, inputs) : []);
+    if (unresolved) reasons.push(`base ${inputs.base.kind === "image" ? inputs.base.ref : ""} not resolved yet (run mstage up)`);
+    if (writable) reasons.push(`writable bind ${writable.target} is never cached`);
+    if (upstreamVolatile) reasons.push(`upstream ${upstreamVolatile.name} is always rebuilt`);
+    if (forced) reasons.push("--no-cache");
+
+    if (unresolved || writable || upstreamVolatile || forced) {
+      status = prev ? "rebuild" : "new";
+      if (unresolved || writable || upstreamVolatile) volatile.add(s);
+    } else if (!prev) {
+      status = inStore ? "cached" : "new";
+      if (inStore) reasons.push("new here, result found in the store");
+    } else if (!inStore) {
+      status = "rebuild";
+      reasons = prev.layerKey === lk ? ["not in store"] : layerReasons();
+      if (reasons.length === 0) reasons = ["inputs changed"];
+    } else if (prev.layerKey !== lk) {
+      status = "cached";
+      reasons = [...layerReasons(), "result found in the store"];
+    } else if (prev.configKey !== ck) {
+      status = "config";
+      reasons = [`config only: ${configFields(prev.inputs.config, inputs.config).join(", ") || "config"}`];
+    } else {
+      status = "cached";
+    }
+    entries.set(s, { stage: s, status, reasons, layerKey: lk, configKey: ck, inputs, target: targets.has(s) });
+  }
+  cache.save();
+
+  // An intermediate stage missing from the store is needed only if something built on it is rebuilt.
+  const order = graph.order;
+  for (let i = order.length - 1; i >= 0; i--) {
+    const e = entries.get(order[i])!;
+    if (e.target || e.status !== "rebuild" || e.reasons.join() !== "not in store") continue;
+    const needed = order.some((d) => graph.deps(d).includes(e.stage) && ["new", "rebuild"].includes(entries.get(d)!.status));
+    if (!needed) {
+      e.status = "cached";
+      e.reasons = [];
+    }
+  }
+
+  const out = order.map((s) => entries.get(s)!);
+  for (const s of graph.unused) out.push({ stage: s, status: "unused", reasons: [], layerKey: "", configKey: "", target: false });
+  return { entries: out, filesRead: cache.reads };
+}
+
+function configFields(a: ConfigInputs, b: ConfigInputs): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof ConfigInputs>;
+  return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
+}
+
+/** Builds StageInputs; hashes each distinct local source once per plan. */
+class Hasher {
+  private readonly ignore;
+  private readonly locals = new Map<string, LocalDigest>();
+  constructor(
+    private readonly ctx: PlanContext,
+    private readonly cache: StatCache,
+  ) {
+    this.ignore = projectIgnore(ctx.projectDir);
+  }
+
+  async inputsOf(s: Stage, done: Map<Stage, PlanEntry>, users: Map<Stage, string | undefined>): Promise<StageInputs> {
+    const spec = s.spec;
+    const files: StageInputs["files"] = {};
+    const platform = spec.platform ?? hostPlatform();
+    const upstream = (d: Stage) => {
+      const e = done.get(d);
+      if (!e) throw new Error(`internal: stage "${d.name}" planned after "${s.name}"`);
+      return e.layerKey;
+    };
+    const source = (src: Source, key: string): SourceInput => {
+      switch (src.kind) {
+        case "local": {
+          const d = this.local(src, s, key);
+          files[displayPath(src.path)] = d.files;
+          return { kind: "local", path: displayPath(src.path), exclude: [...src.exclude], digest: d.digest };
+        }
+        case "stage-path":
+          return { kind: "stage-path", stage: src.stage.name, key: upstream(src.stage), path: src.path };
+        case "inline":
+          return { kind: "inline", digest: "sha256:" + sha256Hex(src.text) };
+      }
+    };
+
+    let base: BaseInput;
+    const from = spec.from;
+    switch (from.kind) {
+      case "scratch":
+        base = { kind: "scratch" };
+        break;
+      case "stage":
+        base = { kind: "stage", stage: from.stage.name, key: upstream(from.stage), user: users.get(from.stage) };
+        break;
+      case "tarball":
+        base = { kind: "tarball", source: source(from.source as LocalSource | StagePathSource, "from") };
+        break;
+      case "image":
+        base = { kind: "image", ref: from.ref, platform: from.platform ?? platform, identity: (await this.resolve(from, s)) || undefined };
+        break;
+      case "oci":
+        base = { kind: "oci", layout: from.layout, ref: from.ref, identity: (await this.resolve(from, s)) ?? "" };
+        break;
+      case "debian":
+        base = { kind: "debian", suite: from.suite, packages: [...from.packages], mirror: from.mirror, variant: from.variant, identity: (await this.resolve(from, s)) ?? "" };
+        break;
+    }
+    users.set(s, spec.user ?? (from.kind === "stage" ? users.get(from.stage) : undefined));
+
+    const copy: CopyInput[] = spec.copy.map(([dest, src]) => ({ dest, source: source(src, "copy"), mode: src.mode, owner: src.owner }));
+    const binds: BindInput[] = spec.binds.map((b) => {
+      if (!b.readonly) return { target: b.target, host: b.host, readonly: false };
+      const d = this.hash(b.host, [], false, s, "binds");
+      return { target: b.target, host: b.host, readonly: true, digest: d.digest };
+    });
+    const config: ConfigInputs = {
+      user: spec.user,
+      entrypoint: spec.entrypoint && [...spec.entrypoint],
+      cmd: spec.cmd && [...spec.cmd],
+      expose: [...spec.expose],
+      labels: { ...spec.labels },
+      volumes: [...spec.volumes],
+      stopSignal: spec.stopSignal,
+      annotations: { ...spec.annotations },
+      squash: spec.squash,
+      tags: [...spec.tags],
+    };
+    return {
+      format: LAYER_FORMAT,
+      platform,
+      base,
+      copy,
+      run: [...spec.run],
+      shell: [...spec.shell],
+      env: { ...spec.env },
+      workdir: spec.workdir,
+      runAs: spec.runAs,
+      network: spec.network,
+      binds,
+      config,
+      files,
+    };
+  }
+
+  private async resolve(base: ImageBase | OciBase | DebianBase, s: Stage): Promise<string | undefined> {
+    try {
+      return await this.ctx.resolveBase(base, s);
+    } catch (e) {
+      if (e instanceof StageError || !(e instanceof UserError)) throw e;
+      throw new StageError(s.name, e.message, "from", s.definedAt, { cause: e });
+    }
+  }
+
+  private local(src: LocalSource, s: Stage, key: string): LocalDigest {
+    return this.hash(src.path, src.exclude, true, s, key);
+  }
+
+  private hash(path: string, exclude: readonly string[], useIgnore: boolean, s: Stage, key: string): LocalDigest {
+    const id = `${useIgnore}\0${path}\0${exclude.join("\0")}`;
+    let d = this.locals.get(id);
+    if (!d) {
+      try {
+        d = hashLocal(path, this.ctx.projectDir, { exclude, projectIgnore: useIgnore ? this.ignore : undefined }, this.cache);
+      } catch (e) {
+        if (!(e instanceof UserError) || e instanceof StageError) throw e;
+        throw new StageError(s.name, `local ${e.message}`, key, s.definedAt, { cause: e });
+      }
+      this.locals.set(id, d);
+    }
+    return d;
+  }
+}
+
+/** How a local path is shown in reasons: "./main.go", "../shared", "/abs/dir". */
+export function displayPath(p: string): string {
+  if (p.startsWith("/") || p.startsWith("./") || p.startsWith("../") || p === "." || p === "..") return p.replace(/\/+$/, "") || "/";
+  return "./" + p.replace(/\/+$/, "");
+}

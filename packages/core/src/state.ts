@@ -1,0 +1,64 @@
+// The project state, `.mstage/state.json` beside images.ts: per stage name, the inputs and keys of
+// its last build, so `plan` can say why a stage changes.
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UserError } from "./errors.ts";
+import type { StageInputs } from "./keys.ts";
+import type { PlanEntry } from "./plan.ts";
+
+export interface StageRecord {
+  layerKey: string;
+  configKey: string;
+  inputs: StageInputs;
+  /** ISO time of the build that recorded this. */
+  builtAt: string;
+  manifestDigest?: string;
+}
+
+export interface ProjectState {
+  version: 1;
+  stages: Record<string, StageRecord>;
+}
+
+export function statePath(projectDir: string): string {
+  return join(projectDir, ".mstage", "state.json");
+}
+
+export async function loadState(projectDir: string): Promise<ProjectState> {
+  const file = statePath(projectDir);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, stages: {} };
+    throw e;
+  }
+  try {
+    const data = JSON.parse(text) as ProjectState;
+    if (data.version !== 1 || typeof data.stages !== "object" || data.stages === null) throw new Error("unknown format");
+    return data;
+  } catch (e) {
+    throw new UserError(`${file} is not a valid mstage state file (${(e as Error).message}); delete it and the next plan starts afresh`);
+  }
+}
+
+/** Records a stage as built with these inputs (what `up` calls after building or reusing it). */
+export function recordBuild(state: ProjectState, entry: PlanEntry, extra: { manifestDigest?: string } = {}): void {
+  if (entry.status === "unused" || !entry.inputs) return;
+  state.stages[entry.stage.name] = {
+    layerKey: entry.layerKey,
+    configKey: entry.configKey,
+    inputs: entry.inputs,
+    builtAt: new Date().toISOString(),
+    ...(extra.manifestDigest ? { manifestDigest: extra.manifestDigest } : {}),
+  };
+}
+
+/** Writes the state atomically (temp file + rename), so a crash never leaves half a file. */
+export async function saveState(projectDir: string, state: ProjectState): Promise<void> {
+  const file = statePath(projectDir);
+  await mkdir(join(projectDir, ".mstage"), { recursive: true });
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, JSON.stringify(state) + "\n");
+  await rename(tmp, file);
+}
