@@ -15,10 +15,18 @@ export async function gzipBlob(
   diffId: Digest,
   options: { level?: number } = {},
 ): Promise<{ digest: Digest; size: number }> {
+  if (!(await store.hasBlob(diffId))) {
+    throw new Error(`layer ${diffId} is not in the store uncompressed, so it cannot be gzipped here`);
+  }
   const gzip = createGzip({ level: options.level ?? GZIP_LEVEL });
   const fixed = fixGzipHeader();
   const written = store.writeBlob(fixed);
-  await Promise.all([pipeline(store.openBlob(diffId), gzip, fixed), written]);
+  try {
+    await Promise.all([pipeline(store.openBlob(diffId), gzip, fixed), written]);
+  } catch (e) {
+    fixed.destroy();
+    throw e;
+  }
   return written;
 }
 
