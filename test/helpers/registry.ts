@@ -205,12 +205,13 @@ function closeServer(server: Server): Promise<void> {
 
 // ---- fault proxy ----
 
-/** What the proxy does with one request: pass it on, answer with a status, corrupt the body, or hang. */
+/** What the proxy does with one request: pass it on, answer with a status, corrupt the body, drop the connection, or never answer. */
 export type Fault =
   | { kind: "pass" }
   | { kind: "status"; status: number; headers?: Record<string, string> }
   | { kind: "corrupt" }
-  | { kind: "reset" };
+  | { kind: "reset" }
+  | { kind: "hang" };
 
 export interface FaultProxy {
   host: string;
@@ -232,6 +233,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.resume();
       res.writeHead(fault.status, { "content-type": "application/json", ...fault.headers });
       res.end(JSON.stringify({ errors: [{ code: "INJECTED", message: `injected ${fault.status}` }] }));
+      return;
+    }
+    if (fault.kind === "hang") {
+      req.resume();
       return;
     }
     if (fault.kind === "reset") {

@@ -302,7 +302,7 @@ export class RegistryClient {
     const code = errorCode(e);
     const safe = redact(url);
     if (code && TIMEOUT_CODES.has(code)) {
-      return new RegistryError(`timed out after ${Math.round(this.options.timeoutMs / 1000)} s talking to ${registry} (${method} ${safe}) while fetching ${what}`, undefined, method, safe, true, { cause: e });
+      return new RegistryError(`timed out after ${seconds(this.options.timeoutMs)} talking to ${registry} (${method} ${safe}) while fetching ${what}`, undefined, method, safe, true, { cause: e });
     }
     if (code === "ECONNREFUSED" || code === "ENOTFOUND") {
       return new RegistryError(`cannot connect to registry ${registry} (${code}) while fetching ${what}: is the host right and the registry running?`, undefined, method, safe, false, { cause: e });
@@ -340,6 +340,10 @@ async function errorDetail(res: RegistryResponse): Promise<string> {
   } catch {
     return "";
   }
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 function errorCode(e: unknown): string | undefined {

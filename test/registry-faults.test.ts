@@ -1,0 +1,126 @@
+// Resilience: a proxy in front of a real docker-registry corrupts a blob, answers 503, 429 with
+// Retry-After, or drops connections; the client must fail cleanly or retry, as the case demands.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { RegistryClient, parseDigest, pullImage, pushImage } from "@mstage/runtime";
+import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
+
+const unavailable = registryUnavailable();
+
+function pushArgs(img: TestImage, ref: string) {
+  return {
+    ref,
+    manifest: img.manifest,
+    config: { digest: parseDigest(img.config.digest), size: img.config.size },
+    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
+    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
+  };
+}
+
+describe("registry faults through a proxy", { skip: unavailable }, () => {
+  let reg: RunningRegistry;
+  let proxy: FaultProxy;
+  let tmp: string;
+  const img = makeTestImage({ extraLayers: [300_000], label: "faults" });
+  const target = () => img.layers[1]!.digest;
+  const notes: string[] = [];
+  const client = new RegistryClient({ backoffMs: 20, onNote: (n) => notes.push(n) });
+
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.host);
+    tmp = mkdtempSync(join(tmpdir(), "mstage-faults-"));
+    await pushImage({ ...pushArgs(img, `${reg.host}/f/img:1`), client });
+  });
+  after(async () => {
+    await client.close();
+    await proxy?.stop();
+    await reg?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("a corrupted blob fails the pull naming blob and registry, and nothing of it is stored", async () => {
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const sink = new DirBlobSink(join(tmp, "corrupt"));
+    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: sink, client }), (e: Error) => {
+      assert.equal(e.name, "RegistryError");
+      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest`));
+      return true;
+    });
+    assert.ok(!sink.hasBlob(target()), "the corrupt blob was kept");
+    assert.ok(!sink.list().includes(img.manifest.digest.slice(7)), "the manifest was stored for a failed pull");
+    assert.equal(proxy.seen.filter((s) => s === `GET /v2/f/img/blobs/${target()}`).length, 1, "a digest mismatch is not retried");
+  });
+
+  test("503 twice then success: the pull retries and succeeds", async () => {
+    let failures = 0;
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && failures++ < 2 ? { kind: "status", status: 503 } : { kind: "pass" });
+    notes.length = 0;
+    const sink = new DirBlobSink(join(tmp, "503"));
+    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: sink, client });
+    assert.equal(failures, 3);
+    assert.ok(sink.read(target()).equals(img.layers[1]!.bytes));
+    assert.equal(pulled.manifestDigest, img.manifest.digest);
+    assert.equal(notes.filter((n) => /failed GET .* \(503 INJECTED: injected 503\); retrying/.test(n)).length, 2, notes.join("\n"));
+  });
+
+  test("429 with Retry-After waits that long before retrying", async () => {
+    let limited = 0;
+    proxy.decide = (req) => (req.url?.includes("/manifests/") && limited++ < 1 ? { kind: "status", status: 429, headers: { "retry-after": "1" } } : { kind: "pass" });
+    const start = Date.now();
+    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "429")), client });
+    const waited = Date.now() - start;
+    assert.equal(pulled.manifestDigest, img.manifest.digest);
+    assert.ok(waited >= 1000, `retried after ${waited} ms, before Retry-After`);
+    assert.ok(waited < 5000, `took ${waited} ms`);
+  });
+
+  test("dropped connections are retried; persistent 5xx gives up with a clear error", async () => {
+    let resets = 0;
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && resets++ < 1 ? { kind: "reset" } : { kind: "pass" });
+    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "reset")), client });
+    assert.equal(pulled.layers.length, 2);
+    assert.equal(resets, 2);
+
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) ? { kind: "status", status: 502 } : { kind: "pass" });
+    const c = new RegistryClient({ retries: 2, backoffMs: 5 });
+    try {
+      await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "502")), client: c }), (e: Error & { status?: number; temporary?: boolean }) => {
+        assert.match(e.message, new RegExp(`registry ${proxy.host} failed GET http://${proxy.host}/v2/f/img/blobs/${target()} for blob`));
+        assert.equal(e.status, 502);
+        assert.equal(e.temporary, true);
+        return true;
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
+  test("a registry that stops answering times out with a clear error", async () => {
+    proxy.decide = (req) => (req.url?.includes("/manifests/") ? { kind: "hang" } : { kind: "pass" });
+    const c = new RegistryClient({ retries: 1, backoffMs: 5, timeoutMs: 300 });
+    try {
+      await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "hang")), client: c }), /timed out after 300 ms talking to 127\.0\.0\.1:\d+ \(GET .*\/manifests\/1\)/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test("uploads through the proxy retry a 503 on the blob PUT, and chunked uploads use PATCH", async () => {
+    let failures = 0;
+    proxy.decide = (req) => (req.method === "PUT" && req.url?.includes("/blobs/uploads/") && failures++ < 1 ? { kind: "status", status: 503 } : { kind: "pass" });
+    const other = makeTestImage({ extraLayers: [100_000], label: "upload" });
+    const seenBefore = proxy.seen.length;
+    const res = await pushImage({ ...pushArgs(other, `${proxy.host}/f/up:1`), client, chunkSize: 32 * 1024 });
+    assert.equal(res.digest, other.manifest.digest);
+    const seen = proxy.seen.slice(seenBefore);
+    assert.ok(seen.filter((s) => s.startsWith("PATCH ")).length >= 4, seen.join("\n"));
+    assert.ok(failures >= 2);
+    const back = await pullImage(`${reg.host}/f/up:1`, { store: new DirBlobSink(join(tmp, "up")), client });
+    assert.equal(back.manifestDigest, other.manifest.digest);
+  });
+});
