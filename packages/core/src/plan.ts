@@ -102,7 +102,7 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
 
     if (unresolved || writable || upstreamVolatile || forced) {
       status = prev ? "rebuild" : "new";
-      if (unresolved || writable || upstreamVolatile) volatile.add(s);
+      if (writable || upstreamVolatile) volatile.add(s);
     } else if (!prev) {
       status = inStore ? "cached" : "new";
       if (inStore) reasons.push("new here, result found in the store");

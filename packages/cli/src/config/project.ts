@@ -1,0 +1,87 @@
+// What `plan` (and `up`) need besides the config: the plan context wired to the project's state,
+// images.lock and the store, with nothing from @mstage/runtime loaded (a no-op plan stays cheap).
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import {
+  UserError,
+  canonicalJson,
+  debianLockKey,
+  loadState,
+  readLock,
+  type DebianBase,
+  type ImageBase,
+  type LockFile,
+  type OciBase,
+  type PlanContext,
+  type Stage,
+} from "@mstage/core";
+
+export interface PlanContextOptions {
+  projectDir: string;
+  /** Absolute store directory. */
+  store: string;
+  noCache?: boolean | string;
+  /** Resolves an image tag that images.lock does not pin (the registry client, in `up`). */
+  resolveImage?: (base: ImageBase, stage: Stage) => Promise<string | undefined>;
+}
+
+export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile }> {
+  const [state, lock] = await Promise.all([loadState(o.projectDir), readLock(o.projectDir)]);
+  return {
+    projectDir: o.projectDir,
+    state,
+    lock,
+    noCache: o.noCache,
+    statCachePath: join(o.store, "stat-cache", `${sha256Hex(o.projectDir).slice(0, 32)}.json`),
+    async hasResult(layerKey) {
+      return existsSync(join(o.store, "results", `${layerKey.replace(/^sha256:/, "")}.json`));
+    },
+    async resolveBase(base, stage) {
+      switch (base.kind) {
+        case "image":
+          return lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
+        case "oci":
+          return ociManifestDigest(base, o.projectDir);
+        case "debian":
+          return debianIdentity(base, lock);
+      }
+    },
+  };
+}
+
+/** The manifest digest a local OCI layout gives for `ref` (or its only image). */
+export function ociManifestDigest(base: OciBase, projectDir: string): string {
+  const dir = isAbsolute(base.layout) ? base.layout : resolve(projectDir, base.layout);
+  let index: { manifests?: { digest: string; annotations?: Record<string, string> }[] };
+  try {
+    index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+  } catch (e) {
+    throw new UserError(`oci(${JSON.stringify(base.layout)}): cannot read ${join(dir, "index.json")}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "not an OCI image layout" : (e as Error).message}`);
+  }
+  const manifests = index.manifests ?? [];
+  const refName = (m: (typeof manifests)[number]) => m.annotations?.["org.opencontainers.image.ref.name"];
+  if (base.ref !== undefined) {
+    const m = manifests.find((x) => refName(x) === base.ref);
+    if (!m) {
+      const names = manifests.map(refName).filter(Boolean);
+      throw new UserError(`oci(${JSON.stringify(base.layout)}, ${JSON.stringify(base.ref)}): no image with that ref; the layout has: ${names.join(", ") || "no named refs"}`);
+    }
+    return m.digest;
+  }
+  if (manifests.length !== 1) {
+    throw new UserError(`oci(${JSON.stringify(base.layout)}): the layout holds ${manifests.length} images; name one: oci(${JSON.stringify(base.layout)}, "<ref>")`);
+  }
+  return manifests[0].digest;
+}
+
+/** A debian() base is its canonical arguments plus the package versions images.lock pins. */
+export function debianIdentity(base: DebianBase, lock: LockFile): string {
+  const key = debianLockKey(base);
+  const pinned = lock.debian[key]?.packages ?? null;
+  return "sha256:" + sha256Hex(canonicalJson({ suite: base.suite, variant: base.variant, mirror: base.mirror, packages: base.packages, pinned }));
+}
+
+function sha256Hex(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
