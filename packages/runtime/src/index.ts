@@ -56,3 +56,16 @@ export { pullImage, resolveDigest } from "./registry/pull.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
 export { pushImage } from "./registry/push.ts";
 export type { BlobSource, PushBlob, PushOptions, PushProgress, PushResult } from "./registry/push.ts";
+
+// store/
+export { Store, DigestMismatchError } from "./store/store.ts";
+export type { WriteBlobOptions } from "./store/store.ts";
+export type { StageResult, LayerRef } from "./store/result.ts";
+export type { StoreLock, LockMode, LockOptions } from "./store/lock.ts";
+
+// layer/
+export { applyLayer, HostileLayerError } from "./layer/apply.ts";
+export type { ApplyOptions } from "./layer/apply.ts";
+export { commitLayer, commitLayerToStore } from "./layer/commit.ts";
+export type { CommitOptions } from "./layer/commit.ts";
+export { compressLayer } from "./layer/compress.ts";

@@ -1,0 +1,430 @@
+// Applies an OCI layer tar (plain or gzip) to a directory, either as an overlay lower dir (whiteouts
+// kept as overlay whiteouts) or merged onto a rootfs (whiteouts delete). Nothing is ever written
+// outside the target: names are checked, every parent is verified to be a real directory (never a
+// symlink) before anything is created under it, and files are created with O_EXCL|O_NOFOLLOW.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  linkSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import tar from "tar-stream";
+import { UserError } from "@mstage/core";
+import { digestOf, type Digest } from "../oci/digest.ts";
+import { isOverlayPrivate, writeXattrs } from "./xattr.ts";
+
+export interface ApplyOptions {
+  /**
+   * "overlay": the target is a fresh dir used as an overlay lower dir; `.wh.x` becomes a 0/0 char
+   * device and `.wh..wh..opq` the `user.overlay.opaque=y` xattr. "merge": flatten onto an existing
+   * rootfs; whiteouts delete what lower layers put there.
+   */
+  mode: "overlay" | "merge";
+  /** Things worth telling the user (skipped device nodes, unmapped owners, refused xattrs). */
+  onNote?: (message: string) => void;
+}
+
+/** A layer entry that would write outside the target or is otherwise malformed. */
+export class HostileLayerError extends UserError {
+  override name = "HostileLayerError";
+  constructor(
+    readonly entry: string,
+    reason: string,
+  ) {
+    super(`layer entry ${JSON.stringify(entry)}: ${reason}; refusing to extract this layer`);
+  }
+}
+
+const WH_PREFIX = ".wh.";
+const WH_OPAQUE = ".wh..wh..opq";
+
+/** Normalises an archive path to "a/b" ("" for the root); rejects absolute names and "..". */
+export function cleanEntryName(raw: string, entry = raw): string {
+  if (raw.startsWith("/")) throw new HostileLayerError(entry, "absolute names are not allowed");
+  const parts: string[] = [];
+  for (const p of raw.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") throw new HostileLayerError(entry, `".." would leave the target`);
+    if (p.includes("\0")) throw new HostileLayerError(entry, "NUL in name");
+    parts.push(p);
+  }
+  return parts.join("/");
+}
+
+/** An entry's content as tar-stream hands it over (a streamx Readable). */
+type EntryBody = AsyncIterable<Buffer> & { resume(): unknown };
+
+interface DirMeta {
+  abs: string;
+  mode: number;
+  mtime: Date;
+}
+
+class Applier {
+  /** Relative dirs known to be real directories inside the target (never symlinks). */
+  private readonly safeDirs = new Set<string>([""]);
+  /** Paths this layer created, which an opaque marker in merge mode must not delete. */
+  private readonly written = new Set<string>();
+  private readonly dirMeta = new Map<string, DirMeta>();
+  private readonly xattrs: Array<{ rel: string; name: string; value: Buffer }> = [];
+  private readonly skippedDevices: string[] = [];
+  private readonly unmapped = new Set<number>();
+  private whiteoutTemplate: string | null = null;
+
+  constructor(
+    private readonly root: string,
+    private readonly opts: ApplyOptions,
+  ) {}
+
+  private abs(rel: string): string {
+    return rel === "" ? this.root : join(this.root, rel);
+  }
+
+  /** Makes sure every ancestor of `rel` is a real directory inside the target, creating missing ones. */
+  private ensureParents(rel: string, entry: string): void {
+    const parts = rel.split("/");
+    let cur = "";
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur ? cur + "/" + parts[i] : parts[i];
+      if (this.safeDirs.has(cur)) continue;
+      let st: Stats | undefined;
+      try {
+        st = lstatSync(this.abs(cur));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+      if (!st) mkdirSync(this.abs(cur), 0o755);
+      else if (st.isSymbolicLink()) throw new HostileLayerError(entry, `its parent "${cur}" is a symlink, which could lead outside the target`);
+      else if (!st.isDirectory()) throw new HostileLayerError(entry, `its parent "${cur}" is not a directory`);
+      this.safeDirs.add(cur);
+    }
+  }
+
+  private lstatOrNull(rel: string): Stats | null {
+    try {
+      return lstatSync(this.abs(rel));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  }
+
+  /** Removes whatever is at `rel` (a dir with its contents), forgetting dirs known below it. */
+  private remove(rel: string, st: Stats | null = this.lstatOrNull(rel)): void {
+    if (!st) return;
+    if (st.isDirectory()) {
+      rmSync(this.abs(rel), { recursive: true, force: true });
+      const prefix = rel + "/";
+      for (const d of this.safeDirs) if (d === rel || d.startsWith(prefix)) this.safeDirs.delete(d);
+      for (const d of this.dirMeta.keys()) if (d === rel || d.startsWith(prefix)) this.dirMeta.delete(d);
+    } else {
+      rmSync(this.abs(rel), { force: true });
+    }
+  }
+
+  private chown(rel: string, uid: number, gid: number, fd?: number): void {
+    try {
+      if (fd !== undefined) fchownSync(fd, uid, gid);
+      else lchownSync(this.abs(rel), uid, gid);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "EINVAL" && code !== "EPERM") throw e;
+      // The id is not mapped in this user namespace (no subordinate range): keep the file as ours.
+      for (const id of [uid, gid]) {
+        if (id !== 0 && !this.unmapped.has(id)) {
+          this.unmapped.add(id);
+          this.opts.onNote?.(`id ${id} is not mapped in this user namespace (add a range to /etc/subuid and /etc/subgid); files owned by it are extracted as root`);
+        }
+      }
+    }
+  }
+
+  async entry(header: tar.Header, body: EntryBody): Promise<void> {
+    const entryName = header.name;
+    const rel = cleanEntryName(entryName);
+    const base = rel.slice(rel.lastIndexOf("/") + 1);
+
+    if (base.startsWith(WH_PREFIX)) {
+      body.resume();
+      this.whiteout(rel, base, entryName);
+      return;
+    }
+    if (rel === "") {
+      // The "./" entry: the root's own metadata.
+      body.resume();
+      if (header.type === "directory") this.dirDone("", header);
+      return;
+    }
+    this.ensureParents(rel, entryName);
+    const existing = this.lstatOrNull(rel);
+    const path = this.abs(rel);
+
+    switch (header.type) {
+      case "directory": {
+        body.resume();
+        if (existing && !existing.isDirectory()) this.remove(rel, existing);
+        if (!existing || !existing.isDirectory()) mkdirSync(path, 0o700);
+        this.safeDirs.add(rel);
+        this.chown(rel, header.uid ?? 0, header.gid ?? 0);
+        this.dirDone(rel, header);
+        break;
+      }
+      case "file":
+      case "contiguous-file": {
+        this.remove(rel, existing);
+        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const chunk of body) {
+            let off = 0;
+            while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+          }
+          this.chown(rel, header.uid ?? 0, header.gid ?? 0, fd);
+          fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
+          const t = header.mtime ?? new Date(0);
+          futimesSync(fd, t, t);
+        } finally {
+          closeSync(fd);
+        }
+        break;
+      }
+      case "symlink": {
+        body.resume();
+        this.remove(rel, existing);
+        symlinkSync(header.linkname ?? "", path);
+        this.chown(rel, header.uid ?? 0, header.gid ?? 0);
+        const t = header.mtime ?? new Date(0);
+        lutimesSync(path, t, t);
+        break;
+      }
+      case "link": {
+        body.resume();
+        const target = cleanEntryName(header.linkname ?? "", entryName);
+        if (target === "") throw new HostileLayerError(entryName, "hardlink to the root");
+        this.ensureParents(target, entryName);
+        const tst = this.lstatOrNull(target);
+        if (!tst) throw new HostileLayerError(entryName, `hardlink to "${target}", which is not in the layer or below it`);
+        if (tst.isDirectory()) throw new HostileLayerError(entryName, `hardlink to directory "${target}"`);
+        if (target === rel) break;
+        this.remove(rel, existing);
+        linkSync(this.abs(target), path);
+        break;
+      }
+      case "fifo": {
+        body.resume();
+        this.remove(rel, existing);
+        const r = spawnSync("mkfifo", ["-m", ((header.mode ?? 0o644) & 0o7777).toString(8), path]);
+        if (r.status !== 0) {
+          this.opts.onNote?.(`could not create fifo ${rel}: ${r.stderr?.toString().trim() || r.error?.message}`);
+          break;
+        }
+        this.chown(rel, header.uid ?? 0, header.gid ?? 0);
+        break;
+      }
+      case "character-device":
+      case "block-device": {
+        body.resume();
+        // Device nodes cannot be made in a user namespace; containers get /dev from their runtime.
+        this.skippedDevices.push(rel);
+        return;
+      }
+      default: {
+        body.resume();
+        this.opts.onNote?.(`skipped ${rel}: unsupported tar entry type ${header.type}`);
+        return;
+      }
+    }
+    this.written.add(rel);
+    this.collectXattrs(rel, header);
+  }
+
+  private dirDone(rel: string, header: tar.Header): void {
+    if (rel === "") this.chown("", header.uid ?? 0, header.gid ?? 0);
+    // Mode and times are set at the end: creating children would change the mtime, and a 0555 dir
+    // must stay writable until its contents are in.
+    this.dirMeta.set(rel, { abs: this.abs(rel), mode: (header.mode ?? 0o755) & 0o7777, mtime: header.mtime ?? new Date(0) });
+    this.written.add(rel);
+    this.collectXattrs(rel, header);
+  }
+
+  private whiteout(rel: string, base: string, entry: string): void {
+    const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+    this.ensureParents(rel, entry);
+    if (base === WH_OPAQUE) {
+      if (this.opts.mode === "overlay") {
+        this.xattrs.push({ rel: parent, name: "user.overlay.opaque", value: Buffer.from("y") });
+        return;
+      }
+      // Opaque: what lower layers put in this dir goes; what this layer put there stays.
+      for (const name of readdirSync(this.abs(parent))) {
+        const child = parent ? parent + "/" + name : name;
+        if (!this.written.has(child)) this.remove(child);
+      }
+      return;
+    }
+    const name = base.slice(WH_PREFIX.length);
+    if (name === "" || name === "." || name === "..") throw new HostileLayerError(entry, "malformed whiteout");
+    const target = parent ? parent + "/" + name : name;
+    const existing = this.lstatOrNull(target);
+    if (this.opts.mode === "merge") {
+      this.remove(target, existing);
+      return;
+    }
+    this.remove(target, existing);
+    linkSync(this.template(), this.abs(target));
+  }
+
+  /** One 0/0 char device per layer (mknod needs a process); every whiteout is a hardlink to it, as overlayfs itself does. */
+  private template(): string {
+    if (this.whiteoutTemplate) return this.whiteoutTemplate;
+    const file = join(dirname(this.root), `.whiteout-${process.pid}-${Date.now()}`);
+    const r = spawnSync("mknod", [file, "c", "0", "0"]);
+    if (r.status !== 0) {
+      throw new UserError(
+        `cannot create an overlay whiteout (mknod ${file} c 0 0): ${r.stderr?.toString().trim() || r.error?.message}; layers must be extracted inside mstage's user namespace`,
+      );
+    }
+    this.whiteoutTemplate = file;
+    return file;
+  }
+
+  private collectXattrs(rel: string, header: tar.Header): void {
+    const pax = header.pax as Record<string, string> | null | undefined;
+    if (!pax) return;
+    for (const [key, value] of Object.entries(pax)) {
+      let name: string;
+      let bytes: Buffer;
+      if (key.startsWith("SCHILY.xattr.")) {
+        name = key.slice("SCHILY.xattr.".length);
+        if (value.includes("\uFFFD")) {
+          this.opts.onNote?.(`skipped xattr ${name} of ${rel}: its binary value did not survive tar decoding`);
+          continue;
+        }
+        bytes = Buffer.from(value, "utf8");
+      } else if (key.startsWith("LIBARCHIVE.xattr.")) {
+        name = decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length));
+        bytes = Buffer.from(value, "base64");
+      } else continue;
+      // A layer must not steer overlayfs (redirects, opaque markers of its own choosing).
+      if (isOverlayPrivate(name)) continue;
+      this.xattrs.push({ rel, name, value: bytes });
+    }
+  }
+
+  async finish(): Promise<void> {
+    if (this.whiteoutTemplate) rmSync(this.whiteoutTemplate, { force: true });
+    if (this.xattrs.length) {
+      // A later entry may have replaced a parent with a symlink: only set xattrs on paths whose
+      // parents still resolve inside the target.
+      const rootReal = realpathSync(this.root);
+      const safe = this.xattrs.filter(({ rel }) => {
+        const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+        try {
+          return realpathSync(this.abs(parent)) === (parent ? join(rootReal, parent) : rootReal);
+        } catch {
+          return false;
+        }
+      });
+      const refused = await writeXattrs(this.root, safe);
+      const opaqueFailed = refused.some((m) => m.includes("user.overlay.opaque"));
+      if (opaqueFailed) throw new UserError(`cannot mark opaque directories in ${this.root}: ${refused.join("; ")}`);
+      for (const m of refused) this.opts.onNote?.(`xattr not kept: ${m}`);
+    }
+    // Deepest first, so setting a dir's mtime is not undone by a child's.
+    const dirs = [...this.dirMeta.entries()].sort((a, b) => b[0].length - a[0].length);
+    for (const [, m] of dirs) {
+      chmodSync(m.abs, m.mode);
+      utimesSync(m.abs, m.mtime, m.mtime);
+    }
+    if (this.skippedDevices.length) {
+      const shown = this.skippedDevices.slice(0, 5).join(", ");
+      const more = this.skippedDevices.length > 5 ? ` and ${this.skippedDevices.length - 5} more` : "";
+      this.opts.onNote?.(`skipped ${this.skippedDevices.length} device node(s) (${shown}${more}): they cannot be created without privileges; the container runtime provides /dev`);
+    }
+  }
+}
+
+/** Reads the first bytes of a stream and puts them back, to tell gzip (1f 8b) from a plain tar. */
+async function isGzip(src: Readable): Promise<boolean> {
+  for (;;) {
+    const chunk = src.read() as Buffer | null;
+    if (chunk !== null) {
+      src.unshift(chunk);
+      return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
+    }
+    if (src.readableEnded) return false;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        src.off("readable", done);
+        src.off("end", done);
+        src.off("error", fail);
+        resolve();
+      };
+      const fail = (e: Error) => {
+        src.off("readable", done);
+        src.off("end", done);
+        reject(e);
+      };
+      src.once("readable", done);
+      src.once("end", done);
+      src.once("error", fail);
+    });
+    if (src.readableEnded && src.readableLength === 0) return false;
+  }
+}
+
+/**
+ * Applies a layer tar to `dir` and returns its diff-id (the sha256 of the uncompressed tar). On error
+ * `dir` is left partly written: callers extract into a temp dir and rename it into place on success.
+ */
+export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
+  const hash = createHash("sha256");
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const gz = await isGzip(source);
+  const extract = tar.extract();
+  const applier = new Applier(dir, opts);
+  const feeding = gz ? pipeline(source, createGunzip(), tap, extract) : pipeline(source, tap, extract);
+  let feedError: unknown;
+  const fed = feeding.catch((e) => {
+    feedError = e;
+  });
+  try {
+    for await (const entry of extract) {
+      await applier.entry(entry.header, entry as unknown as EntryBody);
+    }
+  } catch (e) {
+    source.destroy();
+    extract.destroy();
+    await fed;
+    throw e;
+  }
+  await fed;
+  if (feedError) throw feedError;
+  await applier.finish();
+  return { diffId: digestOf(hash) };
+}

@@ -1,0 +1,75 @@
+// Crash-safe file primitives for the store: every entry appears by one rename of a finished,
+// fsynced temp file (or directory) that lived in the store's own tmp/ dir on the same filesystem,
+// so a reader sees either nothing or the whole thing, and an interrupted write leaves only tmp/
+// garbage that no reader ever looks at.
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+/** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
+export function processTag(): string {
+  return `${process.pid}.${processStartTime(process.pid) ?? 0}`;
+}
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if it is gone. */
+export function processStartTime(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ")".
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(rest[19]);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process that wrote `tag` (from processTag()) is still running. */
+export function tagAlive(tag: string): boolean {
+  const [pid, start] = tag.split(".").map(Number);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const now = processStartTime(pid);
+  return now !== null && now === start;
+}
+
+/** A fresh name for a temp file or dir under `tmpDir`; the name carries the owner for stale cleanup. */
+export function tempName(tmpDir: string, hint = ""): string {
+  return join(tmpDir, `${processTag()}.${randomBytes(6).toString("hex")}${hint ? "." + hint : ""}`);
+}
+
+/** Flushes a directory's entry table, so a rename into it survives a crash. */
+export function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Writes `data` to `dest` atomically: temp file in `tmpDir`, fsync, rename, fsync of the parent. */
+export async function writeFileAtomic(dest: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
+  const tmp = tempName(tmpDir);
+  const fh = await open(tmp, "wx", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dirname(dest));
+}
+
+/** Node error code of `e`, if any. */
+export function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | null)?.code;
+}
