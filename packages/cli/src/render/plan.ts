@@ -74,5 +74,6 @@ export function planJson(plan: Plan): unknown {
     })),
     summary: counts(plan),
     changes: planHasChanges(plan),
+    filesRead: plan.filesRead,
   };
 }
