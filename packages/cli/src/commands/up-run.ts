@@ -1,0 +1,156 @@
+// The work of `mstage up`, apart from argument parsing and rendering: load, plan, build, write the
+// outputs, record state. `mstage shell` reuses it to build a stage before opening it.
+import { resolve } from "node:path";
+import {
+  UserError,
+  buildGraph,
+  loadState,
+  planStages,
+  readLock,
+  recordBuild,
+  saveState,
+  writeLock,
+  type PlanEntry,
+  type Stage,
+} from "@mstage/core";
+import {
+  BaseProvider,
+  Store,
+  buildImage,
+  buildPlan,
+  hostPlatform,
+  sourceDateEpochFrom,
+  compressLayer,
+  writeDockerArchive,
+  writeOciLayout,
+  type BuildEventHandler,
+  type BuiltStage,
+  type Digest,
+  type OutputImage,
+} from "@mstage/runtime";
+import { loadConfig } from "../config/load.ts";
+
+export type OutputSpec = { kind: "oci"; dir: string } | { kind: "docker-archive"; file: string };
+
+export function parseOutputs(raw: unknown): OutputSpec[] {
+  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  return list.map((v) => {
+    const s = String(v);
+    const m = /^(oci|docker-archive):(.+)$/.exec(s);
+    if (!m) throw new UserError(`--output ${JSON.stringify(s)}: write oci:DIR or docker-archive:FILE`);
+    return m[1] === "oci" ? { kind: "oci", dir: resolve(m[2]!) } : { kind: "docker-archive", file: resolve(m[2]!) };
+  });
+}
+
+export interface UpOptions {
+  file: string;
+  store: string;
+  /** Stage names from the command line; default the exported stages. */
+  targets: string[];
+  /** Default: oci:./oci beside images.ts. */
+  outputs: OutputSpec[];
+  jobs: number;
+  noCache?: boolean | string;
+  refresh?: boolean;
+  offline?: boolean;
+  verbose?: boolean;
+  /** Build only, write no outputs (mstage shell). */
+  noOutputs?: boolean;
+  signal?: AbortSignal;
+  onEvent?: BuildEventHandler;
+}
+
+export interface UpSummary {
+  projectDir: string;
+  built: number;
+  cached: number;
+  configOnly: number;
+  outputs: Array<{ dest: string; ref: string; digest: Digest; size: number }>;
+  ms: number;
+  stages: Map<Stage, BuiltStage>;
+}
+
+export async function runUp(o: UpOptions): Promise<UpSummary> {
+  const started = Date.now();
+  const config = await loadConfig(o.file, { verbose: o.verbose });
+  const projectDir = config.projectDir;
+  const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
+  if (graph.order.length === 0) throw new UserError(`${config.file} exports no stage: export at least one, e.g. \`export const app = stage("app", {...})\``);
+
+  const store = await Store.open(o.store);
+  const storeLock = await store.lock("shared");
+  try {
+    const lock = await readLock(projectDir);
+    const state = await loadState(projectDir);
+    const sde = sourceDateEpochFrom();
+    const bases = new BaseProvider({
+      store,
+      projectDir,
+      lock,
+      platform: hostPlatform(),
+      refresh: o.refresh,
+      offline: o.offline,
+      sourceDateEpoch: sde,
+      onEvent: o.onEvent,
+      signal: o.signal,
+    });
+    const plan = await planStages(graph, {
+      projectDir,
+      state,
+      resolveBase: (base, stage) => bases.resolve(base, stage),
+      hasResult: (key) => store.hasResult(key),
+      statCachePath: store.statCachePath(projectDir),
+      noCache: o.noCache,
+    });
+    const stages = await buildPlan({
+      store,
+      projectDir,
+      entries: plan.entries,
+      deps: (s) => graph.deps(s),
+      bases,
+      jobs: o.jobs,
+      sourceDateEpoch: sde,
+      onEvent: o.onEvent,
+      signal: o.signal,
+    });
+    if (bases.lockChanged) await writeLock(projectDir, lock);
+
+    const outputs: UpSummary["outputs"] = [];
+    const digests = new Map<Stage, Digest>();
+    if (!o.noOutputs) {
+      const images: OutputImage[] = [];
+      const compress = (diffId: Digest) => compressLayer(store, diffId);
+      for (const entry of plan.entries.filter((e) => e.target)) {
+        const b = stages.get(entry.stage)!;
+        const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });
+        images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image });
+        digests.set(entry.stage, image.descriptor.digest);
+      }
+      const specs = o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];
+      for (const spec of specs) {
+        o.signal?.throwIfAborted();
+        if (spec.kind === "oci") await writeOciLayout(spec.dir, images, store, { signal: o.signal });
+        else await writeDockerArchive(spec.file, images, store, { signal: o.signal, sourceDateEpoch: sde });
+        const dest = spec.kind === "oci" ? `oci:${spec.dir}` : `docker-archive:${spec.file}`;
+        for (const img of images) {
+          const size = img.image.layers.reduce((n, l) => n + l.descriptor.size, img.image.descriptor.size + img.image.configDescriptor.size);
+          for (const ref of img.refs) {
+            outputs.push({ dest, ref, digest: img.image.descriptor.digest, size });
+            o.onEvent?.({ type: "output", dest, ref, digest: img.image.descriptor.digest, size });
+          }
+        }
+      }
+    }
+
+    for (const entry of plan.entries) {
+      if (entry.status === "unused" || !stages.has(entry.stage)) continue;
+      recordBuild(state, entry as PlanEntry, { manifestDigest: digests.get(entry.stage) });
+    }
+    await saveState(projectDir, state);
+
+    const count = (k: BuiltStage["outcome"]) => [...stages.values()].filter((b) => b.outcome === k).length;
+    return { projectDir, built: count("built"), cached: count("cached"), configOnly: count("config"), outputs, ms: Date.now() - started, stages };
+  } finally {
+    await storeLock.release();
+  }
+}

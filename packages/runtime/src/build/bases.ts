@@ -1,0 +1,260 @@
+// Where a stage's filesystem starts when it is not another stage: scratch, a tarball (extracted by
+// the builder into the stage's own upper dir), an OCI layout on disk, a Debian rootfs made by
+// mmdebstrap, or a registry image. `resolve` gives core's planner each base's identity (what goes
+// into the stage key); `prepare` gives the builder its layers and config.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { join, resolve as resolvePath } from "node:path";
+import { StageError, debianLockKey, type DebianBase, type ImageBase, type LockFile, type OciBase, type Stage, type Base } from "@mstage/core";
+import { emptyImageConfig } from "../oci/config.ts";
+import { parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
+import { isGzipLayerType, isImageManifestType, isIndexType, Annotation, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
+import { pullImage, resolveDigest } from "../registry/pull.ts";
+import type { RegistryClientOptions } from "../registry/client.ts";
+import { buildDebianRootfs } from "./debian.ts";
+import type { BuildEventHandler } from "./events.ts";
+import { commitLayerToStore, type LayerRef, type StageResult, type Store } from "./deps.ts";
+
+export interface PreparedBase {
+  /** The base's layers, bottom first. */
+  layers: LayerRef[];
+  /** The base image's whole config (rootfs.diff_ids match `layers`). */
+  config: ImageConfig;
+  /** For the base.* annotations of images whose chain starts from a registry or OCI image. */
+  base?: { name: string; digest: Digest };
+}
+
+export interface BaseProviderOptions {
+  store: Store;
+  projectDir: string;
+  /** images.lock as read; updated in place when a tag or a debian() base is (re)resolved. */
+  lock: LockFile;
+  platform: Platform;
+  /** Re-resolve image tags and debian package versions instead of using images.lock. */
+  refresh?: boolean;
+  /** Never contact a registry: tags must be in images.lock. */
+  offline?: boolean;
+  sourceDateEpoch?: number;
+  registry?: RegistryClientOptions;
+  onEvent?: BuildEventHandler;
+  signal?: AbortSignal;
+}
+
+export class BaseProvider {
+  /** True once images.lock needs writing. */
+  lockChanged = false;
+  private readonly identities = new Map<string, Promise<string>>();
+
+  constructor(private readonly o: BaseProviderOptions) {}
+
+  get platform(): Platform {
+    return this.o.platform;
+  }
+
+  /** The base's identity for the stage key: a manifest digest, or a debian base's key. */
+  resolve(base: Base, stage: Stage): Promise<string> {
+    const k = baseKey(base);
+    let p = this.identities.get(k);
+    if (!p) {
+      p = this.computeIdentity(base, stage);
+      this.identities.set(k, p);
+      p.catch(() => this.identities.delete(k));
+    }
+    return p;
+  }
+
+  async prepare(base: Base, stage: Stage): Promise<PreparedBase> {
+    const empty = { layers: [], config: emptyImageConfig(this.o.platform) };
+    switch (base.kind) {
+      case "scratch":
+      case "tarball":
+        return empty;
+      case "stage":
+        throw new Error("stage bases are the builder's business");
+      case "debian": {
+        const id = await this.resolve(base, stage);
+        const r = await this.o.store.getResult(id);
+        if (!r) throw new Error(`debian base ${debianLockKey(base)} vanished from the store during the build`);
+        return { layers: r.layers, config: r.config };
+      }
+      case "oci":
+        return this.prepareOci(base, stage);
+      case "image":
+        return this.prepareImage(base, stage);
+    }
+  }
+
+  private async computeIdentity(base: Base, stage: Stage): Promise<string> {
+    switch (base.kind) {
+      case "debian":
+        return this.ensureDebian(base, stage);
+      case "oci":
+        return (await this.readOci(base, stage)).manifestDigest;
+      case "image":
+        return this.resolveImage(base, stage);
+      default:
+        return base.kind;
+    }
+  }
+
+  // ---- debian() ----
+
+  /**
+   * A debian base is identified by its arguments and the package versions it resolved to; both go
+   * into the identity. The rootfs is made once per identity and kept in the store as one layer.
+   */
+  private async ensureDebian(base: DebianBase, stage: Stage): Promise<string> {
+    const lockKey = debianLockKey(base);
+    const pinned = this.o.refresh ? undefined : this.o.lock.debian[lockKey]?.packages;
+    if (pinned) {
+      const id = debianIdentity(base, pinned);
+      if (await this.o.store.hasResult(id)) return id;
+    }
+    const emit = this.o.onEvent ?? (() => {});
+    emit({ type: "stage-phase", stage: stage.name, phase: `debian ${lockKey}` });
+    const dir = this.o.store.tmpDir("debian");
+    try {
+      const { rootfs, versions } = await buildDebianRootfs(base, dir, {
+        sourceDateEpoch: this.o.sourceDateEpoch ?? 0,
+        signal: this.o.signal,
+        onLine: (line) => emit({ type: "log", stage: stage.name, line, stream: "stderr" }),
+      });
+      if (pinned && !sameVersions(pinned, versions)) {
+        emit({ type: "note", stage: stage.name, message: `debian ${lockKey}: the mirror now has other package versions than images.lock; images.lock updated` });
+      }
+      const id = debianIdentity(base, versions);
+      if (!(await this.o.store.hasResult(id))) {
+        emit({ type: "stage-phase", stage: stage.name, phase: "debian commit" });
+        const layer = await commitLayerToStore(this.o.store, rootfs, { sourceDateEpoch: this.o.sourceDateEpoch ?? 0 });
+        const config = emptyImageConfig(this.o.platform);
+        config.rootfs.diff_ids = [layer.diffId];
+        config.history = [{ created_by: `mstage debian ${lockKey}`, comment: "mstage" }];
+        const record: StageResult = { key: id, layers: [layer], config, history: config.history, created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
+        await this.o.store.putResult(id, record);
+      }
+      if (!pinned || !sameVersions(pinned, versions)) {
+        this.o.lock.debian[lockKey] = { packages: versions };
+        this.lockChanged = true;
+      }
+      return id;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  // ---- oci() ----
+
+  private async readOci(base: OciBase, stage: Stage): Promise<{ layout: string; manifestDigest: Digest; manifest: ImageManifest }> {
+    const layout = resolvePath(this.o.projectDir, base.layout);
+    const fail = (msg: string) => new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): ${msg}`, "from", stage.definedAt);
+    let index: ImageIndex;
+    try {
+      index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as ImageIndex;
+    } catch (e) {
+      throw fail(`cannot read ${join(layout, "index.json")}: ${(e as Error).message}`);
+    }
+    const manifests = index.manifests ?? [];
+    const matches = base.ref ? manifests.filter((m) => m.annotations?.[Annotation.refName] === base.ref) : manifests;
+    if (matches.length !== 1) {
+      const refs = manifests.map((m) => m.annotations?.[Annotation.refName]).filter(Boolean);
+      throw fail(base.ref ? `no ref "${base.ref}" in the layout; refs: ${refs.join(", ") || "(none)"}` : `the layout holds ${manifests.length} images; name one: oci(dir, ref) with one of ${refs.join(", ")}`);
+    }
+    let desc = matches[0]!;
+    let bytes = await readFile(join(layout, "blobs", "sha256", parseDigest(desc.digest).slice(7)));
+    if (isIndexType(desc.mediaType)) {
+      const nested = JSON.parse(bytes.toString("utf8")) as ImageIndex;
+      const pick = nested.manifests.find((m) => m.platform?.os === this.o.platform.os && m.platform?.architecture === this.o.platform.architecture);
+      if (!pick) throw fail(`no image for ${this.o.platform.os}/${this.o.platform.architecture} in the layout's index`);
+      desc = pick;
+      bytes = await readFile(join(layout, "blobs", "sha256", parseDigest(desc.digest).slice(7)));
+    }
+    if (sha256Digest(bytes) !== desc.digest) throw fail(`manifest ${desc.digest} does not match its content`);
+    const manifest = JSON.parse(bytes.toString("utf8")) as ImageManifest;
+    if (!isImageManifestType(manifest.mediaType ?? desc.mediaType)) throw fail(`${desc.digest} is not an image manifest`);
+    return { layout, manifestDigest: desc.digest, manifest };
+  }
+
+  private async prepareOci(base: OciBase, stage: Stage): Promise<PreparedBase> {
+    const { layout, manifestDigest, manifest } = await this.readOci(base, stage);
+    const blob = (d: Digest) => join(layout, "blobs", "sha256", d.slice(7));
+    const configBytes = await readFile(blob(manifest.config.digest));
+    await this.o.store.writeBlob(configBytes, manifest.config.digest);
+    const config = JSON.parse(configBytes.toString("utf8")) as ImageConfig;
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) {
+      throw new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`, "from", stage.definedAt);
+    }
+    const layers: LayerRef[] = [];
+    for (const [i, l] of manifest.layers.entries()) {
+      const diffId = parseDigest(diffIds[i]!);
+      await this.o.store.writeBlob(createReadStream(blob(l.digest)), l.digest);
+      if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(diffId, { digest: l.digest, size: l.size });
+      layers.push({ diffId, size: l.size });
+    }
+    return { layers, config, base: { name: base.ref ?? base.layout, digest: manifestDigest } };
+  }
+
+  // ---- image() ----
+
+  private async resolveImage(base: ImageBase, stage: Stage): Promise<string> {
+    const pinned = this.o.lock.images[base.ref];
+    if (pinned && !this.o.refresh) return pinned;
+    if (this.o.offline) {
+      throw new StageError(stage.name, `image ${base.ref} is not pinned in images.lock and --offline forbids resolving it`, "from", stage.definedAt);
+    }
+    const digest = await resolveDigest(base.ref, this.o.registry ?? {});
+    if (pinned !== digest) {
+      this.o.lock.images[base.ref] = digest;
+      this.lockChanged = true;
+    }
+    return digest;
+  }
+
+  private async prepareImage(base: ImageBase, stage: Stage): Promise<PreparedBase> {
+    const digest = await this.resolve(base, stage);
+    const ref = `${base.ref.replace(/@sha256:[a-f0-9]{64}$/, "")}@${digest}`;
+    const emit = this.o.onEvent ?? (() => {});
+    emit({ type: "stage-phase", stage: stage.name, phase: `pull ${base.ref}` });
+    const pulled = await pullImage(ref, { ...(this.o.registry ?? {}), store: this.o.store, platform: base.platform ?? this.o.platform });
+    const layers: LayerRef[] = [];
+    for (const l of pulled.layers) {
+      if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size });
+      layers.push({ diffId: l.diffId, size: l.size });
+    }
+    return { layers, config: pulled.config as unknown as ImageConfig, base: { name: base.ref, digest: pulled.manifestDigest } };
+  }
+}
+
+/** The identity of a debian() base: its arguments plus every installed package's version. */
+export function debianIdentity(base: DebianBase, versions: Record<string, string>): string {
+  const material = JSON.stringify({
+    suite: base.suite,
+    packages: [...base.packages].sort(),
+    mirror: base.mirror ?? null,
+    variant: base.variant ?? "minbase",
+    versions: Object.keys(versions)
+      .sort()
+      .map((k) => `${k}=${versions[k]}`),
+  });
+  return createHash("sha256").update(material).digest("hex");
+}
+
+function sameVersions(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function baseKey(base: Base): string {
+  switch (base.kind) {
+    case "debian":
+      return `debian:${debianLockKey(base)}`;
+    case "oci":
+      return `oci:${base.layout}:${base.ref ?? ""}`;
+    case "image":
+      return `image:${base.ref}:${base.platform ?? ""}`;
+    default:
+      return base.kind;
+  }
+}
+

@@ -1,0 +1,301 @@
+// The builder: executes a plan. Stages run in dependency order, independent ones in parallel (up to
+// `jobs`); a cached or config-only stage is served from its stored result without touching its
+// layers. A stage that builds: its base's layers become overlay lower dirs, `copy` and `run` write
+// the upper dir, and the upper dir is committed as the stage's one layer.
+import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { join, resolve } from "node:path";
+import { StageError, StepError, type PlanEntry, type Stage } from "@mstage/core";
+import { createHash } from "node:crypto";
+import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv, squashLayers, stageHistoryEntry } from "../oci/config.ts";
+import type { ImageConfig } from "../oci/types.ts";
+import type { Digest } from "../oci/digest.ts";
+import { applyCopy } from "./copy.ts";
+import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
+import { resolveInRoot } from "./rootpath.ts";
+import { runGraph } from "./scheduler.ts";
+import { applyLayer, commitLayerToStore, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import type { BaseProvider, PreparedBase } from "./bases.ts";
+
+export interface BuildOptions {
+  store: Store;
+  projectDir: string;
+  /** Plan entries in graph order (core's planStages); "unused" entries are ignored. */
+  entries: readonly PlanEntry[];
+  /** The stages each stage reads from (core's graph.deps). */
+  deps(stage: Stage): Stage[];
+  bases: BaseProvider;
+  /** Stages built at once; default 1. */
+  jobs?: number;
+  sourceDateEpoch?: number;
+  onEvent?: BuildEventHandler;
+  signal?: AbortSignal;
+}
+
+/** A stage after this run: its stored result and its final image config (config-only fields applied). */
+export interface BuiltStage {
+  stage: Stage;
+  entry: PlanEntry;
+  outcome: StageOutcome;
+  result: StageResult;
+  /** The image after this stage, as outputs write it and later stages inherit it. */
+  config: ImageConfig;
+  /** Set when the chain starts from a registry or OCI image (base.* annotations). */
+  base?: { name: string; digest: Digest };
+}
+
+const TAIL_LINES = 20;
+
+export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>> {
+  const built = new Map<Stage, BuiltStage>();
+  const emit: BuildEventHandler = o.onEvent ?? (() => {});
+  const sde = o.sourceDateEpoch ?? 0;
+  const entries = o.entries.filter((e) => e.status !== "unused");
+  const inPlan = new Set(entries.map((e) => e.stage));
+
+  const tasks = entries.map((entry) => ({
+    key: entry.stage,
+    deps: o.deps(entry.stage).filter((d) => inPlan.has(d)),
+    run: async (signal: AbortSignal) => {
+      const started = Date.now();
+      const stage = entry.stage;
+      try {
+        const stored = entry.status === "cached" || entry.status === "config" ? await o.store.getResult(entry.layerKey) : undefined;
+        if (stored) {
+          const b = await finish(entry, stored, entry.status === "config" ? "config" : "cached");
+          if (b.outcome === "cached") emit({ type: "stage-cached", stage: stage.name });
+          else {
+            emit({ type: "stage-start", stage: stage.name, status: "config" });
+            emit({ type: "stage-done", stage: stage.name, outcome: "config", ms: Date.now() - started, layers: stored.layers.length });
+          }
+          return;
+        }
+        emit({ type: "stage-start", stage: stage.name, status: entry.status === "new" ? "new" : "rebuild" });
+        const result = await buildStage(entry, signal);
+        await o.store.putResult(entry.layerKey, result);
+        const b = await finish(entry, result, "built");
+        emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
+      } catch (error) {
+        emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started });
+        throw error;
+      }
+    },
+  }));
+
+  await runGraph(tasks, o.jobs ?? 1, o.signal);
+  return built;
+
+  /** The base's final config, layers and base annotation: another stage's, or the base provider's. */
+  async function baseOf(stage: Stage): Promise<PreparedBase> {
+    const from = stage.spec.from;
+    if (from.kind === "stage") {
+      const up = built.get(from.stage);
+      if (!up) throw new Error(`stage "${stage.name}": base stage "${from.stage.name}" was not built first`);
+      return { layers: up.result.layers, config: up.config, base: up.base };
+    }
+    return o.bases.prepare(from, stage);
+  }
+
+  /**
+   * A stage as this run uses it, from its stored result: its own layer on top of its base's current
+   * chain, squashed when asked (squash is image-level, so it is cached under a key of its own), and
+   * its final config. Cheap for cached stages: no layer is read unless a squash must be made.
+   */
+  async function finish(entry: PlanEntry, stored: StageResult, outcome: StageOutcome): Promise<BuiltStage> {
+    const stage = entry.stage;
+    const base = await baseOf(stage);
+    const own = ownLayer(stored);
+    let layers = own ? [...base.layers, own] : [...base.layers];
+    if (stage.spec.squash && layers.length > 1) layers = [await squash(stage, layers)];
+    const config = finalConfig(stage, base.config, own, stage.spec.squash ? layers[0] : undefined, sde);
+    const result: StageResult = { ...stored, layers, config, history: config.history ?? [], stage: stage.name, project: o.projectDir };
+    const b: BuiltStage = { stage, entry, outcome, result, config, base: base.base };
+    built.set(stage, b);
+    return b;
+  }
+
+  async function squash(stage: Stage, layers: LayerRef[]): Promise<LayerRef> {
+    const key = createHash("sha256").update(`squash\n${layers.map((l) => l.diffId).join("\n")}`).digest("hex");
+    const hit = await o.store.getResult(key);
+    if (hit?.layers.length === 1) return hit.layers[0]!;
+    emit({ type: "stage-phase", stage: stage.name, phase: "squash" });
+    const lowers = await lowerDirs(layers);
+    const layer = await withRootfs({ lowers, tmpDir: o.store.tmpDir("squash") }, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
+    const config = emptyImageConfig(o.bases.platform);
+    config.rootfs.diff_ids = [layer.diffId];
+    await o.store.putResult(key, { key, layers: [layer], config, history: [], created: createdTimestamp(sde), stage: `${stage.name} (squashed)` });
+    return layer;
+  }
+
+  async function lowerDirs(layers: readonly LayerRef[]): Promise<string[]> {
+    const dirs: string[] = [];
+    for (const l of layers) {
+      const open = () => {
+        // A pulled layer may be stored only as its gzip blob; applyLayer detects gzip.
+        const gz = o.store.hasBlob(l.diffId) ? null : o.store.compressedOf(l.diffId);
+        return o.store.openBlob(gz ? gz.digest : l.diffId);
+      };
+      dirs.push(await o.store.ensureLayerExtracted(l.diffId, open, { onNote: (message) => emit({ type: "note", message }) }));
+    }
+    return dirs.reverse();
+  }
+
+  async function withStageRoot<T>(stage: Stage, fn: (root: string) => Promise<T>): Promise<T> {
+    const b = built.get(stage);
+    if (!b) throw new Error(`stage "${stage.name}" is read before it was built`);
+    return withRootfs({ lowers: await lowerDirs(b.result.layers) }, fn);
+  }
+
+  async function buildStage(entry: PlanEntry, signal: AbortSignal): Promise<StageResult> {
+    const stage = entry.stage;
+    const spec = stage.spec;
+    emit({ type: "stage-phase", stage: stage.name, phase: "base" });
+    const base = await baseOf(stage);
+    const runConfig = applyStageConfig(base.config, spec, "run", { stage: stage.name });
+    const lowers = await lowerDirs(base.layers);
+
+    const work = join(await o.store.tmpDir(), `stage-${stage.name.replace(/[^a-zA-Z0-9_.-]/g, "_")}-${process.pid}-${Date.now()}`);
+    const upper = join(work, "upper");
+    const ovlWork = join(work, "work");
+    await mkdir(upper, { recursive: true });
+    await mkdir(ovlWork, { recursive: true });
+    try {
+      const from = spec.from;
+      if (from.kind === "tarball") {
+        emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
+        await extractTarball(stage, from.source, upper);
+      }
+      const changes = spec.copy.length > 0 || spec.run.length > 0;
+      if (changes) {
+        // Bind and cache targets are mount points: the sandbox keeps them out of the upper dir.
+        const mountpoints = [...spec.binds.map((b) => b.target), ...Object.keys(spec.caches)];
+        await withRootfs({ lowers, upper, work: ovlWork, mountpoints, tmpDir: work }, async (merged) => {
+          if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
+          for (const [dest, source] of spec.copy) {
+            signal.throwIfAborted();
+            await applyCopy(merged, dest, source, { stage, projectDir: o.projectDir, withStageRoot });
+          }
+          if (spec.run.length) await runScripts(stage, runConfig, merged, signal);
+        });
+      }
+      emit({ type: "stage-phase", stage: stage.name, phase: "commit" });
+      let own: LayerRef | undefined;
+      if (from.kind === "tarball" || (await hasEntries(upper))) own = await commitLayerToStore(o.store, upper, { sourceDateEpoch: sde });
+      // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
+      const config = finalConfig(stage, base.config, own, undefined, sde);
+      return {
+        key: entry.layerKey,
+        layers: own ? [...base.layers, own] : [...base.layers],
+        config,
+        history: config.history ?? [],
+        created: createdTimestamp(sde),
+        stage: stage.name,
+        project: o.projectDir,
+      };
+    } finally {
+      await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  async function extractTarball(stage: Stage, source: import("@mstage/core").TarballBase["source"], upper: string): Promise<void> {
+    const apply = (path: string) =>
+      applyLayer(createReadStream(path), upper, {
+        mode: "merge",
+        onNote: (message: string) => emit({ type: "note", stage: stage.name, message }),
+      });
+    if (source.kind === "local") {
+      await apply(resolve(o.projectDir, source.path));
+      return;
+    }
+    await withStageRoot(source.stage, async (root) => {
+      const path = await resolveInRoot(root, source.path, { followLast: true });
+      const st = await lstat(path).catch(() => undefined);
+      if (!st?.isFile()) {
+        throw new StageError(stage.name, `${source.stage.name}.path("${source.path}") is not a file in stage "${source.stage.name}"'s result`, "from", stage.definedAt);
+      }
+      await apply(path);
+    });
+  }
+
+  async function runScripts(stage: Stage, config: ImageConfig, merged: string, signal: AbortSignal): Promise<void> {
+    const spec = stage.spec;
+    const shell = spec.shell;
+    const shellPath = await resolveInRoot(merged, shell[0]!, { followLast: true });
+    if (!(await lstat(shellPath).catch(() => undefined))) {
+      throw new StageError(stage.name, `run needs ${shell[0]}, which this stage's base does not have${spec.from.kind === "scratch" ? " (scratch is empty: copy a shell in first, or build from another base)" : ""}`, "run", stage.definedAt);
+    }
+    const user = spec.runAs ?? config.config?.User ?? undefined;
+    const workdir = config.config?.WorkingDir || undefined;
+    const env = runEnv(config);
+
+    const binds = spec.binds.map((b) => ({ target: b.target, host: resolve(o.projectDir, b.host), readonly: b.readonly }));
+    const caches = await Promise.all(Object.entries(spec.caches).map(async ([target, id]) => ({ target, dir: await o.store.cacheDir(id) })));
+    const secrets = await Promise.all(Object.entries(spec.secrets).map(async ([id, s]) => ({ id, data: await readSecret(stage, id, s) })));
+
+    for (const script of spec.run) {
+      emit({ type: "stage-phase", stage: stage.name, phase: "run" });
+      const tail: string[] = [];
+      const split = (stream: "stdout" | "stderr") =>
+        new LineSplitter((line) => {
+          tail.push(line);
+          if (tail.length > TAIL_LINES) tail.shift();
+          emit({ type: "log", stage: stage.name, line, stream });
+        });
+      const out = { stdout: split("stdout"), stderr: split("stderr") };
+      const { exitCode } = await runStep({
+        rootfs: merged,
+        argv: [...shell, script],
+        env,
+        workdir,
+        user,
+        network: spec.network,
+        binds,
+        caches,
+        secrets,
+        signal,
+        onOutput: (chunk: string, stream: "stdout" | "stderr") => out[stream].push(chunk),
+      });
+      out.stdout.flush();
+      out.stderr.flush();
+      signal.throwIfAborted();
+      if (exitCode !== 0) throw new StepError(stage.name, script, exitCode, tail);
+    }
+  }
+
+  async function readSecret(stage: Stage, id: string, s: import("@mstage/core").SecretSource): Promise<Uint8Array> {
+    if ("env" in s) {
+      const v = process.env[s.env];
+      if (v === undefined) throw new StageError(stage.name, `secret "${id}" reads the environment variable ${s.env}, which is not set`, `secrets.${id}`, stage.definedAt);
+      return Buffer.from(v);
+    }
+    try {
+      return await readFile(resolve(o.projectDir, s.file));
+    } catch (e) {
+      throw new StageError(stage.name, `secret "${id}": cannot read ${s.file}: ${(e as Error).message}`, `secrets.${id}`, stage.definedAt);
+    }
+  }
+}
+
+/** The layer a stage added on top of its base, if any: its history's last entry says. */
+function ownLayer(stored: StageResult): LayerRef | undefined {
+  const last = stored.config.history?.[stored.config.history.length - 1];
+  if (!last || last.empty_layer) return undefined;
+  return stored.layers[stored.layers.length - 1];
+}
+
+/**
+ * The image after a stage: its base's config, its own fields, its history entry and layer; with
+ * `squashed`, the whole chain replaced by that one layer.
+ */
+export function finalConfig(stage: Stage, base: ImageConfig, own: LayerRef | undefined, squashed: LayerRef | undefined, sde: number): ImageConfig {
+  const created = createdTimestamp(sde);
+  let config = applyStageConfig(base, stage.spec, "final", { stage: stage.name });
+  config = addLayer(config, own ? own.diffId : null, stageHistoryEntry(stage.name, stage.spec, { created, emptyLayer: !own }));
+  if (squashed) config = squashLayers(config, squashed.diffId);
+  config.created = created;
+  return config;
+}
+
+async function hasEntries(dir: string): Promise<boolean> {
+  return (await readdir(dir)).length > 0;
+}

@@ -1,0 +1,74 @@
+// debian() bases: a Debian root filesystem made from packages with mmdebstrap, no base image. Inside
+// mstage's user namespace we are root over a full id range, so `--mode=root` works and is the
+// fastest; outside it (tests as a plain user) `--mode=unshare` makes its own namespace.
+import { spawn } from "node:child_process";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { UserError, type DebianBase } from "@mstage/core";
+import { LineSplitter } from "./events.ts";
+
+export interface DebianRootfs {
+  rootfs: string;
+  /** Every installed package → its version, from the rootfs's dpkg status. */
+  versions: Record<string, string>;
+}
+
+export async function buildDebianRootfs(
+  base: DebianBase,
+  workDir: string,
+  o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void },
+): Promise<DebianRootfs> {
+  const rootfs = join(workDir, "rootfs");
+  await mkdir(rootfs, { recursive: true });
+  const args = [
+    process.getuid?.() === 0 ? "--mode=root" : "--mode=unshare",
+    `--variant=${base.variant ?? "minbase"}`,
+    // Device nodes cannot be made in a user namespace; the sandbox gives steps a /dev of its own.
+    "--skip=output/dev",
+    "--skip=output/mknod",
+    ...(base.packages.length ? [`--include=${[...base.packages].join(",")}`] : []),
+    base.suite,
+    rootfs,
+    ...(base.mirror ? [base.mirror] : []),
+  ];
+  const tail: string[] = [];
+  const lines = new LineSplitter((line) => {
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    o.onLine?.(line);
+  });
+  const code = await new Promise<number>((resolve, reject) => {
+    const child = spawn("mmdebstrap", args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SOURCE_DATE_EPOCH: String(o.sourceDateEpoch), LC_ALL: "C.UTF-8" },
+      signal: o.signal,
+    });
+    child.stdout.setEncoding("utf8").on("data", (c: string) => lines.push(c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => lines.push(c));
+    child.on("error", (e: NodeJS.ErrnoException) =>
+      reject(e.code === "ENOENT" ? new UserError("debian() bases need mmdebstrap: install it with `apt-get install mmdebstrap`") : e),
+    );
+    child.on("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+  });
+  lines.flush();
+  if (code !== 0) {
+    throw new UserError(`mmdebstrap ${args.join(" ")} failed with exit code ${code}`, { detail: tail.join("\n") });
+  }
+  return { rootfs, versions: parseDpkgStatus(await readFile(join(rootfs, "var/lib/dpkg/status"), "utf8")) };
+}
+
+/** Installed packages and versions from a dpkg status file. */
+export function parseDpkgStatus(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const para of text.split(/\n\n+/)) {
+    const field = (name: string) => new RegExp(`^${name}: (.*)$`, "m").exec(para)?.[1]?.trim();
+    const pkg = field("Package");
+    const version = field("Version");
+    const status = field("Status");
+    if (pkg && version && status?.endsWith(" installed")) {
+      const arch = field("Architecture");
+      out[arch && arch !== "all" && pkg in out ? `${pkg}:${arch}` : pkg] = version;
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
