@@ -42,6 +42,11 @@ export { runGraph } from "./build/scheduler.ts";
 export type { Task } from "./build/scheduler.ts";
 export { LineSplitter } from "./build/events.ts";
 export type { BuildEvent, BuildEventHandler, StageOutcome } from "./build/events.ts";
+export { buildPlan, finalConfig } from "./build/builder.ts";
+export type { BuildOptions, BuiltStage } from "./build/builder.ts";
+export { BaseProvider, debianIdentity } from "./build/bases.ts";
+export type { BaseProviderOptions, PreparedBase } from "./build/bases.ts";
+export { buildDebianRootfs, parseDpkgStatus } from "./build/debian.ts";
 
 // registry/
 export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
