@@ -3,7 +3,6 @@
 // outside the target: names are checked, every parent is verified to be a real directory (never a
 // symlink) before anything is created under it, and files are created with O_EXCL|O_NOFOLLOW.
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -26,12 +25,13 @@ import {
   type Stats,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { Readable, Transform } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { UserError } from "@mstage/core";
-import { digestOf, type Digest } from "../oci/digest.ts";
+import type { Digest } from "../oci/digest.ts";
+import { PaxTap } from "./pax-tap.ts";
 import { isOverlayPrivate, writeXattrs } from "./xattr.ts";
 
 export interface ApplyOptions {
@@ -160,7 +160,7 @@ class Applier {
     }
   }
 
-  async entry(header: tar.Header, body: EntryBody): Promise<void> {
+  async entry(header: tar.Header, body: EntryBody, rawPax?: Map<string, Buffer>): Promise<void> {
     const entryName = header.name;
     const rel = cleanEntryName(entryName);
     const base = rel.slice(rel.lastIndexOf("/") + 1);
@@ -173,7 +173,7 @@ class Applier {
     if (rel === "") {
       // The "./" entry: the root's own metadata.
       body.resume();
-      if (header.type === "directory") this.dirDone("", header);
+      if (header.type === "directory") this.dirDone("", header, rawPax);
       return;
     }
     this.ensureParents(rel, entryName);
@@ -187,7 +187,7 @@ class Applier {
         if (!existing || !existing.isDirectory()) mkdirSync(path, 0o700);
         this.safeDirs.add(rel);
         this.chown(rel, header.uid ?? 0, header.gid ?? 0);
-        this.dirDone(rel, header);
+        this.dirDone(rel, header, rawPax);
         break;
       }
       case "file":
@@ -255,16 +255,16 @@ class Applier {
       }
     }
     this.written.add(rel);
-    this.collectXattrs(rel, header);
+    this.collectXattrs(rel, rawPax);
   }
 
-  private dirDone(rel: string, header: tar.Header): void {
+  private dirDone(rel: string, header: tar.Header, rawPax?: Map<string, Buffer>): void {
     if (rel === "") this.chown("", header.uid ?? 0, header.gid ?? 0);
     // Mode and times are set at the end: creating children would change the mtime, and a 0555 dir
     // must stay writable until its contents are in.
     this.dirMeta.set(rel, { abs: this.abs(rel), mode: (header.mode ?? 0o755) & 0o7777, mtime: header.mtime ?? new Date(0) });
     this.written.add(rel);
-    this.collectXattrs(rel, header);
+    this.collectXattrs(rel, rawPax);
   }
 
   private whiteout(rel: string, base: string, entry: string): void {
@@ -308,22 +308,18 @@ class Applier {
     return file;
   }
 
-  private collectXattrs(rel: string, header: tar.Header): void {
-    const pax = header.pax as Record<string, string> | null | undefined;
+  /** xattrs from the entry's pax records (exact bytes, from PaxTap): SCHILY.xattr.* raw, LIBARCHIVE.xattr.* base64. */
+  private collectXattrs(rel: string, pax: Map<string, Buffer> | undefined): void {
     if (!pax) return;
-    for (const [key, value] of Object.entries(pax)) {
+    for (const [key, value] of pax) {
       let name: string;
       let bytes: Buffer;
       if (key.startsWith("SCHILY.xattr.")) {
         name = key.slice("SCHILY.xattr.".length);
-        if (value.includes("\uFFFD")) {
-          this.opts.onNote?.(`skipped xattr ${name} of ${rel}: its binary value did not survive tar decoding`);
-          continue;
-        }
-        bytes = Buffer.from(value, "utf8");
+        bytes = value;
       } else if (key.startsWith("LIBARCHIVE.xattr.")) {
         name = decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length));
-        bytes = Buffer.from(value, "base64");
+        bytes = Buffer.from(value.toString("latin1"), "base64");
       } else continue;
       // A layer must not steer overlayfs (redirects, opaque markers of its own choosing).
       if (isOverlayPrivate(name)) continue;
@@ -398,13 +394,7 @@ async function isGzip(src: Readable): Promise<boolean> {
  * `dir` is left partly written: callers extract into a temp dir and rename it into place on success.
  */
 export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
-  const hash = createHash("sha256");
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
+  const tap = new PaxTap();
   const gz = await isGzip(source);
   const extract = tar.extract();
   const applier = new Applier(dir, opts);
@@ -415,7 +405,9 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
   });
   try {
     for await (const entry of extract) {
-      await applier.entry(entry.header, entry as unknown as EntryBody);
+      // The tap has seen this entry's header before tar-stream handed it over.
+      const rawPax = entry.header.pax ? tap.paxQueue.shift() : undefined;
+      await applier.entry(entry.header, entry as unknown as EntryBody, rawPax);
     }
   } catch (e) {
     source.destroy();
@@ -426,5 +418,5 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
   await fed;
   if (feedError) throw feedError;
   await applier.finish();
-  return { diffId: digestOf(hash) };
+  return { diffId: tap.digest() };
 }

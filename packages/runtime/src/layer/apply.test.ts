@@ -1,0 +1,188 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { applyLayer, HostileLayerError } from "./apply.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+
+type Entry = Partial<TarHeader> & { name: string; body?: string };
+
+/** A tar built entry by entry, hostile names included (the encoder does not judge). */
+function tarOf(entries: Entry[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? "");
+    parts.push(encodeHeader({ type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, ...e, size: body.length }));
+    parts.push(body, Buffer.alloc(padding(body.length)));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
+}
+
+/** A sandbox: `target` to extract into, `outside` beside it holding a secret that must stay put. */
+function scene() {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-apply-"));
+  const target = join(dir, "target");
+  const outside = join(dir, "outside");
+  mkdirSync(target);
+  mkdirSync(outside);
+  writeFileSync(join(outside, "secret"), "do not touch\n");
+  const snapshot = () => ({ top: readdirSync(dir).sort(), outside: readdirSync(outside).sort(), secret: readFileSync(join(outside, "secret"), "utf8") });
+  const before = snapshot();
+  return {
+    dir,
+    target,
+    outside,
+    assertOutsideUntouched() {
+      assert.deepEqual(snapshot(), before, "nothing outside the target changed");
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const hostile: Array<{ what: string; entries: (outside: string) => Entry[]; entry: string | RegExp }> = [
+  { what: "a .. entry", entries: () => [{ name: "../evil", body: "x" }], entry: "../evil" },
+  { what: "a .. in the middle", entries: () => [{ name: "a/../../evil", body: "x" }], entry: "a/../../evil" },
+  { what: "an absolute name", entries: () => [{ name: "/tmp/evil", body: "x" }], entry: "/tmp/evil" },
+  {
+    what: "a file written through an absolute symlink",
+    entries: (outside) => [{ name: "link", type: "symlink", linkname: outside }, { name: "link/evil", body: "x" }],
+    entry: "link/evil",
+  },
+  {
+    what: "a file written through a relative symlink",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "up/evil", body: "x" }],
+    entry: "up/evil",
+  },
+  {
+    what: "a file replacing a file through a symlinked dir",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "up/secret", body: "overwritten" }],
+    entry: "up/secret",
+  },
+  {
+    what: "a hardlink to a file outside by ..",
+    entries: () => [{ name: "hl", type: "link", linkname: "../outside/secret" }],
+    entry: "hl",
+  },
+  {
+    what: "a hardlink to an absolute path",
+    entries: (outside) => [{ name: "hl", type: "link", linkname: join(outside, "secret") }],
+    entry: "hl",
+  },
+  {
+    what: "a hardlink through a symlink",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "hl", type: "link", linkname: "up/secret" }],
+    entry: "hl",
+  },
+  {
+    what: "a whiteout through a symlink",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "up/.wh.secret" }],
+    entry: "up/.wh.secret",
+  },
+  {
+    what: "an opaque marker through a symlink",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "up/.wh..wh..opq" }],
+    entry: "up/.wh..wh..opq",
+  },
+  {
+    what: "a directory created through a symlink",
+    entries: () => [{ name: "up", type: "symlink", linkname: "../outside" }, { name: "up/newdir/", type: "directory", mode: 0o755 }],
+    entry: "up/newdir/",
+  },
+];
+
+for (const mode of ["merge", "overlay"] as const) {
+  for (const h of hostile) {
+    test(`apply (${mode}) rejects ${h.what}, names the entry, and writes nothing outside`, async () => {
+      const s = scene();
+      try {
+        const tar = tarOf(h.entries(s.outside));
+        await assert.rejects(applyLayer(Readable.from(tar), s.target, { mode }), (e: unknown) => {
+          assert.ok(e instanceof HostileLayerError, `a HostileLayerError, got ${String(e)}`);
+          assert.equal((e as HostileLayerError).entry, h.entry);
+          assert.ok((e as Error).message.includes(JSON.stringify(h.entry)), (e as Error).message);
+          return true;
+        });
+        s.assertOutsideUntouched();
+      } finally {
+        s.cleanup();
+      }
+    });
+  }
+}
+
+test("apply replaces a symlink to outside with the entry's own file, leaving the symlink's target alone", async () => {
+  const s = scene();
+  try {
+    symlinkSync(join(s.outside, "secret"), join(s.target, "f"));
+    await applyLayer(Readable.from(tarOf([{ name: "f", body: "inside" }])), s.target, { mode: "merge" });
+    assert.equal(readFileSync(join(s.target, "f"), "utf8"), "inside");
+    assert.ok(lstatSync(join(s.target, "f")).isFile());
+    s.assertOutsideUntouched();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("apply reads gzip and plain tars alike and returns the digest of the uncompressed tar", async () => {
+  const s = scene();
+  try {
+    const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "hello" }]);
+    const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
+    const plain = await applyLayer(Readable.from(tar), join(s.target), { mode: "merge" });
+    mkdirSync(join(s.dir, "t2"));
+    const gz = await applyLayer(Readable.from(gzipSync(tar)), join(s.dir, "t2"), { mode: "merge" });
+    assert.equal(plain.diffId, want);
+    assert.equal(gz.diffId, want);
+    assert.equal(readFileSync(join(s.dir, "t2/d/f"), "utf8"), "hello");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("merge mode: a whiteout deletes a lower file, an opaque marker empties a lower dir but keeps this layer's entries", async () => {
+  const s = scene();
+  try {
+    mkdirSync(join(s.target, "keep/sub"), { recursive: true });
+    writeFileSync(join(s.target, "keep/old"), "old");
+    writeFileSync(join(s.target, "gone"), "x");
+    const tar = tarOf([
+      { name: ".wh.gone" },
+      { name: "keep/", type: "directory", mode: 0o755 },
+      { name: "keep/new", body: "new" },
+      { name: "keep/.wh..wh..opq" },
+    ]);
+    await applyLayer(Readable.from(tar), s.target, { mode: "merge" });
+    assert.equal(existsSync(join(s.target, "gone")), false);
+    assert.deepEqual(readdirSync(join(s.target, "keep")), ["new"]);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("apply skips device nodes with one note naming them", async () => {
+  const s = scene();
+  try {
+    const notes: string[] = [];
+    const dev = encodeHeader({ name: "dev/null", type: "file", mode: 0o666, uid: 0, gid: 0, size: 0, mtime: 0 });
+    dev[156] = 0x33; // '3': character device
+    // Recompute the checksum after changing the type flag.
+    dev.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of dev) sum += b;
+    dev.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+    const tar = Buffer.concat([tarOf([{ name: "dev/", type: "directory", mode: 0o755 }]).subarray(0, 512), dev, END_OF_ARCHIVE]);
+    await applyLayer(Readable.from(tar), s.target, { mode: "merge", onNote: (m) => notes.push(m) });
+    assert.equal(existsSync(join(s.target, "dev/null")), false);
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], /skipped 1 device node\(s\) \(dev\/null\)/);
+  } finally {
+    s.cleanup();
+  }
+});
