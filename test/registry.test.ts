@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { RegistryClient, parseDigest, pullImage, pushImage, resolveDigest, type PullProgress, type PushProgress } from "@mstage/runtime";
+import { RegistryClient, parseDigest, pullImage, pushImage, pushImages, resolveDigest, type PullProgress, type PushProgress } from "@mstage/runtime";
 import { DirBlobSink, makeIndex, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
@@ -140,6 +140,45 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
     assert.equal(b.manifestDigest, amd.manifest.digest);
     assert.equal(await resolveDigest(`${repo}:1`, { client }), indexPush.digest);
     await assert.rejects(pullImage(`${repo}:1`, { store: sink, client, platform: "linux/s390x" }), /has no image for platform linux\/s390x; available: linux\/amd64, linux\/arm64/);
+  });
+
+  test("pushImages sends every image to every tag, mounting blobs from earlier tags and the base's repository", async () => {
+    const built = makeTestImage({ extraLayers: [50_000], label: "built" });
+    const sink = new DirBlobSink(join(tmp, "built"));
+    for (const [d, bytes] of built.blobs) await sink.writeBlob(bytes, d);
+    await sink.writeBlob(built.manifest.bytes, built.manifest.digest);
+    const manifest = JSON.parse(built.manifest.bytes.toString("utf8"));
+    const image = {
+      manifest,
+      descriptor: { mediaType: built.manifest.mediaType, digest: parseDigest(built.manifest.digest), size: built.manifest.bytes.length },
+      config: JSON.parse(built.config.bytes.toString("utf8")),
+      configDescriptor: manifest.config,
+      layers: manifest.layers.map((d: { digest: string }, i: number) => ({ diffId: parseDigest(built.layers[i]!.diffId), descriptor: d })),
+    };
+    const pushed = await pushImages([{ tags: [`${reg.host}/app/one:1.0`, `${reg.host}/app/one:latest`, `${reg.host}/app/two:1.0`], image }], { source: sink, client });
+    assert.deepEqual(pushed.map((p) => [p.ref, p.digest]), [
+      [`${reg.host}/app/one:1.0`, built.manifest.digest],
+      [`${reg.host}/app/one:latest`, built.manifest.digest],
+      [`${reg.host}/app/two:1.0`, built.manifest.digest],
+    ]);
+    assert.deepEqual(pushed.map((p) => p.blobs), [
+      { present: 0, mounted: 0, uploaded: 3 },
+      { present: 3, mounted: 0, uploaded: 0 },
+      { present: 0, mounted: 3, uploaded: 0 },
+    ]);
+    assert.equal((skopeoInspect(`${reg.host}/app/two:1.0`) as { Digest: string }).Digest, built.manifest.digest);
+
+    // A new image on that base (named in its manifest annotations) gets the shared blobs by mount.
+    const derived = { ...manifest, annotations: { "org.opencontainers.image.base.name": `${reg.host}/app/one:1.0` } };
+    const bytes = Buffer.from(JSON.stringify(derived));
+    const { digest } = await sink.writeBlob(bytes);
+    const onBase = await pushImages(
+      [{ tags: [`${reg.host}/app/three:1`], image: { ...image, manifest: derived, descriptor: { ...image.descriptor, digest, size: bytes.length } } }],
+      { source: sink, client },
+    );
+    assert.deepEqual(onBase[0]!.blobs, { present: 0, mounted: 3, uploaded: 0 });
+    assert.equal(onBase[0]!.digest, digest);
+    await assert.rejects(pushImages([{ tags: ["Bad:Tag"], image }], { source: sink, client }), /must be lowercase/);
   });
 
   test("a missing tag or repository fails with 'not found: repository or tag'", async () => {
