@@ -61,6 +61,8 @@ export { pullImage, resolveDigest } from "./registry/pull.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
 export { pushImage } from "./registry/push.ts";
 export type { BlobSource, PushBlob, PushOptions, PushProgress, PushResult } from "./registry/push.ts";
+export { pushImages } from "./registry/push-images.ts";
+export type { PushTarget, PushedTag, PushImagesOptions } from "./registry/push-images.ts";
 
 // store/
 export { Store, DigestMismatchError } from "./store/store.ts";
