@@ -1,0 +1,73 @@
+import { test } from "node:test";
+import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { STAGE_BRAND, isStage } from "../model.ts";
+import { StageError } from "../errors.ts";
+import { debian, image, scratch } from "./bases.ts";
+import { inline, local } from "./sources.ts";
+import { beginStageCollection, stage } from "./stage.ts";
+
+test("stage() fills defaults and normalises paths, ports and binds", () => {
+  const s = stage("norm", {
+    from: image("alpine:3.20"),
+    copy: { "/etc//motd/": inline("hi") },
+    expose: [8080, "53/udp"],
+    binds: { "/src": "./src", "/out": { host: "./out", readonly: false } },
+    workdir: "/app/",
+  });
+  assert.deepEqual(s.spec.shell, ["/bin/sh", "-c"]);
+  assert.equal(s.spec.network, "host");
+  assert.deepEqual(s.spec.copy.map(([d]) => d), ["/etc/motd"]);
+  assert.deepEqual(s.spec.expose, ["8080/tcp", "53/udp"]);
+  assert.deepEqual(s.spec.binds, [
+    { target: "/src", host: "./src", readonly: true },
+    { target: "/out", host: "./out", readonly: false },
+  ]);
+  assert.equal(s.spec.workdir, "/app");
+  assert.ok(Object.isFrozen(s.spec));
+});
+
+test("a stage is recognised by its brand, not by instanceof", () => {
+  const s = stage("brand", { from: scratch() });
+  assert.equal(isStage(s), true);
+  assert.equal(isStage({ [STAGE_BRAND]: true }), true);
+  assert.equal(isStage({ name: "x", spec: {} }), false);
+  assert.equal(JSON.stringify({ s }), '{"s":{"stage":"brand"}}');
+});
+
+test("errors are StageErrors carrying stage, key and the caller's line", () => {
+  const line = readFileSync(new URL(import.meta.url), "utf8").split("\n").findIndex((l) => l.endsWith("// the call")) + 1;
+  try {
+    stage("located", { from: scratch(), workdir: "relative" }); // the call
+    assert.fail("no error");
+  } catch (e) {
+    assert.ok(e instanceof StageError);
+    assert.equal(e.stage, "located");
+    assert.equal(e.key, "workdir");
+    assert.equal(e.location?.line, line);
+    assert.match(e.location!.file, /stage\.test\.ts$/);
+    assert.match(e.message, /stage "located", key "workdir": "relative" is not absolute/);
+  }
+});
+
+test("duplicate names are an error only within one collection", () => {
+  stage("twice", { from: scratch() });
+  stage("twice", { from: scratch() });
+  const c = beginStageCollection();
+  try {
+    stage("dup", { from: scratch() });
+    assert.throws(() => stage("dup", { from: scratch() }), /a stage named "dup" is already defined at stage\.test\.ts:\d+; stage names must be unique/);
+  } finally {
+    assert.deepEqual(c.end().map((s) => s.name), ["dup"]);
+  }
+});
+
+test("the base and source helpers validate their own arguments", () => {
+  assert.throws(() => debian({ suite: "Bookworm" }), /debian\(\): "suite" must be a release name like "bookworm"/);
+  assert.deepEqual(debian({ suite: "bookworm", packages: ["curl", "ca-certificates", "curl"] }).packages, ["ca-certificates", "curl"]);
+  assert.throws(() => image("alpine", { platfrom: "linux/amd64" } as never), /image\(\): unknown option "platfrom"/);
+  assert.throws(() => local("./x", { owner: "root" }), /local\(\): "owner" must be "uid:gid" in numbers/);
+  assert.throws(() => stage("x1", { from: scratch(), secrets: { tok: { value: "s" } as never } }), /key "secrets": secret "tok" must be \{ env: "NAME" \} or \{ file: "path" \}/);
+  assert.throws(() => stage("x2", { from: scratch(), network: "bridge" as never }), /key "network": must be "host" or "none"/);
+  assert.throws(() => stage("x3", { from: scratch(), tags: ["Bad Tag"] }), /key "tags": "Bad Tag" is not an image reference/);
+});

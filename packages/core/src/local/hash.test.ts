@@ -1,0 +1,83 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { local } from "../api/sources.ts";
+import { hashLocal } from "./hash.ts";
+import { StatCache } from "./statcache.ts";
+import { projectIgnore, walkLocal } from "./walk.ts";
+
+function project(): string {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-hash-"));
+  mkdirSync(join(dir, "src/sub"), { recursive: true });
+  writeFileSync(join(dir, "src/a.txt"), "a\n");
+  writeFileSync(join(dir, "src/sub/b.txt"), "b\n");
+  writeFileSync(join(dir, "src/skip.tmp"), "tmp\n");
+  symlinkSync("a.txt", join(dir, "src/link"));
+  return dir;
+}
+
+const digest = (dir: string, o: { exclude?: string[] } = {}) =>
+  hashLocal("./src", dir, { exclude: o.exclude, projectIgnore: projectIgnore(dir) }, StatCache.load(undefined)).digest;
+
+test("the digest ignores mtime and the absolute directory", () => {
+  const a = project();
+  const b = mkdtempSync(join(tmpdir(), "mstage-hash-other-"));
+  cpSync(a, b, { recursive: true, verbatimSymlinks: true });
+  utimesSync(join(b, "src/a.txt"), new Date(1), new Date(1));
+  assert.equal(digest(a), digest(b));
+});
+
+test("the digest changes with content, mode, symlink target and names", () => {
+  const dir = project();
+  const seen = new Set([digest(dir)]);
+  writeFileSync(join(dir, "src/a.txt"), "A\n");
+  seen.add(digest(dir));
+  chmodSync(join(dir, "src/sub/b.txt"), 0o755);
+  seen.add(digest(dir));
+  writeFileSync(join(dir, "src/c.txt"), "");
+  seen.add(digest(dir));
+  const link = join(dir, "src/link2");
+  symlinkSync("x", link);
+  seen.add(digest(dir));
+  assert.equal(seen.size, 5);
+});
+
+test("exclude and .mstageignore leave files out of the digest and the file list", async () => {
+  const dir = project();
+  const full = digest(dir);
+  assert.notEqual(digest(dir, { exclude: ["*.tmp"] }), full);
+  writeFileSync(join(dir, ".mstageignore"), "src/skip.tmp\n");
+  assert.equal(digest(dir), digest(dir, { exclude: ["*.tmp"] }));
+  const entries = await walkLocal(local("./src", { exclude: ["sub/"] }), dir);
+  assert.deepEqual(entries.map((e) => [e.rel, e.type]), [["a.txt", "file"], ["link", "symlink"]]);
+  assert.equal(entries[1].linkTarget, "a.txt");
+});
+
+test("a single-file source is one entry with rel \"\"", async () => {
+  const dir = project();
+  const entries = await walkLocal(local("src/a.txt"), dir);
+  assert.deepEqual(entries.map((e) => [e.rel, e.type, e.size]), [["", "file", 2]]);
+});
+
+test("the stat cache reads a file again only when its stat changed", () => {
+  const dir = project();
+  const path = join(dir, "cache.json");
+  let cache = StatCache.load(path);
+  hashLocal("./src", dir, {}, cache);
+  assert.equal(cache.reads, 3);
+  cache.save();
+  cache = StatCache.load(path);
+  hashLocal("./src", dir, {}, cache);
+  assert.equal(cache.reads, 0);
+  writeFileSync(join(dir, "src/a.txt"), "changed\n");
+  cache = StatCache.load(path);
+  hashLocal("./src", dir, {}, cache);
+  assert.equal(cache.reads, 1);
+});
+
+test("a missing source says so with its resolved path", () => {
+  const dir = project();
+  assert.throws(() => hashLocal("./nope", dir, {}, StatCache.load(undefined)), /\.\/nope: no such file or directory \(.*\/nope\)/);
+});
