@@ -4,9 +4,7 @@ import { resolve } from "node:path";
 import {
   UserError,
   buildGraph,
-  loadState,
   planStages,
-  readLock,
   recordBuild,
   saveState,
   writeLock,
@@ -29,18 +27,8 @@ import {
   type OutputImage,
 } from "@mstage/runtime";
 import { loadConfig } from "../config/load.ts";
-
-export type OutputSpec = { kind: "oci"; dir: string } | { kind: "docker-archive"; file: string };
-
-export function parseOutputs(raw: unknown): OutputSpec[] {
-  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
-  return list.map((v) => {
-    const s = String(v);
-    const m = /^(oci|docker-archive):(.+)$/.exec(s);
-    if (!m) throw new UserError(`--output ${JSON.stringify(s)}: write oci:DIR or docker-archive:FILE`);
-    return m[1] === "oci" ? { kind: "oci", dir: resolve(m[2]!) } : { kind: "docker-archive", file: resolve(m[2]!) };
-  });
-}
+import { createPlanContext, debianIdentity as planDebianIdentity } from "../config/project.ts";
+import type { OutputSpec } from "./up-noop.ts";
 
 export interface UpOptions {
   file: string;
@@ -80,8 +68,8 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");
   try {
-    const lock = await readLock(projectDir);
-    const state = await loadState(projectDir);
+    const ctx = await createPlanContext({ projectDir, store: store.root, noCache: o.noCache });
+    const { lock, state } = ctx;
     const sde = sourceDateEpochFrom();
     const bases = new BaseProvider({
       store,
@@ -95,12 +83,14 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       signal: o.signal,
     });
     const plan = await planStages(graph, {
-      projectDir,
-      state,
-      resolveBase: (base, stage) => bases.resolve(base, stage),
-      hasResult: (key) => store.hasResult(key),
-      statCachePath: store.statCachePath(projectDir),
-      noCache: o.noCache,
+      ...ctx,
+      // Unlike `plan`, `up` makes what is missing: it resolves tags and builds debian() bases now,
+      // updating images.lock, then keys them exactly as `plan` will next time.
+      resolveBase: async (base, stage) => {
+        if (base.kind === "oci") return ctx.resolveBase(base, stage);
+        const id = await bases.resolve(base, stage);
+        return base.kind === "debian" ? planDebianIdentity(base, lock) : id;
+      },
     });
     const stages = await buildPlan({
       store,

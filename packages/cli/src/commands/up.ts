@@ -1,21 +1,35 @@
-// `mstage up`: plan, build what changed, write the outputs. Runs inside mstage's user namespace
-// (re-executing itself there first), where layers owned by mapped ids can be read and written.
+// `mstage up`: plan, build what changed, write the outputs. Building runs inside mstage's user
+// namespace (re-executing itself there first), where layers owned by mapped ids can be read and
+// written. A no-op `up` is decided before that, with core alone: no namespace, no runtime loaded.
 import { availableParallelism } from "node:os";
 import { UserError } from "@mstage/core";
-import { reexecInUserNamespace } from "@mstage/runtime";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
-import { parseOutputs, runUp } from "./up-run.ts";
+import { checkNoop, parseOutputs } from "./up-noop.ts";
 
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
+  const started = Date.now();
   const outputs = parseOutputs(opts.output);
   const jobs = parseJobs(opts.jobs);
   const mode = resolveProgressMode(opts.progress, g.quiet, process.stderr);
+  const noCache = noCacheOption(opts);
   if (opts.watch) throw new UserError("`mstage up --watch` is not available yet; run `mstage up` after saving");
-  const reexec = reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
+  const color = g.color && process.stdout.isTTY === true;
+
+  if (!process.env.MSTAGE_USERNS && !noCache && opts.refresh !== true && opts.push !== true) {
+    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose });
+    if (noop) {
+      process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
+      return 0;
+    }
+  }
+
+  const runtime = await import("@mstage/runtime");
+  const reexec = runtime.reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
   if (reexec) await reexec;
 
+  const { runUp } = await import("./up-run.ts");
   const progress = createProgress(mode);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new UserError("interrupted"));
@@ -28,7 +42,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
       targets: args,
       outputs,
       jobs,
-      noCache: noCacheOption(opts),
+      noCache,
       refresh: opts.refresh === true,
       offline: opts.offline === true,
       verbose: g.verbose,
@@ -36,7 +50,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
       onEvent: (e) => progress.onEvent(e),
     });
     progress.stop();
-    process.stdout.write(renderSummary(summary, { quiet: g.quiet, color: g.color && process.stdout.isTTY === true }));
+    process.stdout.write(renderSummary({ ...summary, ms: Date.now() - started }, { quiet: g.quiet, color }));
     return 0;
   } finally {
     progress.stop();

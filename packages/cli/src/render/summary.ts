@@ -1,10 +1,19 @@
 // The end of `mstage up`: how many stages were built or reused, and what was written where.
 import { relative } from "node:path";
 import kleur from "kleur";
-import type { UpSummary } from "../commands/up-run.ts";
+import type { OutputLine } from "../commands/up-noop.ts";
+
+export interface SummaryView {
+  projectDir: string;
+  built: number;
+  cached: number;
+  configOnly: number;
+  outputs: OutputLine[];
+  ms: number;
+}
 import { formatDuration, formatSize } from "./progress.ts";
 
-export function renderSummary(s: UpSummary, o: { quiet: boolean; color: boolean }): string {
+export function renderSummary(s: SummaryView, o: { quiet: boolean; color: boolean }): string {
   kleur.enabled = o.color;
   const lines: string[] = [];
   if (o.quiet) {
