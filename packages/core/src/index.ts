@@ -27,7 +27,8 @@ export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 // graph, local sources, keys, state and plan: used by the CLI and the builder.
 export { buildGraph, stageDeps } from "./graph.ts";
 export type { StageGraph } from "./graph.ts";
-export { walkLocal, localPath } from "./local/walk.ts";
+export { walkLocal, localPath, projectIgnore } from "./local/walk.ts";
+export { IgnoreRules } from "./local/ignore.ts";
 export type { LocalEntry } from "./local/walk.ts";
 export { LAYER_FORMAT, canonicalJson, layerKey, configKey } from "./keys.ts";
 export type { StageInputs, BaseInput, SourceInput, CopyInput, BindInput, ConfigInputs } from "./keys.ts";
