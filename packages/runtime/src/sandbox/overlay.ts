@@ -1,0 +1,119 @@
+// Mounts a stage's root filesystem: overlayfs (with `userxattr`, as an unprivileged user namespace
+// requires) of the extracted layers, plus the stage's upper dir when it will be written.
+import { execFile } from "node:child_process";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { promisify } from "node:util";
+import { UserError } from "@mstage/core";
+import { requireTool } from "./tools.ts";
+
+const run = promisify(execFile);
+
+export interface RootfsOptions {
+  /** Read-only lower dirs, top first (extracted layers). Empty for `scratch()`. */
+  lowers: string[];
+  /** Where this stage's changes go; without it the mount is read-only. */
+  upper?: string;
+  /** overlayfs work dir: empty, on the same filesystem as `upper` (default: a sibling of `upper`). */
+  work?: string;
+  /** Extra directories a step will mount over (binds, caches), so no mountpoint lands in `upper`. */
+  mountpoints?: string[];
+  /** Where the mountpoint and scaffold live (default: the OS temp dir). */
+  tmpDir?: string;
+}
+
+/**
+ * Paths that every `run` mounts over. They exist in a scaffold dir at the bottom of the stack, so an
+ * image that lacks them still shows them and mounting over them never creates a file in `upper`.
+ */
+export const SCAFFOLD_DIRS = ["proc", "dev", "sys", "tmp", "etc", "run/secrets"];
+export const SCAFFOLD_FILES = ["etc/resolv.conf", "etc/hosts"];
+
+/** overlayfs' mount data is one page; longer lowerdir lists are passed relative to a shared parent. */
+const MAX_MOUNT_DATA = 3800;
+
+function checkPath(p: string): void {
+  if (/[:,\\\n]/.test(p)) throw new UserError(`cannot use ${JSON.stringify(p)} as an overlay dir: the path contains ":", "," or "\\"`);
+}
+
+async function mountOverlay(merged: string, lowers: string[], upper?: string, work?: string): Promise<void> {
+  for (const p of [...lowers, upper, work]) if (p) checkPath(p);
+  let cwd: string | undefined;
+  let shown = lowers;
+  const data = (ls: string[]) =>
+    ["userxattr", `lowerdir=${ls.join(":")}`, ...(upper ? [`upperdir=${upper}`, `workdir=${work}`] : [])].join(",");
+  if (data(lowers).length > MAX_MOUNT_DATA) {
+    cwd = commonParent(lowers);
+    shown = lowers.map((l) => relative(cwd!, l) || ".");
+  }
+  try {
+    await run(requireTool("mount"), ["-t", "overlay", "overlay", "-o", data(shown), merged], { cwd });
+  } catch (e) {
+    const err = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    throw new UserError(`could not mount the stage's overlay filesystem: ${err}`, {
+      cause: e,
+      detail: "mstage must run inside its user namespace (reexecInUserNamespace) on a kernel with unprivileged overlayfs (5.11+); run `mstage doctor`",
+    });
+  }
+}
+
+function commonParent(paths: string[]): string {
+  let parent = dirname(paths[0]);
+  while (!paths.every((p) => p.startsWith(parent + "/"))) parent = dirname(parent);
+  return parent;
+}
+
+/** Lazily detaches the mount; ok when it is already gone. */
+export async function unmount(path: string): Promise<void> {
+  try {
+    await run(requireTool("umount"), ["-l", path]);
+  } catch (e) {
+    const err = (e as { stderr?: string }).stderr ?? "";
+    if (!/not mounted|no mount point/i.test(err)) throw e;
+  }
+}
+
+/**
+ * Mounts the rootfs for the duration of `fn`, and always unmounts it and removes the mountpoint and
+ * scaffold (also when `fn` throws). Must run inside mstage's user namespace.
+ */
+export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) => Promise<T>): Promise<T> {
+  const base = await mkdtemp(join(opts.tmpDir ?? tmpdir(), "mstage-rootfs-"));
+  let work = opts.work;
+  let ownWork = false;
+  let mounted = false;
+  const merged = join(base, "merged");
+  try {
+    const scaffold = join(base, "scaffold");
+    await mkdir(merged);
+    await makeScaffold(scaffold, opts.mountpoints ?? []);
+    const lowers = [...opts.lowers, scaffold];
+    if (!opts.upper) {
+      // A read-only overlay needs two lowers; an empty one costs nothing.
+      if (lowers.length < 2) {
+        lowers.push(join(base, "empty"));
+        await mkdir(join(base, "empty"));
+      }
+    } else if (!work) {
+      work = await mkdtemp(join(dirname(opts.upper), ".work-"));
+      ownWork = true;
+    }
+    await mountOverlay(merged, lowers, opts.upper, work);
+    mounted = true;
+    return await fn(merged);
+  } finally {
+    if (mounted) await unmount(merged);
+    await rm(base, { recursive: true, force: true });
+    if (ownWork && work) await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function makeScaffold(dir: string, extra: string[]): Promise<void> {
+  for (const d of [...SCAFFOLD_DIRS, ...extra.map((p) => p.replace(/^\/+/, ""))]) {
+    if (d.split("/").includes("..")) throw new UserError(`mount target ${JSON.stringify("/" + d)} must not contain ".."`);
+    await mkdir(join(dir, d), { recursive: true, mode: 0o755 });
+  }
+  await chmod(join(dir, "tmp"), 0o1777);
+  for (const f of SCAFFOLD_FILES) await writeFile(join(dir, f), "", { mode: 0o644 });
+}

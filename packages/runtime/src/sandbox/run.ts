@@ -1,0 +1,218 @@
+// Runs one `run` step in its sandbox: new pid/mount/ipc/uts namespaces (and net for
+// `network: "none"`) inside mstage's user namespace, chrooted into the stage's mounted rootfs.
+import { spawn } from "node:child_process";
+import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { constants, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { UserError } from "@mstage/core";
+import { mkdirInRoot, resolveInRoot } from "./paths.ts";
+import { resolveUser } from "./passwd.ts";
+import { SETUP_SCRIPT } from "./setup-script.ts";
+import { findTool, requireTool } from "./tools.ts";
+
+export interface StepBind {
+  /** Absolute path inside the rootfs. */
+  target: string;
+  /** Absolute host path (a file or a directory). */
+  host: string;
+  readonly: boolean;
+}
+
+export interface StepCache {
+  target: string;
+  /** Persistent host directory (under the store), mounted read-write. */
+  dir: string;
+}
+
+export interface StepSecret {
+  /** Mounted at /run/secrets/<id>. */
+  id: string;
+  data: Uint8Array;
+}
+
+export interface RunStepOptions {
+  /** The mounted rootfs (the `merged` dir from withRootfs). */
+  rootfs: string;
+  /** The command, e.g. `["/bin/sh", "-c", script]`; argv[0] is looked up in the step's PATH. */
+  argv: string[];
+  /** The step's whole environment (nothing from mstage's own leaks in). PATH and HOME get defaults. */
+  env: Record<string, string>;
+  /** Working directory inside the rootfs, created if missing. Default "/". */
+  workdir?: string;
+  /** "name", "uid", "name:group" or "uid:gid", resolved against the rootfs' /etc/passwd. Default root. */
+  user?: string;
+  network: "host" | "none";
+  binds?: StepBind[];
+  caches?: StepCache[];
+  secrets?: StepSecret[];
+  /** Aborting kills the step's whole process tree; runStep then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  onOutput?: (chunk: string, stream: "stdout" | "stderr") => void;
+  /** For `mstage shell`: the step uses mstage's own stdin/stdout/stderr (onOutput is not called). */
+  tty?: boolean;
+  /** Host name inside the step. Default "mstage". */
+  hostname?: string;
+}
+
+export interface StepResult {
+  /** The step's exit code; 128+N when it died of signal N. */
+  exitCode: number;
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const NONE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** What a step mounts, with targets resolved inside the rootfs, and what had to be created for it. */
+class MountPlan {
+  readonly ops: string[] = [];
+  /** Host paths created in the rootfs as mountpoints, removed again after the step. */
+  readonly created: string[] = [];
+  constructor(private readonly root: string) {}
+
+  /** The host path of `target` inside the rootfs, created (as a dir or an empty file) when missing. */
+  target(target: string, kind: "dir" | "file"): string {
+    const r = resolveInRoot(this.root, target);
+    let p = r.existing;
+    r.missing.forEach((name, i) => {
+      p = join(p, name);
+      if (kind === "file" && i === r.missing.length - 1) writeFileSync(p, "", { mode: 0o644 });
+      else mkdirSync(p, { mode: 0o755 });
+      this.created.push(p);
+    });
+    return p;
+  }
+
+  cleanUp(): void {
+    for (const p of this.created.reverse()) {
+      try {
+        if (lstatSync(p).isDirectory()) rmdirSync(p);
+        else unlinkSync(p);
+      } catch {
+        // the step put something there: it is the step's change now
+      }
+    }
+  }
+}
+
+/**
+ * Runs `argv` in the sandbox and resolves with its exit code. Must run inside mstage's user namespace
+ * (see reexecInUserNamespace) with `rootfs` mounted by withRootfs. Nothing of the sandbox's own
+ * (mountpoints, resolv.conf, hosts, secrets) is left in the rootfs afterwards.
+ */
+export async function runStep(opts: RunStepOptions): Promise<StepResult> {
+  opts.signal?.throwIfAborted();
+  const root = opts.rootfs;
+  const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root" };
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: user.home, ...opts.env };
+  for (const k of Object.keys(env)) {
+    if (!k || k.includes("=") || k.includes("\0")) throw new UserError(`environment variable name ${JSON.stringify(k)} is invalid`);
+  }
+  const secrets = opts.secrets ?? [];
+  for (const s of secrets) {
+    if (!SECRET_ID.test(s.id)) throw new UserError(`secret id ${JSON.stringify(s.id)} is invalid: use letters, digits, ".", "_" and "-"`);
+  }
+
+  const tmp = await mkdtemp(join(tmpdir(), "mstage-step-"));
+  const plan = new MountPlan(root);
+  try {
+    const workdir = opts.workdir || "/";
+    // Like Docker's WORKDIR, a missing workdir is created and stays in the layer.
+    mkdirInRoot(root, workdir);
+    // The mountpoint of each bind is kept only while the step runs: not part of the layer.
+    plan.ops.push("proc", plan.target("/proc", "dir"));
+    plan.ops.push("dev", plan.target("/dev", "dir"));
+    if (opts.network === "none") {
+      const hosts = join(tmp, "hosts");
+      await writeFile(hosts, NONE_HOSTS, { mode: 0o644 });
+      plan.ops.push("lo", "sysfs", plan.target("/sys", "dir"));
+      plan.ops.push("bind", hosts, plan.target("/etc/hosts", "file"), "ro");
+    } else {
+      plan.ops.push("bind", "/etc/resolv.conf", plan.target("/etc/resolv.conf", "file"), "ro");
+      plan.ops.push("bind", "/etc/hosts", plan.target("/etc/hosts", "file"), "ro");
+    }
+    if (findTool("hostname")) plan.ops.push("hostname", opts.hostname ?? "mstage");
+    for (const b of opts.binds ?? []) {
+      let isDir: boolean;
+      try {
+        isDir = statSync(b.host).isDirectory();
+      } catch {
+        throw new UserError(`bind source ${b.host} (for ${b.target}) does not exist on the host`);
+      }
+      plan.ops.push("bind", b.host, plan.target(b.target, isDir ? "dir" : "file"), b.readonly ? "ro" : "rw");
+    }
+    for (const c of opts.caches ?? []) {
+      mkdirSync(c.dir, { recursive: true });
+      plan.ops.push("bind", c.dir, plan.target(c.target, "dir"), "rw");
+    }
+    if (secrets.length) {
+      const dir = plan.target("/run/secrets", "dir");
+      plan.ops.push("tmpfs", dir, "mode=0755,nosuid,nodev,noexec,size=16m");
+      // fd 3 is the setup script's status pipe; secrets come on 4, 5, … so they never touch a disk.
+      secrets.forEach((s, i) => plan.ops.push("secret", String(4 + i), join(dir, s.id), String(user.uid), String(user.gid)));
+    }
+
+    const final = [
+      requireTool("env"),
+      "-i",
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      requireTool("unshare"),
+      `--root=${root}`,
+      `--wd=${workdir}`,
+      ...(user.uid !== 0 || user.gid !== 0 ? [`--setgid=${user.gid}`, `--setuid=${user.uid}`] : []),
+      "--",
+      ...opts.argv,
+    ];
+    const nsFlags = ["--pid", "--fork", "--kill-child", "--mount", "--propagation=private", "--ipc", "--uts"];
+    if (opts.network === "none") nsFlags.push("--net");
+    // setpriv's parent-death signal: if mstage dies in any way, unshare dies, and its --kill-child
+    // takes the step's pid namespace (every process of the step) with it.
+    const args = ["--pdeathsig=KILL", "--", requireTool("unshare"), ...nsFlags, "--", "/bin/sh", "-c", SETUP_SCRIPT, "mstage-step", ...plan.ops, "--", ...final];
+    return await spawnStep(requireTool("setpriv"), args, secrets, opts);
+  } finally {
+    plan.cleanUp();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: RunStepOptions): Promise<StepResult> {
+  return new Promise((resolve, reject) => {
+    const io = opts.tty ? "inherit" : "pipe";
+    const child = spawn(cmd, args, {
+      stdio: [opts.tty ? "inherit" : "ignore", io, io, "pipe", ...secrets.map(() => "pipe" as const)],
+      env: { PATH: process.env.PATH || DEFAULT_PATH },
+    });
+    let ready = false;
+    let setupErr = "";
+    const onAbort = () => child.kill("SIGKILL");
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+    (child.stdio[3] as Readable).on("data", () => (ready = true));
+    secrets.forEach((s, i) => {
+      const w = child.stdio[4 + i] as Writable;
+      w.on("error", () => {}); // the setup failed before reading it; reported below
+      w.end(s.data);
+    });
+    for (const [stream, name] of [[child.stdout, "stdout"], [child.stderr, "stderr"]] as const) {
+      if (!stream) continue;
+      stream.setEncoding("utf8");
+      stream.on("data", (chunk: string) => {
+        if (!ready && name === "stderr") setupErr = (setupErr + chunk).slice(-4000);
+        opts.onOutput?.(chunk, name);
+      });
+    }
+    child.once("error", reject);
+    child.once("close", (code, sig) => {
+      opts.signal?.removeEventListener("abort", onAbort);
+      if (opts.signal?.aborted) return reject(opts.signal.reason);
+      if (!ready) {
+        return reject(new UserError(`could not set up the sandbox for the step${setupErr ? ": " + setupErr.trim() : ""}`, {
+          detail: "run `mstage doctor` to check this machine",
+        }));
+      }
+      resolve({ exitCode: code ?? 128 + (sig ? constants.signals[sig] : 0) });
+    });
+  });
+}

@@ -1,0 +1,150 @@
+// Re-executes mstage once inside a user namespace where the invoker is root and its subordinate ids
+// are mapped (like `buildah unshare`), so overlay mounts and files owned by other ids just work.
+import { spawn, execFile } from "node:child_process";
+import { readlinkSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
+import type { Socket } from "node:net";
+import { UserError } from "@mstage/core";
+import { planIdMapping, type IdMapping } from "./subid.ts";
+import { requireTool } from "./tools.ts";
+
+const run = promisify(execFile);
+
+/** Set inside the namespace to the namespace's identity (`user:[inode]`), so a nested mstage sees it. */
+const MARKER = "MSTAGE_USERNS";
+/** Set inside the namespace to the mapping's kind (see IdMapping). */
+const KIND = "MSTAGE_USERNS_KIND";
+
+let inside: boolean | undefined;
+
+/** True when this process runs inside the user namespace that mstage made (as its root). */
+export function inUserNamespace(): boolean {
+  if (inside === undefined) {
+    const want = process.env[MARKER];
+    let have: string | undefined;
+    try {
+      have = readlinkSync("/proc/self/ns/user");
+    } catch {
+      have = undefined;
+    }
+    inside = !!want && want === have && process.getuid?.() === 0;
+  }
+  return inside;
+}
+
+/** Inside the namespace: how ids are mapped (undefined outside). */
+export function userNamespaceKind(): IdMapping["kind"] | undefined {
+  if (!inUserNamespace()) return undefined;
+  const k = process.env[KIND];
+  return k === "subid" || k === "identity" || k === "single" ? k : undefined;
+}
+
+export interface ReexecOptions {
+  /** Told once, before re-executing, when the mapping is degraded (no subordinate range). */
+  onNote?: (message: string) => void;
+}
+
+/**
+ * Makes sure the rest of the process runs inside mstage's user namespace. Inside it, returns at once.
+ * Outside, runs `argv` (default: this very process again) inside a new user + mount namespace,
+ * forwards SIGINT/SIGTERM/SIGHUP to it, and exits with its exit code: the returned promise never
+ * settles in that case.
+ */
+export function reexecInUserNamespace(argv?: string[], opts: ReexecOptions = {}): Promise<never> | void {
+  if (inUserNamespace()) {
+    watchParent();
+    return;
+  }
+  return reexec(argv ?? [process.execPath, ...process.execArgv, ...process.argv.slice(1)], opts);
+}
+
+// The child enters the namespace (unshare(2) via util-linux, without a mapping), says so on fd 3,
+// and waits there until the parent wrote its id maps and sends the namespace's identity back.
+// Only then does it exec mstage, which therefore starts as uid 0 with full capabilities inside.
+const HANDSHAKE = `printf r >&3 && read -r ${MARKER} <&3 && exec 3>&- && export ${MARKER} && exec "$@"`;
+
+async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
+  const mapping = planIdMapping();
+  if (mapping.note) opts.onNote?.(mapping.note);
+  const unshare = requireTool("unshare");
+  const child = spawn(
+    unshare,
+    ["--user", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
+    { stdio: ["inherit", "inherit", "inherit", "pipe"], env: { ...process.env, [KIND]: mapping.kind } },
+  );
+  const forward = (sig: NodeJS.Signals) => () => {
+    child.kill(sig);
+  };
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, forward(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  const channel = child.stdio[3] as Socket;
+  try {
+    await waitForByte(channel, exited);
+    await writeIdMaps(child.pid!, mapping);
+    channel.end(readlinkSync(`/proc/${child.pid}/ns/user`) + "\n");
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw e;
+  }
+  const { code, signal } = await exited;
+  for (const [sig, h] of handlers) process.off(sig, h);
+  if (signal) {
+    // Die the same way, so the invoker's shell sees the signal rather than an exit code.
+    process.kill(process.pid, signal);
+  }
+  process.exit(code ?? 1);
+}
+
+function waitForByte(s: Socket, exited: Promise<unknown>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once("data", () => resolve());
+    s.once("error", reject);
+    exited.then(() => reject(new UserError("could not create a user namespace: `unshare --user` failed (run `mstage doctor`)")), reject);
+  });
+}
+
+function mapText(lines: [number, number, number][]): string {
+  return lines.map((l) => l.join(" ")).join("\n") + "\n";
+}
+
+async function writeIdMaps(pid: number, m: IdMapping): Promise<void> {
+  try {
+    if (process.getuid!() === 0) {
+      // Real root holds CAP_SETUID over the new namespace and may write any mapping itself.
+      await writeFile(`/proc/${pid}/uid_map`, mapText(m.uid));
+      await writeFile(`/proc/${pid}/gid_map`, mapText(m.gid));
+    } else if (m.kind === "subid") {
+      await run(requireTool("newuidmap"), [String(pid), ...m.uid.flat().map(String)]);
+      await run(requireTool("newgidmap"), [String(pid), ...m.gid.flat().map(String)]);
+    } else {
+      // An unprivileged user may map just itself, after giving up setgroups(2).
+      await writeFile(`/proc/${pid}/setgroups`, "deny");
+      await writeFile(`/proc/${pid}/uid_map`, mapText(m.uid));
+      await writeFile(`/proc/${pid}/gid_map`, mapText(m.gid));
+    }
+  } catch (e) {
+    const detail = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    throw new UserError(`could not map user ids into mstage's user namespace: ${detail}`, {
+      cause: e,
+      detail: "run `mstage doctor` to see what is missing and how to fix it",
+    });
+  }
+}
+
+let watching = false;
+
+/** Inside: if the mstage that re-executed us dies (even by SIGKILL), terminate too. */
+function watchParent(): void {
+  if (watching) return;
+  watching = true;
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, "SIGTERM");
+  }, 500).unref();
+}

@@ -1,0 +1,77 @@
+// Base root filesystems for tests, made offline or once per machine and cached:
+// a busybox-static rootfs (instant) and a Debian bookworm minbase (mmdebstrap, ~15-20 s once).
+// Call these inside mstage's user namespace (a harness that ran reexecInUserNamespace), so the files
+// belong to the namespace's users; each host user gets its own cache.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** The host uid behind this process (differs from getuid() inside a user namespace). */
+export function hostUid(): number {
+  const line = readFileSync("/proc/self/uid_map", "utf8").trim().split("\n")[0].trim().split(/\s+/);
+  return line[0] === "0" ? Number(line[1]) : process.getuid!();
+}
+
+/** Per host user, so root's and mstage-test's caches never mix owners. */
+export function testCacheDir(): string {
+  const dir = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${hostUid()}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const APPLETS = ["sh", "ls", "cat", "echo", "id", "sleep", "mkdir", "rm", "touch", "chown", "chmod", "wget", "ps", "env", "pwd", "grep", "find", "stat", "ln", "true", "false", "test", "nslookup", "head", "wc", "sha256sum", "cp", "mv"];
+
+/** A tiny rootfs: /bin/busybox (static) with applet links, /etc/passwd with root and nobody. */
+export function busyboxRootfs(): string {
+  const dir = join(testCacheDir(), "busybox-rootfs");
+  if (existsSync(`${dir}.complete`)) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const d of ["bin", "etc", "tmp", "root"]) mkdirSync(join(tmp, d), { recursive: true });
+  chmodSync(join(tmp, "tmp"), 0o1777);
+  const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
+  if (!busybox) throw new Error("busybox-static is not installed: apt-get install busybox-static");
+  copyFileSync(busybox, join(tmp, "bin/busybox"));
+  chmodSync(join(tmp, "bin/busybox"), 0o755);
+  for (const a of APPLETS) symlinkSync("busybox", join(tmp, "bin", a));
+  writeFileSync(join(tmp, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000::/home/builder:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
+  writeFileSync(join(tmp, "etc/group"), "root:x:0:\nbuilder:x:1000:\nnogroup:x:65534:\n");
+  try {
+    renameSync(tmp, dir);
+    writeFileSync(`${dir}.complete`, "");
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // another test made it first
+  }
+  return dir;
+}
+
+/**
+ * A Debian bookworm minbase (`mmdebstrap --mode=root`, which works as root of a user namespace).
+ * Made once per host user and reused by later runs; concurrent callers wait for one build.
+ */
+export function debianMinbase(): string {
+  const dir = join(testCacheDir(), "debian-bookworm-minbase");
+  const lock = `${dir}.lock`;
+  for (;;) {
+    if (existsSync(`${dir}.complete`)) return dir;
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      spawnSync("sleep", ["1"]);
+    }
+  }
+  try {
+    if (existsSync(`${dir}.complete`)) return dir;
+    rmSync(dir, { recursive: true, force: true });
+    const tmp = `${dir}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    execFileSync("mmdebstrap", ["--mode=root", "--variant=minbase", "--skip=output/dev", "--quiet", "bookworm", tmp, "http://deb.debian.org/debian"], { stdio: ["ignore", "ignore", "pipe"] });
+    renameSync(tmp, dir);
+    writeFileSync(`${dir}.complete`, "");
+    return dir;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,114 @@
+// Drives the sandbox the way the builder does, for tests: re-executes into mstage's user namespace,
+// mounts a base rootfs with a fresh upper dir, runs steps, and reports (as one JSON line on stdout)
+// their results and what the upper dir holds. Run: node --import tsx test/helpers/sandbox-harness.ts JSON
+import { mkdtemp, readdir, lstat, readFile, rm, mkdir, readlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { reexecInUserNamespace, withRootfs, runStep, type RunStepOptions } from "@mstage/runtime";
+import { busyboxRootfs, debianMinbase } from "./rootfs.ts";
+
+export interface HarnessStep {
+  argv: string[];
+  env?: Record<string, string>;
+  network?: "host" | "none";
+  user?: string;
+  workdir?: string;
+  secrets?: { id: string; text: string }[];
+  binds?: { target: string; host: string; readonly: boolean }[];
+  caches?: { target: string; dir: string }[];
+}
+
+export interface HarnessScenario {
+  base: "busybox" | "debian" | "scratch";
+  steps: HarnessStep[];
+  /** Report upper-dir files whose content contains this string. */
+  grep?: string;
+}
+
+/** Runs the harness as `user` (see users.ts) and parses its report. */
+export async function runHarness(user: string, scenario: HarnessScenario, timeoutMs = 300_000): Promise<HarnessResult & { stderrLog: string }> {
+  const { runAs } = await import("./users.ts");
+  const r = await runAs(user, [process.execPath, "--import", "tsx", HARNESS, JSON.stringify(scenario)], { cwd: REPO, timeoutMs });
+  if (r.code !== 0) throw new Error(`sandbox harness as ${user} failed (exit ${r.code ?? r.signal}):\n${r.stderr.slice(-3000)}`);
+  return { ...(JSON.parse(r.stdout.trim().split("\n").pop()!) as HarnessResult), stderrLog: r.stderr };
+}
+
+export const HARNESS = new URL(import.meta.url).pathname;
+export const REPO = new URL("../..", import.meta.url).pathname;
+
+export interface HarnessResult {
+  /** `ms`: wall time of runStep, for the per-step overhead figure. */
+  steps: { exitCode: number; stdout: string; stderr: string; ms: number }[];
+  /** Upper dir entries: "/path" plus " -> target" for symlinks, " (whiteout)" for whiteouts. */
+  upper: string[];
+  grepHits: string[];
+  tmp: string;
+}
+
+async function listUpper(dir: string, grep: string | undefined, rel = ""): Promise<{ entries: string[]; hits: string[] }> {
+  const entries: string[] = [];
+  const hits: string[] = [];
+  for (const name of (await readdir(join(dir, rel))).sort()) {
+    const p = `${rel}/${name}`;
+    const st = await lstat(join(dir, p));
+    if (st.isCharacterDevice() && st.rdev === 0) entries.push(`${p} (whiteout)`);
+    else if (st.isSymbolicLink()) entries.push(`${p} -> ${await readlink(join(dir, p))}`);
+    else entries.push(p);
+    if (st.isDirectory()) {
+      const sub = await listUpper(dir, grep, p);
+      entries.push(...sub.entries);
+      hits.push(...sub.hits);
+    } else if (st.isFile() && grep && (await readFile(join(dir, p))).includes(grep)) hits.push(p);
+  }
+  return { entries, hits };
+}
+
+async function main(): Promise<void> {
+  await reexecInUserNamespace();
+  const scenario = JSON.parse(process.argv[2]) as HarnessScenario;
+  const lowers = scenario.base === "busybox" ? [busyboxRootfs()] : scenario.base === "debian" ? [debianMinbase()] : [];
+  const tmp = await mkdtemp(join(tmpdir(), "mstage-harness-"));
+  process.stderr.write(`harness tmp ${tmp}\n`);
+  const abort = new AbortController();
+  const stop = () => abort.abort(new Error("interrupted"));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    const upper = join(tmp, "upper");
+    await mkdir(upper);
+    const steps: HarnessResult["steps"] = [];
+    await withRootfs({ lowers, upper, tmpDir: tmp }, async (rootfs) => {
+      for (const s of scenario.steps) {
+        let stdout = "";
+        let stderr = "";
+        const opts: RunStepOptions = {
+          rootfs,
+          argv: s.argv,
+          env: s.env ?? {},
+          network: s.network ?? "host",
+          user: s.user,
+          workdir: s.workdir,
+          binds: s.binds,
+          caches: s.caches,
+          secrets: s.secrets?.map((x) => ({ id: x.id, data: Buffer.from(x.text) })),
+          signal: abort.signal,
+          onOutput: (chunk, stream) => {
+            if (stream === "stdout") stdout += chunk;
+            else stderr += chunk;
+            process.stderr.write(chunk);
+          },
+        };
+        const t0 = performance.now();
+        const r = await runStep(opts);
+        steps.push({ exitCode: r.exitCode, stdout, stderr, ms: performance.now() - t0 });
+      }
+    });
+    const { entries, hits } = await listUpper(upper, scenario.grep);
+    const result: HarnessResult = { steps, upper: entries, grepHits: hits, tmp };
+    process.stdout.write(JSON.stringify(result) + "\n");
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === HARNESS) await main();
