@@ -8,6 +8,7 @@ import {
   recordBuild,
   saveState,
   writeLock,
+  type Plan,
   type PlanEntry,
   type Stage,
 } from "@mstage/core";
@@ -29,6 +30,9 @@ import {
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext, debianIdentity as planDebianIdentity } from "../config/project.ts";
 import type { OutputSpec } from "./up-noop.ts";
+import type { LoadedConfig } from "../config/load.ts";
+
+export { parseOutputs, type OutputSpec } from "./up-noop.ts";
 
 export interface UpOptions {
   file: string;
@@ -46,6 +50,10 @@ export interface UpOptions {
   noOutputs?: boolean;
   signal?: AbortSignal;
   onEvent?: BuildEventHandler;
+  /** An already loaded config (watch mode reloads it only when its files change). */
+  config?: LoadedConfig;
+  /** Told the plan before anything is built. */
+  onPlan?: (plan: Plan) => void;
 }
 
 export interface UpSummary {
@@ -60,7 +68,7 @@ export interface UpSummary {
 
 export async function runUp(o: UpOptions): Promise<UpSummary> {
   const started = Date.now();
-  const config = await loadConfig(o.file, { verbose: o.verbose });
+  const config = o.config ?? (await loadConfig(o.file, { verbose: o.verbose }));
   const projectDir = config.projectDir;
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
   if (graph.order.length === 0) throw new UserError(`${config.file} exports no stage: export at least one, e.g. \`export const app = stage("app", {...})\``);
@@ -92,6 +100,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
         return base.kind === "debian" ? planDebianIdentity(base, lock) : id;
       },
     });
+    o.onPlan?.(plan);
     const stages = await buildPlan({
       store,
       projectDir,
