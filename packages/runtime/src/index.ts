@@ -69,6 +69,8 @@ export { Store, DigestMismatchError } from "./store/store.ts";
 export type { WriteBlobOptions } from "./store/store.ts";
 export type { StageResult, LayerRef } from "./store/result.ts";
 export type { StoreLock, LockMode, LockOptions } from "./store/lock.ts";
+export { parseByteSize } from "./store/gc.ts";
+export type { ResultInfo, GcOptions, GcReport } from "./store/gc.ts";
 
 // layer/
 export { applyLayer, HostileLayerError } from "./layer/apply.ts";

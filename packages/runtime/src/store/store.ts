@@ -21,6 +21,7 @@ import { digestHex, digestOf, isDigest, parseDigest, sha256Digest, type Digest }
 import { applyLayer } from "../layer/apply.ts";
 import { errno, fsyncDir, tempName, writeFileAtomic } from "./files.ts";
 import { acquireLock, type LockMode, type LockOptions, type StoreLock } from "./lock.ts";
+import { collectGarbage, listResults, type GcOptions, type GcReport, type ResultInfo } from "./gc.ts";
 import type { StageResult } from "./result.ts";
 
 const FORMAT = "mstage-store 1\n";
@@ -320,6 +321,28 @@ export class Store {
    */
   lock(mode: LockMode = "shared", opts?: LockOptions): Promise<StoreLock> {
     return acquireLock(join(this.root, "locks"), mode, opts);
+  }
+
+  // ---- ls, gc ----
+
+  /** Every stored result, most recently used first. */
+  list(): ResultInfo[] {
+    return listResults(this);
+  }
+
+  /**
+   * Removes what no remaining result references (and, with `maxSize`, the least recently used
+   * results until the store fits). Takes the exclusive lock unless `dryRun`; must run inside the
+   * user namespace, since extracted layers hold files of mapped ids.
+   */
+  async gc(opts: GcOptions & LockOptions = {}): Promise<GcReport> {
+    if (opts.dryRun) return collectGarbage(this, opts);
+    const lock = await this.lock("exclusive", opts);
+    try {
+      return collectGarbage(this, opts);
+    } finally {
+      lock.release();
+    }
   }
 }
 

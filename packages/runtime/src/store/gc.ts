@@ -1,0 +1,204 @@
+// `mstage ls` and `mstage gc` over a store: what results there are, and removing what no remaining
+// result references (oldest results first when the store must shrink below a size).
+import { lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
+import { join } from "node:path";
+import { isDigest, type Digest } from "../oci/digest.ts";
+import { tagAlive } from "./files.ts";
+import type { StageResult } from "./result.ts";
+import type { Store } from "./store.ts";
+
+export interface ResultInfo {
+  key: string;
+  stage?: string;
+  project?: string;
+  created: string;
+  /** When a build last used it (its record's mtime). */
+  lastUsed: Date;
+  layers: number;
+  /** Uncompressed size of the whole layer chain. */
+  size: number;
+  /** Uncompressed size of its own (last) layer. */
+  ownSize: number;
+}
+
+export interface GcOptions {
+  /** Shrink the store below this many bytes by dropping the least recently used results first. */
+  maxSize?: number;
+  /** Say what would go; remove nothing. */
+  dryRun?: boolean;
+}
+
+export interface GcReport {
+  removedResults: ResultInfo[];
+  removedBlobs: number;
+  removedLayers: number;
+  removedTmp: number;
+  /** Bytes freed (or that would be). */
+  freed: number;
+  sizeBefore: number;
+  sizeAfter: number;
+}
+
+function readResults(store: Store): Array<{ file: string; record: StageResult | null; mtime: Date }> {
+  const dir = join(store.root, "results");
+  const out: Array<{ file: string; record: StageResult | null; mtime: Date }> = [];
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith(".json")) continue;
+    const file = join(dir, name);
+    let record: StageResult | null = null;
+    let mtime = new Date(0);
+    try {
+      mtime = statSync(file).mtime;
+      record = JSON.parse(readFileSync(file, "utf8")) as StageResult;
+      if (!Array.isArray(record.layers) || !record.layers.every((l) => isDigest(l.diffId))) record = null;
+    } catch {
+      record = null;
+    }
+    out.push({ file, record, mtime });
+  }
+  return out;
+}
+
+function info(record: StageResult, lastUsed: Date): ResultInfo {
+  const sizes = record.layers.map((l) => l.size ?? 0);
+  return {
+    key: record.key,
+    stage: record.stage,
+    project: record.project,
+    created: record.created,
+    lastUsed,
+    layers: record.layers.length,
+    size: sizes.reduce((a, b) => a + b, 0),
+    ownSize: sizes.at(-1) ?? 0,
+  };
+}
+
+/** Every result in the store, most recently used first. */
+export function listResults(store: Store): ResultInfo[] {
+  return readResults(store)
+    .filter((r) => r.record)
+    .map((r) => info(r.record!, r.mtime))
+    .sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
+}
+
+/** Disk usage of a file or tree (allocated blocks; hardlinked inodes once). */
+function usage(path: string, seen = new Set<string>()): number {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return 0;
+  }
+  const id = `${st.dev}:${st.ino}`;
+  if (seen.has(id)) return 0;
+  seen.add(id);
+  let total = st.blocks * 512;
+  if (st.isDirectory()) for (const name of readdirSync(path)) total += usage(join(path, name), seen);
+  return total;
+}
+
+/** The store's items, each with its size: "blob:<hex>", "layer:<hex>", "gzip:<hex>". */
+function inventory(store: Store): Map<string, number> {
+  const items = new Map<string, number>();
+  for (const hex of readdirSync(join(store.root, "blobs", "sha256"))) {
+    items.set(`blob:${hex}`, usage(join(store.root, "blobs", "sha256", hex)));
+  }
+  for (const hex of readdirSync(join(store.root, "layers"))) {
+    items.set(`layer:${hex}`, usage(join(store.root, "layers", hex)));
+  }
+  for (const hex of readdirSync(join(store.root, "gzip"))) items.set(`gzip:${hex}`, 0);
+  return items;
+}
+
+/** What a result keeps alive. */
+function refsOf(store: Store, r: StageResult): Set<string> {
+  const refs = new Set<string>();
+  const hex = (d: string) => d.slice("sha256:".length);
+  for (const l of r.layers) {
+    refs.add(`blob:${hex(l.diffId)}`);
+    refs.add(`layer:${hex(l.diffId)}`);
+    refs.add(`gzip:${hex(l.diffId)}`);
+    const gz = store.compressedOf(l.diffId as Digest);
+    if (gz) refs.add(`blob:${hex(gz.digest)}`);
+  }
+  for (const b of r.blobs ?? []) if (isDigest(b)) refs.add(`blob:${hex(b)}`);
+  return refs;
+}
+
+/** Removes an item; a layer dir is first renamed into tmp/, so a gc cut short never leaves half a layer in layers/. */
+function removeItem(store: Store, item: string): void {
+  const [kind, hex] = item.split(":");
+  if (kind === "blob") rmSync(join(store.root, "blobs", "sha256", hex), { force: true });
+  else if (kind === "gzip") rmSync(join(store.root, "gzip", hex), { force: true });
+  else {
+    const doomed = store.tmpPath("gc");
+    renameSync(join(store.root, "layers", hex), doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes results (oldest use first, only while the store is over `maxSize`) and then every blob,
+ * extracted layer and temp entry that no remaining result references. The caller holds the store's
+ * exclusive lock (or passes dryRun), and runs inside the user namespace: extracted layers hold
+ * files of mapped ids.
+ */
+export function collectGarbage(store: Store, opts: GcOptions = {}): GcReport {
+  const results = readResults(store).sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
+  const items = inventory(store);
+  const refcount = new Map<string, number>();
+  const refs = results.map((r) => (r.record ? refsOf(store, r.record) : new Set<string>()));
+  for (const set of refs) for (const i of set) refcount.set(i, (refcount.get(i) ?? 0) + 1);
+
+  const sizeBefore = [...items.values()].reduce((a, b) => a + b, 0);
+  let unreferenced = 0;
+  for (const [item, size] of items) if (!refcount.get(item)) unreferenced += size;
+
+  const removedResults: ResultInfo[] = [];
+  const dropped = new Set<number>();
+  // Invalid records go whatever the size.
+  results.forEach((r, i) => r.record === null && dropped.add(i));
+  if (opts.maxSize !== undefined) {
+    let size = sizeBefore - unreferenced;
+    for (let i = 0; i < results.length && size > opts.maxSize; i++) {
+      if (dropped.has(i)) continue;
+      dropped.add(i);
+      removedResults.push(info(results[i].record!, results[i].mtime));
+      for (const item of refs[i]) {
+        const left = (refcount.get(item) ?? 1) - 1;
+        refcount.set(item, left);
+        if (left === 0) size -= items.get(item) ?? 0;
+      }
+    }
+  }
+
+  const doomed = [...items.keys()].filter((item) => !refcount.get(item));
+  const freed = doomed.reduce((a, item) => a + (items.get(item) ?? 0), 0);
+  const tmpDir = join(store.root, "tmp");
+  const staleTmp = readdirSync(tmpDir).filter((name) => !tagAlive(name.split(".").slice(0, 2).join(".")));
+
+  if (!opts.dryRun) {
+    // Results first: a result never points at something already gone.
+    for (const i of dropped) rmSync(results[i].file, { force: true });
+    for (const item of doomed) removeItem(store, item);
+    for (const name of staleTmp) rmSync(join(tmpDir, name), { recursive: true, force: true });
+  }
+  return {
+    removedResults,
+    removedBlobs: doomed.filter((i) => i.startsWith("blob:")).length,
+    removedLayers: doomed.filter((i) => i.startsWith("layer:")).length,
+    removedTmp: staleTmp.length,
+    freed,
+    sizeBefore,
+    sizeAfter: sizeBefore - freed,
+  };
+}
+
+/** Parses "10G", "500MB" (powers of 1000, as sizes are printed), "2GiB" (powers of 1024) or bytes. */
+export function parseByteSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?)?\s*$/i.exec(text);
+  if (!m) return null;
+  const power = m[2] ? "kmgt".indexOf(m[2].toLowerCase()) + 1 : 0;
+  const base = m[3] ? 1024 : 1000;
+  return Math.floor(Number(m[1]) * base ** power);
+}

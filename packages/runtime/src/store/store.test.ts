@@ -1,0 +1,213 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { text } from "node:stream/consumers";
+import { sha256Digest, type Digest } from "../oci/digest.ts";
+import type { ImageConfig } from "../oci/types.ts";
+import { commitLayerToStore } from "../layer/commit.ts";
+import { parseByteSize } from "./gc.ts";
+import type { StageResult } from "./result.ts";
+import { DigestMismatchError, Store } from "./store.ts";
+
+async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-store-"));
+  try {
+    await fn(await Store.open(join(dir, "store")), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const config: ImageConfig = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } };
+
+function result(key: string, layers: Array<{ diffId: Digest; size: number }>, stage = "s"): StageResult {
+  return { key, layers, config, history: [], created: new Date().toISOString(), stage };
+}
+
+test("writeBlob stores bytes under their digest and verifies what it is promised", async () => {
+  await withStore(async (store) => {
+    const data = Buffer.from("hello blob");
+    const d = sha256Digest(data);
+    assert.deepEqual(await store.writeBlob(Readable.from([data]), d), { digest: d, size: data.length });
+    assert.equal(readFileSync(store.blobPath(d), "utf8"), "hello blob");
+    assert.equal(store.blobPath(d), join(store.root, "blobs/sha256", d.slice(7)));
+
+    const wrong = sha256Digest("something else");
+    await assert.rejects(store.writeBlob(Buffer.from("tampered"), wrong), DigestMismatchError);
+    assert.equal(store.hasBlob(wrong), false, "a mismatching blob is not stored");
+    assert.equal(store.hasBlob(sha256Digest("tampered")), false, "nor under its real digest");
+    assert.deepEqual(readdirSync(join(store.root, "tmp")).filter((n) => n.includes("blob")), [], "no temp file is left");
+  });
+});
+
+test("writeBlob skips a blob already present without reading the source", async () => {
+  await withStore(async (store) => {
+    const data = Buffer.from("present");
+    const d = sha256Digest(data);
+    await store.writeBlob(data);
+    let read = false;
+    const source = new Readable({
+      read() {
+        read = true;
+        this.push(null);
+      },
+    });
+    assert.deepEqual(await store.writeBlob(source, d, { size: data.length }), { digest: d, size: data.length });
+    assert.equal(read, false);
+  });
+});
+
+test("openBlob fails at the end of a stored blob whose bytes no longer match its digest", async () => {
+  await withStore(async (store) => {
+    const { digest } = await store.writeBlob(Buffer.from("original"));
+    assert.equal(await text(store.openBlob(digest)), "original");
+    writeFileSync(store.blobPath(digest), "corrupted");
+    await assert.rejects(text(store.openBlob(digest)), DigestMismatchError);
+    await assert.rejects(store.readBlob(digest), DigestMismatchError);
+  });
+});
+
+test("results live at results/<hex of key>.json and are served only while their layers exist", async () => {
+  await withStore(async (store, dir) => {
+    const up = join(dir, "up");
+    mkdirSync(up);
+    writeFileSync(join(up, "f"), "layer content");
+    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const key = sha256Digest("stage key");
+    assert.equal(await store.getResult(key), null);
+    await store.putResult(key, result(key, [layer]));
+    assert.ok(existsSync(join(store.root, "results", key.slice(7) + ".json")));
+    assert.equal(store.resultPath(key), join(store.root, "results", key.slice(7) + ".json"));
+    assert.deepEqual((await store.getResult(key))?.layers, [layer]);
+    rmSync(store.blobPath(layer.diffId));
+    assert.equal(await store.getResult(key), null, "a result whose layer is gone is not served");
+  });
+});
+
+test("ensureLayerExtracted extracts once and rejects a layer that does not match its diff-id", async () => {
+  await withStore(async (store, dir) => {
+    const up = join(dir, "up");
+    mkdirSync(up);
+    writeFileSync(join(up, "f"), "x");
+    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    let opened = 0;
+    const open = () => (opened++, store.openBlob(layer.diffId));
+    const [a, b] = await Promise.all([store.ensureLayerExtracted(layer.diffId, open), store.ensureLayerExtracted(layer.diffId, open)]);
+    assert.equal(a, b);
+    assert.equal(opened, 1, "concurrent callers share one extraction");
+    assert.equal(readFileSync(join(a, "f"), "utf8"), "x");
+
+    const other = sha256Digest("not this layer");
+    await assert.rejects(store.ensureLayerExtracted(other, () => store.openBlob(layer.diffId)), DigestMismatchError);
+    assert.equal(existsSync(store.layerDir(other)), false, "nothing appears under layers/");
+    assert.deepEqual(readdirSync(join(store.root, "tmp")).filter((n) => n.includes("layer")), [], "the work dir is removed");
+  });
+});
+
+test("gc removes what no result references; --max-size drops the least recently used results first", async () => {
+  await withStore(async (store, dir) => {
+    const layers = [];
+    for (const name of ["old", "mid", "new"]) {
+      const up = join(dir, name);
+      mkdirSync(up);
+      writeFileSync(join(up, name), Buffer.alloc(64 * 1024, name));
+      layers.push(await commitLayerToStore(store, up, { sourceDateEpoch: 0 }));
+    }
+    const keys = ["old", "mid", "new"].map((n) => sha256Digest(n));
+    for (let i = 0; i < 3; i++) {
+      await store.putResult(keys[i], result(keys[i], [layers[i]], ["old", "mid", "new"][i]));
+      await store.ensureLayerExtracted(layers[i].diffId, () => store.openBlob(layers[i].diffId));
+      const t = new Date(Date.now() - (3 - i) * 3600_000);
+      utimesSync(store.resultPath(keys[i]), t, t);
+    }
+    const stray = await store.writeBlob(Buffer.from("unreferenced"));
+    writeFileSync(join(store.root, "tmp", "99999999.1.abc.blob"), "left by a dead process");
+
+    const dry = await store.gc({ dryRun: true });
+    assert.equal(dry.removedBlobs, 1);
+    assert.ok(store.hasBlob(stray.digest), "a dry run removes nothing");
+
+    const plain = await store.gc();
+    assert.deepEqual([plain.removedResults.length, plain.removedBlobs, plain.removedLayers, plain.removedTmp], [0, 1, 0, 1]);
+    assert.equal(store.hasBlob(stray.digest), false);
+    assert.deepEqual(store.list().map((r) => r.stage), ["new", "mid", "old"], "ls: most recently used first");
+
+    // Room for about one result: the two least recently used go, with their blobs and layers.
+    const shrunk = await store.gc({ maxSize: 200 * 1024 });
+    assert.deepEqual(shrunk.removedResults.map((r) => r.stage), ["old", "mid"]);
+    assert.equal(await store.getResult(keys[0]), null);
+    assert.equal(store.hasLayerDir(layers[0].diffId), false);
+    assert.equal(store.hasBlob(layers[1].diffId), false);
+    assert.ok(await store.getResult(keys[2]), "the most recent result stays usable");
+    assert.ok(shrunk.sizeAfter <= 200 * 1024, `store is ${shrunk.sizeAfter} bytes`);
+  });
+});
+
+test("gc waits for no one and refuses while a build holds the store; builds wait for gc", async () => {
+  await withStore(async (store) => {
+    const build = await store.lock("shared");
+    await assert.rejects(store.gc({ timeoutMs: 0 }), /store is busy: mstage \(pid \d+\) is using it/);
+    build.release();
+    const gc = await store.lock("exclusive");
+    await assert.rejects(store.lock("shared", { timeoutMs: 0 }), /mstage gc \(pid \d+\) is cleaning it/);
+    gc.release();
+    (await store.lock("shared")).release();
+  });
+});
+
+test("a lock left by a dead process does not block", async () => {
+  await withStore(async (store) => {
+    const own = readlinkSync("/proc/self/ns/pid");
+    writeFileSync(join(store.root, "locks", "exclusive"), `99999999.1 ${own}\n`);
+    writeFileSync(join(store.root, "locks", "shared.99999998.1.abcd"), `99999998.1 ${own}\n`);
+    const l = await store.lock("shared", { timeoutMs: 0 });
+    l.release();
+    const g = await store.lock("exclusive", { timeoutMs: 0 });
+    g.release();
+  });
+});
+
+test("two processes writing the same blobs into one store concurrently both succeed and the store verifies", async () => {
+  await withStore(async (store, dir) => {
+    const script = join(dir, "writer.mts");
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(new URL("./store.ts", import.meta.url).pathname)};
+       const store = await Store.open(process.argv[2]);
+       const out = [];
+       for (let i = 0; i < 40; i++) {
+         const data = Buffer.alloc(256 * 1024 + i, i);
+         out.push((await store.writeBlob(data)).digest);
+       }
+       console.log(JSON.stringify(out));`,
+    );
+    const run = () =>
+      new Promise<string[]>((resolve, reject) => {
+        const p = spawn(process.execPath, ["--import", "tsx", script, store.root], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        p.stdout.on("data", (c) => (out += c));
+        p.stderr.on("data", (c) => (err += c));
+        p.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`writer exited ${code}: ${err}`))));
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    assert.deepEqual(a, b);
+    for (const d of a) {
+      assert.equal(await text(store.openBlob(d as Digest)).then(() => "ok"), "ok", `${d} verifies`);
+    }
+    assert.equal(readdirSync(join(store.root, "blobs/sha256")).length, 40);
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), [], "no temp files are left behind");
+  });
+});
+
+test("parseByteSize reads sizes as mstage prints them, and binary units", () => {
+  assert.equal(parseByteSize("10G"), 10e9);
+  assert.equal(parseByteSize("1.5 GB"), 1.5e9);
+  assert.equal(parseByteSize("2GiB"), 2 * 1024 ** 3);
+  assert.equal(parseByteSize("512"), 512);
+  assert.equal(parseByteSize("ten"), null);
+});
