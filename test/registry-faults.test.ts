@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { RegistryClient, parseDigest, pullImage, pushImage } from "@mstage/runtime";
+import { readdirSync } from "node:fs";
+import { RegistryClient, Store, parseDigest, pullImage, pushImage } from "@mstage/runtime";
 import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
@@ -54,6 +55,22 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
     assert.ok(!sink.hasBlob(target()), "the corrupt blob was kept");
     assert.ok(!sink.list().includes(img.manifest.digest.slice(7)), "the manifest was stored for a failed pull");
     assert.equal(proxy.seen.filter((s) => s === `GET /v2/f/img/blobs/${target()}`).length, 1, "a digest mismatch is not retried");
+  });
+
+  test("into the real store, a corrupted blob leaves neither the blob nor a temp file behind", async () => {
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const store = await Store.open(join(tmp, "store-corrupt"));
+    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store, client }), (e: Error) => {
+      assert.equal(e.name, "RegistryError");
+      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest: received content with digest sha256:`));
+      return true;
+    });
+    assert.equal(store.hasBlob(parseDigest(target())), false);
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
+    proxy.decide = () => ({ kind: "pass" });
+    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store, client });
+    assert.equal(store.hasBlob(parseDigest(target())), true);
+    assert.equal(pulled.manifestDigest, img.manifest.digest);
   });
 
   test("503 twice then success: the pull retries and succeeds", async () => {

@@ -401,7 +401,9 @@ export class DirBlobSink {
         createWriteStream(tmp),
       );
       const digest = parseDigest("sha256:" + hash.digest("hex"));
-      if (expected && digest !== expected) throw new Error(`digest mismatch: want ${expected}, got ${digest}`);
+      if (expected && digest !== expected) {
+        throw Object.assign(new Error(`digest mismatch: want ${expected}, got ${digest}`), { name: "DigestMismatchError", expected, actual: digest });
+      }
       renameSync(tmp, this.path(digest));
       return { digest, size };
     } catch (e) {

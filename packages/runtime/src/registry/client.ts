@@ -192,31 +192,45 @@ export class RegistryClient {
 
   private async ping(registry: string): Promise<HostState> {
     const hostPort = apiHost(registry);
-    const schemes = this.isInsecure(registry) ? ["https", "http"] : ["https"];
+    // Loopback registries are nearly always plain HTTP: asking that first saves a TLS handshake
+    // (and loading the CA bundle); insecure remote hosts are tried over TLS first, like Docker does.
+    const schemes = isLoopbackHost(registry) ? ["http", "https"] : this.isInsecure(registry) ? ["https", "http"] : ["https"];
     let lastError: RegistryError | undefined;
-    for (const scheme of schemes) {
+    for (const [i, scheme] of schemes.entries()) {
       const base = `${scheme}://${hostPort}`;
+      const hasFallback = i + 1 < schemes.length;
       for (let attempt = 0; ; attempt++) {
+        let res: RegistryResponse;
         try {
-          const res = await this.send(registry, "GET", `${base}/v2/`, {});
-          await res.body.dump();
-          if (res.status === 401) return { base, challenge: parseChallenge(res.headers["www-authenticate"]) ?? null, tokens: new Map() };
-          if (res.status < 500 && res.status !== 429) return { base, challenge: null, tokens: new Map() };
-          const err = await this.statusError(res, "GET", `${base}/v2/`, `registry ${registry}`, registry);
-          if (attempt >= this.options.retries) throw err;
-          await this.backoff(attempt + 1, retryAfterMs(res.headers["retry-after"]), `${err.message}; retrying`);
+          res = await this.send(registry, "GET", `${base}/v2/`, {});
         } catch (e) {
-          if (e instanceof RegistryError && e.status !== undefined) throw e;
-          const err = e instanceof RegistryError ? e : this.networkError(e, "GET", `${base}/v2/`, `registry ${registry}`, registry);
+          const err = this.networkError(e, "GET", `${base}/v2/`, `registry ${registry}`, registry);
           lastError = err;
-          // A TLS handshake against a plain-HTTP loopback registry fails at once: try http next.
-          if (scheme === "https" && schemes.length > 1 && !TIMEOUT_CODES.has(errorCode(e) ?? "")) break;
+          // A TLS handshake with a plain-HTTP server (or the reverse) fails at once: try the other scheme.
+          if (hasFallback && !TIMEOUT_CODES.has(errorCode(e) ?? "")) break;
           if (!err.temporary || attempt >= this.options.retries) throw err;
           await this.backoff(attempt + 1, undefined, `${err.message}; retrying`);
+          continue;
         }
+        if (res.status === 401) {
+          await res.body.dump();
+          return { base, challenge: parseChallenge(res.headers["www-authenticate"]) ?? null, tokens: new Map() };
+        }
+        // Go's TLS server answers a plain-HTTP request with 400: the registry wants TLS.
+        if (res.status === 400 && scheme === "http" && hasFallback) {
+          await res.body.dump();
+          break;
+        }
+        if (res.status < 500 && res.status !== 429) {
+          await res.body.dump();
+          return { base, challenge: null, tokens: new Map() };
+        }
+        const err = await this.statusError(res, "GET", `${base}/v2/`, `registry ${registry}`, registry);
+        if (attempt >= this.options.retries) throw err;
+        await this.backoff(attempt + 1, retryAfterMs(res.headers["retry-after"]), `${err.message}; retrying`);
       }
     }
-    throw lastError!;
+    throw lastError ?? new RegistryError(`registry ${registry} answers neither HTTPS nor HTTP requests for /v2/`, 400, "GET", `${schemes[0]}://${hostPort}/v2/`, false);
   }
 
   private async authorization(registry: string, host: HostState, scopes: string[]): Promise<string | undefined> {

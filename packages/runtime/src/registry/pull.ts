@@ -1,9 +1,8 @@
 // Pulling: resolve a tag to a digest, pick the platform out of an index, and stream config and
 // layers into a blob sink, several at a time, each verified against its digest on the way in.
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
-import { createHash, type Hash } from "node:crypto";
 import { RegistryError, UserError } from "@mstage/core";
-import { digestOf, parseDigest, type Digest } from "../oci/digest.ts";
+import { parseDigest, type Digest } from "../oci/digest.ts";
 import { RegistryClient, header, type RegistryClientOptions } from "./client.ts";
 import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
 import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
@@ -16,7 +15,10 @@ import { formatReference, manifestSelector, parseReference, referenceName, withD
  */
 export interface BlobSink {
   hasBlob(digest: Digest): boolean | Promise<boolean>;
-  /** Writes atomically; rejects (keeping nothing) when the stream errors or the digest differs. */
+  /**
+   * Writes atomically; rejects (keeping nothing) when the stream errors or the bytes do not hash to
+   * `expected` — then with an error named "DigestMismatchError", like the store's.
+   */
   writeBlob(source: Readable | Uint8Array, expected?: Digest, opts?: { size?: number; what?: string }): Promise<{ digest: Digest; size: number }>;
   openBlob(digest: Digest): Readable;
 }
@@ -241,13 +243,16 @@ export async function fetchBlobToStore(
   onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "started" });
   for (let attempt = 0; ; attempt++) {
     const body = await openBlob(client, r, d.digest);
-    const verifier = new VerifyingStream(d, r, onProgress);
-    const checked = pipeline(body, verifier, () => {});
+    const checked = pipeline(body, new CountingStream(d, r, onProgress), () => {});
     try {
       await store.writeBlob(checked, d.digest, { size: d.size, what: `blob ${d.digest} from ${referenceName(r)}` });
       break;
     } catch (e) {
       body.destroy();
+      if ((e as Error).name === "DigestMismatchError") {
+        const actual = (e as { actual?: string }).actual;
+        throw digestMismatch(d, r, actual ? `content with digest ${actual}` : "other content", e);
+      }
       const err = e instanceof RegistryError ? e : undefined;
       if (err?.temporary && attempt < client.options.retries) {
         client.options.onNote?.(`${err.message}; fetching blob ${d.digest} again`);
@@ -271,9 +276,12 @@ export async function openBlob(client: RegistryClient, r: Reference, digest: Dig
   return res.body as unknown as Readable;
 }
 
-/** Passes bytes through while hashing them; fails at the end on a digest or size mismatch. */
-class VerifyingStream extends Transform {
-  private readonly hash: Hash = createHash("sha256");
+/**
+ * Passes bytes through, counting them: more than the descriptor's size fails at once, fewer at the
+ * end. The digest itself is checked by the sink (BlobSink.writeBlob verifies `expected`), so the
+ * bytes are hashed once.
+ */
+class CountingStream extends Transform {
   private seen = 0;
   private lastReport = 0;
 
@@ -282,16 +290,15 @@ class VerifyingStream extends Transform {
     private readonly r: Reference,
     private readonly onProgress?: (p: PullProgress) => void,
   ) {
-    super();
+    super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.seen += chunk.length;
     if (this.seen > this.d.size) {
-      cb(this.mismatch(`more than its ${this.d.size} bytes`));
+      cb(digestMismatch(this.d, this.r, `more than its ${this.d.size} bytes`));
       return;
     }
-    this.hash.update(chunk);
     if (this.onProgress && (this.seen - this.lastReport >= 1 << 20 || this.seen === this.d.size)) {
       this.lastReport = this.seen;
       this.onProgress({ kind: "bytes", digest: this.d.digest, size: this.d.size, done: this.seen });
@@ -300,21 +307,16 @@ class VerifyingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.seen !== this.d.size) {
-      // A short body is a dropped connection more often than a bad registry: worth a retry.
-      cb(new RegistryError(`blob ${this.d.digest} from ${this.r.registry}/${this.r.repository} ended after ${this.seen} of ${this.d.size} bytes`, 200, "GET", referenceName(this.r), true));
-      return;
-    }
-    const got = digestOf(this.hash);
-    cb(got === this.d.digest ? null : this.mismatch(`content with digest ${got}`));
+    // A short body is a dropped connection more often than a bad registry: worth a retry.
+    cb(this.seen === this.d.size ? null : new RegistryError(`blob ${this.d.digest} from ${referenceName(this.r)} ended after ${this.seen} of ${this.d.size} bytes`, 200, "GET", referenceName(this.r), true));
   }
+}
 
-  private mismatch(what: string): RegistryError {
-    return new RegistryError(
-      `blob ${this.d.digest} from ${this.r.registry}/${this.r.repository} does not match its digest: received ${what}; discarded it (the registry or a proxy corrupted it)`,
-      200, "GET", referenceName(this.r), false,
-    );
-  }
+function digestMismatch(d: Descriptor, r: Reference, what: string, cause?: unknown): RegistryError {
+  return new RegistryError(
+    `blob ${d.digest} from ${referenceName(r)} does not match its digest: received ${what}; discarded it (the registry or a proxy corrupted it)`,
+    200, "GET", referenceName(r), false, cause === undefined ? undefined : { cause },
+  );
 }
 
 export function pullScope(r: Reference): string {
