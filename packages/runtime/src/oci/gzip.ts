@@ -1,6 +1,7 @@
 // Deterministic gzip of a store blob: zlib's deflate with a fixed header (no name, mtime 0, OS byte
 // "unknown" as Go's compress/gzip writes it), so the same layer gives the same compressed digest on
-// every machine running the same zlib.
+// every machine running the same zlib. The deflate bytes are those of Node's bundled zlib
+// (process.versions.zlib, 1.3.1-e00f703 in Node 20.20): a Node with another zlib may compress differently.
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip, constants } from "node:zlib";

@@ -5,7 +5,7 @@
 // previous layout exactly as it was. Blobs are hard links into the store when it is on the same
 // filesystem (no bytes copied), copies otherwise.
 import { randomBytes } from "node:crypto";
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "@mstage/core";
 import { canonicalJson } from "./canonical.ts";
@@ -24,6 +24,8 @@ export interface WriteLayoutOptions {
   signal?: AbortSignal;
   /** How each blob got there, for `-v` output and tests. */
   onBlob?: (digest: Digest, how: "link" | "copy") => void;
+  /** Refs the previous layout had that the new one does not (stages renamed, removed or untagged). */
+  onDroppedRefs?: (refs: string[]) => void;
 }
 
 /** Writes `images` as the OCI layout `dir`, replacing what was there. Returns the index written. */
@@ -56,7 +58,9 @@ export async function writeOciLayout(
     await writeFileSynced(join(tmp, "oci-layout"), canonicalJson(layoutFile));
     await writeFileSynced(join(tmp, "index.json"), canonicalJson(index));
     options.signal?.throwIfAborted();
+    const dropped = (await previousRefs(target)).filter((r) => !index.manifests.some((m) => m.annotations?.[Annotation.refName] === r));
     await swapIn(tmp, target);
+    if (dropped.length) options.onDroppedRefs?.(dropped);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -177,6 +181,19 @@ async function checkReplaceable(target: string): Promise<void> {
     throw new UserError(
       `output ${target} is not an OCI image layout (no oci-layout file) and is not empty; mstage replaces its output directory whole, so choose an empty or new directory`,
     );
+  }
+}
+
+/** The refs named in an existing layout's index.json; none when there is no readable one. */
+async function previousRefs(target: string): Promise<string[]> {
+  try {
+    const index = JSON.parse(await readFile(join(target, "index.json"), "utf8")) as Partial<ImageIndex>;
+    return (index.manifests ?? []).flatMap((m) => {
+      const ref = m.annotations?.[Annotation.refName];
+      return typeof ref === "string" ? [ref] : [];
+    });
+  } catch {
+    return [];
   }
 }
 

@@ -203,7 +203,9 @@ test("rewriting a layout replaces it whole: refs and blobs of images no longer w
   await writeOciLayout(dir, [{ refs: fixture.refs, image: fixture.image }, { refs: ["other"], image: other.image }], fixture.store);
   const index1: ImageIndex = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
   assert.equal(index1.manifests.length, 3);
-  await writeOciLayout(dir, [{ refs: ["other"], image: other.image }], fixture.store);
+  let dropped: string[] = [];
+  await writeOciLayout(dir, [{ refs: ["other"], image: other.image }], fixture.store, { onDroppedRefs: (r) => (dropped = r) });
+  assert.deepEqual(dropped, fixture.refs);
   const index2: ImageIndex = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
   assert.deepEqual(index2.manifests.map((m) => m.annotations?.[Annotation.refName]), ["other"]);
   const want = new Set([other.image.descriptor.digest, other.image.configDescriptor.digest, ...other.image.layers.map((l) => l.descriptor.digest)].map((d) => d.slice(7)));
