@@ -63,6 +63,8 @@ export { pushImage } from "./registry/push.ts";
 export type { BlobSource, PushBlob, PushOptions, PushProgress, PushResult } from "./registry/push.ts";
 export { pushImages } from "./registry/push-images.ts";
 export type { PushTarget, PushedTag, PushImagesOptions } from "./registry/push-images.ts";
+export { RegistryCache, parseCacheRef } from "./registry/cache.ts";
+export type { RegistryCacheOptions } from "./registry/cache.ts";
 
 // store/
 export { Store, DigestMismatchError } from "./store/store.ts";
