@@ -8,7 +8,7 @@ import type { GlobalOptions } from "../options.ts";
 import { formatSize } from "../render/progress.ts";
 
 export default async function gc(_args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
-  kleur.enabled = g.color;
+  kleur.enabled = g.color && process.stdout.isTTY === true;
   let maxSize: number | undefined;
   if (opts.maxSize !== undefined) {
     const parsed = parseByteSize(String(opts.maxSize));

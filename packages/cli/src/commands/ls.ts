@@ -14,7 +14,7 @@ export function formatAge(from: Date, now = new Date()): string {
 }
 
 export default async function ls(_args: string[], _opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
-  kleur.enabled = g.color;
+  kleur.enabled = g.color && process.stdout.isTTY === true;
   const store = await Store.open(g.store);
   const results = store.list();
   if (g.quiet) {
