@@ -136,34 +136,58 @@ async function writeFileSynced(file: string, text: string): Promise<void> {
 }
 
 /**
- * Two renames: target → .old, tmp → target, then .old is removed. A crash between them leaves no
- * target but a complete .old, which recoverInterruptedSwap() puts back on the next write.
+ * Two renames: target → .old-<unique>, tmp → target, then the .old is removed. A crash between them
+ * leaves no target but a complete .old, which recoverInterruptedSwap() puts back on the next write.
+ * Two `up`s writing one layout at once: when another writer's layout lands between our renames,
+ * ours is moved in over it on the next attempt, so the last writer wins and neither fails.
  */
 async function swapIn(tmp: string, target: string): Promise<void> {
-  const old = oldPath(target);
-  await rm(old, { recursive: true, force: true });
-  let moved = false;
-  try {
-    await rename(target, old);
-    moved = true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  for (let attempt = 1; ; attempt++) {
+    const old = siblingPath(target, "old");
+    let moved = false;
+    try {
+      await rename(target, old);
+      moved = true;
+    } catch (e) {
+      if (errnoOf(e) !== "ENOENT") throw e;
+    }
+    try {
+      await rename(tmp, target);
+    } catch (e) {
+      // Put the previous layout back; if someone else's is already there, ours is not needed.
+      if (moved) await rename(old, target).catch(() => rm(old, { recursive: true, force: true }));
+      const raced = errnoOf(e) === "ENOTEMPTY" || errnoOf(e) === "EEXIST";
+      if (raced && attempt < 5) continue;
+      throw e;
+    }
+    await syncDir(dirname(target));
+    if (moved) await rm(old, { recursive: true, force: true });
+    return;
   }
-  try {
-    await rename(tmp, target);
-  } catch (e) {
-    if (moved) await rename(old, target);
-    throw e;
-  }
-  await syncDir(dirname(target));
-  if (moved) await rm(old, { recursive: true, force: true });
 }
 
+/** Puts back a layout that a crash left moved aside, and clears leftovers of old crashes. */
 async function recoverInterruptedSwap(target: string): Promise<void> {
-  const old = oldPath(target);
-  if (!(await exists(old))) return;
-  if (await exists(target)) await rm(old, { recursive: true, force: true });
-  else await rename(old, target);
+  const prefix = `.${basename(target)}.mstage-`;
+  const leftovers: { path: string; kind: string; mtimeMs: number }[] = [];
+  for (const name of await readdir(dirname(target)).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const kind = name.slice(prefix.length).split("-")[0]!;
+    const path = join(dirname(target), name);
+    const st = await stat(path).catch(() => null);
+    if (st && (kind === "old" || kind === "tmp")) leftovers.push({ path, kind, mtimeMs: st.mtimeMs });
+  }
+  const olds = leftovers.filter((l) => l.kind === "old").sort((a, b) => b.mtimeMs - a.mtimeMs);
+  if (olds.length && !(await exists(target))) {
+    await rename(olds[0]!.path, target).catch(() => {});
+  }
+  // A live writer's dirs are young (an .old lives for two renames, a tmp for one copy of the
+  // blobs); older ones were left by a process that died.
+  const now = Date.now();
+  for (const l of leftovers) {
+    const stale = now - l.mtimeMs > (l.kind === "old" ? 60_000 : 3_600_000);
+    if (stale && (await exists(target))) await rm(l.path, { recursive: true, force: true }).catch(() => {});
+  }
 }
 
 /** Refuses to replace a directory that is not an OCI layout (a mistyped `--output oci:.`). */
@@ -201,8 +225,8 @@ function siblingPath(target: string, what: string): string {
   return join(dirname(target), `.${basename(target)}.mstage-${what}-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
-function oldPath(target: string): string {
-  return join(dirname(target), `.${basename(target)}.mstage-old`);
+function errnoOf(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
 async function exists(p: string): Promise<boolean> {

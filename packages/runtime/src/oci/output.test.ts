@@ -226,6 +226,23 @@ test("an interrupted swap (target moved aside, new one not yet in) is undone by 
   assert.deepEqual(Object.keys(snapshot(dir)), Object.keys(before));
 });
 
+test("layouts written to one directory at once all succeed, and the last one stands whole", async () => {
+  const dir = join(work, "oci-race");
+  const others = [await makeImage(join(work, "store-a"), "one\n"), await makeImage(join(work, "store-a"), "two\n"), fixture];
+  const writes = [];
+  for (let i = 0; i < 6; i++) {
+    const img = others[i % others.length]!.image;
+    writes.push(writeOciLayout(dir, [{ refs: ["race"], image: img }], fixture.store));
+  }
+  await Promise.all(writes);
+  const index: ImageIndex = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+  assert.equal(index.manifests.length, 1);
+  const winner = others.find((o) => o.image.descriptor.digest === index.manifests[0]!.digest)!;
+  assert.ok(winner, "the index names one of the written images");
+  assert.equal(readdirSync(join(dir, "blobs", "sha256")).length, 4);
+  assert.deepEqual(readdirSync(work).filter((n) => n.startsWith(".oci-race.")), [], "no temp or old dirs left");
+});
+
 test("a directory that is not an OCI layout is never replaced", async () => {
   const dir = join(work, "not-a-layout");
   mkdirSync(dir);
