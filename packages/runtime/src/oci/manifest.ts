@@ -40,10 +40,10 @@ export async function buildImage(
   const compress = options.compress ?? ((diffId: Digest) => gzipBlob(store, diffId));
   const diffIds = input.config.rootfs.diff_ids;
 
-  const compressed = new Map<Digest, { digest: Digest; size: number }>();
-  for (const diffId of diffIds) {
-    if (!compressed.has(diffId)) compressed.set(diffId, await compress(diffId));
-  }
+  // zlib works on libuv's thread pool: layers that need gzip are compressed side by side.
+  const unique = [...new Set(diffIds)];
+  const results = await Promise.all(unique.map((d) => compress(d)));
+  const compressed = new Map(unique.map((d, i) => [d, results[i]!] as const));
   const layers = diffIds.map((diffId) => {
     const c = compressed.get(diffId)!;
     return { diffId, descriptor: { mediaType: MediaType.ociLayerGzip, digest: c.digest, size: c.size } };
