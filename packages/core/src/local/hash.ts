@@ -18,12 +18,13 @@ export function hashLocal(
   o: { exclude?: readonly string[]; projectIgnore?: IgnoreRules },
   cache: StatCache,
 ): LocalDigest {
-  const h = createHash("sha256");
   const files: Record<string, string> = {};
+  let text = "";
   for (const e of walkLocalSync(path, projectDir, o)) {
     const content = e.type === "file" ? cache.fileDigest(e.abs, e.stat!) : e.type === "symlink" ? e.linkTarget! : "";
-    h.update(JSON.stringify([e.rel, e.type, e.mode, content]) + "\n");
+    // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
+    text += `${JSON.stringify(e.rel)} ${e.type} ${e.mode.toString(8)} ${JSON.stringify(content)}\n`;
     files[e.rel] = `${e.type[0]}${e.mode.toString(8)}:${e.type === "file" ? content.slice(0, 16) : content}`;
   }
-  return { digest: "sha256:" + h.digest("hex"), files };
+  return { digest: "sha256:" + createHash("sha256").update(text).digest("hex"), files };
 }
