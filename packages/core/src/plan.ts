@@ -123,18 +123,9 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
   }
   cache.save();
 
-  // An intermediate stage missing from the store is needed only if something built on it is rebuilt.
+  // A stage missing from the store is rebuilt even when everything built on it is cached: the
+  // builder needs each upstream result to serve its dependents, and plan says what up will do.
   const order = graph.order;
-  for (let i = order.length - 1; i >= 0; i--) {
-    const e = entries.get(order[i])!;
-    if (e.target || e.status !== "rebuild" || e.reasons.join() !== "not in store") continue;
-    const needed = order.some((d) => graph.deps(d).includes(e.stage) && ["new", "rebuild"].includes(entries.get(d)!.status));
-    if (!needed) {
-      e.status = "cached";
-      e.reasons = [];
-    }
-  }
-
   const out = order.map((s) => entries.get(s)!);
   for (const s of graph.unused) out.push({ stage: s, status: "unused", reasons: [], layerKey: "", configKey: "", target: false });
   return { entries: out, filesRead: cache.reads };
