@@ -87,3 +87,13 @@ test("an oci() ref missing from the layout is an error naming the stage and the 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /error: images\.ts:5:\d+: stage "from-oci", key "from": oci\("\.\/layout", "base:2\.0"\): no image with that ref; the layout has: base:1\.0/);
 });
+
+test("an image() pinned by digest needs no images.lock entry", () => {
+  const dir = copyFixture("plan-bases");
+  const images = join(dir, "images.ts");
+  writeFileSync(images, readFileSync(images, "utf8").replace("golang:1.22", `golang@sha256:${"c".repeat(64)}`));
+  const p = JSON.parse(mstage(dir, ["plan", "--json"], newStore()).stdout) as JsonPlan;
+  const img = p.stages.find((s) => s.name === "from-image")!;
+  assert.equal(img.status, "new");
+  assert.deepEqual(img.reasons, []);
+});

@@ -8,9 +8,15 @@ import type { SourceLocation } from "./errors.ts";
 export type Owner = string;
 
 export interface FileOptions {
-  /** Permission bits applied to copied files, e.g. 0o755. */
+  /**
+   * Permission bits applied to copied files; default the source's own.
+   * @example copy: { "/usr/local/bin/run": local("./run.sh", { mode: 0o755 }) }
+   */
   mode?: number;
-  /** "uid:gid" (numeric) given to copied files and directories. Default "0:0". */
+  /**
+   * "uid:gid" (numeric) given to copied files and directories. Default "0:0".
+   * @example copy: { "/home/app/config.json": local("./config.json", { owner: "1000:1000" }) }
+   */
   owner?: Owner;
 }
 

@@ -39,8 +39,11 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
     },
     async resolveBase(base, stage) {
       switch (base.kind) {
-        case "image":
-          return lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
+        case "image": {
+          // A digest reference pins itself; a tag needs images.lock (or the registry, in `up`).
+          const pinned = /@(sha256:[a-f0-9]{64})$/.exec(base.ref)?.[1];
+          return pinned ?? lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
+        }
         case "oci":
           return ociManifestDigest(base, o.projectDir);
         case "debian":
