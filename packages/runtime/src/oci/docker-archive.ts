@@ -49,7 +49,7 @@ export async function writeDockerArchive(
 
   // Resolve every layer to an uncompressed store blob before opening the output.
   const entries: DockerArchiveManifestEntry[] = [];
-  const files = new Map<string, { digest: Digest; size?: number; bytes?: Buffer }>();
+  const files = new Map<string, Digest>(); // name in the archive → store blob
   const tags = new Set<string>();
   for (const { refs, image } of images) {
     const layers: string[] = [];
@@ -58,12 +58,12 @@ export async function writeDockerArchive(
       if (!files.has(name)) {
         options.signal?.throwIfAborted();
         await ensureUncompressed(store, layer.diffId, layer.descriptor.digest, layer.descriptor.mediaType);
-        files.set(name, { digest: layer.diffId });
+        files.set(name, layer.diffId);
       }
       layers.push(name);
     }
     const configName = `${digestHex(image.configDescriptor.digest)}.json`;
-    files.set(configName, { digest: image.configDescriptor.digest });
+    files.set(configName, image.configDescriptor.digest);
     const repoTags = refs.flatMap((r) => {
       const t = repoTag(r);
       if (t === undefined || tags.has(t)) return [];
@@ -87,10 +87,10 @@ export async function writeDockerArchive(
   tar.pipe(out);
   const mtime = new Date((options.sourceDateEpoch ?? 0) * 1000);
   try {
-    for (const [name, f] of files) {
+    for (const [name, digest] of files) {
       options.signal?.throwIfAborted();
-      const size = (await stat(store.blobPath(f.digest))).size;
-      await addStream(tar, { name, size, mtime }, store.openBlob(f.digest));
+      const size = (await stat(store.blobPath(digest))).size;
+      await addStream(tar, { name, size, mtime }, store.openBlob(digest));
     }
     await addBuffer(tar, { name: "manifest.json", mtime }, manifestJson);
     tar.finalize();
