@@ -3,7 +3,8 @@
 // linger and blobs nobody references are dropped with it. The new layout is built in a temp dir
 // beside the target (same filesystem) and swapped in by rename: a failure before the swap leaves the
 // previous layout exactly as it was. Blobs are hard links into the store when it is on the same
-// filesystem (no bytes copied), copies otherwise.
+// filesystem (no bytes copied), copies otherwise. A non-empty directory without `oci-layout` is never
+// replaced (a mistyped `--output oci:.`).
 import { randomBytes } from "node:crypto";
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
