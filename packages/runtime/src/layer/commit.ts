@@ -22,7 +22,7 @@ export interface CommitOptions {
   onNote?: (message: string) => void;
 }
 
-const CHUNK = 4 << 20;
+const CHUNK = 1 << 20;
 const byteOrder = (a: { key: Buffer }, b: { key: Buffer }) => Buffer.compare(a.key, b.key);
 
 interface Child {

@@ -25,6 +25,8 @@ import { collectGarbage, listResults, type GcOptions, type GcReport, type Result
 import type { StageResult } from "./result.ts";
 
 const FORMAT = "mstage-store 1\n";
+/** Bytes written between background datasyncs of a large blob. */
+const SYNC_EVERY = 32 << 20;
 
 /** Bytes that did not match the digest they were promised under. */
 export class DigestMismatchError extends UserError {
@@ -123,15 +125,31 @@ export class Store {
         size = source.byteLength;
         await fh.write(source);
       } else {
-        // One write in flight while the next chunk is produced and hashed: disk and CPU overlap.
+        // One write in flight while the next chunk is produced and hashed, and a datasync every
+        // SYNC_EVERY bytes in the background: producing, hashing and writeback to disk overlap,
+        // instead of one long fsync of a whole layer at the end.
         let writing: Promise<unknown> | null = null;
+        let syncing: Promise<void> | null = null;
+        let syncError: unknown;
+        let unsynced = 0;
         for await (const chunk of source as AsyncIterable<Buffer>) {
           hash.update(chunk);
           size += chunk.byteLength;
           if (writing) await writing;
           writing = writeAll(fh, chunk);
+          unsynced += chunk.byteLength;
+          if (unsynced >= SYNC_EVERY && !syncing) {
+            unsynced = 0;
+            const started: Promise<unknown> = writing;
+            syncing = started
+              .then(() => fh.datasync())
+              .catch((e) => void (syncError ??= e))
+              .finally(() => void (syncing = null));
+          }
         }
         if (writing) await writing;
+        if (syncing) await syncing;
+        if (syncError) throw syncError;
       }
       await fh.sync();
     } catch (e) {
