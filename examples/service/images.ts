@@ -16,7 +16,8 @@ const build = stage("server-build", {
 export const service = stage("service", {
   from: base,
   copy: { "/usr/local/bin/server": build.path("/out/server", { mode: 0o755 }) },
-  run: "useradd --system --uid 990 --user-group --home-dir /var/lib/app --create-home app",
+  // The workdir below exists before `run` (like Docker's WORKDIR), so useradd only has to own it.
+  run: "useradd --system --uid 990 --user-group --home-dir /var/lib/app app && chown app:app /var/lib/app",
   user: "app",
   workdir: "/var/lib/app",
   env: { PORT: "8080", GREETING: "Hello from the service" },

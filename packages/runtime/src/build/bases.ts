@@ -4,7 +4,7 @@
 // into the stage key); `prepare` gives the builder its layers and config.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { StageError, debianLockKey, type DebianBase, type ImageBase, type LockFile, type OciBase, type Stage, type Base } from "@mstage/core";
 import { emptyImageConfig } from "../oci/config.ts";
@@ -111,6 +111,17 @@ export class BaseProvider {
       const id = debianIdentity(base, pinned);
       if (await this.o.store.hasResult(id)) return id;
     }
+    // Not pinned by this project yet: reuse the newest base made with these arguments by any
+    // project on this store, as a pull would reuse a cached tag, rather than run mmdebstrap again.
+    const madePath = join(this.o.store.cacheDir("debian-bases"), `${createHash("sha256").update(lockKey).digest("hex")}.json`);
+    if (!pinned && !this.o.refresh) {
+      const made = await readFile(madePath, "utf8").then((t) => JSON.parse(t) as { packages: Record<string, string> }, () => undefined);
+      if (made && (await this.o.store.hasResult(debianIdentity(base, made.packages)))) {
+        this.o.lock.debian[lockKey] = { packages: made.packages };
+        this.lockChanged = true;
+        return debianIdentity(base, made.packages);
+      }
+    }
     const emit = this.o.onEvent ?? (() => {});
     emit({ type: "stage-phase", stage: stage.name, phase: `debian ${lockKey}` });
     const dir = this.o.store.tmpDir("debian");
@@ -133,6 +144,8 @@ export class BaseProvider {
         const record: StageResult = { key: id, layers: [layer], config, history: config.history, created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
         await this.o.store.putResult(id, record);
       }
+      await writeFile(`${madePath}.${process.pid}.tmp`, JSON.stringify({ packages: versions }) + "\n");
+      await rename(`${madePath}.${process.pid}.tmp`, madePath);
       if (!pinned || !sameVersions(pinned, versions)) {
         this.o.lock.debian[lockKey] = { packages: versions };
         this.lockChanged = true;

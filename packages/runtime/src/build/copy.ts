@@ -47,7 +47,7 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
         await copyOne(abs, target, "file", ids, source);
         return;
       }
-      const top = await mkdirInRoot(root, dest, ids.uid, ids.gid);
+      const top = await destDir(root, dest, ids);
       for (const e of entries) {
         if (e.rel === "" || e.rel === ".") continue;
         const target = await resolveInRoot(top, e.rel);
@@ -67,12 +67,21 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
           await copyOne(abs, target, "file", ids, source);
           return;
         }
-        const top = await mkdirInRoot(root, dest, ids.uid, ids.gid);
+        const top = await destDir(root, dest, ids);
         await copyTree(abs, top, ids, source);
       });
       return;
     }
   }
+}
+
+/** A directory copy's destination: missing parents are root's, the destination itself gets the owner. */
+async function destDir(root: string, dest: string, ids: Ids): Promise<string> {
+  const abs = posix.normalize("/" + dest);
+  await mkdirInRoot(root, posix.dirname(abs), 0, 0);
+  const top = await mkdirInRoot(root, abs, ids.uid, ids.gid);
+  await chown(top, ids.uid, ids.gid);
+  return top;
 }
 
 /** Where a single file goes: an existing directory at `dest` receives it by its own name. */

@@ -2,7 +2,7 @@
 // mstage's user namespace we are root over a full id range, so `--mode=root` works and is the
 // fastest; outside it (tests as a plain user) `--mode=unshare` makes its own namespace.
 import { spawn } from "node:child_process";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError, type DebianBase } from "@mstage/core";
 import { LineSplitter } from "./events.ts";
@@ -54,6 +54,9 @@ export async function buildDebianRootfs(
   if (code !== 0) {
     throw new UserError(`mmdebstrap ${args.join(" ")} failed with exit code ${code}`, { detail: tail.join("\n") });
   }
+  // mmdebstrap copies the host's resolver config and name; neither belongs in an image (the
+  // sandbox binds the host's resolv.conf for steps that use the network).
+  for (const f of ["etc/resolv.conf", "etc/hostname"]) await rm(join(rootfs, f), { force: true });
   return { rootfs, versions: parseDpkgStatus(await readFile(join(rootfs, "var/lib/dpkg/status"), "utf8")) };
 }
 
