@@ -31,6 +31,7 @@ import { loadConfig } from "../config/load.ts";
 import { createPlanContext, debianIdentity as planDebianIdentity } from "../config/project.ts";
 import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";
 
 export { parseOutputs, type OutputSpec } from "./up-noop.ts";
 
@@ -54,6 +55,8 @@ export interface UpOptions {
   config?: LoadedConfig;
   /** Told the plan before anything is built. */
   onPlan?: (plan: Plan) => void;
+  /** --push, --cache-from/--cache-to, --insecure-registry (up-registry.ts). */
+  registry?: RegistryUpOptions;
 }
 
 export interface UpSummary {
@@ -75,6 +78,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
 
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");
+  const registry = new UpRegistry(o.registry ?? {}, o.onEvent);
   try {
     const ctx = await createPlanContext({ projectDir, store: store.root, noCache: o.noCache });
     const { lock, state } = ctx;
@@ -89,9 +93,11 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       sourceDateEpoch: sde,
       onEvent: o.onEvent,
       signal: o.signal,
+      registry: registry.clientOptions,
     });
     const plan = await planStages(graph, {
       ...ctx,
+      hasResult: (key) => registry.hasResult(store, key, (k) => ctx.hasResult(k)),
       // Unlike `plan`, `up` makes what is missing: it resolves tags and builds debian() bases now,
       // updating images.lock, then keys them exactly as `plan` will next time.
       resolveBase: async (base, stage) => {
@@ -113,16 +119,19 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       signal: o.signal,
     });
     if (bases.lockChanged) await writeLock(projectDir, lock);
+    await registry.exportResults(store, plan.entries.filter((e) => stages.has(e.stage)).map((e) => e.layerKey));
 
     const outputs: UpSummary["outputs"] = [];
     const digests = new Map<Stage, Digest>();
     if (!o.noOutputs) {
       const images: OutputImage[] = [];
+      const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
       const compress = (diffId: Digest) => compressLayer(store, diffId);
       for (const entry of plan.entries.filter((e) => e.target)) {
         const b = stages.get(entry.stage)!;
         const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });
         images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image });
+        pushTargets.push({ stage: entry.stage.name, tags: entry.stage.spec.tags, image });
         digests.set(entry.stage, image.descriptor.digest);
       }
       const specs = o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];
@@ -139,6 +148,12 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
           }
         }
       }
+      if (registry.o.push) {
+        for (const out of await registry.push(store, pushTargets)) {
+          outputs.push(out);
+          o.onEvent?.({ type: "output", ...out });
+        }
+      }
     }
 
     for (const entry of plan.entries) {
@@ -150,6 +165,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     const count = (k: BuiltStage["outcome"]) => [...stages.values()].filter((b) => b.outcome === k).length;
     return { projectDir, built: count("built"), cached: count("cached"), configOnly: count("config"), outputs, ms: Date.now() - started, stages };
   } finally {
+    await registry.close();
     await storeLock.release();
   }
 }

@@ -7,6 +7,7 @@ import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
 import { checkNoop, parseOutputs } from "./up-noop.ts";
+import { parseRegistryOptions } from "./up-registry.ts";
 
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const started = Date.now();
@@ -17,7 +18,8 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   if (opts.watch) throw new UserError("`mstage up --watch` is not available yet; run `mstage up` after saving");
   const color = g.color && process.stdout.isTTY === true;
 
-  if (!process.env.MSTAGE_USERNS && !noCache && opts.refresh !== true && opts.push !== true) {
+  const registry = parseRegistryOptions(opts);
+  if (!process.env.MSTAGE_USERNS && !noCache && opts.refresh !== true && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
     const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
@@ -45,6 +47,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
       noCache,
       refresh: opts.refresh === true,
       offline: opts.offline === true,
+      registry,
       verbose: g.verbose,
       signal: controller.signal,
       onEvent: (e) => progress.onEvent(e),

@@ -1,0 +1,106 @@
+// The registry side of `mstage up`: --push, --cache-from, --cache-to and --insecure-registry, on one
+// registry client so connections and tokens are shared by base pulls, cache traffic and pushes.
+import { UserError } from "@mstage/core";
+import {
+  RegistryCache,
+  RegistryClient,
+  pushImages,
+  type BuildEventHandler,
+  type BuiltImage,
+  type RegistryClientOptions,
+  type Store,
+} from "@mstage/runtime";
+
+export interface RegistryUpOptions {
+  push?: boolean;
+  /** --insecure-registry HOST (repeatable): plain HTTP allowed besides loopback. */
+  insecure?: string[];
+  /** --cache-from registry://HOST/REPO (repeatable). */
+  cacheFrom?: string[];
+  /** --cache-to registry://HOST/REPO (repeatable). */
+  cacheTo?: string[];
+}
+
+function list(v: unknown): string[] {
+  if (v === undefined || v === false) return [];
+  return (Array.isArray(v) ? v : [v]).map(String).filter((s) => s !== "" && s !== "true");
+}
+
+/** Reads the registry options of `up` as cac hands them over. */
+export function parseRegistryOptions(opts: Record<string, unknown>): RegistryUpOptions {
+  const checkCache = (flag: string) => (s: string) => {
+    if (!/^registry:\/\//.test(s)) throw new UserError(`--${flag} ${JSON.stringify(s)}: write registry://HOST/REPO, e.g. registry://localhost:5000/cache/app`);
+    return s;
+  };
+  return {
+    push: opts.push === true,
+    insecure: list(opts.insecureRegistry),
+    cacheFrom: list(opts.cacheFrom).map(checkCache("cache-from")),
+    cacheTo: list(opts.cacheTo).map(checkCache("cache-to")),
+  };
+}
+
+/** One per `up` run; close() it at the end. */
+export class UpRegistry {
+  readonly client: RegistryClient;
+  private readonly cacheFrom: RegistryCache[];
+  private readonly cacheTo: RegistryCache[];
+
+  constructor(
+    readonly o: RegistryUpOptions,
+    private readonly onEvent?: BuildEventHandler,
+  ) {
+    this.client = new RegistryClient({ insecure: o.insecure ?? [], onNote: (message) => onEvent?.({ type: "note", message }) });
+    this.cacheFrom = (o.cacheFrom ?? []).map((r) => new RegistryCache(r, { client: this.client }));
+    this.cacheTo = (o.cacheTo ?? []).map((r) => new RegistryCache(r, { client: this.client }));
+  }
+
+  /** What BaseProvider passes to pullImage/resolveDigest: this run's client. */
+  get clientOptions(): RegistryClientOptions & { client: RegistryClient } {
+    return { client: this.client };
+  }
+
+  /**
+   * The plan's hasResult: the local store first, then each --cache-from repository, whose entry for
+   * `key` is pulled into the store (so the build reuses it like a local result).
+   */
+  async hasResult(store: Store, key: string, local: (key: string) => Promise<boolean>): Promise<boolean> {
+    if (await local(key)) return true;
+    for (const cache of this.cacheFrom) {
+      const result = await cache.fetch(store, key);
+      if (result) {
+        this.onEvent?.({ type: "note", message: `${result.stage ?? key}: layers from ${cache.name}` });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** --cache-to: every stage result of this run, under its key. */
+  async exportResults(store: Store, keys: string[]): Promise<void> {
+    if (!this.cacheTo.length) return;
+    for (const key of new Set(keys)) {
+      const result = await store.getResult(key);
+      if (!result) continue;
+      for (const cache of this.cacheTo) await cache.put(store, result);
+    }
+  }
+
+  /** --push: each exported stage to each of its tags. Returns the output lines for the summary. */
+  async push(store: Store, images: { stage: string; tags: readonly string[]; image: BuiltImage }[]) {
+    const targets = images.filter((i) => i.tags.length > 0);
+    if (targets.length === 0) {
+      throw new UserError(`--push: no exported stage has tags; add tags: ["registry.example.com/${images[0]?.stage ?? "app"}:1.0"] to the stage`);
+    }
+    const pushed = await pushImages(targets.map((t) => ({ tags: [...t.tags], image: t.image })), { source: store, client: this.client });
+    return pushed.map((p, i) => {
+      const img = targets.flatMap((t) => t.tags.map(() => t.image))[i]!;
+      const size = img.layers.reduce((n, l) => n + l.descriptor.size, img.descriptor.size + img.configDescriptor.size);
+      return { dest: "push:registry", ref: p.ref, digest: p.digest, size };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
