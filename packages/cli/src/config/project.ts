@@ -24,6 +24,8 @@ export interface PlanContextOptions {
   noCache?: boolean | string;
   /** Resolves an image tag that images.lock does not pin (the registry client, in `up`). */
   resolveImage?: (base: ImageBase, stage: Stage) => Promise<string | undefined>;
+  /** --refresh: ask resolveImage even for tags that images.lock pins. */
+  refresh?: boolean;
 }
 
 export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile }> {
@@ -42,7 +44,9 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
         case "image": {
           // A digest reference pins itself; a tag needs images.lock (or the registry, in `up`).
           const pinned = /@(sha256:[a-f0-9]{64})$/.exec(base.ref)?.[1];
-          return pinned ?? lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
+          if (pinned) return pinned;
+          if (o.refresh && o.resolveImage) return (await o.resolveImage(base, stage)) ?? lock.images[base.ref];
+          return lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
         }
         case "oci":
           return ociManifestDigest(base, o.projectDir);
