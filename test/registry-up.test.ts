@@ -1,0 +1,132 @@
+// `mstage up` and `plan` with registries, through the built CLI: an image() base pulled from a real
+// docker-registry and pinned in images.lock, --push to tags, --refresh after the tag moves, and a
+// second empty store filled from --cache-to/--cache-from instead of running the steps.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { RegistryClient, parseDigest, pullImage, pushImage } from "@mstage/runtime";
+import { DirBlobSink, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
+
+const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
+
+function whyNot(): string | undefined {
+  const r = registryUnavailable();
+  if (r) return r;
+  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
+  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
+  if (!existsSync(join(import.meta.dirname, "..", "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
+  return undefined;
+}
+
+function pushArgs(img: TestImage, ref: string) {
+  return {
+    ref,
+    manifest: img.manifest,
+    config: { digest: parseDigest(img.config.digest), size: img.config.size },
+    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
+    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
+  };
+}
+
+describe("up and plan with a registry", { skip: whyNot() }, () => {
+  let reg: RunningRegistry;
+  let tmp: string;
+  let project: string;
+  const client = new RegistryClient();
+  const base = makeTestImage({ label: "base-v1" });
+
+  const mstage = (args: string[], store = "store-a") => {
+    const r = spawnSync(process.execPath, [CLI, ...args, "--store", join(tmp, store)], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
+  };
+  const layoutImage = (dir: string, ref: string) => {
+    const index = JSON.parse(readFileSync(join(project, dir, "index.json"), "utf8"));
+    const desc = index.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
+    assert.ok(desc, `no ${ref} in ${dir}`);
+    const manifest = JSON.parse(readFileSync(join(project, dir, "blobs", "sha256", desc.digest.slice(7)), "utf8"));
+    return { digest: desc.digest as string, manifest };
+  };
+
+  before(async () => {
+    reg = await startRegistry();
+    tmp = mkdtempSync(join(tmpdir(), "mstage-regup-"));
+    project = join(tmp, "project");
+    mkdirSync(project);
+    await pushImage({ ...pushArgs(base, `${reg.host}/base/busybox:1`), client });
+    writeFileSync(
+      join(project, "images.ts"),
+      `import { image, stage } from "mstage";
+export const app = stage("app", {
+  from: image("${reg.host}/base/busybox:1"),
+  run: "echo hello > /hello.txt",
+  cmd: ["/bin/sh"],
+  tags: ["${reg.host}/out/app:1.0", "${reg.host}/out/app:latest"],
+});
+`,
+    );
+  });
+  after(async () => {
+    await client.close();
+    await reg?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("up pulls an image() base, pins it in images.lock, and --push puts the output on its tags", async () => {
+    const r = mstage(["up", "--push", "--progress", "plain"]);
+    assert.equal(r.code, 0, r.all);
+    const lock = JSON.parse(readFileSync(join(project, "images.lock"), "utf8"));
+    assert.equal(lock.images[`${reg.host}/base/busybox:1`], base.manifest.digest);
+
+    const out = layoutImage("oci", "app");
+    // The base's layer is reused as pulled: same gzip blob, byte for byte.
+    assert.equal(out.manifest.layers[0].digest, base.layers[0]!.digest);
+    assert.ok(readFileSync(join(project, "oci", "blobs", "sha256", base.layers[0]!.digest.slice(7))).equals(base.layers[0]!.bytes));
+    assert.match(r.out, new RegExp(`${reg.host}/out/app:1\\.0\\s+${out.digest.slice(0, 19)}`));
+
+    for (const tag of ["1.0", "latest"]) {
+      const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${reg.host}/out/app:${tag}`], { encoding: "utf8" }).stdout);
+      assert.equal(inspected.Digest, out.digest);
+    }
+    const sink = new DirBlobSink(join(tmp, "pulled"));
+    const pulled = await pullImage(`${reg.host}/out/app:1.0`, { store: sink, client });
+    assert.equal(pulled.manifestDigest, out.digest);
+    for (const l of out.manifest.layers) {
+      assert.ok(sink.read(l.digest).equals(readFileSync(join(project, "oci", "blobs", "sha256", l.digest.slice(7)))), `layer ${l.digest} differs`);
+    }
+  });
+
+  test("a second, empty store with --cache-from builds nothing and gives the same digest", () => {
+    const first = mstage(["up", "--cache-to", `registry://${reg.host}/cache/app`, "--progress", "plain"]);
+    assert.equal(first.code, 0, first.all);
+    const want = layoutImage("oci", "app").digest;
+    const second = mstage(["up", "--cache-from", `registry://${reg.host}/cache/app`, "--output", "oci:oci-b", "--progress", "plain"], "store-b");
+    assert.equal(second.code, 0, second.all);
+    assert.match(second.out, /0 built, 1 cached/);
+    assert.doesNotMatch(second.all, /\[app\] run/);
+    assert.equal(layoutImage("oci-b", "app").digest, want);
+  });
+
+  test("when the tag moves, plan keeps the pin; --refresh names the new digest", async () => {
+    const next = makeTestImage({ label: "base-v2" });
+    await pushImage({ ...pushArgs(next, `${reg.host}/base/busybox:1`), client });
+    const pinned = mstage(["plan"]);
+    assert.equal(pinned.code, 0, pinned.all);
+    assert.match(pinned.out, /= app\s+cached/);
+    const offline = mstage(["plan", "--refresh", "--offline"]);
+    assert.match(offline.out, /= app\s+cached/);
+    const refreshed = mstage(["plan", "--refresh"]);
+    assert.equal(refreshed.code, 0, refreshed.all);
+    assert.match(refreshed.out, new RegExp(`~ app\\s+rebuild: base ${reg.host}/base/busybox:1 now ${next.manifest.digest.slice(0, 19)}`));
+  });
+
+  test("--push without tags says which key to add", () => {
+    writeFileSync(join(project, "images.ts"), readFileSync(join(project, "images.ts"), "utf8").replace(/\n  tags: .*\n/, "\n"));
+    const r = mstage(["up", "--push", "--progress", "plain"]);
+    assert.equal(r.code, 1, r.all);
+    assert.match(r.err, /--push: no exported stage has tags; add tags:/);
+  });
+});
