@@ -99,10 +99,14 @@ export const app = stage("app", {
     }
   });
 
-  test("a second, empty store with --cache-from builds nothing and gives the same digest", () => {
+  test("a second, empty store with --cache-from plans cached (remote), builds nothing and gives the same digest", () => {
     const first = mstage(["up", "--cache-to", `registry://${reg.host}/cache/app`, "--progress", "plain"]);
     assert.equal(first.code, 0, first.all);
     const want = layoutImage("oci", "app").digest;
+    const planned = mstage(["plan", "--cache-from", `registry://${reg.host}/cache/app`], "store-b");
+    assert.equal(planned.code, 0, planned.all);
+    assert.match(planned.out, new RegExp(`= app\\s+cached: remote registry://${reg.host}/cache/app`));
+    assert.match(mstage(["plan"], "store-b").out, /~ app\s+rebuild: not in store/);
     const second = mstage(["up", "--cache-from", `registry://${reg.host}/cache/app`, "--output", "oci:oci-b", "--progress", "plain"], "store-b");
     assert.equal(second.code, 0, second.all);
     assert.match(second.out, /0 built, 1 cached/);

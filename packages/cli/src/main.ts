@@ -32,6 +32,8 @@ cli
   .option("--offline", "use only images.lock and the store")
   .option("--refresh", "re-resolve image tags and debian package versions")
   .option("--detailed-exitcode", "exit 0 when nothing would change, 2 when something would")
+  .option("--cache-from <ref>", "also count stages held in a registry cache: registry://HOST/REPO")
+  .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
   .action(lazy(() => import("./commands/plan.ts")));
 
 cli

@@ -10,35 +10,9 @@ import {
   type RegistryClientOptions,
   type Store,
 } from "@mstage/runtime";
+import type { RegistryUpOptions } from "./registry-options.ts";
 
-export interface RegistryUpOptions {
-  push?: boolean;
-  /** --insecure-registry HOST (repeatable): plain HTTP allowed besides loopback. */
-  insecure?: string[];
-  /** --cache-from registry://HOST/REPO (repeatable). */
-  cacheFrom?: string[];
-  /** --cache-to registry://HOST/REPO (repeatable). */
-  cacheTo?: string[];
-}
-
-function list(v: unknown): string[] {
-  if (v === undefined || v === false) return [];
-  return (Array.isArray(v) ? v : [v]).map(String).filter((s) => s !== "" && s !== "true");
-}
-
-/** Reads the registry options of `up` as cac hands them over. */
-export function parseRegistryOptions(opts: Record<string, unknown>): RegistryUpOptions {
-  const checkCache = (flag: string) => (s: string) => {
-    if (!/^registry:\/\//.test(s)) throw new UserError(`--${flag} ${JSON.stringify(s)}: write registry://HOST/REPO, e.g. registry://localhost:5000/cache/app`);
-    return s;
-  };
-  return {
-    push: opts.push === true,
-    insecure: list(opts.insecureRegistry),
-    cacheFrom: list(opts.cacheFrom).map(checkCache("cache-from")),
-    cacheTo: list(opts.cacheTo).map(checkCache("cache-to")),
-  };
-}
+export { parseRegistryOptions, type RegistryUpOptions } from "./registry-options.ts";
 
 /** One per `up` run; close() it at the end. */
 export class UpRegistry {

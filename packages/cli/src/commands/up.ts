@@ -7,7 +7,7 @@ import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
 import { checkNoop, parseOutputs } from "./up-noop.ts";
-import { parseRegistryOptions } from "./up-registry.ts";
+import { parseRegistryOptions } from "./registry-options.ts";
 
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const started = Date.now();
