@@ -9,13 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-bin=${MSTAGE_BIN:-$root/packages/cli/bin/mstage.mjs}
+bin=${MSTAGE_BIN:-}
 dir=${BENCH_DIR:-$root/.bench/plan}
 big=$dir/big
 one=$dir/one
 export MSTAGE_STORE=$dir/store
 command -v hyperfine >/dev/null || { echo "bench/plan.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
-[ -n "${MSTAGE_BIN:-}" ] || [ -f "$root/packages/cli/dist/mstage.mjs" ] || { echo "build the CLI first: pnpm build" >&2; exit 1; }
+if [ -z "$bin" ]; then
+  [ -f "$root/packages/cli/dist/mstage.mjs" ] || { echo "build the CLI first: pnpm build" >&2; exit 1; }
+  # Time a snapshot of the built CLI: a `pnpm build` elsewhere (another checkout user's tests)
+  # empties dist/ while it runs. Kept under packages/cli/node_modules so its imports resolve.
+  snap=$root/packages/cli/node_modules/.mstage-bench-cli
+  rm -rf "$snap" && mkdir -p "$snap" && cp -r "$root/packages/cli/bin" "$root/packages/cli/dist" "$snap/"
+  bin=$snap/bin/mstage.mjs
+fi
 
 if [ ! -f "$big/.generated" ]; then
   echo "generating 200 stages x 100 files x 10 KiB in $big ..."
@@ -48,15 +55,18 @@ files=$(find "$big/src" -type f | wc -l)
 size=$(du -sm "$big/src" | cut -f1)
 echo "big project: 200 stages, $files files, ${size} MB; node $(node --version); $(nproc) CPUs"
 
-clear_caches() { rm -rf "$MSTAGE_STORE/stat-cache" "$big/.mstage"; }
+# Record both projects as built (state + store results), the way `up` does, so the warm plans
+# below are true no-ops: every stage "= cached". "Cold" empties the stat and compile caches only.
+record() { node --import tsx -e "import('$root/test/helpers/record-build.ts').then((m) => m.recordProjectBuilt('$1', process.env.MSTAGE_STORE))"; }
+record "$big"
+record "$one"
 
-json=$dir/results.json
-clear_caches
-hyperfine -N --runs 5 --prepare "rm -rf $MSTAGE_STORE/stat-cache $big/.mstage" \
+
+hyperfine -N --runs 5 --prepare "rm -rf $MSTAGE_STORE/stat-cache $big/.mstage/config-images.ts.json" \
   -n cold-plan-200 "node $bin plan -q -f $big/images.ts" \
   --export-json "$dir/cold.json" >/dev/null
-node "$bin" plan -q -f "$big/images.ts" >/dev/null
-node "$bin" plan -q -f "$one/images.ts" >/dev/null
+node "$bin" plan -f "$big/images.ts" | tail -1
+node "$bin" plan -f "$one/images.ts" | tail -1
 hyperfine -N --warmup 3 --runs 20 \
   -n "node -e 0" "node -e 0" \
   -n warm-plan-200 "node $bin plan -q -f $big/images.ts" \
