@@ -1,0 +1,136 @@
+// Shared by the `mstage up` end-to-end tests: runs the built CLI as a given user on a private copy
+// of a project, with a store per user, and judges outputs with skopeo, umoci and runc.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runAs, testUsers, type RunResult } from "./helpers/users.ts";
+
+export const MSTAGE_BIN = new URL("../packages/cli/bin/mstage.mjs", import.meta.url).pathname;
+export const REPO = new URL("..", import.meta.url).pathname;
+
+export { testUsers };
+
+function uidOf(user: string): number {
+  return Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
+}
+
+/** A directory `user` owns (under /tmp, reachable by every test user). */
+export function userDir(user: string, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `mstage-${prefix}-`));
+  chmodSync(dir, 0o755);
+  if (user !== testUsers()[0]!.name) chownSync(dir, uidOf(user), uidOf(user));
+  return dir;
+}
+
+/** Copies a project (a fixture or an example) into a fresh dir owned by `user`. */
+export function copyProject(src: string, user: string, prefix = "up"): string {
+  const dir = userDir(user, prefix);
+  cpSync(src, dir, { recursive: true, filter: (p) => !/\/(oci|\.mstage)$/.test(p) });
+  if (user !== testUsers()[0]!.name) execFileSync("chown", ["-R", `${user}:${user}`, dir]);
+  return dir;
+}
+
+/** Writes a file in a project as its owner would. */
+export function writeAs(user: string, file: string, text: string): void {
+  writeFileSync(file, text);
+  if (user !== testUsers()[0]!.name) chownSync(file, uidOf(user), uidOf(user));
+}
+
+export interface Mstage {
+  (args: string[], o?: { env?: Record<string, string> }): Promise<RunResult>;
+  user: string;
+  store: string;
+}
+
+/** The built CLI, run as `user` in `cwd`, with its own store. */
+export function mstageAs(user: string, cwd: string, store: string): Mstage {
+  const run = ((args: string[], o: { env?: Record<string, string> } = {}) =>
+    runAs(user, [process.execPath, MSTAGE_BIN, ...args], {
+      cwd,
+      env: { MSTAGE_STORE: store, NO_COLOR: "1", ...(o.env ?? {}) },
+      timeoutMs: 15 * 60_000,
+    })) as Mstage;
+  run.user = user;
+  run.store = store;
+  return run;
+}
+
+/** Fails with the command's whole output, so a broken build is readable in the test log. */
+export function expectOk(r: RunResult, what: string): RunResult {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
+}
+
+export function skopeoInspect(layout: string, ref: string, config = false): Record<string, unknown> {
+  const args = ["inspect", ...(config ? ["--config"] : []), `oci:${layout}:${ref}`];
+  return JSON.parse(execFileSync("skopeo", args, { encoding: "utf8" }));
+}
+
+/** umoci-unpacks an image (as root, whoever built it) and returns the bundle dir. */
+export function unpack(layout: string, ref: string): string {
+  const bundle = mkdtempSync(join(tmpdir(), "mstage-bundle-"));
+  rmSync(bundle, { recursive: true });
+  execFileSync("umoci", ["unpack", "--image", `${layout}:${ref}`, bundle], { stdio: ["ignore", "ignore", "pipe"] });
+  return bundle;
+}
+
+/** Every path in a bundle's rootfs, relative, sorted. */
+export function listRootfs(bundle: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      out.push(r);
+      if (lstatSync(join(dir, name)).isDirectory()) walk(join(dir, name), r);
+    }
+  };
+  walk(join(bundle, "rootfs"), "");
+  return out;
+}
+
+let runcSeq = 0;
+/** Runs an unpacked bundle with runc (optionally other args / user) and returns its stdout. */
+export function runBundle(bundle: string, o: { args?: string[] } = {}): { code: number; stdout: string; stderr: string } {
+  const file = join(bundle, "config.json");
+  const spec = JSON.parse(readFileSync(file, "utf8"));
+  spec.process.terminal = false;
+  if (o.args) spec.process.args = o.args;
+  writeFileSync(file, JSON.stringify(spec));
+  const id = `mstage-test-${process.pid}-${++runcSeq}`;
+  const r = spawnSync("runc", ["run", id], { cwd: bundle, encoding: "utf8", timeout: 60_000 });
+  spawnSync("runc", ["delete", "-f", id]);
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A layout's index as ref → manifest digest. */
+export function layoutRefs(layout: string): Record<string, string> {
+  const index = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  return Object.fromEntries(index.manifests.map((m) => [m.annotations?.["org.opencontainers.image.ref.name"] ?? "", m.digest]));
+}
+
+/** Every file under `dir` with its size and mtime: a cheap fingerprint to show nothing changed. */
+export function treeFingerprint(dir: string, skip: (rel: string) => boolean = () => false): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (skip(r)) continue;
+      const st = statSync(join(d, name), { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(join(d, name), r);
+      else out.push(`${r} ${st.size} ${st.mtimeMs}`);
+    }
+  };
+  if (existsSync(dir)) walk(dir, "");
+  return out;
+}
+
+export function tool(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+export function ensureDir(d: string): string {
+  mkdirSync(d, { recursive: true });
+  return d;
+}
