@@ -41,6 +41,7 @@ const API = {
   local: core.local,
   inline: core.inline,
 };
+let loads = 0;
 const CACHE_VERSION = `1:${Object.keys(API).join(",")}`;
 
 interface CompileCache {
@@ -65,7 +66,8 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
 
   const { code, dependencies } = (!options.noCache && readCompileCache(file)) || (await compile(file));
 
-  const temp = join(projectDir, `.${basename(file)}.timestamp-${Date.now()}-${process.pid}.mjs`);
+  // A fresh name each load: import() caches by URL, and watch mode reloads in one process.
+  const temp = join(projectDir, `.${basename(file)}.timestamp-${Date.now()}-${process.pid}-${++loads}.mjs`);
   const collection = beginStageCollection();
   let stages: Stage[] = [];
   let mod: Record<string, unknown>;
