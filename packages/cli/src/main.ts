@@ -41,6 +41,7 @@ cli
   .option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
   .option("--push", "push each exported stage to its tags")
   .option("--no-cache [stage]", "rebuild everything, or one stage")
+  .option("--rebuild <stage>", "rebuild this stage and what depends on it (what --no-cache=<stage> means)")
   .option("--jobs <n>", "stages built at once (default: CPU count)")
   .option("--watch", "rebuild as files are saved")
   .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
@@ -84,7 +85,8 @@ cli.version("0.1.0");
 
 async function main(): Promise<void> {
   try {
-    cli.parse(process.argv, { run: false });
+    // mri reads `--no-cache=build` as an unknown flag named "cache=build": spell it --rebuild=build.
+    cli.parse(process.argv.map((a) => (a.startsWith("--no-cache=") ? `--rebuild=${a.slice("--no-cache=".length)}` : a)), { run: false });
     if (!cli.matchedCommand) {
       if (cli.args.length) throw new UserError(`unknown command "${cli.args[0]}"; see \`mstage --help\``);
       if (!cli.options.help && !cli.options.version) cli.outputHelp();

@@ -15,7 +15,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const jobs = parseJobs(opts.jobs);
   const mode = resolveProgressMode(opts.progress, g.quiet, process.stderr);
   const noCache = noCacheOption(opts);
-  if (opts.watch) throw new UserError("`mstage up --watch` is not available yet; run `mstage up` after saving");
+  if (opts.watch) return (await import("./watch.ts")).default(args, opts, g);
   const color = g.color && process.stdout.isTTY === true;
 
   const registry = parseRegistryOptions(opts);
@@ -69,8 +69,9 @@ function parseJobs(v: unknown): number {
   return n;
 }
 
-/** cac turns `--no-cache` into `cache: false` and `--no-cache=build` / `--no-cache build` into a name. */
+/** `--no-cache` is `cache: false`; `--no-cache=build` reaches us as `--rebuild build` (see main.ts). */
 function noCacheOption(opts: Record<string, unknown>): boolean | string | undefined {
+  if (typeof opts.rebuild === "string" && opts.rebuild !== "") return opts.rebuild;
   const v = opts.cache;
   if (v === false) return true;
   if (typeof v === "string" && v !== "") return v;
