@@ -85,7 +85,7 @@ make_image() {
 start_registry() {
   [[ -n $REG_PID ]] && { kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true; }
   rm -rf "$W/reg"; mkdir -p "$W/reg"
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PORT=$(node -e 's=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   cat >"$W/reg/config.yml" <<YAML
 version: 0.1
 log: { level: error, accesslog: { disabled: true } }
