@@ -55,8 +55,10 @@ cli
 
 cli
   .command("watch [...targets]", "alias of `up --watch`")
+  .option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
+  .option("--jobs <n>", "stages built at once (default: CPU count)")
   .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
-  .option("--json", "a JSON event stream")
+  .option("--json", "a JSON event stream on stdout, one event a line")
   .action(lazy(() => import("./commands/watch.ts")));
 
 cli
@@ -101,3 +103,6 @@ async function main(): Promise<void> {
 }
 
 await main();
+// The command is done: exit now rather than wait for handles a library left open (esbuild's
+// service process, a watcher). Writes to pipes and files are synchronous on Linux, so none is lost.
+process.exit();
