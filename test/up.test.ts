@@ -159,6 +159,20 @@ for (const user of testUsers()) {
       }
     });
 
+    await t.test("mstage shell runs a command on a stage's result, build-only stages too, and discards its changes", async () => {
+      const storeBefore = treeFingerprint(join(store, "layers"));
+      const r = expectOk(await mstage(["shell", "build", "-q", "--", "sh", "-c", "cat /out/hello && touch /out/scribble && id -u"]), "shell build");
+      assert.match(r.stdout, /^echo Hello again$/m);
+      assert.match(r.stdout, /^0$/m);
+      const again = await mstage(["shell", "build", "-q", "--", "ls", "/out/scribble"]);
+      assert.notEqual(again.code, 0, "the earlier session's file is gone");
+      const piped = await mstage(["shell", "app", "-q"], {});
+      assert.equal(piped.code, 0);
+      const exit = await mstage(["shell", "app", "-q", "--", "sh", "-c", "exit 5"]);
+      assert.equal(exit.code, 5, "the command's exit code is mstage's");
+      assert.deepEqual(treeFingerprint(join(store, "layers")), storeBefore);
+    });
+
     await t.test("docker-archive output loads with podman", async (tt) => {
       const archive = join(project, "images.tar");
       expectOk(await mstage(["up", "-q", "--output", `docker-archive:${archive}`]), "docker-archive up");

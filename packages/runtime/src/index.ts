@@ -47,6 +47,8 @@ export type { BuildOptions, BuiltStage } from "./build/builder.ts";
 export { BaseProvider, debianIdentity } from "./build/bases.ts";
 export type { BaseProviderOptions, PreparedBase } from "./build/bases.ts";
 export { buildDebianRootfs, parseDpkgStatus } from "./build/debian.ts";
+export { openShell } from "./build/shell.ts";
+export type { ShellOptions } from "./build/shell.ts";
 
 // registry/
 export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
