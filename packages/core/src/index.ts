@@ -23,6 +23,7 @@ export type {
 export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
 export type { StageOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
+export { parseFrame } from "./api/location.ts";
 
 // graph, local sources, keys, state and plan: used by the CLI and the builder.
 export { buildGraph, stageDeps } from "./graph.ts";

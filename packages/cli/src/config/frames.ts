@@ -1,7 +1,6 @@
 // Stack frames of errors thrown by the user's config: which belong to the user, and a code frame.
 import { readFileSync } from "node:fs";
-import type { SourceLocation } from "@mstage/core";
-import { parseFrame } from "./parse-frame.ts";
+import { parseFrame, type SourceLocation } from "@mstage/core";
 
 /** The first frame that lies in one of the user's config files. */
 export function firstUserFrame(stack: string, userFiles: Set<string>): SourceLocation | undefined {
@@ -29,14 +28,17 @@ export function filterStack(stack: string, userFiles: Set<string>, verbose: bool
   return kept.map((l) => "    " + l.trim()).join("\n");
 }
 
-/** The source line at a location, with a caret under the column. */
+/** The source line at a location (1-based line and column), with a caret under the column. */
 export function codeFrame(at: SourceLocation): string | undefined {
   try {
     const text = readFileSync(at.file, "utf8").split(/\r?\n/)[at.line - 1];
-    if (text === undefined) return undefined;
-    const n = String(at.line);
-    return `  ${n} | ${text}\n  ${" ".repeat(n.length)} | ${" ".repeat(Math.max(0, at.column - 1))}^`;
+    return text === undefined ? undefined : frameOf(at.line, at.column, text);
   } catch {
     return undefined;
   }
+}
+
+export function frameOf(line: number, column: number, text: string): string {
+  const n = String(line);
+  return `  ${n} | ${text}\n  ${" ".repeat(n.length)} | ${" ".repeat(Math.max(0, column - 1))}^`;
 }

@@ -7,7 +7,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import { pathToFileURL } from "node:url";
 import * as core from "@mstage/core";
 import { UserError, beginStageCollection, isStage, type Stage } from "@mstage/core";
-import { codeFrame, filterStack, firstUserFrame } from "./frames.ts";
+import { codeFrame, filterStack, firstUserFrame, frameOf } from "./frames.ts";
 
 export interface LoadedConfig {
   /** Absolute path of images.ts. */
@@ -199,13 +199,8 @@ function syntaxError(e: unknown, projectDir: string): Error {
   const file = displayFile(resolve(projectDir, loc.file));
   const more = errors.length > 1 ? `\n(and ${errors.length - 1} more error${errors.length > 2 ? "s" : ""})` : "";
   return new UserError(`${file}:${loc.line}:${loc.column + 1}: ${first.text}`, {
-    detail: codeFrameOf(loc.line, loc.column, loc.lineText) + more,
+    detail: frameOf(loc.line, loc.column + 1, loc.lineText) + more,
   });
-}
-
-function codeFrameOf(line: number, column: number, text: string): string {
-  const n = String(line);
-  return `  ${n} | ${text}\n  ${" ".repeat(n.length)} | ${" ".repeat(column)}^`;
 }
 
 /** An error thrown while evaluating the config: its message, located, with a stack of user frames. */
