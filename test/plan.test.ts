@@ -131,6 +131,17 @@ test("an added exported stage is new; exporting the unused one makes it needed",
   assert.equal(entry(p, "app").status, "cached");
 });
 
+test("a config-only change upstream is a config-only change for the stage built on it", async () => {
+  const { dir, env } = await builtProject();
+  writeFileSync(join(dir, "images.ts"), readFileSync(join(dir, "images.ts"), "utf8") + `export const child = stage("child", { from: app });\n`);
+  await recordProjectBuilt(dir, env.MSTAGE_STORE);
+  edit(dir, "images.ts", `labels: { version: "1" }`, `labels: { version: "2" }`);
+  const p = plan(dir, env);
+  assert.deepEqual(entry(p, "app").reasons, ["config only: labels"]);
+  assert.equal(entry(p, "child").status, "config");
+  assert.deepEqual(entry(p, "child").reasons, ["config only: config inherited from app"]);
+});
+
 test('a stage whose result left the store says "not in store"', async () => {
   const { dir, env, store } = await builtProject();
   const key = entry(plan(dir, env), "app").layerKey!;

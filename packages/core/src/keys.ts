@@ -47,6 +47,11 @@ export interface ConfigInputs {
   annotations: Record<string, string>;
   squash: boolean;
   tags: string[];
+  /**
+   * The config key of the stage this one starts from: an image inherits cmd, labels, user… from
+   * its base, so an upstream config-only change is a config change here too.
+   */
+  base?: string;
 }
 
 /** A JSON-able record of everything that went into a stage's keys. */

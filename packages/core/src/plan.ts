@@ -115,7 +115,9 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
       reasons = [...layerReasons(), "result found in the store"];
     } else if (prev.configKey !== ck) {
       status = "config";
-      reasons = [`config only: ${configFields(prev.inputs.config, inputs.config).join(", ") || "config"}`];
+      const upstream = s.spec.from.kind === "stage" ? s.spec.from.stage.name : "base";
+      const fields = configFields(prev.inputs.config, inputs.config).map((f) => (f === "base" ? `config inherited from ${upstream}` : f));
+      reasons = [`config only: ${fields.join(", ") || "config"}`];
     } else {
       status = "cached";
     }
@@ -211,6 +213,7 @@ class Hasher {
       annotations: { ...spec.annotations },
       squash: spec.squash,
       tags: [...spec.tags],
+      base: from.kind === "stage" ? done.get(from.stage)?.configKey : undefined,
     };
     return {
       format: LAYER_FORMAT,
