@@ -4,7 +4,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createServer } from "node:http";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { RegistryClient, parseDigest, pullImage, pushImage, pushImages, resolveDigest, type PullProgress, type PushProgress } from "@mstage/runtime";
@@ -189,6 +190,28 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
       return true;
     });
     await assert.rejects(resolveDigest(`${reg.host}/no/such:1`, { client }), /not found: repository or tag/);
+  });
+
+  test("plain HTTP is refused for a non-loopback host unless it is given as insecure", async (t) => {
+    const ip = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+    if (!ip) return t.skip("this machine has no non-loopback IPv4 address to serve plain HTTP on");
+    const server = createServer((req, res) => {
+      // Just enough of a registry: /v2/ and one manifest.
+      if (req.url === "/v2/") res.writeHead(200).end("{}");
+      else res.writeHead(200, { "content-type": img.manifest.mediaType, "docker-content-digest": img.manifest.digest }).end(req.method === "HEAD" ? undefined : img.manifest.bytes);
+    });
+    await new Promise<void>((r) => server.listen(0, ip, () => r()));
+    const host = `${ip}:${(server.address() as { port: number }).port}`;
+    const strict = new RegistryClient({ retries: 0 });
+    const lenient = new RegistryClient({ retries: 0, insecure: [host] });
+    try {
+      await assert.rejects(resolveDigest(`${host}/x:1`, { client: strict }), new RegExp(`registry ${host} does not answer HTTPS \\(.*\\); if it is a plain-HTTP registry you trust, allow it with --insecure-registry ${host}`));
+      assert.equal(await resolveDigest(`${host}/x:1`, { client: lenient }), img.manifest.digest);
+    } finally {
+      await strict.close();
+      await lenient.close();
+      server.close();
+    }
   });
 
   test("a registry that is not running fails fast with a clear error", async () => {

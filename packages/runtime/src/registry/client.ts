@@ -318,6 +318,9 @@ export class RegistryClient {
     if (code && TIMEOUT_CODES.has(code)) {
       return new RegistryError(`timed out after ${seconds(this.options.timeoutMs)} talking to ${registry} (${method} ${safe}) while fetching ${what}`, undefined, method, safe, true, { cause: e });
     }
+    if (code && (code.startsWith("ERR_SSL_") || code === "EPROTO") && url.startsWith("https:") && !this.isInsecure(registry)) {
+      return new RegistryError(`registry ${registry} does not answer HTTPS (${code}); if it is a plain-HTTP registry you trust, allow it with --insecure-registry ${registry}`, undefined, method, safe, false, { cause: e });
+    }
     if (code === "ECONNREFUSED" || code === "ENOTFOUND") {
       return new RegistryError(`cannot connect to registry ${registry} (${code}) while fetching ${what}: is the host right and the registry running?`, undefined, method, safe, false, { cause: e });
     }
