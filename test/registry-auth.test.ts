@@ -125,6 +125,11 @@ describe("bearer token auth", { skip: unavailable }, () => {
       await pushImage({ ...pushArgs(img, `${reg.host}/team/app:2`), client });
       assert.equal(tokens.requests.length, pushTokens);
 
+      // A mount needs a token that also grants pull on the source repository.
+      const mounted = await pushImage({ ...pushArgs(img, `${reg.host}/team/copy:1`), client, mountFrom: ["team/app"] });
+      assert.deepEqual(mounted.blobs, { present: 0, mounted: 2, uploaded: 0 });
+      assert.ok(tokens.requests.some((r) => r.scopes.includes("repository:team/copy:pull,push") && r.scopes.includes("repository:team/app:pull")), JSON.stringify(tokens.requests));
+
       const pulled = await pullImage(`${reg.host}/team/app:1`, { store: new DirBlobSink(join(tmp, "s1")), client });
       assert.equal(pulled.manifestDigest, img.manifest.digest);
       assert.ok(tokens.requests.some((r) => r.scopes.includes("repository:team/app:pull")));
