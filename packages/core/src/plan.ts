@@ -107,10 +107,14 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
       status = inStore ? "cached" : "new";
       if (inStore) reasons.push("new here, result found in the store");
     } else if (!inStore) {
+      // Rebuilt even when every stage built on it is cached: the builder needs each upstream
+      // result to serve its dependents, and plan says what up will do.
       status = "rebuild";
       reasons = prev.layerKey === lk ? ["not in store"] : layerReasons();
       if (reasons.length === 0) reasons = ["inputs changed"];
     } else if (prev.layerKey !== lk) {
+      // Changed since this project's last build, but that layer is in the store (a revert, or
+      // another project built it): nothing runs, the image is rewritten.
       status = "cached";
       reasons = [...layerReasons(), "result found in the store"];
     } else if (prev.configKey !== ck) {
@@ -125,10 +129,7 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
   }
   cache.save();
 
-  // A stage missing from the store is rebuilt even when everything built on it is cached: the
-  // builder needs each upstream result to serve its dependents, and plan says what up will do.
-  const order = graph.order;
-  const out = order.map((s) => entries.get(s)!);
+  const out = graph.order.map((s) => entries.get(s)!);
   for (const s of graph.unused) out.push({ stage: s, status: "unused", reasons: [], layerKey: "", configKey: "", target: false });
   return { entries: out, filesRead: cache.reads };
 }
