@@ -1,5 +1,6 @@
 // Where registry credentials come from (docker/podman auth files) and how a registry asks for them
 // (the WWW-Authenticate challenge). Credentials are only ever turned into request headers.
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -23,16 +24,22 @@ export interface Challenge {
 /**
  * Reads credentials the way podman and docker do: `$REGISTRY_AUTH_FILE` first, then
  * `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`); entries under `auths` with a base64
- * `auth` or `username`/`password`. Files are read once per source.
+ * `auth` or `username`/`password`, else the file's `credHelpers[host]` or `credsStore`
+ * (`docker-credential-<name> get`). Files are read once per source.
  */
 export function fileCredentials(files?: string[]): CredentialSource {
   const paths = files ?? defaultAuthFiles();
   let loaded: Promise<AuthEntries[]> | undefined;
   return async (registry, repository) => {
     loaded ??= Promise.all(paths.map(readAuthFile));
-    for (const entries of await loaded) {
+    const all = await loaded;
+    for (const entries of all) {
       const found = lookup(entries, registry, repository);
       if (found) return found;
+    }
+    for (const entries of all) {
+      const helper = entries.helpers[registry] ?? entries.store;
+      if (helper) return credentialHelper(helper, registry, entries.file);
     }
     return undefined;
   };
@@ -50,6 +57,10 @@ interface AuthEntries {
   file: string;
   /** Normalised key (host or host/path) → credentials. */
   byKey: Map<string, Credentials>;
+  /** credHelpers: host → helper name. */
+  helpers: Record<string, string>;
+  /** credsStore: the helper for every other host. */
+  store?: string;
 }
 
 async function readAuthFile(file: string): Promise<AuthEntries> {
@@ -57,7 +68,7 @@ async function readAuthFile(file: string): Promise<AuthEntries> {
   try {
     text = await readFile(file, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { file, byKey: new Map() };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { file, byKey: new Map(), helpers: {} };
     throw new UserError(`cannot read registry credentials from ${file}: ${(e as Error).message}`);
   }
   let json: unknown;
@@ -66,13 +77,16 @@ async function readAuthFile(file: string): Promise<AuthEntries> {
   } catch {
     throw new UserError(`registry credentials file ${file} is not valid JSON`);
   }
-  const auths = (json as { auths?: Record<string, { auth?: string; username?: string; password?: string }> }).auths ?? {};
+  const doc = json as { auths?: Record<string, { auth?: string; username?: string; password?: string }>; credHelpers?: Record<string, string>; credsStore?: string };
+  const auths = doc.auths ?? {};
   const byKey = new Map<string, Credentials>();
   for (const [key, entry] of Object.entries(auths)) {
     const creds = decodeEntry(entry, file, key);
     if (creds) byKey.set(normaliseAuthKey(key), creds);
   }
-  return { file, byKey };
+  const helpers: Record<string, string> = {};
+  for (const [key, name] of Object.entries(doc.credHelpers ?? {})) helpers[normaliseAuthKey(key)] = name;
+  return { file, byKey, helpers, ...(doc.credsStore ? { store: doc.credsStore } : {}) };
 }
 
 function decodeEntry(entry: { auth?: string; username?: string; password?: string }, file: string, key: string): Credentials | undefined {
@@ -85,6 +99,37 @@ function decodeEntry(entry: { auth?: string; username?: string; password?: strin
   }
   if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
   return undefined;
+}
+
+/**
+ * Asks a docker credential helper (`docker-credential-<name> get`, the host on stdin). A helper that
+ * knows nothing of the host means anonymous; one that is missing or fails is an error naming it.
+ */
+function credentialHelper(name: string, registry: string, file: string): Promise<Credentials | undefined> {
+  const bin = `docker-credential-${name}`;
+  const server = registry === DOCKER_HUB ? "https://index.docker.io/v1/" : registry;
+  return new Promise((resolve, reject) => {
+    execFile(bin, ["get"], { timeout: 30_000 }, (err, stdout, stderr) => {
+      const out = String(stdout);
+      if (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+          reject(new UserError(`${file} names credential helper "${name}" for ${registry}, but ${bin} is not on PATH`));
+        } else if (/credentials not found/i.test(out + stderr)) {
+          resolve(undefined);
+        } else {
+          // stdout may hold a secret; only the helper's stderr is shown.
+          reject(new UserError(`${bin} get failed for ${registry}: ${String(stderr).trim() || err.message}`));
+        }
+        return;
+      }
+      try {
+        const c = JSON.parse(out) as { Username?: string; Secret?: string };
+        resolve(c.Secret ? { username: c.Username ?? "", password: c.Secret } : undefined);
+      } catch {
+        reject(new UserError(`${bin} get answered something that is not JSON for ${registry}`));
+      }
+    }).stdin?.end(server);
+  });
 }
 
 // "https://index.docker.io/v1/" → "docker.io"; "http://host:5000/" → "host:5000"; "host/ns" kept.
