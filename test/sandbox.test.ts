@@ -51,6 +51,17 @@ for (const user of testUsers()) {
       assert.match(r.steps[1].stdout, /^HTTP\/1\.[01] \d{3}\nreached\n$/, r.steps[1].stderr);
     });
 
+    test("apt-get install -y hello works in a Debian minbase (needs _apt, uid switching, network) and the upper dir holds /usr/bin/hello", async () => {
+      const r = await runHarness(user.name, {
+        base: "debian",
+        steps: [{ argv: sh("apt-get update -q && apt-get install -y -q --no-install-recommends hello && hello"), env: { DEBIAN_FRONTEND: "noninteractive" } }],
+      });
+      assert.equal(r.steps[0].exitCode, 0, r.steps[0].stderr.slice(-2000));
+      assert.match(r.steps[0].stdout, /Hello, world!\n$/);
+      assert.ok(r.upper.includes("/usr/bin/hello"), "the layer has /usr/bin/hello");
+      assert.ok(!r.upper.some((p) => /^\/(proc|dev|sys)\/|^\/etc\/(resolv\.conf|hosts)$/.test(p)), `sandbox files leaked into the upper dir: ${r.upper.filter((p) => /^\/(proc|dev|sys|etc\/(resolv|hosts))/.test(p)).join(", ")}`);
+    });
+
     test("a secret is readable at /run/secrets/<id> during the step but its content never reaches the upper dir", async () => {
       const secret = "s3cret-" + randomBytes(8).toString("hex");
       const r = await runHarness(user.name, {

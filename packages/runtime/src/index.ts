@@ -68,6 +68,19 @@ export type { PushTarget, PushedTag, PushImagesOptions } from "./registry/push-i
 export { RegistryCache, parseCacheRef } from "./registry/cache.ts";
 export type { RegistryCacheOptions } from "./registry/cache.ts";
 
+// sandbox/
+export { reexecInUserNamespace, inUserNamespace, userNamespaceKind } from "./sandbox/userns.ts";
+export type { ReexecOptions } from "./sandbox/userns.ts";
+export { planIdMapping, addRangeCommand } from "./sandbox/subid.ts";
+export type { IdMapping, IdRange } from "./sandbox/subid.ts";
+export { withRootfs } from "./sandbox/overlay.ts";
+export type { RootfsOptions } from "./sandbox/overlay.ts";
+export { runStep } from "./sandbox/run.ts";
+export type { RunStepOptions, StepResult, StepBind, StepCache, StepSecret } from "./sandbox/run.ts";
+export { resolveInRoot, mkdirInRoot } from "./sandbox/paths.ts";
+export { runDoctorChecks } from "./sandbox/doctor.ts";
+export type { DoctorCheck } from "./sandbox/doctor.ts";
+
 // store/
 export { Store, DigestMismatchError } from "./store/store.ts";
 export type { WriteBlobOptions } from "./store/store.ts";
@@ -82,14 +95,3 @@ export type { ApplyOptions } from "./layer/apply.ts";
 export { commitLayer, commitLayerToStore } from "./layer/commit.ts";
 export type { CommitOptions } from "./layer/commit.ts";
 export { compressLayer } from "./layer/compress.ts";
-
-// sandbox/
-export { reexecInUserNamespace, inUserNamespace, userNamespaceKind } from "./sandbox/userns.ts";
-export type { ReexecOptions } from "./sandbox/userns.ts";
-export { planIdMapping, addRangeCommand } from "./sandbox/subid.ts";
-export type { IdMapping, IdRange } from "./sandbox/subid.ts";
-export { withRootfs } from "./sandbox/overlay.ts";
-export type { RootfsOptions } from "./sandbox/overlay.ts";
-export { runStep } from "./sandbox/run.ts";
-export type { RunStepOptions, StepResult, StepBind, StepCache, StepSecret } from "./sandbox/run.ts";
-export { resolveInRoot, mkdirInRoot } from "./sandbox/paths.ts";

@@ -2,15 +2,16 @@
 // `network: "none"`) inside mstage's user namespace, chrooted into the stage's mounted rootfs.
 import { spawn } from "node:child_process";
 import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { UserError } from "@mstage/core";
 import { mkdirInRoot, resolveInRoot } from "./paths.ts";
 import { resolveUser } from "./passwd.ts";
 import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, requireTool } from "./tools.ts";
+import { devTemplate } from "./devices.ts";
 
 export interface StepBind {
   /** Absolute path inside the rootfs. */
@@ -121,18 +122,17 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     const workdir = opts.workdir || "/";
     // Like Docker's WORKDIR, a missing workdir is created and stays in the layer.
     mkdirInRoot(root, workdir);
-    // The mountpoint of each bind is kept only while the step runs: not part of the layer.
-    plan.ops.push("proc", plan.target("/proc", "dir"));
-    plan.ops.push("dev", plan.target("/dev", "dir"));
-    if (opts.network === "none") {
-      const hosts = join(tmp, "hosts");
-      await writeFile(hosts, NONE_HOSTS, { mode: 0o644 });
-      plan.ops.push("lo", "sysfs", plan.target("/sys", "dir"));
-      plan.ops.push("bind", hosts, plan.target("/etc/hosts", "file"), "ro");
-    } else {
-      plan.ops.push("bind", "/etc/resolv.conf", plan.target("/etc/resolv.conf", "file"), "ro");
-      plan.ops.push("bind", "/etc/hosts", plan.target("/etc/hosts", "file"), "ro");
-    }
+    const proc = plan.target("/proc", "dir");
+    plan.ops.push("rbind", await devTemplate(), plan.target("/dev", "dir"));
+    // Per-step copies: the step may edit them (as with Docker), and neither the host's files nor the
+    // layer change. Bound over scaffold files, so nothing is created in the upper dir.
+    const hosts = join(tmp, "hosts");
+    const resolv = join(tmp, "resolv.conf");
+    await writeFile(hosts, opts.network === "none" ? NONE_HOSTS : await readHostFile("/etc/hosts", NONE_HOSTS));
+    await writeFile(resolv, opts.network === "none" ? "" : await readHostFile("/etc/resolv.conf", ""));
+    plan.ops.push("bind", hosts, plan.target("/etc/hosts", "file"), "rw");
+    plan.ops.push("bind", resolv, plan.target("/etc/resolv.conf", "file"), "rw");
+    if (opts.network === "none") plan.ops.push("lo", "sysfs", plan.target("/sys", "dir"));
     if (findTool("hostname")) plan.ops.push("hostname", opts.hostname ?? "mstage");
     for (const b of opts.binds ?? []) {
       let isDir: boolean;
@@ -165,7 +165,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
       "--",
       ...opts.argv,
     ];
-    const nsFlags = ["--pid", "--fork", "--kill-child", "--mount", "--propagation=private", "--ipc", "--uts"];
+    const nsFlags = ["--pid", "--fork", "--kill-child", "--mount", "--propagation=private", "--ipc", "--uts", `--mount-proc=${proc}`];
     if (opts.network === "none") nsFlags.push("--net");
     // setpriv's parent-death signal: if mstage dies in any way, unshare dies, and its --kill-child
     // takes the step's pid namespace (every process of the step) with it.
@@ -174,6 +174,14 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   } finally {
     plan.cleanUp();
     await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function readHostFile(path: string, fallback: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch {
+    return fallback;
   }
 }
 

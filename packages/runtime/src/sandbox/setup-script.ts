@@ -5,36 +5,23 @@
 //
 // It says "ok" on fd 3 right before the final exec, so a failed setup is told apart from a failed step.
 // Arguments: a list of operations, `--`, the final command. Operations:
-//   proc DST | sysfs DST | dev DST | bind SRC DST ro|rw | tmpfs DST OPTIONS
-//   secret FD DST UID GID | lo | hostname NAME
+//   sysfs DST | rbind SRC DST | bind SRC DST ro|rw | tmpfs DST OPTIONS | secret FD DST UID GID
+//   lo | hostname NAME
+// /proc is mounted by unshare itself (--mount-proc), /dev is an rbind of devices.ts' template.
 export const SETUP_SCRIPT = String.raw`set -e
 while [ "$1" != -- ]; do
   op=$1; shift
   case $op in
-  proc) mount -t proc -o nosuid,nodev,noexec proc "$1"; shift ;;
   sysfs) mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$1"; shift ;;
-  dev)
-    d=$1; shift
-    mount -t tmpfs -o nosuid,noexec,mode=755,size=65536k tmpfs "$d"
-    for n in null zero full random urandom tty; do : >"$d/$n"; mount --bind "/dev/$n" "$d/$n"; done
-    mkdir -m 755 "$d/pts"; mkdir -m 1777 "$d/shm"
-    mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$d/pts"
-    mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm "$d/shm"
-    ln -s pts/ptmx "$d/ptmx"; ln -s /proc/self/fd "$d/fd"
-    ln -s /proc/self/fd/0 "$d/stdin"; ln -s /proc/self/fd/1 "$d/stdout"; ln -s /proc/self/fd/2 "$d/stderr"
-    ;;
+  rbind) mount --rbind "$1" "$2"; shift 2 ;;
   bind)
     mount --bind "$1" "$2"
     if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi
     shift 3 ;;
   tmpfs) mount -t tmpfs -o "$2" tmpfs "$1"; shift 2 ;;
-  secret)
-    (umask 077; eval "cat <&$1" >"$2")
-    eval "exec $1<&-"
-    chown "$3:$4" "$2"; chmod 0400 "$2"
-    shift 4 ;;
+  secret) (umask 277; eval "cat <&$1" >"$2"); eval "exec $1<&-"; chown "$3:$4" "$2"; shift 4 ;;
   lo) ip link set lo up ;;
-  hostname) hostname "$1" 2>/dev/null || true; shift ;;
+  hostname) hostname "$1"; shift ;;
   *) echo "mstage sandbox: unknown setup operation $op" >&2; exit 125 ;;
   esac
 done

@@ -58,10 +58,11 @@ export function addRangeCommand(user: string): string {
 }
 
 /** Decides the mapping for the current process's user from /etc/subuid and /etc/subgid. */
-export function planIdMapping(files = { subuid: "/etc/subuid", subgid: "/etc/subgid" }): IdMapping {
-  const uid = process.getuid!();
-  const gid = process.getgid!();
-  const user = userInfo().username;
+export function planIdMapping(
+  files = { subuid: "/etc/subuid", subgid: "/etc/subgid" },
+  who = { uid: process.getuid!(), gid: process.getgid!(), user: userInfo().username },
+): IdMapping {
+  const { uid, gid, user } = who;
   const ur = readRange(files.subuid, user, uid);
   const gr = readRange(files.subgid, user, uid);
   if (ur && gr) {

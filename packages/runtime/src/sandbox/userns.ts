@@ -1,6 +1,6 @@
 // Re-executes mstage once inside a user namespace where the invoker is root and its subordinate ids
 // are mapped (like `buildah unshare`), so overlay mounts and files owned by other ids just work.
-import { spawn, execFile } from "node:child_process";
+import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { readlinkSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
@@ -64,24 +64,22 @@ export function reexecInUserNamespace(argv?: string[], opts: ReexecOptions = {})
 // Only then does it exec mstage, which therefore starts as uid 0 with full capabilities inside.
 const HANDSHAKE = `printf r >&3 && read -r ${MARKER} <&3 && exec 3>&- && export ${MARKER} && exec "$@"`;
 
-async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
-  const mapping = planIdMapping();
-  if (mapping.note) opts.onNote?.(mapping.note);
+interface Started {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `argv` in a new user + mount namespace with `mapping`, resolving once the ids are mapped. */
+async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "inherit" | "pipe"): Promise<Started> {
   const unshare = requireTool("unshare");
   const child = spawn(
     unshare,
     ["--user", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
-    { stdio: ["inherit", "inherit", "inherit", "pipe"], env: { ...process.env, [KIND]: mapping.kind } },
+    { stdio: [stdio, stdio, stdio, "pipe"], env: { ...process.env, [KIND]: mapping.kind } },
   );
-  const forward = (sig: NodeJS.Signals) => () => {
-    child.kill(sig);
-  };
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, forward(sig)] as const);
-  for (const [sig, h] of handlers) process.on(sig, h);
-
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("close", (code, signal) => resolve({ code, signal }));
   });
   const channel = child.stdio[3] as Socket;
   try {
@@ -92,13 +90,43 @@ async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
     child.kill("SIGKILL");
     throw e;
   }
-  const { code, signal } = await exited;
+  return { child, exited };
+}
+
+async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
+  const mapping = planIdMapping();
+  if (mapping.note) opts.onNote?.(mapping.note);
+  // Forward from the start: a Ctrl-C during the handshake must not leave the child behind.
+  let child: ChildProcess | undefined;
+  const pending: NodeJS.Signals[] = [];
+  const forward = (sig: NodeJS.Signals) => () => (child ? child.kill(sig) : pending.push(sig));
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, forward(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const started = await startInUserNamespace(argv, mapping, "inherit");
+  child = started.child;
+  for (const sig of pending) child.kill(sig);
+  const { code, signal } = await started.exited;
   for (const [sig, h] of handlers) process.off(sig, h);
   if (signal) {
     // Die the same way, so the invoker's shell sees the signal rather than an exit code.
     process.kill(process.pid, signal);
   }
   process.exit(code ?? 1);
+}
+
+/**
+ * For `mstage doctor`: runs a shell script inside a namespace made exactly as reexecInUserNamespace
+ * makes it, and returns its exit code and output.
+ */
+export async function probeUserNamespace(script: string, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string; mapping: IdMapping }> {
+  const mapping = planIdMapping();
+  const { child, exited } = await startInUserNamespace(["/bin/sh", "-c", script, "mstage-probe", ...args], mapping, "pipe");
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const { code } = await exited;
+  return { code: code ?? 1, stdout, stderr, mapping };
 }
 
 function waitForByte(s: Socket, exited: Promise<unknown>): Promise<void> {

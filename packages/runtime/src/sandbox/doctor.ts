@@ -1,0 +1,163 @@
+// The checks behind `mstage doctor`: can this machine run rootless builds, and if not, what fixes it.
+// Each check probes the real mechanism (the same namespace, mount and tools the builder uses).
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
+import { promisify } from "node:util";
+import { addRangeCommand, planIdMapping } from "./subid.ts";
+import { findTool } from "./tools.ts";
+import { probeUserNamespace } from "./userns.ts";
+
+const run = promisify(execFile);
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  /** A failed required check means builds cannot work; a failed optional one limits them. */
+  required: boolean;
+  /** What was found, or what went wrong. */
+  detail: string;
+  /** The command (or action) that fixes a failure. */
+  fix?: string;
+}
+
+function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function toolsCheck(): Promise<DoctorCheck> {
+  const name = "util-linux tools (unshare, setpriv, mount)";
+  const missing = ["unshare", "setpriv", "mount", "umount", "env"].filter((t) => !findTool(t));
+  if (missing.length) return { name, ok: false, required: true, detail: `missing: ${missing.join(", ")}`, fix: "sudo apt-get install util-linux mount coreutils" };
+  let help = "";
+  try {
+    help = (await run(findTool("unshare")!, ["--help"])).stdout;
+  } catch (e) {
+    help = (e as { stdout?: string }).stdout ?? "";
+  }
+  const want = ["--kill-child", "--mount-proc", "--root", "--wd", "--setuid", "--setgid"].filter((o) => !help.includes(o));
+  if (want.length) return { name, ok: false, required: true, detail: `this unshare lacks ${want.join(", ")} (util-linux 2.36 or later needed)`, fix: "upgrade util-linux to 2.36 or later" };
+  const version = /util-linux ([\d.]+)/.exec((await run(findTool("unshare")!, ["--version"])).stdout)?.[1];
+  return { name, ok: true, required: true, detail: `util-linux ${version ?? "(unknown version)"}` };
+}
+
+function userNamespaceCheck(): DoctorCheck {
+  const name = "unprivileged user namespaces";
+  const max = readSysctl("/proc/sys/user/max_user_namespaces");
+  if (max === "0") return { name, ok: false, required: true, detail: "user.max_user_namespaces is 0", fix: "sudo sysctl -w user.max_user_namespaces=28633" };
+  if (process.getuid!() !== 0) {
+    if (readSysctl("/proc/sys/kernel/unprivileged_userns_clone") === "0") {
+      return { name, ok: false, required: true, detail: "kernel.unprivileged_userns_clone is 0", fix: "sudo sysctl -w kernel.unprivileged_userns_clone=1" };
+    }
+    if (readSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") === "1") {
+      return { name, ok: false, required: true, detail: "AppArmor restricts unprivileged user namespaces", fix: "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" };
+    }
+  }
+  return { name, ok: true, required: true, detail: `enabled (max ${max ?? "unknown"})` };
+}
+
+function uidmapCheck(): DoctorCheck {
+  const name = "newuidmap / newgidmap";
+  if (process.getuid!() === 0) return { name, ok: true, required: false, detail: "not needed as root (root writes the id maps itself)" };
+  const bad: string[] = [];
+  for (const t of ["newuidmap", "newgidmap"]) {
+    const p = findTool(t);
+    if (!p) bad.push(`${t} is not installed`);
+    else {
+      const st = statSync(p);
+      if (!(st.uid === 0 && st.mode & 0o4000)) bad.push(`${p} is not setuid root`);
+    }
+  }
+  if (bad.length) return { name, ok: false, required: true, detail: bad.join("; "), fix: "sudo apt-get install --reinstall uidmap" };
+  return { name, ok: true, required: true, detail: "installed, setuid root" };
+}
+
+function rangeCheck(): DoctorCheck {
+  const name = "subordinate id range";
+  const m = planIdMapping();
+  const user = userInfo().username;
+  if (m.kind === "subid") {
+    const [, start, count] = m.uid[1];
+    return { name, ok: true, required: false, detail: `${user}: ids 1–${count} map to ${start}–${start + count - 1}` };
+  }
+  if (m.kind === "identity") return { name, ok: true, required: false, detail: "root without a range: ids 0–65535 map to themselves" };
+  return { name, ok: false, required: false, detail: `${user} has none: only images whose files all belong to root can be built`, fix: addRangeCommand(user) };
+}
+
+// One probe inside a namespace made as reexecInUserNamespace makes it. Each section prints
+// "name|ok|detail" or "name|fail|detail".
+const PROBE = String.raw`d=$1
+report() { printf '%s|%s|%s\n' "$1" "$2" "$(printf %s "$3" | tr '\n|' '  ' | cut -c1-300)"; }
+report mapping ok "uid map (inside outside count): $(tr -s ' ' < /proc/self/uid_map | tr '\n' ';')"
+if out=$( (mkdir -p "$d/l/gone" "$d/u" "$d/w" "$d/m" && : >"$d/l/gone/f" &&
+  mount -t overlay overlay -o "userxattr,lowerdir=$d/l,upperdir=$d/u,workdir=$d/w" "$d/m" &&
+  rm -rf "$d/m/gone" && test -c "$d/u/gone" && umount "$d/m") 2>&1); then
+  report overlay ok "mounted with userxattr; a deleted lower dir became a whiteout"
+else report overlay fail "$out"; fi
+rm -rf "$d"
+if out=$(unshare --pid --fork --kill-child --mount --mount-proc --ipc --uts sh -c 'test $$ = 1' 2>&1); then
+  report pidns ok "new pid, mount, ipc and uts namespaces with their own /proc"
+else report pidns fail "$out"; fi
+if out=$(unshare --net sh -c 'ip link set lo up && ip -o link show lo' 2>&1); then
+  report netns ok "loopback-only network namespace (no /dev/net/tun or slirp needed)"
+else report netns fail "$out"; fi
+`;
+
+async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
+  const names: Record<string, string> = {
+    mapping: "user namespace with the id mapping",
+    overlay: `overlayfs with userxattr (in ${storeDir})`,
+    pidns: "pid/mount/ipc/uts namespaces",
+    netns: 'network: "none"',
+  };
+  const fixes: Record<string, string> = {
+    mapping: "check /etc/subuid and /etc/subgid (`mstage doctor` above) and that newuidmap/newgidmap are setuid root",
+    overlay: "needs Linux 5.11 or later and a store on a local filesystem (ext4, xfs, btrfs): upgrade the kernel or pass --store DIR",
+    pidns: "needs a kernel with pid namespaces (CONFIG_PID_NS); containers that forbid nested namespaces cannot build",
+    netns: findTool("ip") ? "needs network namespaces (CONFIG_NET_NS)" : "sudo apt-get install iproute2",
+  };
+  let probeDir: string;
+  try {
+    mkdirSync(storeDir, { recursive: true });
+    probeDir = `${storeDir}/.doctor-${process.pid}`;
+  } catch (e) {
+    return [{ name: "store directory", ok: false, required: true, detail: `cannot create ${storeDir}: ${(e as Error).message}`, fix: "pass --store DIR (or set MSTAGE_STORE) to a directory you can write" }];
+  }
+  let r;
+  try {
+    r = await probeUserNamespace(PROBE, [probeDir]);
+  } catch (e) {
+    return [{ name: names.mapping, ok: false, required: true, detail: (e as Error).message, fix: fixes.mapping }];
+  }
+  const checks: DoctorCheck[] = [];
+  for (const line of r.stdout.split("\n")) {
+    const [key, status, detail] = line.split("|");
+    if (!names[key]) continue;
+    checks.push({ name: names[key], ok: status === "ok", required: true, detail: detail.trim().replace(/;$/, "").replace(/ *; */g, "; "), fix: status === "ok" ? undefined : fixes[key] });
+  }
+  for (const key of Object.keys(names)) {
+    if (!checks.some((c) => c.name === names[key])) {
+      checks.push({ name: names[key], ok: false, required: true, detail: `the probe did not get this far (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`, fix: fixes[key] });
+    }
+  }
+  return checks;
+}
+
+function mmdebstrapCheck(): DoctorCheck {
+  const p = findTool("mmdebstrap");
+  return p
+    ? { name: "mmdebstrap (for debian() bases)", ok: true, required: false, detail: p }
+    : { name: "mmdebstrap (for debian() bases)", ok: false, required: false, detail: "not installed: debian() bases cannot be built", fix: "sudo apt-get install mmdebstrap" };
+}
+
+/** Runs every check; `storeDir` is where the overlay probe runs (the store's filesystem matters). */
+export async function runDoctorChecks(opts: { storeDir: string }): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [await toolsCheck(), userNamespaceCheck(), uidmapCheck(), rangeCheck()];
+  if (checks.slice(0, 3).every((c) => c.ok)) checks.push(...(await probeChecks(opts.storeDir)));
+  checks.push(mmdebstrapCheck());
+  return checks;
+}

@@ -1,0 +1,29 @@
+// `mstage doctor` (issue 3, item 6), through the built CLI, as root and as mstage-test.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { testUsers, runAs } from "./helpers/users.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+const CLI = `${REPO}packages/cli/bin/mstage.mjs`;
+
+for (const user of testUsers()) {
+  describe(`mstage doctor as ${user.name}`, { skip: user.skip }, () => {
+    test("passes every required check on this machine and exits 0", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {
+      const r = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/" });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const name of ["unprivileged user namespaces", "subordinate id range", "overlayfs with userxattr", "pid/mount/ipc/uts namespaces", 'network: "none"']) {
+        assert.match(r.stdout, new RegExp(`✔ ${name.replace(/[/()]/g, "\\$&")}`), r.stdout);
+      }
+      assert.match(r.stdout, /ready for rootless builds\.|ready to build/);
+    });
+
+    test("fails with exit 1 and prints the fix when the store cannot be used", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {
+      const r = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color", "--store", "/dev/null/mstage-store"], { cwd: "/" });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /✖ store directory: cannot create \/dev\/null\/mstage-store/);
+      assert.match(r.stdout, /fix: pass --store DIR \(or set MSTAGE_STORE\) to a directory you can write/);
+      assert.match(r.stdout, /1 required check failed/);
+    });
+  });
+}
