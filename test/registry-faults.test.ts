@@ -96,12 +96,19 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
     assert.ok(waited < 5000, `took ${waited} ms`);
   });
 
-  test("dropped connections are retried; persistent 5xx gives up with a clear error", async () => {
+  test("dropped connections, before or in the middle of a body, are retried; persistent 5xx gives up with a clear error", async () => {
     let resets = 0;
     proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && resets++ < 1 ? { kind: "reset" } : { kind: "pass" });
     const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "reset")), client });
     assert.equal(pulled.layers.length, 2);
     assert.equal(resets, 2);
+
+    let truncated = 0;
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && truncated++ < 1 ? { kind: "truncate" } : { kind: "pass" });
+    const sink = new DirBlobSink(join(tmp, "truncated"));
+    await pullImage(`${proxy.host}/f/img:1`, { store: sink, client });
+    assert.equal(truncated, 2, "a body cut off half way was not fetched again");
+    assert.ok(sink.read(target()).equals(img.layers[1]!.bytes));
 
     proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) ? { kind: "status", status: 502 } : { kind: "pass" });
     const c = new RegistryClient({ retries: 2, backoffMs: 5 });

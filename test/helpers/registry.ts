@@ -210,6 +210,8 @@ export type Fault =
   | { kind: "pass" }
   | { kind: "status"; status: number; headers?: Record<string, string> }
   | { kind: "corrupt" }
+  /** Forward the headers and half the body, then drop the connection. */
+  | { kind: "truncate" }
   | { kind: "reset" }
   | { kind: "hang" };
 
@@ -244,7 +246,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.socket.destroy();
       return;
     }
-    forward(req, res, thost!, Number(tport), fault.kind === "corrupt");
+    forward(req, res, thost!, Number(tport), fault.kind === "corrupt", fault.kind === "truncate");
   });
   const port = await listen(server);
   proxy.host = `127.0.0.1:${port}`;
@@ -252,7 +254,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return proxy;
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, host: string, port: number, corrupt: boolean): void {
+function forward(req: IncomingMessage, res: ServerResponse, host: string, port: number, corrupt: boolean, truncate = false): void {
   const headers = { ...req.headers, host: `${host}:${port}` };
   const up = httpRequest({ host, port, method: req.method, path: req.url, headers }, (upRes) => {
     const h = { ...upRes.headers };
@@ -260,7 +262,16 @@ function forward(req: IncomingMessage, res: ServerResponse, host: string, port: 
     if (typeof h.location === "string") h.location = h.location.replace(`//${host}:${port}`, `//${req.headers.host}`);
     res.writeHead(upRes.statusCode ?? 502, h);
     let flipped = !corrupt;
+    const length = Number(upRes.headers["content-length"] ?? 0);
+    let sent = 0;
     upRes.on("data", (chunk: Buffer) => {
+      if (truncate && sent + chunk.length > length / 2) {
+        res.write(chunk.subarray(0, Math.max(0, Math.floor(length / 2) - sent)));
+        upRes.destroy();
+        res.socket?.destroy();
+        return;
+      }
+      sent += chunk.length;
       if (!flipped && chunk.length > 0) {
         chunk = Buffer.from(chunk);
         chunk[Math.floor(chunk.length / 2)]! ^= 0xff;

@@ -311,7 +311,8 @@ export class RegistryClient {
     await sleep(delay);
   }
 
-  private networkError(e: unknown, method: string, url: string, what: string, registry: string): RegistryError {
+  /** A RegistryError for a failed connection or body stream (temporary when worth a retry). */
+  networkError(e: unknown, method: string, url: string, what: string, registry: string): RegistryError {
     if (e instanceof RegistryError) return e;
     const code = errorCode(e);
     const safe = redact(url);
@@ -363,6 +364,12 @@ function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
+/** A dropped or timed-out connection (not a disk or programming error). */
+export function isConnectionError(e: unknown): boolean {
+  const code = errorCode(e);
+  return code !== undefined && TEMPORARY_CODES.has(code);
+}
+
 function errorCode(e: unknown): string | undefined {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
     const code = (cur as { code?: unknown }).code;
@@ -391,7 +398,8 @@ export function redact(url: string): string {
     for (const k of [...u.searchParams.keys()]) if (!PUBLIC_PARAMS.has(k)) u.searchParams.set(k, "REDACTED");
     return u.toString();
   } catch {
-    return "<invalid url>";
+    // A path without a host (the registry is named beside it in messages).
+    return url.startsWith("/") ? url.split("?")[0]! : "<invalid url>";
   }
 }
 

@@ -3,7 +3,7 @@
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
 import { RegistryError, UserError } from "@mstage/core";
 import { parseDigest, type Digest } from "../oci/digest.ts";
-import { RegistryClient, header, type RegistryClientOptions } from "./client.ts";
+import { RegistryClient, header, isConnectionError, type RegistryClientOptions } from "./client.ts";
 import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
 import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
@@ -253,12 +253,13 @@ export async function fetchBlobToStore(
         const actual = (e as { actual?: string }).actual;
         throw digestMismatch(d, r, actual ? `content with digest ${actual}` : "other content", e);
       }
-      const err = e instanceof RegistryError ? e : undefined;
+      // The body can fail half way (connection dropped, idle timeout): that is worth a retry too.
+      const err = e instanceof RegistryError ? e : isConnectionError(e) ? client.networkError(e, "GET", `/v2/${r.repository}/blobs/${d.digest}`, `blob ${d.digest} of ${referenceName(r)}`, r.registry) : undefined;
       if (err?.temporary && attempt < client.options.retries) {
         client.options.onNote?.(`${err.message}; fetching blob ${d.digest} again`);
         continue;
       }
-      throw e;
+      throw err ?? e;
     }
   }
   onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "done" });
