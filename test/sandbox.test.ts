@@ -28,6 +28,14 @@ for (const user of testUsers()) {
       assert.deepEqual(r.upper, ["/made-by-root", "/work", "/work/dir"]);
     });
 
+    test("withRootfs without an upper dir shows the image exactly, refuses writes and unmounts when its callback throws", async () => {
+      const r = await runHarness(user.name, { base: "busybox", steps: [], readOnly: true });
+      assert.deepEqual(r.readOnly!.entries, ["bin", "etc", "root", "tmp"]);
+      assert.equal(r.readOnly!.writeError, "EROFS");
+      assert.equal(r.readOnly!.thrown, "thrown inside withRootfs");
+      assert.deepEqual(r.readOnly!.mountsLeft, []);
+    });
+
     test("a no-op step leaves the upper dir empty, even on a base without /etc, /proc or /dev", async () => {
       const r = await runHarness(user.name, {
         base: "scratch",
@@ -97,29 +105,54 @@ for (const user of testUsers()) {
     });
 
     test("SIGINT during `sleep 100` ends mstage within 2 s with no process or mount left", async () => {
-      const token = "mstage-sigint-" + randomBytes(6).toString("hex");
-      const scenario = { base: "busybox", steps: [{ argv: sh(`echo ready; sleep 100; : ${token}`) }] };
-      const c = asUser(user.name, [process.execPath, "--import", "tsx", HARNESS, JSON.stringify(scenario)]);
-      const child = spawn(c.cmd, c.args, { cwd: REPO, env: c.env, stdio: ["ignore", "pipe", "pipe"] });
-      let err = "";
-      await new Promise<void>((resolve, reject) => {
-        child.stderr.setEncoding("utf8").on("data", (d: string) => {
-          err += d;
-          if (err.includes("ready\n")) resolve();
-        });
-        child.once("exit", () => reject(new Error(`harness exited early:\n${err}`)));
-      });
-      assert.ok(processesWith(token).length > 0, "the step is running before the signal");
+      const { child, token, log } = await startSleepingStep(user.name);
       const t0 = Date.now();
       child.kill("SIGINT");
       await new Promise((resolve) => child.once("close", resolve));
       const elapsed = Date.now() - t0;
       assert.ok(elapsed < 2000, `exited after ${elapsed} ms`);
       assert.deepEqual(processesWith(token), []);
-      const tmp = /harness tmp (\S+)/.exec(err)![1];
+      const tmp = /harness tmp (\S+)/.exec(log())![1];
       assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(tmp), "no mount of the harness is left");
     });
+
+    test("when the process running the step is killed with SIGKILL, the step's whole process tree dies too", async () => {
+      const { child, token } = await startSleepingStep(user.name);
+      // The re-executed mstage inside the namespace: the outer process's only node child.
+      const inner = spawnSync("pgrep", ["-P", String(child.pid), "-x", "node"]).stdout.toString().trim() || String(child.pid);
+      process.kill(Number(inner), "SIGKILL");
+      await new Promise((resolve) => child.once("close", resolve));
+      const deadline = Date.now() + 2000;
+      while (processesWith(token).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(processesWith(token), []);
+    });
+
+    test("when the outer mstage is killed with SIGKILL, the one inside the namespace notices and ends the step", async () => {
+      const { child, token } = await startSleepingStep(user.name);
+      child.kill("SIGKILL");
+      const deadline = Date.now() + 3000;
+      while (processesWith(token).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(processesWith(token), []);
+    });
   });
+}
+
+/** Starts the harness with a step that sleeps; resolves once the step is running. */
+async function startSleepingStep(user: string) {
+  const token = "mstage-sleep-" + randomBytes(6).toString("hex");
+  const scenario = { base: "busybox", steps: [{ argv: sh(`echo ready; sleep 100; : ${token}`) }] };
+  const c = asUser(user, [process.execPath, "--import", "tsx", HARNESS, JSON.stringify(scenario)]);
+  const child = spawn(c.cmd, c.args, { cwd: REPO, env: c.env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+      if (err.includes("ready\n")) resolve();
+    });
+    child.once("exit", () => reject(new Error(`harness exited early:\n${err}`)));
+  });
+  assert.ok(processesWith(token).length > 0, "the step is running");
+  return { child, token, log: () => err };
 }
 
 function processesWith(token: string): string[] {

@@ -1,7 +1,7 @@
 // Drives the sandbox the way the builder does, for tests: re-executes into mstage's user namespace,
 // mounts a base rootfs with a fresh upper dir, runs steps, and reports (as one JSON line on stdout)
 // their results and what the upper dir holds. Run: node --import tsx test/helpers/sandbox-harness.ts JSON
-import { mkdtemp, readdir, lstat, readFile, rm, mkdir, readlink } from "node:fs/promises";
+import { mkdtemp, readdir, lstat, readFile, rm, mkdir, readlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { reexecInUserNamespace, withRootfs, runStep, type RunStepOptions } from "@mstage/runtime";
@@ -23,6 +23,8 @@ export interface HarnessScenario {
   steps: HarnessStep[];
   /** Report upper-dir files whose content contains this string. */
   grep?: string;
+  /** Instead of steps: mount the base read-only, list "/", try a write, throw inside withRootfs. */
+  readOnly?: boolean;
 }
 
 /** Runs the harness as `user` (see users.ts) and parses its report. */
@@ -43,6 +45,7 @@ export interface HarnessResult {
   upper: string[];
   grepHits: string[];
   tmp: string;
+  readOnly?: { entries: string[]; writeError: string; thrown: string; mountsLeft: string[] };
 }
 
 async function listUpper(dir: string, grep: string | undefined, rel = ""): Promise<{ entries: string[]; hits: string[] }> {
@@ -63,6 +66,27 @@ async function listUpper(dir: string, grep: string | undefined, rel = ""): Promi
   return { entries, hits };
 }
 
+async function readOnlyProbe(lowers: string[], tmp: string): Promise<NonNullable<HarnessResult["readOnly"]>> {
+  let entries: string[] = [];
+  let writeError = "";
+  let thrown = "";
+  try {
+    await withRootfs({ lowers, tmpDir: tmp }, async (root) => {
+      entries = (await readdir(root)).sort();
+      try {
+        await writeFile(join(root, "new-file"), "x");
+      } catch (e) {
+        writeError = (e as NodeJS.ErrnoException).code ?? String(e);
+      }
+      throw new Error("thrown inside withRootfs");
+    });
+  } catch (e) {
+    thrown = (e as Error).message;
+  }
+  const mountsLeft = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter((l) => l.includes(tmp));
+  return { entries, writeError, thrown, mountsLeft };
+}
+
 async function main(): Promise<void> {
   await reexecInUserNamespace();
   const scenario = JSON.parse(process.argv[2]) as HarnessScenario;
@@ -74,6 +98,11 @@ async function main(): Promise<void> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
+    if (scenario.readOnly) {
+      const result: HarnessResult = { steps: [], upper: [], grepHits: [], tmp, readOnly: await readOnlyProbe(lowers, tmp) };
+      process.stdout.write(JSON.stringify(result) + "\n");
+      return;
+    }
     const upper = join(tmp, "upper");
     await mkdir(upper);
     const steps: HarnessResult["steps"] = [];

@@ -17,7 +17,10 @@ export interface RootfsOptions {
   upper?: string;
   /** overlayfs work dir: empty, on the same filesystem as `upper` (default: a sibling of `upper`). */
   work?: string;
-  /** Extra directories a step will mount over (binds, caches), so no mountpoint lands in `upper`. */
+  /**
+   * Extra directories a step will mount over (binds, caches), so no mountpoint lands in `upper`.
+   * With `upper`, a scaffold lower dir at the bottom provides these and the standard mountpoints.
+   */
   mountpoints?: string[];
   /** Where the mountpoint and scaffold live (default: the OS temp dir). */
   tmpDir?: string;
@@ -85,19 +88,25 @@ export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) =>
   let mounted = false;
   const merged = join(base, "merged");
   try {
-    const scaffold = join(base, "scaffold");
     await mkdir(merged);
-    await makeScaffold(scaffold, opts.mountpoints ?? []);
-    const lowers = [...opts.lowers, scaffold];
-    if (!opts.upper) {
-      // A read-only overlay needs two lowers; an empty one costs nothing.
-      if (lowers.length < 2) {
-        lowers.push(join(base, "empty"));
-        await mkdir(join(base, "empty"));
+    const lowers = [...opts.lowers];
+    if (opts.upper) {
+      // Only a writable rootfs runs steps; a read-only one is read (copy sources, squash) and must
+      // show the image exactly.
+      const scaffold = join(base, "scaffold");
+      await makeScaffold(scaffold, opts.mountpoints ?? []);
+      lowers.push(scaffold);
+      if (!work) {
+        work = await mkdtemp(join(dirname(opts.upper), ".work-"));
+        ownWork = true;
       }
-    } else if (!work) {
-      work = await mkdtemp(join(dirname(opts.upper), ".work-"));
-      ownWork = true;
+    } else {
+      // A read-only overlay needs two lowers; empty ones cost nothing.
+      for (let i = 0; lowers.length < 2; i++) {
+        const empty = join(base, `empty${i}`);
+        await mkdir(empty);
+        lowers.push(empty);
+      }
     }
     await mountOverlay(merged, lowers, opts.upper, work);
     mounted = true;
