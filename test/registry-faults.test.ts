@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { RegistryClient, Store, parseDigest, pullImage, pushImage } from "@mstage/runtime";
 import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
 
@@ -132,6 +132,25 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
     } finally {
       await c.close();
     }
+  });
+
+  test("a blob corrupted in the local store fails the push at once, without retries", async () => {
+    const bad = makeTestImage({ extraLayers: [20_000], label: "corrupt-local" });
+    const store = await Store.open(join(tmp, "store-push"));
+    for (const [d, bytes] of bad.blobs) await store.writeBlob(bytes, parseDigest(d));
+    const victim = parseDigest(bad.layers[1]!.digest);
+    const bytes = readFileSync(store.blobPath(victim));
+    bytes[bytes.length >> 1]! ^= 0xff;
+    writeFileSync(store.blobPath(victim), bytes);
+    proxy.decide = () => ({ kind: "pass" });
+    const before = proxy.seen.length;
+    await assert.rejects(pushImage({ ...pushArgs(bad, `${proxy.host}/f/corrupt:1`), source: store, client }), (e: Error) => {
+      assert.equal(e.name, "DigestMismatchError");
+      assert.match(e.message, new RegExp(victim));
+      return true;
+    });
+    const puts = proxy.seen.slice(before).filter((s) => s.startsWith("PUT ") && s.includes("digest=" + encodeURIComponent(victim)));
+    assert.equal(puts.length, 1, puts.join("\n"));
   });
 
   test("uploads through the proxy retry a 503 on the blob PUT, and chunked uploads use PATCH", async () => {

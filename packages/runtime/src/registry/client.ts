@@ -5,7 +5,7 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request, type Dispatcher } from "undici";
-import { RegistryError } from "@mstage/core";
+import { RegistryError, UserError } from "@mstage/core";
 import { basicHeader, fileCredentials, parseChallenge, type Challenge, type CredentialSource, type Credentials } from "./auth.ts";
 import { apiHost, isLoopbackHost } from "./reference.ts";
 
@@ -124,6 +124,8 @@ export class RegistryClient {
       try {
         res = await this.send(registry, req.method, url, { ...req.headers, ...(auth ? { authorization: auth } : {}) }, req.body);
       } catch (e) {
+        // A failing request body (a corrupt local blob) is the caller's error, not the network's.
+        if (e instanceof UserError && !(e instanceof RegistryError)) throw e;
         const err = this.networkError(e, req.method, url, req.what, registry);
         if (err.temporary && attempt < this.options.retries) {
           attempt++;
@@ -326,7 +328,7 @@ export class RegistryClient {
       return new RegistryError(`cannot connect to registry ${registry} (${code}) while fetching ${what}: is the host right and the registry running?`, undefined, method, safe, false, { cause: e });
     }
     const msg = e instanceof Error ? e.message : String(e);
-    return new RegistryError(`connection to ${registry} failed (${code ?? msg}) during ${method} ${safe} for ${what}`, undefined, method, safe, code === undefined || TEMPORARY_CODES.has(code), { cause: e });
+    return new RegistryError(`connection to ${registry} failed (${code ?? msg}) during ${method} ${safe} for ${what}`, undefined, method, safe, code !== undefined && TEMPORARY_CODES.has(code), { cause: e });
   }
 
   /** Turns a failed response into a RegistryError, reading the distribution error body. */
