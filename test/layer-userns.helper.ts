@@ -32,13 +32,15 @@ export function runInUserNamespace(script: string, args: string[], as: "invoker"
   const tmp = mkdtempSync(join(tmpdir(), "mstage-userns-"));
   const node = [process.execPath, "--import", "tsx", self, resolve(script), join(tmp, "work"), ...args];
   let cmd = node;
-  const env = { ...process.env, TMPDIR: tmp };
+  const env: NodeJS.ProcessEnv = { ...process.env };
   if (as === "mstage-test") {
     const uid = Number(spawnSync("id", ["-u", "mstage-test"]).stdout.toString());
     const gid = Number(spawnSync("id", ["-g", "mstage-test"]).stdout.toString());
     chownSync(tmp, uid, gid);
     cmd = ["setpriv", "--reuid", "mstage-test", "--regid", "mstage-test", "--init-groups", ...node];
-    Object.assign(env, { HOME: tmp, USER: "mstage-test" });
+    // Its own temp dir, but the per-user rootfs cache of test/helpers/rootfs.ts survives the run.
+    Object.assign(env, { HOME: tmp, USER: "mstage-test", TMPDIR: tmp, MSTAGE_TEST_CACHE: process.env.MSTAGE_TEST_CACHE_MSTAGE_TEST ?? join(tmpdir(), `mstage-test-cache-${uid}`) });
+    delete env.MSTAGE_TEST_CACHE_MSTAGE_TEST;
   }
   const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 120_000 });
   return { status: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : ""), tmp };
