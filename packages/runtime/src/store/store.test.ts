@@ -10,7 +10,7 @@ import { sha256Digest, type Digest } from "../oci/digest.ts";
 import type { ImageConfig } from "../oci/types.ts";
 import { commitLayerToStore } from "../layer/commit.ts";
 import { parseByteSize } from "./gc.ts";
-import type { StageResult } from "./result.ts";
+import type { LayerRef, StageResult } from "./result.ts";
 import { DigestMismatchError, Store } from "./store.ts";
 
 async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
@@ -110,7 +110,7 @@ test("ensureLayerExtracted extracts once and rejects a layer that does not match
 
 test("gc removes what no result references; --max-size drops the least recently used results first", async () => {
   await withStore(async (store, dir) => {
-    const layers = [];
+    const layers: LayerRef[] = [];
     for (const name of ["old", "mid", "new"]) {
       const up = join(dir, name);
       mkdirSync(up);
