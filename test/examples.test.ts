@@ -1,0 +1,171 @@
+// The seed examples, built with the real CLI and judged with skopeo, umoci and runc. The Debian
+// base (mmdebstrap, about a minute) is made once per user and kept in a store under the test
+// cache dir, which every example shares: they all use the same debian() arguments.
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import {
+  REPO,
+  copyProject,
+  expectOk,
+  layoutRefs,
+  listRootfs,
+  mstageAs,
+  runBundle,
+  skopeoInspect,
+  testUsers,
+  tool,
+  unpack,
+  writeAs,
+} from "./up-harness.ts";
+
+const missing = ["skopeo", "umoci", "runc", "mmdebstrap"].filter((t) => !tool(t));
+
+/** One store per user, kept between runs (a debian() base is slow to make and never changes). */
+function sharedStore(user: string): string {
+  const uid = execFileSync("id", ["-u", user], { encoding: "utf8" }).trim();
+  const cache = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${uid}`);
+  const dir = join(cache, "examples-store");
+  mkdirSync(dir, { recursive: true });
+  if (user !== root.name) execFileSync("chown", [`${user}:${user}`, cache, dir]);
+  return dir;
+}
+
+function example(name: string, user: string) {
+  const project = copyProject(join(REPO, "examples", name), user, `ex-${name}`);
+  const mstage = mstageAs(user, project, sharedStore(user));
+  return { project, mstage, layout: join(project, "oci") };
+}
+
+const root = testUsers()[0]!;
+const skipAll = missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined;
+
+const helloGo = async (t: TestContext) => {
+  if (skipAll) return t.skip(skipAll);
+  const { project, mstage, layout } = example("hello-go", root.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+
+  const first = expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  assert.match(first.stdout, /hello/);
+  assert.deepEqual(Object.keys(layoutRefs(layout)), ["hello"], "the build stage has no ref");
+  const m = skopeoInspect(layout, "hello") as { Layers: string[] };
+  assert.equal(m.Layers.length, 1);
+  const bundle = unpack(layout, "hello");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.deepEqual(listRootfs(bundle), ["hello"], "the image holds only the binary");
+  const run = runBundle(bundle);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout.trim(), "Hello from mstage!");
+  const lock = JSON.parse(readFileSync(join(project, "images.lock"), "utf8")) as { debian: Record<string, { packages: Record<string, string> }> };
+  const pinned = Object.values(lock.debian)[0]?.packages ?? {};
+  assert.match(pinned["golang-go"] ?? "", /^2:1\.\d+/, "images.lock pins the resolved package versions");
+
+  await t.test("a second up builds nothing", async () => {
+    const r = expectOk(await mstage(["up"]), "second up");
+    assert.match(r.stdout, /0 built, 2 cached/);
+  });
+
+  await t.test("editing the Go source rebuilds exactly the build stage and the image copying from it", async () => {
+    const src = join(project, "main.go");
+    writeAs(root.name, src, readFileSync(src, "utf8").replace("Hello from mstage!", "Hello, edited!"));
+    const r = expectOk(await mstage(["up", "--progress", "plain"]), "edit up");
+    const rebuilt = [...r.stderr.matchAll(/\[([\w-]+)\] built in/g)].map((x) => x[1]).sort();
+    assert.deepEqual(rebuilt, ["build", "hello"]);
+    assert.doesNotMatch(r.stderr, /mmdebstrap|debian bookworm/, "the debian base is reused");
+    const b = unpack(layout, "hello");
+    try {
+      assert.equal(runBundle(b).stdout.trim(), "Hello, edited!");
+    } finally {
+      rmSync(b, { recursive: true, force: true });
+    }
+  });
+};
+
+const tarball = async (t: TestContext) => {
+  if (skipAll) return t.skip(skipAll);
+  const { project, mstage, layout } = example("tarball", root.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  assert.deepEqual(Object.keys(layoutRefs(layout)), ["app"], "the rootfs stage has no ref");
+  assert.equal((skopeoInspect(layout, "app") as { Layers: string[] }).Layers.length, 1);
+  const bundle = unpack(layout, "app");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.deepEqual(listRootfs(bundle), ["bin", "bin/app", "etc", "etc/motd"]);
+  assert.equal(runBundle(bundle).stdout.trim(), "Hello from a tarball image!");
+};
+
+const binds = async (t: TestContext) => {
+  if (skipAll) return t.skip(skipAll);
+  const { project, mstage, layout } = example("binds", root.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  assert.deepEqual(Object.keys(layoutRefs(layout)), ["site"]);
+  const bundle = unpack(layout, "site");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.deepEqual(listRootfs(bundle), ["srv", "srv/www", "srv/www/docs", "srv/www/docs/readme.txt", "srv/www/index.html", "srv/www/notes-index.txt"]);
+  assert.equal(readFileSync(join(bundle, "rootfs/srv/www/notes-index.txt"), "utf8"), "shopping.txt: Buy milk\nwork.txt: Ship mstage\n");
+  const cfg = skopeoInspect(layout, "site", true) as { config: { Labels: Record<string, string> } };
+  assert.equal(cfg.config.Labels["org.opencontainers.image.title"], "static site");
+
+  await t.test("editing a bound file rebuilds the stage that reads it", async () => {
+    writeAs(root.name, join(project, "notes/work.txt"), "Ship it twice\n");
+    const r = expectOk(await mstage(["up", "--progress", "plain"]), "edit up");
+    const rebuilt = [...r.stderr.matchAll(/\[([\w-]+)\] built in/g)].map((x) => x[1]).sort();
+    assert.deepEqual(rebuilt, ["index", "site"]);
+    const b = unpack(layout, "site");
+    try {
+      assert.match(readFileSync(join(b, "rootfs/srv/www/notes-index.txt"), "utf8"), /work.txt: Ship it twice/);
+    } finally {
+      rmSync(b, { recursive: true, force: true });
+    }
+  });
+};
+
+const service = async (t: TestContext) => {
+  if (skipAll) return t.skip(skipAll);
+  const { project, mstage, layout } = example("service", root.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  const refs = layoutRefs(layout);
+  assert.deepEqual(Object.keys(refs).sort(), ["localhost/mstage-example/service:latest", "service"]);
+  const cfg = skopeoInspect(layout, "service", true) as { config: { User: string; ExposedPorts: Record<string, unknown>; Env: string[]; Cmd: string[]; WorkingDir: string } };
+  assert.equal(cfg.config.User, "app");
+  assert.deepEqual(Object.keys(cfg.config.ExposedPorts), ["8080/tcp"]);
+  assert.ok(cfg.config.Env.includes("PORT=8080"));
+  assert.deepEqual(cfg.config.Cmd, ["/usr/local/bin/server"]);
+  const bundle = unpack(layout, "service");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  const once = runBundle(bundle, { args: ["/usr/local/bin/server", "--once"] });
+  assert.equal(once.code, 0, once.stderr);
+  assert.equal(once.stdout.trim(), "Hello from the service: serving on :8080 as app");
+  assert.equal(runBundle(bundle, { args: ["id", "-un"] }).stdout.trim(), "app");
+};
+
+const helloGoUnprivileged = async (t: TestContext) => {
+  const user = testUsers()[1]!;
+  if (skipAll ?? user.skip) return t.skip((skipAll ?? user.skip)!);
+  const { project, mstage, layout } = example("hello-go", user.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  expectOk(await mstage(["up", "--progress", "plain"]), "up as mstage-test");
+  const bundle = unpack(layout, "hello");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.deepEqual(listRootfs(bundle), ["hello"]);
+  assert.equal(runBundle(bundle).stdout.trim(), "Hello from mstage!");
+};
+
+// Root's examples share one store and run in order (the first makes the debian base); the
+// unprivileged build has a store of its own and runs beside them, so CI waits for one mmdebstrap.
+test("the examples build and run", { timeout: 20 * 60_000, concurrency: 2 }, async (t) => {
+  await Promise.all([
+    t.test(`as ${root.name}`, { timeout: 15 * 60_000 }, async (t) => {
+      await t.test("hello-go: a static Go binary built on a debian() toolchain, alone in a scratch image", helloGo);
+      await t.test("tarball: a build-only stage's tar becomes an image of exactly its files, in one layer", tarball);
+      await t.test("binds: a step reads a read-only bind; a host directory is copied into an image with nothing run", binds);
+      await t.test("service: env, expose, cmd and a user made with useradd that the container runs as", service);
+    }),
+    t.test("hello-go as the unprivileged mstage-test user", { timeout: 15 * 60_000 }, helloGoUnprivileged),
+  ]);
+});
