@@ -76,6 +76,10 @@ ${authYaml}`;
   const child = spawn(REGISTRY_BIN, ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
+  // A test process that dies before its after() must not leave the registry running.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.off("exit", killOnExit));
   await waitForHttp(`http://127.0.0.1:${port}/v2/`, child, () => stderr);
   return {
     host: `127.0.0.1:${port}`,
