@@ -9,6 +9,7 @@ import { text } from "node:stream/consumers";
 import { sha256Digest, type Digest } from "../oci/digest.ts";
 import type { ImageConfig } from "../oci/types.ts";
 import { commitLayerToStore } from "../layer/commit.ts";
+import { compressLayer } from "../layer/compress.ts";
 import { parseByteSize } from "./gc.ts";
 import type { LayerRef, StageResult } from "./result.ts";
 import { DigestMismatchError, Store } from "./store.ts";
@@ -105,6 +106,28 @@ test("ensureLayerExtracted extracts once and rejects a layer that does not match
     await assert.rejects(store.ensureLayerExtracted(other, () => store.openBlob(layer.diffId)), DigestMismatchError);
     assert.equal(existsSync(store.layerDir(other)), false, "nothing appears under layers/");
     assert.deepEqual(readdirSync(join(store.root, "tmp")).filter((n) => n.includes("layer")), [], "the work dir is removed");
+  });
+});
+
+test("ensureLayerExtracted finds the layer in the store by itself: its tar, else its gzip blob; a corrupt one never lands in layers/", async () => {
+  await withStore(async (store, dir) => {
+    const up = join(dir, "up");
+    mkdirSync(up);
+    writeFileSync(join(up, "f"), "from gzip");
+    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    await compressLayer(store, layer.diffId);
+    rmSync(store.blobPath(layer.diffId));
+    assert.ok(store.hasLayer(layer.diffId), "a layer stored only as gzip is still usable");
+    const dir1 = await store.ensureLayerExtracted(layer.diffId);
+    assert.equal(readFileSync(join(dir1, "f"), "utf8"), "from gzip");
+
+    writeFileSync(join(up, "f"), "corrupt me");
+    const other = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const blob = readFileSync(store.blobPath(other.diffId));
+    blob[600] ^= 1; // inside the file's content
+    writeFileSync(store.blobPath(other.diffId), blob);
+    await assert.rejects(store.ensureLayerExtracted(other.diffId), DigestMismatchError);
+    assert.equal(store.hasLayerDir(other.diffId), false);
   });
 });
 

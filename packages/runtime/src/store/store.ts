@@ -213,11 +213,13 @@ export class Store {
   }
 
   /**
-   * The layer extracted in overlay-lower format, extracting it once from `open()` (plain or gzip tar)
-   * if needed. The tar must hash to `diffId`; extraction happens in tmp/ and appears by one rename,
-   * so a concurrent or interrupted extraction never leaves a half layer under layers/.
+   * The layer extracted in overlay-lower format, extracting it once if needed from `open()` (plain
+   * or gzip tar), or by default from the store: the uncompressed blob, else its recorded gzip blob.
+   * The tar must hash to `diffId` (so the default source is read without a second digest check);
+   * extraction happens in tmp/ and appears by one rename, so a concurrent or interrupted extraction
+   * never leaves a half layer under layers/.
    */
-  async ensureLayerExtracted(diffId: Digest, open: () => Readable, opts: { onNote?: (msg: string) => void } = {}): Promise<string> {
+  async ensureLayerExtracted(diffId: Digest, open?: () => Readable, opts: { onNote?: (msg: string) => void } = {}): Promise<string> {
     const dir = this.layerDir(diffId);
     if (existsSync(dir)) return dir;
     const pending = this.extracting.get(diffId);
@@ -225,7 +227,7 @@ export class Store {
     const work = (async () => {
       const tmp = this.tmpDir("layer");
       try {
-        const { diffId: got } = await applyLayer(open(), tmp, { mode: "overlay", onNote: opts.onNote });
+        const { diffId: got } = await applyLayer(open ? open() : this.openLayerTar(diffId), tmp, { mode: "overlay", onNote: opts.onNote });
         if (got !== diffId) throw new DigestMismatchError(diffId, got, `layer ${diffId}`);
         try {
           renameSync(tmp, dir);
@@ -247,6 +249,14 @@ export class Store {
     } finally {
       this.extracting.delete(diffId);
     }
+  }
+
+  /** The layer's tar as stored (plain, else gzip), unverified: for readers that check the diff-id themselves. */
+  openLayerTar(diffId: Digest): Readable {
+    if (this.hasBlob(diffId)) return this.openBlob(diffId, { verify: false });
+    const gz = this.compressedOf(diffId);
+    if (gz && this.hasBlob(gz.digest)) return this.openBlob(gz.digest, { verify: false });
+    throw new UserError(`layer ${diffId} is not in the store ${this.root} (neither its tar nor its gzip blob); rebuild with --no-cache`);
   }
 
   /** Whether the layer can be used: extracted, or its tar (plain or gzip) is stored. */
