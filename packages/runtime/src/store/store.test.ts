@@ -124,7 +124,7 @@ test("ensureLayerExtracted finds the layer in the store by itself: its tar, else
     writeFileSync(join(up, "f"), "corrupt me");
     const other = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
     const blob = readFileSync(store.blobPath(other.diffId));
-    blob[600] ^= 1; // inside the file's content
+    blob[514] ^= 1; // inside the file's content (the header is the first 512 bytes)
     writeFileSync(store.blobPath(other.diffId), blob);
     await assert.rejects(store.ensureLayerExtracted(other.diffId), DigestMismatchError);
     assert.equal(store.hasLayerDir(other.diffId), false);
