@@ -105,7 +105,7 @@ export const app = stage("app", {
     const want = layoutImage("oci", "app").digest;
     const planned = mstage(["plan", "--cache-from", `registry://${reg.host}/cache/app`], "store-b");
     assert.equal(planned.code, 0, planned.all);
-    assert.match(planned.out, new RegExp(`= app\\s+cached: remote registry://${reg.host}/cache/app`));
+    assert.match(planned.out, new RegExp(`= app\\s+cached \\(remote registry://${reg.host}/cache/app\\)`));
     assert.match(mstage(["plan"], "store-b").out, /~ app\s+rebuild: not in store/);
     const second = mstage(["up", "--cache-from", `registry://${reg.host}/cache/app`, "--output", "oci:oci-b", "--progress", "plain"], "store-b");
     assert.equal(second.code, 0, second.all);

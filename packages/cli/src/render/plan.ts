@@ -36,7 +36,7 @@ function describe(status: PlanStatus, reasons: string[]): string {
     case "config":
       return why;
     case "cached":
-      return why ? `cached: ${why}` : "cached";
+      return why ? `cached (${why})` : "cached";
     case "unused":
       return "unused";
   }
