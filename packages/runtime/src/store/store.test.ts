@@ -227,6 +227,42 @@ test("two processes writing the same blobs into one store concurrently both succ
   });
 });
 
+test("a writer killed mid-blob and mid-extraction leaves nothing a later run trusts, and gc clears its temp files", async () => {
+  await withStore(async (store, dir) => {
+    const up = join(dir, "up");
+    mkdirSync(up);
+    for (let i = 0; i < 200; i++) writeFileSync(join(up, `f${i}`), Buffer.alloc(64 * 1024, i));
+    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const key = sha256Digest("kept");
+    await store.putResult(key, result(key, [layer]));
+    const script = join(dir, "killed.mts");
+    writeFileSync(
+      script,
+      `import { Store } from ${JSON.stringify(new URL("./store.ts", import.meta.url).pathname)};
+       import { Readable } from "node:stream";
+       const store = await Store.open(process.argv[2]);
+       // A blob that never ends, and an extraction that is slowed down to be caught midway.
+       store.writeBlob(Readable.from((async function* () { for (;;) { yield Buffer.alloc(1 << 20, 7); await new Promise((r) => setTimeout(r, 5)); } })()));
+       const slow = Readable.from((async function* () { for await (const c of store.openBlob(process.argv[3])) { yield c; await new Promise((r) => setTimeout(r, 200)); } })());
+       store.ensureLayerExtracted(process.argv[3], () => slow);
+       setTimeout(() => console.log("busy"), 300);`,
+    );
+    const p = spawn(process.execPath, ["--import", "tsx", script, store.root, layer.diffId], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve) => p.stdout.once("data", () => resolve()));
+    p.kill("SIGKILL");
+    await new Promise((r) => p.once("close", r));
+
+    assert.deepEqual(readdirSync(join(store.root, "blobs/sha256")), [layer.diffId.slice(7)], "no partial blob under blobs/");
+    assert.deepEqual(readdirSync(join(store.root, "layers")), [], "no partial layer under layers/");
+    assert.ok(readdirSync(join(store.root, "tmp")).length >= 2, "the dead writer's temp file and work dir are in tmp/");
+    const r = await store.gc();
+    assert.ok(r.removedTmp >= 2);
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
+    // The layer was never recorded as extracted, so a later run extracts it afresh.
+    assert.equal(readFileSync(join(await store.ensureLayerExtracted(layer.diffId), "f1")).length, 64 * 1024);
+  });
+});
+
 test("parseByteSize reads sizes as mstage prints them, and binary units", () => {
   assert.equal(parseByteSize("10G"), 10e9);
   assert.equal(parseByteSize("1.5 GB"), 1.5e9);
