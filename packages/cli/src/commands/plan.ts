@@ -61,6 +61,7 @@ export default async function plan(args: string[], opts: Record<string, unknown>
     const where = remote.found.get(e.layerKey);
     if (e.status === "cached" && where) e.reasons = [`remote ${where}`];
   }
+  if (!g.quiet) for (const w of ctx.warnings) process.stderr.write(`warning: ${w}\n`);
   if (opts.json) process.stdout.write(JSON.stringify(planJson(result), null, 2) + "\n");
   else process.stdout.write(renderPlan(result, { color: g.color && process.stdout.isTTY === true, quiet: g.quiet }));
   return opts.detailedExitcode && planHasChanges(result) ? 2 : 0;

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import {
+  RegistryError,
   UserError,
   canonicalJson,
   debianLockKey,
@@ -28,12 +29,35 @@ export interface PlanContextOptions {
   refresh?: boolean;
 }
 
-export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile }> {
+export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile; warnings: string[] }> {
   const [state, lock] = await Promise.all([loadState(o.projectDir), readLock(o.projectDir)]);
+  const warnings: string[] = [];
+  // A registry that cannot be reached leaves the tag unresolved ("not resolved yet"): plan still
+  // answers offline, and up reports the real error. A registry that answers (404, 401) is an error.
+  // Each ref is asked once per run, however many stages start from it.
+  const resolved = new Map<string, Promise<string | undefined>>();
+  const ask = async (base: ImageBase, stage: Stage): Promise<string | undefined> => {
+    try {
+      return await o.resolveImage!(base, stage);
+    } catch (e) {
+      if (!(e instanceof RegistryError) || (e.status !== undefined && !e.temporary)) throw e;
+      warnings.push(`${base.ref} not resolved: ${e.message}`);
+      return undefined;
+    }
+  };
+  const resolveImage =
+    o.resolveImage &&
+    ((base: ImageBase, stage: Stage): Promise<string | undefined> => {
+      const key = `${base.ref}\0${base.platform ?? ""}`;
+      let p = resolved.get(key);
+      if (!p) resolved.set(key, (p = ask(base, stage)));
+      return p;
+    });
   return {
     projectDir: o.projectDir,
     state,
     lock,
+    warnings,
     noCache: o.noCache,
     statCachePath: join(o.store, "stat-cache", `${sha256Hex(o.projectDir).slice(0, 32)}.json`),
     async hasResult(layerKey) {
@@ -45,8 +69,8 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
           // A digest reference pins itself; a tag needs images.lock (or the registry, in `up`).
           const pinned = /@(sha256:[a-f0-9]{64})$/.exec(base.ref)?.[1];
           if (pinned) return pinned;
-          if (o.refresh && o.resolveImage) return (await o.resolveImage(base, stage)) ?? lock.images[base.ref];
-          return lock.images[base.ref] ?? (o.resolveImage ? await o.resolveImage(base, stage) : undefined);
+          if (o.refresh && resolveImage) return (await resolveImage(base, stage)) ?? lock.images[base.ref];
+          return lock.images[base.ref] ?? (resolveImage ? await resolveImage(base, stage) : undefined);
         }
         case "oci":
           return ociManifestDigest(base, o.projectDir);
