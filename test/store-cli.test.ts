@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runInUserNamespace, testUserMissing } from "./layer-userns.helper.ts";
 
@@ -31,7 +32,7 @@ for (const as of ["invoker", "mstage-test"] as const) {
       const ls = mstage(["--store", store, "ls"], as, made.tmp);
       assert.equal(ls.status, 0, ls.stderr);
       assert.match(ls.stdout, /^KEY +STAGE +PROJECT +LAYERS +LAYER +IMAGE +BUILT +USED$/m);
-      assert.match(ls.stdout, /^sha256:[0-9a-f]{12} +(build|app) +\/src\/project +1 +\d+(\.\d+)? kB/m);
+      assert.match(ls.stdout, /^[0-9a-f]{12} +(build|app) +\/src\/project +1 +\d+(\.\d+)? kB +\d+(\.\d+)? kB +\d+s ago +\d+s ago$/m);
       assert.match(ls.stdout, /2 result\(s\)/);
 
       const dry = mstage(["--store", store, "gc", "--dry-run"], as, made.tmp);
@@ -55,3 +56,26 @@ for (const as of ["invoker", "mstage-test"] as const) {
     }
   });
 }
+
+test("mstage ls shows the project's outputs (refs of ./oci beside images.ts) with digests and sizes", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-ls-"));
+  try {
+    writeFileSync(join(dir, "images.ts"), "export {};\n");
+    const oci = join(dir, "oci");
+    mkdirSync(join(oci, "blobs/sha256"), { recursive: true });
+    const manifest = JSON.stringify({ schemaVersion: 2, config: { size: 1000 }, layers: [{ size: 2_000_000 }, { size: 500_000 }] });
+    const hex = "a".repeat(64);
+    writeFileSync(join(oci, "blobs/sha256", hex), manifest);
+    writeFileSync(join(oci, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(
+      join(oci, "index.json"),
+      JSON.stringify({ schemaVersion: 2, manifests: [{ digest: `sha256:${hex}`, size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "hello" } }] }),
+    );
+    const r = mstage(["-f", join(dir, "images.ts"), "--store", join(dir, "store"), "ls"], "invoker", dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^REF +DIGEST +SIZE +WRITTEN$/m);
+    assert.match(r.stdout, new RegExp(`^hello +sha256:a{12} +2\\.50 MB +\\d+s ago$`, "m"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

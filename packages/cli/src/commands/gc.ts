@@ -28,7 +28,7 @@ export default async function gc(_args: string[], opts: Record<string, unknown>,
   const verb = dryRun ? "would remove" : "removed";
   if (!g.quiet) {
     for (const res of r.removedResults) {
-      process.stdout.write(`${verb} ${res.key.slice(0, 19)} ${res.stage ?? ""} ${kleur.gray(formatSize(res.ownSize))}\n`);
+      process.stdout.write(`${verb} ${res.key.replace(/^sha256:/, "").slice(0, 12)} ${res.stage ?? ""} ${kleur.gray(formatSize(res.ownSize))}\n`);
     }
   }
   process.stdout.write(

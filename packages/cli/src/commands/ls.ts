@@ -1,5 +1,7 @@
-// `mstage ls`: the stage results in the store, most recently used first, with sizes and ages.
-import { relative } from "node:path";
+// `mstage ls`: the project's outputs (the default OCI layout ./oci beside images.ts) and the stage
+// results in the store, most recently used first, with digests, sizes and ages.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
 import kleur from "kleur";
 import { Store } from "@mstage/runtime";
 import type { GlobalOptions } from "../options.ts";
@@ -13,34 +15,75 @@ export function formatAge(from: Date, now = new Date()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
+interface OutputRow {
+  ref: string;
+  digest: string;
+  size: number;
+  written: Date;
+}
+
+/** The refs of an OCI layout with each image's size (manifest + config + layers, as stored). */
+function readLayout(dir: string): OutputRow[] {
+  const indexFile = join(dir, "index.json");
+  if (!existsSync(indexFile) || !existsSync(join(dir, "oci-layout"))) return [];
+  const written = statSync(indexFile).mtime;
+  const index = JSON.parse(readFileSync(indexFile, "utf8")) as {
+    manifests?: Array<{ digest: string; size: number; annotations?: Record<string, string> }>;
+  };
+  return (index.manifests ?? []).map((m) => {
+    let size = m.size;
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, "blobs", ...m.digest.split(":")), "utf8")) as {
+        config?: { size: number };
+        layers?: Array<{ size: number }>;
+      };
+      size += (manifest.config?.size ?? 0) + (manifest.layers ?? []).reduce((n, l) => n + l.size, 0);
+    } catch {
+      // An index entry without its manifest blob: show the manifest's own size.
+    }
+    return { ref: m.annotations?.["org.opencontainers.image.ref.name"] ?? "(no name)", digest: m.digest, size, written };
+  });
+}
+
+function table(head: string[], rows: string[][], right: Set<number>): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [kleur.bold(line(head)), ...rows.map(line)].join("\n") + "\n";
+}
+
 export default async function ls(_args: string[], _opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   kleur.enabled = g.color && process.stdout.isTTY === true;
+  const layoutDir = join(dirname(g.file), "oci");
+  const outputs = existsSync(g.file) ? readLayout(layoutDir) : [];
   const store = await Store.open(g.store);
   const results = store.list();
   if (g.quiet) {
+    for (const o of outputs) process.stdout.write(`${o.ref} ${o.digest}\n`);
     for (const r of results) process.stdout.write(`${r.key}\n`);
     return 0;
+  }
+  if (outputs.length) {
+    process.stdout.write(kleur.cyan(`outputs in ${shortPath(layoutDir)}`) + "\n");
+    const rows = outputs.map((o) => [o.ref, o.digest.slice(0, 19), formatSize(o.size), formatAge(o.written)]);
+    process.stdout.write(table(["REF", "DIGEST", "SIZE", "WRITTEN"], rows, new Set([2])) + "\n");
   }
   if (!results.length) {
     process.stdout.write(`no stages in the store ${g.store}\n`);
     return 0;
   }
+  process.stdout.write(kleur.cyan(`stages in the store ${g.store}`) + "\n");
   const rows = results.map((r) => [
-    r.key.slice(0, 19),
+    r.key.replace(/^sha256:/, "").slice(0, 12),
     r.stage ?? "?",
     r.project ? shortPath(r.project) : "",
     String(r.layers),
     formatSize(r.ownSize),
     formatSize(r.size),
-    formatAge(new Date(r.created)),
+    formatAge(r.stored),
     formatAge(r.lastUsed),
   ]);
-  const head = ["KEY", "STAGE", "PROJECT", "LAYERS", "LAYER", "IMAGE", "BUILT", "USED"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i >= 3 && i <= 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
-  process.stdout.write(kleur.bold(line(head)) + "\n");
-  for (const r of rows) process.stdout.write(line(r) + "\n");
-  process.stdout.write(kleur.gray(`${results.length} result(s) in ${g.store}`) + "\n");
+  process.stdout.write(table(["KEY", "STAGE", "PROJECT", "LAYERS", "LAYER", "IMAGE", "BUILT", "USED"], rows, new Set([3, 4, 5])));
+  process.stdout.write(kleur.gray(`${results.length} result(s); LAYER is the stage's own layer, IMAGE its whole chain (uncompressed)`) + "\n");
   return 0;
 }
 

@@ -11,7 +11,10 @@ export interface ResultInfo {
   key: string;
   stage?: string;
   project?: string;
+  /** The record's `created` (clamped to SOURCE_DATE_EPOCH by the builder, so often 1970). */
   created: string;
+  /** When it was stored (its record file's birth time). */
+  stored: Date;
   /** When a build last used it (its record's mtime). */
   lastUsed: Date;
   layers: number;
@@ -39,34 +42,45 @@ export interface GcReport {
   sizeAfter: number;
 }
 
-function readResults(store: Store): Array<{ file: string; record: StageResult | null; mtime: Date }> {
+interface ResultFile {
+  file: string;
+  record: StageResult | null;
+  mtime: Date;
+  birth: Date;
+}
+
+function readResults(store: Store): ResultFile[] {
   const dir = join(store.root, "results");
-  const out: Array<{ file: string; record: StageResult | null; mtime: Date }> = [];
+  const out: ResultFile[] = [];
   for (const name of readdirSync(dir)) {
     if (!name.endsWith(".json")) continue;
     const file = join(dir, name);
     let record: StageResult | null = null;
     let mtime = new Date(0);
+    let birth = new Date(0);
     try {
-      mtime = statSync(file).mtime;
+      const st = statSync(file);
+      mtime = st.mtime;
+      birth = st.birthtimeMs > 0 ? st.birthtime : st.ctime;
       record = JSON.parse(readFileSync(file, "utf8")) as StageResult;
       if (!Array.isArray(record.layers) || !record.layers.every((l) => isDigest(l.diffId))) record = null;
     } catch {
       record = null;
     }
-    out.push({ file, record, mtime });
+    out.push({ file, record, mtime, birth });
   }
   return out;
 }
 
-function info(record: StageResult, lastUsed: Date): ResultInfo {
+function info(record: StageResult, f: ResultFile): ResultInfo {
   const sizes = record.layers.map((l) => l.size ?? 0);
   return {
     key: record.key,
     stage: record.stage,
     project: record.project,
     created: record.created,
-    lastUsed,
+    stored: f.birth,
+    lastUsed: f.mtime,
     layers: record.layers.length,
     size: sizes.reduce((a, b) => a + b, 0),
     ownSize: sizes.at(-1) ?? 0,
@@ -77,7 +91,7 @@ function info(record: StageResult, lastUsed: Date): ResultInfo {
 export function listResults(store: Store): ResultInfo[] {
   return readResults(store)
     .filter((r) => r.record)
-    .map((r) => info(r.record!, r.mtime))
+    .map((r) => info(r.record!, r))
     .sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
 }
 
@@ -163,7 +177,7 @@ export function collectGarbage(store: Store, opts: GcOptions = {}): GcReport {
     for (let i = 0; i < results.length && size > opts.maxSize; i++) {
       if (dropped.has(i)) continue;
       dropped.add(i);
-      removedResults.push(info(results[i].record!, results[i].mtime));
+      removedResults.push(info(results[i].record!, results[i]));
       for (const item of refs[i]) {
         const left = (refcount.get(item) ?? 1) - 1;
         refcount.set(item, left);
