@@ -1,5 +1,6 @@
 // Stage keys: identical across processes and project directories for the same inputs, and base
-// identities (images.lock pins, OCI layouts, debian() pins, tarballs) that change them.
+// identities (images.lock pins, OCI layouts, debian() pins, tarballs) that change them. Plans run
+// --offline so that unpinned tags stay unresolved whether or not this machine reaches docker.io.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,7 +16,7 @@ interface JsonPlan {
 const newStore = () => ({ MSTAGE_STORE: mkdtempSync(join(tmpdir(), "mstage-keys-store-")) });
 
 function keys(dir: string, env: Record<string, string>): Record<string, [string | null, string | null]> {
-  const r = mstage(dir, ["plan", "--json"], env);
+  const r = mstage(dir, ["plan", "--offline", "--json"], env);
   assert.equal(r.code, 0, r.stderr);
   const p = JSON.parse(r.stdout) as JsonPlan;
   return Object.fromEntries(p.stages.map((s) => [s.name, [s.layerKey, s.configKey]]));
@@ -47,7 +48,7 @@ test("a different file content gives a different layer key, a different cmd only
 test("an image() base is unresolved until images.lock pins it, and a new pin names the digest", async () => {
   const dir = copyFixture("plan-bases");
   const env = newStore();
-  let p = JSON.parse(mstage(dir, ["plan", "--json"], env).stdout) as JsonPlan;
+  let p = JSON.parse(mstage(dir, ["plan", "--offline", "--json"], env).stdout) as JsonPlan;
   const img = p.stages.find((s) => s.name === "from-image")!;
   assert.equal(img.status, "new");
   assert.deepEqual(img.reasons, ["base docker.io/library/golang:1.22 not resolved yet (run mstage up)"]);
@@ -56,11 +57,11 @@ test("an image() base is unresolved until images.lock pins it, and a new pin nam
     writeFileSync(join(dir, "images.lock"), JSON.stringify({ images: { "docker.io/library/golang:1.22": `sha256:${digit.repeat(64)}` }, debian: {} }));
   pin("a");
   await recordProjectBuilt(dir, env.MSTAGE_STORE);
-  p = JSON.parse(mstage(dir, ["plan", "--json"], env).stdout) as JsonPlan;
+  p = JSON.parse(mstage(dir, ["plan", "--offline", "--json"], env).stdout) as JsonPlan;
   assert.ok(p.stages.every((s) => s.status === "cached"), JSON.stringify(p.stages));
 
   pin("b");
-  p = JSON.parse(mstage(dir, ["plan", "--json"], env).stdout) as JsonPlan;
+  p = JSON.parse(mstage(dir, ["plan", "--offline", "--json"], env).stdout) as JsonPlan;
   assert.deepEqual(p.stages.find((s) => s.name === "from-image")!.reasons, ["base docker.io/library/golang:1.22 now sha256:bbbbbbbbbbbb…"]);
 });
 
@@ -72,7 +73,7 @@ test("an oci() base is keyed by its manifest digest, a debian() base by its pinn
   writeFileSync(index, readFileSync(index, "utf8").replace(/1{64}/, "2".repeat(64)));
   writeFileSync(join(dir, "images.lock"), JSON.stringify({ images: {}, debian: { "bookworm/minbase +curl": { packages: { curl: "7.88.1-10+deb12u8" } } } }));
   writeFileSync(join(dir, "rootfs/rootfs.tar"), "other bytes\n");
-  const p = JSON.parse(mstage(dir, ["plan", "--json"], env).stdout) as JsonPlan;
+  const p = JSON.parse(mstage(dir, ["plan", "--offline", "--json"], env).stdout) as JsonPlan;
   const why = (n: string) => p.stages.find((s) => s.name === n)!.reasons;
   assert.deepEqual(why("from-oci"), ["base oci ./layout:base:1.0 now sha256:222222222222…"]);
   assert.deepEqual(why("from-debian"), ["base debian bookworm +curl: pinned package versions changed"]);
@@ -83,7 +84,7 @@ test("an oci() ref missing from the layout is an error naming the stage and the 
   const dir = copyFixture("plan-bases");
   const images = join(dir, "images.ts");
   writeFileSync(images, readFileSync(images, "utf8").replace(`"base:1.0"`, `"base:2.0"`));
-  const r = mstage(dir, ["plan"], newStore());
+  const r = mstage(dir, ["plan", "--offline"], newStore());
   assert.equal(r.code, 1);
   assert.match(r.stderr, /error: images\.ts:5:\d+: stage "from-oci", key "from": oci\("\.\/layout", "base:2\.0"\): no image with that ref; the layout has: base:1\.0/);
 });
@@ -92,8 +93,19 @@ test("an image() pinned by digest needs no images.lock entry", () => {
   const dir = copyFixture("plan-bases");
   const images = join(dir, "images.ts");
   writeFileSync(images, readFileSync(images, "utf8").replace("golang:1.22", `golang@sha256:${"c".repeat(64)}`));
-  const p = JSON.parse(mstage(dir, ["plan", "--json"], newStore()).stdout) as JsonPlan;
+  const p = JSON.parse(mstage(dir, ["plan", "--offline", "--json"], newStore()).stdout) as JsonPlan;
   const img = p.stages.find((s) => s.name === "from-image")!;
   assert.equal(img.status, "new");
   assert.deepEqual(img.reasons, []);
+});
+
+test("a registry that cannot be reached leaves the tag unresolved, with a warning, and plan still answers", () => {
+  const dir = copyFixture("plan-bases");
+  const images = join(dir, "images.ts");
+  // Port 1 on loopback: nothing listens, the connection is refused at once.
+  writeFileSync(images, readFileSync(images, "utf8").replace("docker.io/library/golang:1.22", "127.0.0.1:1/golang:1.22"));
+  const r = mstage(dir, ["plan"], newStore());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\+ from-image\s+new: base 127\.0\.0\.1:1\/golang:1\.22 not resolved yet \(run mstage up\)/);
+  assert.match(r.stderr, /^warning: 127\.0\.0\.1:1\/golang:1\.22 not resolved: cannot connect to registry 127\.0\.0\.1:1 \(ECONNREFUSED\)/m);
 });

@@ -14,7 +14,7 @@ test("the README's images.ts example plans cleanly", () => {
   const dir = mkdtempSync(join(tmpdir(), "mstage-readme-"));
   writeFileSync(join(dir, "images.ts"), example);
   writeFileSync(join(dir, "main.go"), "package main\n\nfunc main() { println(\"hello\") }\n");
-  const r = mstage(dir, ["plan"], { MSTAGE_STORE: mkdtempSync(join(tmpdir(), "mstage-readme-store-")) });
+  const r = mstage(dir, ["plan", "--offline"], { MSTAGE_STORE: mkdtempSync(join(tmpdir(), "mstage-readme-store-")) });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^\+ build  new: base docker\.io\/library\/golang:1\.22 not resolved yet \(run mstage up\)\n\+ hello  new\n/);
 });
