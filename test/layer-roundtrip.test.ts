@@ -14,6 +14,7 @@ interface Result {
   layer2Names: string[];
   layer1Verbose: string;
   sameDigestTwice: boolean;
+  adoptedLikeExtracted: boolean;
   opaque: string;
   xattrAfterMerge: string;
   whiteoutInExtracted: string[];
@@ -49,6 +50,7 @@ for (const as of ["invoker", "mstage-test"] as const) {
     assert.deepEqual(r.viaOverlay, r.expected, "extracted layers used as overlay lower dirs equal the overlay view they came from");
     assert.equal(r.xattrAfterMerge, "kept", "a user.* xattr survives commit and apply");
     assert.ok(r.sameDigestTwice, "committing the same upper dir twice gives the same diff-id");
+    assert.ok(r.adoptedLikeExtracted, "an upper dir adopted as the layer's lower dir looks exactly like the layer extracted from its tar");
   });
 
   test(`a directory deleted and re-created in a later layer becomes opaque; deletions become whiteouts (${as})`, (t) => {

@@ -12,7 +12,19 @@
 // Every entry appears by rename of a complete, verified temp file or dir; nothing in tmp/ is ever
 // trusted, and gc clears it.
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync } from "node:fs";
+import {
+  createReadStream,
+  existsSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from "node:fs";
 import { open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -251,6 +263,30 @@ export class Store {
     }
   }
 
+  /**
+   * Makes `dir` (on the store's filesystem, e.g. a work dir from tmpDir()) the extracted form of
+   * layer `diffId`, instead of extracting the layer's tar again: for an overlay upper dir or a rootfs
+   * that was just committed as that layer. Its mtimes are clamped and truncated exactly as the tar
+   * has them, so a later stage sees the same files whether the layer was adopted or extracted.
+   * `dir` is moved (or removed, if the layer is already extracted); returns the layer dir.
+   */
+  adoptLayerDir(diffId: Digest, dir: string, opts: { sourceDateEpoch: number }): string {
+    const target = this.layerDir(diffId);
+    if (existsSync(target)) {
+      rmSync(dir, { recursive: true, force: true });
+      return target;
+    }
+    clampTimes(dir, opts.sourceDateEpoch);
+    try {
+      renameSync(dir, target);
+    } catch (e) {
+      if (!["ENOTEMPTY", "EEXIST"].includes(errno(e) ?? "")) throw e;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    fsyncDir(join(this.root, "layers"));
+    return target;
+  }
+
   /** The layer's tar as stored (plain, else gzip), unverified: for readers that check the diff-id themselves. */
   openLayerTar(diffId: Digest): Readable {
     if (this.hasBlob(diffId)) return this.openBlob(diffId, { verify: false });
@@ -372,6 +408,17 @@ export class Store {
       lock.release();
     }
   }
+}
+
+/** Sets every mtime below `dir` to what commit writes into the tar: whole seconds, at most `epoch`. */
+function clampTimes(dir: string, epoch: number): void {
+  const visit = (path: string) => {
+    const st = lstatSync(path);
+    if (st.isDirectory()) for (const name of readdirSync(path)) visit(join(path, name));
+    const t = Math.min(Math.floor(st.mtimeMs / 1000), epoch);
+    if (st.mtimeMs !== t * 1000) lutimesSync(path, t, t);
+  };
+  for (const name of readdirSync(dir)) visit(join(dir, name));
 }
 
 function resultHex(key: string): string {
