@@ -81,3 +81,16 @@ test("a missing source says so with its resolved path", () => {
   const dir = project();
   assert.throws(() => hashLocal("./nope", dir, {}, StatCache.load(undefined)), /\.\/nope: no such file or directory \(.*\/nope\)/);
 });
+
+test("the project's .mstage/ and its oci/ output layout are never part of a local(\".\") source", async () => {
+  const dir = project();
+  mkdirSync(join(dir, ".mstage"));
+  writeFileSync(join(dir, ".mstage/state.json"), "{}");
+  mkdirSync(join(dir, "oci"));
+  writeFileSync(join(dir, "oci/oci-layout"), "{}");
+  mkdirSync(join(dir, "sub/oci"), { recursive: true });
+  writeFileSync(join(dir, "sub/oci/oci-layout"), "{}");
+  const rels = (await walkLocal(local("."), dir)).map((e) => e.rel);
+  assert.ok(!rels.some((r) => r.startsWith(".mstage") || r.startsWith("oci")), rels.join());
+  assert.ok(rels.includes("sub/oci/oci-layout"), "only the project's own output is left out");
+});

@@ -1,5 +1,5 @@
 // The exact file list of a `local()` source: what its digest covers and what the builder copies.
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
@@ -39,7 +39,8 @@ export function localPath(path: string, projectDir: string): string {
 
 /**
  * Lists a local source, sorted by `rel`, honouring its `exclude` and the project's `.mstageignore`
- * (which never applies to the source path itself). The project's `.mstage/` is always left out.
+ * (which never applies to the source path itself). The project's `.mstage/` and its default output
+ * `oci/` (when it is an OCI layout) are always left out.
  */
 export async function walkLocal(src: LocalSource, projectDir: string): Promise<LocalEntry[]> {
   return walkLocalSync(src.path, projectDir, { exclude: src.exclude, projectIgnore: projectIgnore(projectDir) });
@@ -67,6 +68,8 @@ export function walkLocalSync(
   const underProject = projectRel === "" || (!projectRel.startsWith("..") && !isAbsolute(projectRel));
   const prefix = projectRel === "" ? "" : projectRel.split(sep).join("/") + "/";
   const stateDir = join(projectDir, ".mstage");
+  // mstage's default output: `local(".")` must not copy the images it produced last time.
+  const outputDir = join(projectDir, "oci");
   const out: LocalEntry[] = [];
 
   const visit = (dir: string, relDir: string) => {
@@ -76,7 +79,7 @@ export function walkLocalSync(
       const rel = relDir === "" ? name : relDir + "/" + name;
       const ls = lstatSync(abs);
       const isDir = ls.isDirectory();
-      if (abs === stateDir) continue;
+      if (abs === stateDir || (abs === outputDir && isDir && existsSync(join(abs, "oci-layout")))) continue;
       if (!exclude.empty && exclude.ignores(rel, isDir)) continue;
       if (project && underProject && project.ignores(prefix + rel, isDir)) continue;
       const mode = ls.mode & 0o7777;
