@@ -127,6 +127,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       const images: OutputImage[] = [];
       const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
       const compress = (diffId: Digest) => compressLayer(store, diffId);
+      o.onEvent?.({ type: "note", message: "writing outputs (a new layer is compressed once, then reused)" });
       for (const entry of plan.entries.filter((e) => e.target)) {
         const b = stages.get(entry.stage)!;
         const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });

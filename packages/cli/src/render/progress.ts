@@ -99,8 +99,11 @@ class TtyProgress implements ProgressRenderer {
         this.ensureTimer();
         break;
       case "stage-phase": {
+        // Bases (a debian() rootfs, a pull) are made while planning, before the stage starts.
         const l = this.live.get(e.stage);
         if (l) l.phase = e.phase;
+        else this.live.set(e.stage, { stage: e.stage, phase: e.phase, started: Date.now(), last: "" });
+        this.ensureTimer();
         break;
       }
       case "log": {
