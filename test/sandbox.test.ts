@@ -70,6 +70,13 @@ for (const user of testUsers()) {
       assert.ok(!r.upper.some((p) => /^\/(proc|dev|sys)\/|^\/etc\/(resolv\.conf|hosts)$/.test(p)), `sandbox files leaked into the upper dir: ${r.upper.filter((p) => /^\/(proc|dev|sys|etc\/(resolv|hosts))/.test(p)).join(", ")}`);
     });
 
+    test("a root step cannot climb out of its rootfs the way one leaves a chroot", async () => {
+      const escape = 'mkdir "/x"; chroot "/x" or die "chroot: $!"; chdir ".." for 1..40; chroot "." or die "chroot: $!"; ' +
+        `exec "/bin/sh", "-c", "test -e ${REPO}package.json && echo escaped || echo contained"`;
+      const r = await runHarness(user.name, { base: "debian", steps: [{ argv: ["/usr/bin/perl", "-e", escape] }] });
+      assert.equal(r.steps[0].stdout, "contained\n", r.steps[0].stderr);
+    });
+
     test("a secret is readable at /run/secrets/<id> during the step but its content never reaches the upper dir", async () => {
       const secret = "s3cret-" + randomBytes(8).toString("hex");
       const r = await runHarness(user.name, {

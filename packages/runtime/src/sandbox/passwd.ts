@@ -9,6 +9,8 @@ export interface ResolvedUser {
   gid: number;
   /** Home directory from /etc/passwd (HOME for the step), "/" when unknown. */
   home: string;
+  /** Whether /etc/passwd has the user, so its supplementary groups can come from /etc/group. */
+  named: boolean;
 }
 
 function readDb(root: string, path: string): string[][] {
@@ -49,5 +51,5 @@ export function resolveUser(root: string, spec: string): ResolvedUser {
     }
   }
   if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) throw new UserError(`user "${spec}" has an invalid uid or gid in the image's /etc/passwd`);
-  return { uid, gid, home: entry?.[5] || "/" };
+  return { uid, gid, home: entry?.[5] || "/", named: !!entry };
 }

@@ -64,6 +64,7 @@ export interface StepResult {
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NONE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** What a step mounts, with targets resolved inside the rootfs, and what had to be created for it. */
@@ -106,10 +107,11 @@ class MountPlan {
 export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   opts.signal?.throwIfAborted();
   const root = opts.rootfs;
-  const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root" };
+  const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root", named: true };
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: user.home, ...opts.env };
-  for (const k of Object.keys(env)) {
-    if (!k || k.includes("=") || k.includes("\0")) throw new UserError(`environment variable name ${JSON.stringify(k)} is invalid`);
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) throw new UserError(`environment variable name ${JSON.stringify(k)} is invalid: use letters, digits and "_", not starting with a digit`);
+    if (v.includes("\0")) throw new UserError(`environment variable ${k} contains a NUL byte`);
   }
   const secrets = opts.secrets ?? [];
   for (const s of secrets) {
@@ -123,7 +125,8 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     // Like Docker's WORKDIR, a missing workdir is created and stays in the layer.
     mkdirInRoot(root, workdir);
     const proc = plan.target("/proc", "dir");
-    plan.ops.push("rbind", await devTemplate(), plan.target("/dev", "dir"));
+    const dev = await devTemplate();
+    plan.ops.push("rbind", dev.dir, plan.target("/dev", "dir"));
     // Per-step copies: the step may edit them (as with Docker), and neither the host's files nor the
     // layer change. Bound over scaffold files, so nothing is created in the upper dir.
     const hosts = join(tmp, "hosts");
@@ -154,17 +157,12 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
       secrets.forEach((s, i) => plan.ops.push("secret", String(4 + i), join(dir, s.id), String(user.uid), String(user.gid)));
     }
 
-    const final = [
-      requireTool("env"),
-      "-i",
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      requireTool("unshare"),
-      `--root=${root}`,
-      `--wd=${workdir}`,
-      ...(user.uid !== 0 || user.gid !== 0 ? [`--setgid=${user.gid}`, `--setuid=${user.uid}`] : []),
-      "--",
-      ...opts.argv,
-    ];
+    const switchUser =
+      user.uid === 0 && user.gid === 0
+        ? []
+        : [...dev.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, user.named ? "--init-groups" : "--clear-groups"];
+    const envPairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const final = [root, workdir, ...dev.umount, String(envPairs.length), ...envPairs, ...switchUser, "--", ...opts.argv];
     const nsFlags = ["--pid", "--fork", "--kill-child", "--mount", "--propagation=private", "--ipc", "--uts", `--mount-proc=${proc}`];
     if (opts.network === "none") nsFlags.push("--net");
     // setpriv's parent-death signal: if mstage dies in any way, unshare dies, and its --kill-child
