@@ -88,7 +88,7 @@ async function readOnlyProbe(lowers: string[], tmp: string): Promise<NonNullable
 }
 
 async function main(): Promise<void> {
-  await reexecInUserNamespace();
+  await reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
   const scenario = JSON.parse(process.argv[2]) as HarnessScenario;
   const lowers = scenario.base === "busybox" ? [busyboxRootfs()] : scenario.base === "debian" ? [debianMinbase()] : [];
   const tmp = await mkdtemp(join(tmpdir(), "mstage-harness-"));

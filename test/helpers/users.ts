@@ -3,6 +3,8 @@
 import { spawn, spawnSync } from "node:child_process";
 
 export const TEST_USER = "mstage-test";
+/** .ci/setup makes this one without a subordinate id range. */
+export const NORANGE_USER = "mstage-norange";
 
 export interface TestUser {
   name: string;
@@ -23,11 +25,20 @@ export function testUsers(): TestUser[] {
   return cached;
 }
 
+/** The user without a subordinate range, or why tests cannot run as it here. */
+export function noRangeUser(): TestUser {
+  if (process.getuid!() !== 0) return { name: NORANGE_USER, skip: `tests run as ${testUsers()[0].name}, not root, so they cannot switch to ${NORANGE_USER}` };
+  if (spawnSync("id", [NORANGE_USER]).status !== 0) return { name: NORANGE_USER, skip: `user ${NORANGE_USER} does not exist: run .ci/setup (it creates it without a subordinate id range)` };
+  const has = (f: string) => spawnSync("grep", ["-q", `^${NORANGE_USER}:`, f]).status === 0;
+  if (has("/etc/subuid") || has("/etc/subgid")) return { name: NORANGE_USER, skip: `${NORANGE_USER} has a subordinate range here; .ci/setup removes it` };
+  return { name: NORANGE_USER };
+}
+
 /** argv that runs `argv` as `user` (unchanged for the current user), with a clean environment. */
 export function asUser(user: string, argv: string[], env: Record<string, string> = {}): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
   const base = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...env };
   if (user === testUsers()[0].name) return { cmd: argv[0], args: argv.slice(1), env: { ...process.env, ...env } };
-  const home = user === TEST_USER ? `/home/${TEST_USER}` : "/";
+  const home = user === TEST_USER || user === NORANGE_USER ? `/home/${user}` : "/";
   return {
     cmd: "setpriv",
     args: [`--reuid=${user}`, `--regid=${user}`, "--init-groups", "--", "env", "-i", ...Object.entries({ ...base, HOME: home, USER: user, LOGNAME: user }).map(([k, v]) => `${k}=${v}`), ...argv],

@@ -12,6 +12,8 @@ import { resolveUser } from "./passwd.ts";
 import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, requireTool } from "./tools.ts";
 import { devTemplate } from "./devices.ts";
+import { addRangeCommand } from "./subid.ts";
+import { invokingUser, userNamespaceKind } from "./userns.ts";
 
 export interface StepBind {
   /** Absolute path inside the rootfs. */
@@ -108,6 +110,12 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   opts.signal?.throwIfAborted();
   const root = opts.rootfs;
   const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root", named: true };
+  if (userNamespaceKind() === "single" && (user.uid !== 0 || user.gid !== 0)) {
+    const who = invokingUser();
+    throw new UserError(`cannot run as user "${opts.user}" (uid ${user.uid}, gid ${user.gid}): ${who} has no subordinate id range, so only root exists in the build namespace`, {
+      detail: `add a range with: ${addRangeCommand(who)}`,
+    });
+  }
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: user.home, ...opts.env };
   for (const [k, v] of Object.entries(env)) {
     if (!ENV_NAME.test(k)) throw new UserError(`environment variable name ${JSON.stringify(k)} is invalid: use letters, digits and "_", not starting with a digit`);

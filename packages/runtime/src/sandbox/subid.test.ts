@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { findSubidRange, planIdMapping } from "./subid.ts";
+import { addRangeCommand, findSubidRange, planIdMapping } from "./subid.ts";
 
 test("findSubidRange matches the user's name or uid, never another user's line (util-linux 2.38 does, for root)", () => {
   const text = "# ranges\nmstage-test:200000:65536\nroot:100000:65536\n1001:300000:1000\n";
@@ -20,7 +20,13 @@ test("without a subordinate range an unprivileged user maps only itself and is t
   const m = planIdMapping({ subuid: join(dir, "subuid"), subgid: join(dir, "subgid") }, { uid: 1234, gid: 1234, user: "alice" });
   assert.equal(m.kind, "single");
   assert.deepEqual(m.uid, [[0, 1234, 1]]);
-  assert.match(m.note!, /no subordinate id range .* Add a range with: sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 alice$/);
+  // The suggested range starts after every range handed out (other's ends at 165536): no overlap.
+  assert.match(m.note!, /no subordinate id range .* Add a range with: sudo usermod --add-subuids 196608-262143 --add-subgids 196608-262143 alice$/);
+});
+
+test("the suggested range overlaps none in /etc/subuid", () => {
+  assert.equal(addRangeCommand("bob", ""), "sudo usermod --add-subuids 131072-196607 --add-subgids 131072-196607 bob");
+  assert.equal(addRangeCommand("bob", "root:100000:65536\nmstage-test:200000:65536\n"), "sudo usermod --add-subuids 327680-393215 --add-subgids 327680-393215 bob");
 });
 
 test("root without a subordinate range maps ids 0-65535 onto themselves", () => {

@@ -43,18 +43,32 @@ export function findSubidRange(text: string, user: string, uid: number): IdRange
 }
 
 function readRange(file: string, user: string, uid: number): IdRange | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    return undefined;
-  }
-  return findSubidRange(text, user, uid);
+  return findSubidRange(readOr(file), user, uid);
 }
 
-/** The command that gives `user` a range; printed by the note and by `mstage doctor`. */
-export function addRangeCommand(user: string): string {
-  return `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`;
+/**
+ * The command that gives `user` a range of 65536 ids, placed after every range already handed out
+ * (in `subidText`, the contents of /etc/subuid) so that it overlaps none; printed by the note and by
+ * `mstage doctor`.
+ */
+export function addRangeCommand(user: string, subidText = readOr("/etc/subuid")): string {
+  let start = 100000;
+  for (const line of subidText.split("\n")) {
+    const [, s, c] = line.trim().split(":");
+    const end = Number(s) + Number(c);
+    if (Number.isSafeInteger(end) && end > start) start = end;
+  }
+  start = Math.ceil(start / 65536) * 65536;
+  const range = `${start}-${start + 65535}`;
+  return `sudo usermod --add-subuids ${range} --add-subgids ${range} ${user}`;
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
 }
 
 /** Decides the mapping for the current process's user from /etc/subuid and /etc/subgid. */
@@ -81,6 +95,6 @@ export function planIdMapping(
     note:
       `user "${user}" has no subordinate id range in ${missing}, so builds map only your own id: ` +
       `images whose files belong to other users (apt's _apt, most Debian bases) cannot be built. ` +
-      `Add a range with: ${addRangeCommand(user)}`,
+      `Add a range with: ${addRangeCommand(user, readOr(files.subuid))}`,
   };
 }

@@ -5,6 +5,7 @@ import { readlinkSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import type { Socket } from "node:net";
+import { userInfo } from "node:os";
 import { UserError } from "@mstage/core";
 import { planIdMapping, type IdMapping } from "./subid.ts";
 import { requireTool } from "./tools.ts";
@@ -15,6 +16,9 @@ const run = promisify(execFile);
 const MARKER = "MSTAGE_USERNS";
 /** Set inside the namespace to the mapping's kind (see IdMapping). */
 const KIND = "MSTAGE_USERNS_KIND";
+
+/** Set inside the namespace to the invoking user's name (inside, everyone is root). */
+const INVOKER = "MSTAGE_USERNS_INVOKER";
 
 let inside: boolean | undefined;
 
@@ -38,6 +42,11 @@ export function userNamespaceKind(): IdMapping["kind"] | undefined {
   if (!inUserNamespace()) return undefined;
   const k = process.env[KIND];
   return k === "subid" || k === "identity" || k === "single" ? k : undefined;
+}
+
+/** The name of the user who ran mstage, also inside the namespace. */
+export function invokingUser(): string {
+  return (inUserNamespace() && process.env[INVOKER]) || userInfo().username;
 }
 
 export interface ReexecOptions {
@@ -75,7 +84,7 @@ async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "
   const child = spawn(
     unshare,
     ["--user", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
-    { stdio: [stdio, stdio, stdio, "pipe"], env: { ...process.env, [KIND]: mapping.kind } },
+    { stdio: [stdio, stdio, stdio, "pipe"], env: { ...process.env, [KIND]: mapping.kind, [INVOKER]: userInfo().username } },
   );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once("error", reject);
