@@ -12,7 +12,7 @@ W=${MSTAGE_BENCH_DIR:-$REPO/bench/.bench/up}
 export MSTAGE_STORE=${MSTAGE_BENCH_STORE:-$W/store}
 MSTAGE=(node "$REPO/packages/cli/bin/mstage.mjs")
 BUILDAH=(buildah --root "$W/buildah/root" --runroot "$W/buildah/run" --storage-driver overlay)
-for t in buildah hyperfine; do command -v "$t" >/dev/null || { echo "bench/up.sh needs $t" >&2; exit 1; }; done
+for t in buildah skopeo hyperfine; do command -v "$t" >/dev/null || { echo "bench/up.sh needs $t" >&2; exit 1; }; done
 [ -f packages/cli/dist/mstage.mjs ] || { echo "run pnpm build first" >&2; exit 1; }
 
 mkdir -p "$W"
@@ -30,8 +30,7 @@ cp "$W/hello/images.lock" "$W/base/" 2>/dev/null || true
 echo "== preparing the Debian+golang base (mmdebstrap once per store, then a gzip export for buildah)"
 (cd "$W/base" && "${MSTAGE[@]}" up -q >/dev/null)
 cp "$W/base/images.lock" "$W/hello/images.lock"
-"${BUILDAH[@]}" pull -q "oci:$W/base/oci:toolchain" >/dev/null
-"${BUILDAH[@]}" tag "$("${BUILDAH[@]}" images -q | head -n1)" localhost/mstage-bench/toolchain
+skopeo copy -q "oci:$W/base/oci:toolchain" "containers-storage:[overlay@$W/buildah/root+$W/buildah/run]localhost/mstage-bench/toolchain:latest"
 mkdir -p "$W/docker"
 cp "$W/hello/go.mod" "$W/hello/main.go" "$W/docker/"
 cat >"$W/docker/Dockerfile" <<'DOCKERFILE'
@@ -50,7 +49,7 @@ BUD=("${BUILDAH[@]}" bud --layers --isolation chroot -q -t localhost/mstage-benc
 UP=("${MSTAGE[@]}" -f "$W/hello/images.ts" up -q)
 # Each edit-rebuild changes the greeting in both copies of main.go.
 EDIT="n=\$(date +%s%N); sed -i \"s/Hello from mstage![^\\\"]*/Hello from mstage! \$n/\" $W/hello/main.go $W/docker/main.go"
-WIPE_CACHES="rm -rf $MSTAGE_STORE/caches/go-build /var/tmp/buildah-cache-$(id -u)"
+WIPE_CACHES="rm -rf $MSTAGE_STORE/caches/go-build /var/tmp/buildah-cache /var/tmp/buildah-cache-$(id -u)"
 
 echo "== warming both caches"
 "${UP[@]}" >/dev/null
