@@ -45,6 +45,20 @@ test("writeBlob stores bytes under their digest and verifies what it is promised
   });
 });
 
+test("writeBlob from a stream that fails midway stores nothing and leaves no temp file", async () => {
+  await withStore(async (store) => {
+    const failing = Readable.from(
+      (async function* () {
+        for (let i = 0; i < 40; i++) yield Buffer.alloc(1 << 20, i);
+        throw new Error("source broke");
+      })(),
+    );
+    await assert.rejects(store.writeBlob(failing), /source broke/);
+    assert.deepEqual(readdirSync(join(store.root, "blobs/sha256")), []);
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
+  });
+});
+
 test("writeBlob skips a blob already present without reading the source", async () => {
   await withStore(async (store) => {
     const data = Buffer.from("present");

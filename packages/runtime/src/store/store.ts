@@ -131,29 +131,30 @@ export class Store {
     const hash = createHash("sha256");
     let size = 0;
     const fh = await open(tmp, "wx", 0o644);
+    // One write in flight while the next chunk is produced and hashed, and a datasync every
+    // SYNC_EVERY bytes in the background: producing, hashing and writeback to disk overlap, instead
+    // of one long fsync of a whole layer at the end.
+    let writing: Promise<void> | null = null;
+    let syncing: Promise<void> | null = null;
+    let syncError: unknown;
     try {
       if (source instanceof Uint8Array) {
         hash.update(source);
         size = source.byteLength;
-        await fh.write(source);
+        await writeAll(fh, Buffer.from(source.buffer, source.byteOffset, source.byteLength));
       } else {
-        // One write in flight while the next chunk is produced and hashed, and a datasync every
-        // SYNC_EVERY bytes in the background: producing, hashing and writeback to disk overlap,
-        // instead of one long fsync of a whole layer at the end.
-        let writing: Promise<unknown> | null = null;
-        let syncing: Promise<void> | null = null;
-        let syncError: unknown;
         let unsynced = 0;
         for await (const chunk of source as AsyncIterable<Buffer>) {
           hash.update(chunk);
           size += chunk.byteLength;
           if (writing) await writing;
           writing = writeAll(fh, chunk);
+          // Handled when awaited; until then a failure must not count as an unhandled rejection.
+          writing.catch(() => {});
           unsynced += chunk.byteLength;
           if (unsynced >= SYNC_EVERY && !syncing) {
             unsynced = 0;
-            const started: Promise<unknown> = writing;
-            syncing = started
+            syncing = writing
               .then(() => fh.datasync())
               .catch((e) => void (syncError ??= e))
               .finally(() => void (syncing = null));
@@ -165,6 +166,7 @@ export class Store {
       }
       await fh.sync();
     } catch (e) {
+      await Promise.allSettled([writing, syncing]);
       await fh.close();
       await rm(tmp, { force: true });
       throw e;
