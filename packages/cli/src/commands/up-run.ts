@@ -107,17 +107,29 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       },
     });
     o.onPlan?.(plan);
-    const stages = await buildPlan({
-      store,
-      projectDir,
-      entries: plan.entries,
-      deps: (s) => graph.deps(s),
-      bases,
-      jobs: o.jobs,
-      sourceDateEpoch: sde,
-      onEvent: o.onEvent,
-      signal: o.signal,
-    });
+    // Stages that finished are recorded even when a later one fails, so the next plan's reasons
+    // speak about what is really in the store.
+    const done = new Set<Stage>();
+    let stages: Map<Stage, BuiltStage>;
+    try {
+      stages = await buildPlan({
+        store,
+        projectDir,
+        entries: plan.entries,
+        deps: (s) => graph.deps(s),
+        bases,
+        jobs: o.jobs,
+        sourceDateEpoch: sde,
+        onEvent: o.onEvent,
+        signal: o.signal,
+        onStage: (b) => done.add(b.stage),
+      });
+    } catch (e) {
+      if (bases.lockChanged) await writeLock(projectDir, lock);
+      for (const entry of plan.entries) if (done.has(entry.stage) && entry.status !== "config") recordBuild(state, entry);
+      await saveState(projectDir, state);
+      throw e;
+    }
     if (bases.lockChanged) await writeLock(projectDir, lock);
     await registry.exportResults(store, plan.entries.filter((e) => stages.has(e.stage)).map((e) => e.layerKey));
 

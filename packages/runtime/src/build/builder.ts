@@ -30,6 +30,8 @@ export interface BuildOptions {
   sourceDateEpoch?: number;
   onEvent?: BuildEventHandler;
   signal?: AbortSignal;
+  /** Told each stage as soon as it is ready (also when a later stage fails), e.g. to record state. */
+  onStage?: (b: BuiltStage) => void;
 }
 
 /** A stage after this run: its stored result and its final image config (config-only fields applied). */
@@ -111,6 +113,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const result: StageResult = { ...stored, layers, config, history: config.history ?? [], stage: stage.name, project: o.projectDir };
     const b: BuiltStage = { stage, entry, outcome, result, config, base: base.base };
     built.set(stage, b);
+    o.onStage?.(b);
     return b;
   }
 
