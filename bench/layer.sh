@@ -42,6 +42,7 @@ import { createHash } from "node:crypto";
 import { Store } from "$repo/packages/runtime/src/store/store.ts";
 import { commitLayer, commitLayerToStore } from "$repo/packages/runtime/src/layer/commit.ts";
 const [mode, dir, storeDir] = process.argv.slice(2);
+// extract: argv = extract - STORE DIFFID
 const t = performance.now();
 let what;
 if (mode === "digest") {
@@ -49,6 +50,11 @@ if (mode === "digest") {
   let n = 0;
   for await (const c of commitLayer(dir, { sourceDateEpoch: 0 })) (h.update(c), (n += c.length));
   what = "sha256:" + h.digest("hex") + " " + (n / 1048576).toFixed(0) + " MiB";
+} else if (mode === "extract") {
+  const store = await Store.open(storeDir);
+  const diffId = process.argv[5];
+  const layerDir = await store.ensureLayerExtracted(diffId);
+  what = "extracted to " + layerDir;
 } else {
   const store = await Store.open(storeDir);
   const layer = await commitLayerToStore(store, dir, { sourceDateEpoch: 0 });
@@ -84,6 +90,11 @@ measure sha "tar | sha256sum" bash -c "tar -C '$rootfs' -cf - . | sha256sum"
 measure gzip "tar | gzip -1" bash -c "tar -C '$rootfs' -cf - . | gzip -1 | wc -c"
 measure digest "mstage tar+digest" node "$work/commit.mjs" digest "$rootfs"
 measure commit "mstage commit to store" node "$work/commit.mjs" store "$rootfs" "$work/store"
+# Not a target, for reference: applying that layer back (as a lower dir) next to GNU tar -x.
+diffid=$(tail -1 "$work/out" | cut -d' ' -f1)
+mkdir "$work/tar-x"
+measure untar "tar -x" tar -xf "$work/store/blobs/sha256/${diffid#sha256:}" -C "$work/tar-x"
+measure extract "mstage extract" node "$work/commit.mjs" extract - "$work/store" "$diffid"
 
 echo
 awk -v t="$sha_secs" -v tc="$sha_cpu" -v d="$digest_secs" -v dc="$digest_cpu" -v m="$commit_secs" -v mc="$commit_cpu" -v rss="$commit_rss" 'BEGIN {
