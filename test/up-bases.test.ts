@@ -75,10 +75,16 @@ export const layout = stage("layout", {
       assert.equal(runBundle(bundle).stdout.trim(), "Hello from the up test");
     });
 
-    await t.test("a second up with the pinned tag builds nothing and needs no registry", async () => {
+    await t.test("with the tag pinned, a second up and a config-only change need no registry", async () => {
       await registry.stop();
       const r = expectOk(await mstage(["up"]), "second up");
       assert.match(r.stdout, /0 built, 2 cached/);
+      const file = join(second, "images.ts");
+      writeAs(user.name, file, readFileSync(file, "utf8").replace('run: "cat /etc/extra.txt > /extra-seen.txt",', 'run: "cat /etc/extra.txt > /extra-seen.txt",\n  cmd: ["cat", "/extra-seen.txt"],'));
+      const c = expectOk(await mstage(["up", "--progress", "plain"]), "config-only up without the registry");
+      assert.match(c.stdout, /0 built, 1 cached, 1 config only/);
+      const cfg = skopeoInspect(layout, "pulled", true) as { config: { Cmd: string[] } };
+      assert.deepEqual(cfg.config.Cmd, ["cat", "/extra-seen.txt"]);
     });
   });
 }

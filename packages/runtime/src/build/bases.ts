@@ -233,6 +233,12 @@ export class BaseProvider {
 
   private async prepareImage(base: ImageBase, stage: Stage): Promise<PreparedBase> {
     const digest = await this.resolve(base, stage);
+    const platform = base.platform ?? `${this.o.platform.os}/${this.o.platform.architecture}${this.o.platform.variant ? `/${this.o.platform.variant}` : ""}`;
+    // A pulled base is remembered under its pinned digest: a cached or config-only stage on it
+    // needs neither the registry nor its layers.
+    const key = createHash("sha256").update(`image-base\n${base.ref}\n${digest}\n${platform}`).digest("hex");
+    const known = await this.o.store.getResult(key);
+    if (known) return { layers: known.layers, config: known.config, base: { name: base.ref, digest: parseDigest(known.history[0]?.comment ?? digest) } };
     const ref = `${base.ref.replace(/@sha256:[a-f0-9]{64}$/, "")}@${digest}`;
     const emit = this.o.onEvent ?? (() => {});
     emit({ type: "stage-phase", stage: stage.name, phase: `pull ${base.ref}` });
@@ -242,7 +248,18 @@ export class BaseProvider {
       if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size });
       layers.push({ diffId: l.diffId, size: l.size });
     }
-    return { layers, config: pulled.config as unknown as ImageConfig, base: { name: base.ref, digest: pulled.manifestDigest } };
+    const config = pulled.config as unknown as ImageConfig;
+    await this.o.store.putResult(key, {
+      key,
+      layers,
+      config,
+      // The platform manifest's digest (for the base.digest annotation) rides in the one history entry.
+      history: [{ created_by: `pull ${ref}`, comment: pulled.manifestDigest }],
+      created: new Date(0).toISOString(),
+      stage: `image ${base.ref}`,
+      blobs: [pulled.manifestDigest, pulled.configDigest],
+    });
+    return { layers, config, base: { name: base.ref, digest: pulled.manifestDigest } };
   }
 }
 
