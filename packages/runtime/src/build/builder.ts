@@ -123,7 +123,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     if (hit?.layers.length === 1) return hit.layers[0]!;
     emit({ type: "stage-phase", stage: stage.name, phase: "squash" });
     const lowers = await lowerDirs(layers);
-    const layer = await withRootfs({ lowers, tmpDir: o.store.tmpDir("squash") }, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
+    const layer = await withRootfs({ lowers }, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
     const config = emptyImageConfig(o.bases.platform);
     config.rootfs.diff_ids = [layer.diffId];
     await o.store.putResult(key, { key, layers: [layer], config, history: [], created: createdTimestamp(sde), stage: `${stage.name} (squashed)` });
@@ -157,7 +157,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const runConfig = applyStageConfig(base.config, spec, "run", { stage: stage.name });
     const lowers = await lowerDirs(base.layers);
 
-    const work = join(await o.store.tmpDir(), `stage-${stage.name.replace(/[^a-zA-Z0-9_.-]/g, "_")}-${process.pid}-${Date.now()}`);
+    const work = o.store.tmpDir(`stage-${stage.name.replace(/[^a-zA-Z0-9_.-]/g, "_")}`);
     const upper = join(work, "upper");
     const ovlWork = join(work, "work");
     await mkdir(upper, { recursive: true });
