@@ -208,6 +208,17 @@ test("a lock left by a dead process does not block", async () => {
   });
 });
 
+test("a lock of a process in another pid namespace counts while its heartbeat is fresh, and not after", async () => {
+  await withStore(async (store) => {
+    const file = join(store.root, "locks", "exclusive");
+    writeFileSync(file, "1.1 pid:[1]\n"); // pid 1 of some other pid namespace: its pid tells nothing here
+    await assert.rejects(store.lock("shared", { timeoutMs: 0 }), /mstage gc \(pid 1\) is cleaning it/);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(file, old, old);
+    (await store.lock("shared", { timeoutMs: 0 })).release();
+  });
+});
+
 test("two processes writing the same blobs into one store concurrently both succeed and the store verifies", async () => {
   await withStore(async (store, dir) => {
     const script = join(dir, "writer.mts");
