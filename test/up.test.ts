@@ -3,10 +3,12 @@
 // docker-archive output. Runs as the invoking user and as the unprivileged mstage-test user.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { asUser } from "./helpers/users.ts";
 import {
+  MSTAGE_BIN,
   REPO,
   copyProject,
   expectOk,
@@ -171,6 +173,39 @@ for (const user of testUsers()) {
       const exit = await mstage(["shell", "app", "-q", "--", "sh", "-c", "exit 5"]);
       assert.equal(exit.code, 5, "the command's exit code is mstage's");
       assert.deepEqual(treeFingerprint(join(store, "layers")), storeBefore);
+    });
+
+    await t.test("Ctrl-C stops a running step: exit 1, no stray process, no mount, no work dir", async () => {
+      const file = join(project, "images.ts");
+      const good = readFileSync(file, "utf8");
+      const marker = `mstage-interrupt-${process.pid}`;
+      writeAs(user.name, file, good.replace('"echo build >> /runs/log",', `"echo build >> /runs/log",\n    "echo started; exec sleep 300 # ${marker}",`));
+      try {
+        const c = asUser(user.name, [process.execPath, MSTAGE_BIN, "up", "--progress", "plain"], { MSTAGE_STORE: store, NO_COLOR: "1" });
+        const child = spawn(c.cmd, c.args, { cwd: project, env: c.env, stdio: ["ignore", "pipe", "pipe"] });
+        let stderr = "";
+        const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`the step never started:\n${stderr}`)), 120_000);
+          child.stderr.setEncoding("utf8").on("data", (d: string) => {
+            stderr += d;
+            if (stderr.includes("[build] started")) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        });
+        child.kill("SIGINT");
+        const code = await closed;
+        assert.equal(code, 1, stderr);
+        assert.match(stderr, /interrupted/);
+        const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+        assert.ok(!ps.includes(marker), "the step's processes are gone");
+        assert.ok(!readFileSync("/proc/mounts", "utf8").includes(store), "nothing stays mounted");
+        assert.deepEqual(readdirSync(join(store, "tmp")), [], "no work dirs left behind");
+      } finally {
+        writeAs(user.name, file, good);
+      }
     });
 
     await t.test("docker-archive output loads with podman", async (tt) => {
