@@ -1,0 +1,63 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import kleur from "kleur";
+import { createProgress, formatDuration, formatSize, resolveProgressMode } from "./progress.ts";
+
+function sink(o: { isTTY?: boolean; columns?: number } = {}): NodeJS.WriteStream & { text: () => string } {
+  let out = "";
+  const w = new Writable({
+    write(chunk, _enc, done) {
+      out += String(chunk);
+      done();
+    },
+  }) as unknown as NodeJS.WriteStream & { text: () => string };
+  Object.assign(w, { isTTY: o.isTTY ?? false, columns: o.columns ?? 80, text: () => out });
+  return w;
+}
+
+test("plain progress prefixes every line with its stage name", () => {
+  kleur.enabled = false;
+  const out = sink();
+  const p = createProgress("plain", out);
+  p.onEvent({ type: "stage-start", stage: "build", status: "new" });
+  p.onEvent({ type: "log", stage: "build", line: "compiling", stream: "stdout" });
+  p.onEvent({ type: "stage-cached", stage: "base" });
+  p.onEvent({ type: "stage-done", stage: "build", outcome: "built", ms: 1500, layers: 2 });
+  p.stop();
+  assert.deepEqual(out.text().trim().split("\n"), ["[build] building (new)", "[build] compiling", "[base] cached", "[build] built in 1.5s"]);
+});
+
+test("tty progress keeps one live line per running stage under the scrolling log, and clears it at stop", () => {
+  kleur.enabled = false;
+  const out = sink({ isTTY: true, columns: 40 });
+  const p = createProgress("tty", out);
+  p.onEvent({ type: "stage-start", stage: "a", status: "new" });
+  p.onEvent({ type: "stage-start", stage: "b", status: "rebuild" });
+  p.onEvent({ type: "log", stage: "a", line: "x".repeat(100), stream: "stdout" });
+  const text = out.text();
+  assert.match(text, /\[a\] x+…/, "log lines are cut to the terminal width");
+  assert.match(text, /● a starting \d+ms x+…(\x1b\[0m)?\n● b starting \d+ms\n$/, "the live lines come last, the running stage shows its last output");
+  p.onEvent({ type: "stage-done", stage: "a", outcome: "built", ms: 10, layers: 1 });
+  p.stop();
+  assert.match(out.text(), /✓ a built in 10ms/);
+  assert.ok(out.text().endsWith("\x1b[1A\x1b[0J"), "stop erases the remaining live line");
+});
+
+test("quiet progress prints nothing; auto picks tty only for a terminal", () => {
+  const out = sink();
+  const p = createProgress("quiet", out);
+  p.onEvent({ type: "log", stage: "a", line: "hidden", stream: "stdout" });
+  assert.equal(out.text(), "");
+  assert.equal(resolveProgressMode("auto", false, sink({ isTTY: false })), "plain");
+  assert.equal(resolveProgressMode(undefined, true, sink({ isTTY: true })), "quiet");
+  assert.throws(() => resolveProgressMode("fancy", false, sink()), /auto, tty or plain/);
+});
+
+test("durations and sizes read like a person would write them", () => {
+  assert.equal(formatDuration(250), "250ms");
+  assert.equal(formatDuration(12_340), "12.3s");
+  assert.equal(formatDuration(125_000), "2m05s");
+  assert.equal(formatSize(553_600), "553.6 kB");
+  assert.equal(formatSize(999), "999 B");
+});
