@@ -142,6 +142,19 @@ test("a config-only change upstream is a config-only change for the stage built 
   assert.deepEqual(entry(p, "child").reasons, ["config only: config inherited from app"]);
 });
 
+test("reverting an edit whose result is still in the store rebuilds nothing but rewrites the image", async () => {
+  const { dir, env } = await builtProject();
+  const original = readFileSync(join(dir, "src/main.go"), "utf8");
+  writeFileSync(join(dir, "src/main.go"), original + "// edited\n");
+  await recordProjectBuilt(dir, env.MSTAGE_STORE);
+  writeFileSync(join(dir, "src/main.go"), original);
+  const p = plan(dir, env);
+  assert.equal(entry(p, "tools").status, "config");
+  assert.deepEqual(entry(p, "tools").reasons, ["local ./src/main.go changed", "result found in the store"]);
+  assert.equal(entry(p, "app").status, "config");
+  assert.equal(p.changes, true);
+});
+
 test('a stage whose result left the store says "not in store"', async () => {
   const { dir, env, store } = await builtProject();
   const key = entry(plan(dir, env), "app").layerKey!;

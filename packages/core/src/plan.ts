@@ -114,8 +114,9 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
       if (reasons.length === 0) reasons = ["inputs changed"];
     } else if (prev.layerKey !== lk) {
       // Changed since this project's last build, but that layer is in the store (a revert, or
-      // another project built it): nothing runs, the image is rewritten.
-      status = "cached";
+      // another project built it): nothing runs, but the image differs from the one last written,
+      // so it is a config-level change for up (rewrite the config and outputs), not "cached".
+      status = "config";
       reasons = [...layerReasons(), "result found in the store"];
     } else if (prev.configKey !== ck) {
       status = "config";
