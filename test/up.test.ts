@@ -48,9 +48,12 @@ for (const user of testUsers()) {
 
     let first: Record<string, string> = {};
     await t.test("a first up builds every stage and writes one ref per exported stage and tag", async () => {
-      const r = expectOk(await mstage(["up", "--progress", "plain"]), "first up");
+      const r = expectOk(await mstage(["up", "--progress", "plain", "--jobs", "2"]), "first up");
       assert.match(r.stdout, /6 built, 0 cached/);
       assert.match(r.stderr, /\[build\] /, "plain progress lines carry the stage name");
+      // build and rootfs both wait only for base: with two jobs they run at the same time.
+      const at = (s: string) => r.stderr.indexOf(s);
+      assert.ok(at("[rootfs] building") < at("[build] built in") && at("[build] building") < at("[rootfs] built in"), "independent stages overlap");
       first = layoutRefs(layout);
       assert.deepEqual(Object.keys(first).sort(), ["app", "flat", "localhost/up-test/app:1.0", "packed"]);
       assert.equal(first["app"], first["localhost/up-test/app:1.0"]);
