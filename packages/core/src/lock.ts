@@ -1,6 +1,6 @@
 // `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
 // package versions. JSON with sorted keys so diffs stay small.
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { canonicalJson } from "./keys.ts";
@@ -21,7 +21,7 @@ export async function readLock(projectDir: string): Promise<LockFile> {
   const file = lockPath(projectDir);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, debian: {} };
     throw e;
@@ -38,8 +38,8 @@ export async function writeLock(projectDir: string, lock: LockFile): Promise<voi
   const file = lockPath(projectDir);
   const pretty = JSON.stringify(JSON.parse(canonicalJson(lock)), null, 2) + "\n";
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, pretty);
-  await rename(tmp, file);
+  writeFileSync(tmp, pretty);
+  renameSync(tmp, file);
 }
 
 /** The key of a debian() base in images.lock: its canonical arguments, readable. */
