@@ -111,6 +111,29 @@ for (const user of testUsers()) {
       spawnSync("rm", ["-rf", dir]);
     });
 
+    test("on a terminal (mstage shell), Ctrl-C goes to the step, which may handle it, and mstage carries on", { skip: spawnSync("script", ["--version"]).status === 0 ? undefined : "util-linux `script` is not installed (it provides the pseudo-terminal)" }, async () => {
+      const step = { argv: sh('trap "echo interrupted; exit 0" INT; echo ready; sleep 30 & wait; echo not-interrupted'), tty: true };
+      const c = asUser(user.name, [process.execPath, "--import", "tsx", HARNESS, JSON.stringify({ base: "busybox", steps: [step] })]);
+      const quoted = [c.cmd, ...c.args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+      // `exec`: script runs the command through a shell, which must not stay between (dash would
+      // exit 130 on the terminal's SIGINT even though its child handled it).
+      const child = spawn("script", ["-qec", `exec ${quoted}`, "/dev/null"], { cwd: REPO, env: c.env, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      let sent = false;
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        out += d;
+        if (!sent && /ready\r?\n/.test(out)) {
+          sent = true;
+          child.stdin.write("\x03");
+        }
+      });
+      const code = await new Promise((resolve) => child.once("close", resolve));
+      assert.equal(code, 0, out);
+      assert.match(out, /interrupted/);
+      assert.doesNotMatch(out, /not-interrupted/);
+      assert.match(out, /"steps":\[\{"exitCode":0/);
+    });
+
     test("SIGINT during `sleep 100` ends mstage within 2 s with no process or mount left", async () => {
       const { child, token, log } = await startSleepingStep(user.name);
       const t0 = Date.now();

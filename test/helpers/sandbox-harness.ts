@@ -16,6 +16,8 @@ export interface HarnessStep {
   secrets?: { id: string; text: string }[];
   binds?: { target: string; host: string; readonly: boolean }[];
   caches?: { target: string; dir: string }[];
+  /** Like `mstage shell`: the step uses the harness's own stdio (no output is captured). */
+  tty?: boolean;
 }
 
 export interface HarnessScenario {
@@ -94,8 +96,10 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), "mstage-harness-"));
   process.stderr.write(`harness tmp ${tmp}\n`);
   const abort = new AbortController();
+  // Like `mstage up`: SIGINT/SIGTERM abort the build. A tty step (like `mstage shell`) leaves Ctrl-C
+  // to the step.
   const stop = () => abort.abort(new Error("interrupted"));
-  process.once("SIGINT", stop);
+  if (!scenario.steps.some((s) => s.tty)) process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
     if (scenario.readOnly) {
@@ -121,6 +125,7 @@ async function main(): Promise<void> {
           caches: s.caches,
           secrets: s.secrets?.map((x) => ({ id: x.id, data: Buffer.from(x.text) })),
           signal: abort.signal,
+          tty: s.tty,
           onOutput: (chunk, stream) => {
             if (stream === "stdout") stdout += chunk;
             else stderr += chunk;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
-import { requireTool } from "./tools.ts";
+import { hostPath, requireTool } from "./tools.ts";
 
 const run = promisify(execFile);
 
@@ -43,7 +43,7 @@ export interface DevTemplate {
 
 /** A binary's loader and libraries, from ldd (part of every glibc system). */
 async function helperFiles(binary: string): Promise<{ files: string[]; loader: string }> {
-  const { stdout } = await run("ldd", [binary]);
+  const { stdout } = await run("ldd", [binary], { env: { PATH: hostPath() } });
   const files = [binary];
   let loader = "";
   for (const line of stdout.split("\n")) {
@@ -79,7 +79,7 @@ export function devTemplate(): Promise<DevTemplate> {
     try {
       helper = await helperFiles(setpriv);
       umount = await helperFiles(requireTool("umount"));
-      await run("/bin/sh", ["-c", SCRIPT, "mstage-dev", dir, ...helper.files]);
+      await run("/bin/sh", ["-c", SCRIPT, "mstage-dev", dir, ...helper.files], { env: { PATH: hostPath() } });
     } catch (e) {
       template = undefined;
       throw new UserError(`could not build the sandbox's /dev: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, {

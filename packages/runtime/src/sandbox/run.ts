@@ -10,7 +10,7 @@ import { UserError } from "@mstage/core";
 import { mkdirInRoot, resolveInRoot } from "./paths.ts";
 import { resolveUser } from "./passwd.ts";
 import { SETUP_SCRIPT } from "./setup-script.ts";
-import { findTool, requireTool } from "./tools.ts";
+import { findTool, hostPath, requireTool } from "./tools.ts";
 import { devTemplate } from "./devices.ts";
 import { addRangeCommand } from "./subid.ts";
 import { invokingUser, userNamespaceKind } from "./userns.ts";
@@ -53,7 +53,10 @@ export interface RunStepOptions {
   /** Aborting kills the step's whole process tree; runStep then rejects with the signal's reason. */
   signal?: AbortSignal;
   onOutput?: (chunk: string, stream: "stdout" | "stderr") => void;
-  /** For `mstage shell`: the step uses mstage's own stdin/stdout/stderr (onOutput is not called). */
+  /**
+   * For `mstage shell`: the step uses mstage's own stdin/stdout/stderr (onOutput is not called), and
+   * SIGINT (Ctrl-C) is left to the step while it runs; abort with `signal` or SIGTERM.
+   */
   tty?: boolean;
   /** Host name inside the step. Default "mstage". */
   hostname?: string;
@@ -196,12 +199,16 @@ function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: Run
     const io = opts.tty ? "inherit" : "pipe";
     const child = spawn(cmd, args, {
       stdio: [opts.tty ? "inherit" : "ignore", io, io, "pipe", ...secrets.map(() => "pipe" as const)],
-      env: { PATH: process.env.PATH || DEFAULT_PATH },
+      env: { PATH: hostPath() },
     });
     let ready = false;
     let setupErr = "";
     const onAbort = () => child.kill("SIGKILL");
     opts.signal?.addEventListener("abort", onAbort, { once: true });
+    // On a terminal, Ctrl-C reaches the step's processes directly (same foreground process group):
+    // it is theirs to handle, as in any shell, and must not take mstage and the session down.
+    const ignore = () => {};
+    if (opts.tty) process.on("SIGINT", ignore);
 
     (child.stdio[3] as Readable).on("data", () => (ready = true));
     secrets.forEach((s, i) => {
@@ -217,9 +224,13 @@ function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: Run
         opts.onOutput?.(chunk, name);
       });
     }
-    child.once("error", reject);
+    child.once("error", (e) => {
+      process.off("SIGINT", ignore);
+      reject(e);
+    });
     child.once("close", (code, sig) => {
       opts.signal?.removeEventListener("abort", onAbort);
+      process.off("SIGINT", ignore);
       if (opts.signal?.aborted) return reject(opts.signal.reason);
       if (!ready) {
         return reject(new UserError(`could not set up the sandbox for the step${setupErr ? ": " + setupErr.trim() : ""}`, {

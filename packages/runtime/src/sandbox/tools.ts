@@ -25,6 +25,16 @@ export function findTool(name: string): string | undefined {
   return hit;
 }
 
+/**
+ * PATH for the host tools the sandbox runs (setup scripts, probes): the caller's PATH plus the system
+ * dirs, so that /usr/sbin tools (pivot_root, ip) are found even from a user's narrow PATH.
+ */
+export function hostPath(): string {
+  const dirs = (process.env.PATH ?? "").split(":").filter((d) => d.startsWith("/"));
+  for (const d of SEARCH) if (!dirs.includes(d)) dirs.push(d);
+  return dirs.join(":");
+}
+
 /** Which Debian package provides each tool, for the error that says what to install. */
 const PACKAGE: Record<string, string> = {
   unshare: "util-linux",

@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { userInfo } from "node:os";
 import { UserError } from "@mstage/core";
 import { planIdMapping, type IdMapping } from "./subid.ts";
-import { requireTool } from "./tools.ts";
+import { hostPath, requireTool } from "./tools.ts";
 
 const run = promisify(execFile);
 
@@ -105,10 +105,17 @@ async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "
 async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
   const mapping = planIdMapping();
   if (mapping.note) opts.onNote?.(mapping.note);
-  // Forward from the start: a Ctrl-C during the handshake must not leave the child behind.
+  // Forward from the start: a signal during the handshake must not leave the child behind. The child
+  // shares our process group, so a Ctrl-C typed on a terminal reaches it directly: forwarding that
+  // SIGINT too would deliver it twice (and kill a `mstage shell` session that had handled the first).
   let child: ChildProcess | undefined;
   const pending: NodeJS.Signals[] = [];
-  const forward = (sig: NodeJS.Signals) => () => (child ? child.kill(sig) : pending.push(sig));
+  const onTerminal = [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY);
+  const forward = (sig: NodeJS.Signals) => () => {
+    if (sig === "SIGINT" && onTerminal) return;
+    if (child) child.kill(sig);
+    else pending.push(sig);
+  };
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, forward(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
   const started = await startInUserNamespace(argv, mapping, "inherit");
@@ -129,7 +136,8 @@ async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
  */
 export async function probeUserNamespace(script: string, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string; mapping: IdMapping }> {
   const mapping = planIdMapping();
-  const { child, exited } = await startInUserNamespace(["/bin/sh", "-c", script, "mstage-probe", ...args], mapping, "pipe");
+  const argv = [requireTool("env"), `PATH=${hostPath()}`, "/bin/sh", "-c", script, "mstage-probe", ...args];
+  const { child, exited } = await startInUserNamespace(argv, mapping, "pipe");
   let stdout = "";
   let stderr = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
