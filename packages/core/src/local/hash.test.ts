@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
@@ -75,6 +75,20 @@ test("the stat cache reads a file again only when its stat changed", () => {
   cache = StatCache.load(path);
   hashLocal("./src", dir, {}, cache);
   assert.equal(cache.reads, 1);
+});
+
+test("the stat cache forgets files that left a walked directory", () => {
+  const dir = project();
+  const path = join(dir, "cache.json");
+  let cache = StatCache.load(path);
+  hashLocal("./src", dir, {}, cache);
+  cache.save();
+  rmSync(join(dir, "src/sub"), { recursive: true });
+  cache = StatCache.load(path);
+  hashLocal("./src", dir, {}, cache);
+  cache.save();
+  const saved = JSON.parse(readFileSync(path, "utf8")) as { files: Record<string, unknown> };
+  assert.deepEqual(Object.keys(saved.files).map((f) => f.slice(dir.length + 1)).sort(), ["src/a.txt", "src/skip.tmp"]);
 });
 
 test("a missing source says so with its resolved path", () => {

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import type { IgnoreRules } from "./ignore.ts";
 import type { StatCache } from "./statcache.ts";
-import { walkLocalSync } from "./walk.ts";
+import { localPath, walkLocalSync } from "./walk.ts";
 
 export interface LocalDigest {
   /** "sha256:<hex>" over the whole entry list. */
@@ -20,7 +20,9 @@ export function hashLocal(
 ): LocalDigest {
   const files: Record<string, string> = {};
   let text = "";
-  for (const e of walkLocalSync(path, projectDir, o)) {
+  const entries = walkLocalSync(path, projectDir, o);
+  if (entries.length === 0 || entries[0].rel !== "") cache.walkedDir(localPath(path, projectDir));
+  for (const e of entries) {
     const content = e.type === "file" ? cache.fileDigest(e.abs, e.stat!) : e.type === "symlink" ? e.linkTarget! : "";
     // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
     text += `${JSON.stringify(e.rel)} ${e.type} ${e.mode.toString(8)} ${JSON.stringify(content)}\n`;

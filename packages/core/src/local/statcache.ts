@@ -17,6 +17,10 @@ export class StatCache {
   private readonly old: Record<string, Entry>;
   private readonly now: Record<string, Entry> = Object.create(null);
   private dirty = false;
+  /** Old entries confirmed this run: when that is all of them and nothing was hashed, no write. */
+  private kept = 0;
+  /** Directories walked in full this run: old entries below them that were not seen are gone. */
+  private readonly walked: string[] = [];
   /** Files whose contents were read this run (for tests and the bench). */
   reads = 0;
 
@@ -39,6 +43,7 @@ export class StatCache {
   fileDigest(abs: string, st: Stats): string {
     const known = this.now[abs] ?? this.old[abs];
     if (known !== undefined && known[0] === st.size && known[1] === st.mtimeMs && known[2] === st.ctimeMs && known[3] === st.ino) {
+      if (!(abs in this.now)) this.kept++;
       this.now[abs] = known;
       return known[4];
     }
@@ -49,10 +54,28 @@ export class StatCache {
     return hex;
   }
 
-  /** Writes the cache (atomically) if a file was hashed this run. */
+  /** Notes that every file below `dir` was looked up this run (see save). */
+  walkedDir(dir: string): void {
+    this.walked.push(dir.endsWith("/") ? dir : dir + "/");
+  }
+
+  /**
+   * Writes the cache (atomically) if a file was hashed this run or a file it knew has gone.
+   * Entries of sources not planned this run (other targets) are kept.
+   */
   save(): void {
-    if (!this.path || !this.dirty) return;
-    const data: CacheFile = { v: 2, files: { ...this.old, ...this.now } };
+    if (!this.path) return;
+    if (!this.dirty && this.kept === Object.keys(this.old).length) return;
+    const files: Record<string, Entry> = Object.create(null);
+    let dropped = 0;
+    for (const abs in this.old) {
+      if (abs in this.now) continue;
+      if (this.walked.some((d) => abs.startsWith(d))) dropped++;
+      else files[abs] = this.old[abs];
+    }
+    if (!this.dirty && dropped === 0) return;
+    Object.assign(files, this.now);
+    const data: CacheFile = { v: 2, files };
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(data));
