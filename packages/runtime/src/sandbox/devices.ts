@@ -67,7 +67,7 @@ export function devTemplate(): Promise<DevTemplate> {
     const dir = mkdtempSync(join(tmpdir(), "mstage-dev-"));
     process.once("exit", () => {
       try {
-        execFileSync("umount", ["-R", "-l", dir], { stdio: "ignore" });
+        execFileSync(requireTool("umount"), ["-R", "-l", dir], { stdio: "ignore" });
       } catch {
         // already gone with the mount namespace
       }

@@ -7,6 +7,7 @@ import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
 import { requireTool } from "./tools.ts";
+import { inUserNamespace } from "./userns.ts";
 
 const run = promisify(execFile);
 
@@ -82,6 +83,7 @@ export async function unmount(path: string): Promise<void> {
  * scaffold (also when `fn` throws). Must run inside mstage's user namespace.
  */
 export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) => Promise<T>): Promise<T> {
+  if (!inUserNamespace()) throw new Error("withRootfs must run inside mstage's user namespace: call reexecInUserNamespace() first");
   const base = await mkdtemp(join(opts.tmpDir ?? tmpdir(), "mstage-rootfs-"));
   let work = opts.work;
   let ownWork = false;

@@ -13,7 +13,7 @@ import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, hostPath, requireTool } from "./tools.ts";
 import { devTemplate } from "./devices.ts";
 import { addRangeCommand } from "./subid.ts";
-import { invokingUser, userNamespaceKind } from "./userns.ts";
+import { inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
 
 export interface StepBind {
   /** Absolute path inside the rootfs. */
@@ -111,6 +111,7 @@ class MountPlan {
  */
 export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   opts.signal?.throwIfAborted();
+  if (!inUserNamespace()) throw new Error("runStep must run inside mstage's user namespace: call reexecInUserNamespace() first");
   const root = opts.rootfs;
   const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root", named: true };
   if (userNamespaceKind() === "single" && (user.uid !== 0 || user.gid !== 0)) {
