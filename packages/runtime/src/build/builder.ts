@@ -169,15 +169,22 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         await extractTarball(stage, from.source, upper);
       }
       const changes = spec.copy.length > 0 || spec.run.length > 0;
-      if (changes) {
+      const copyInto = async (root: string) => {
+        if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
+        for (const [dest, source] of spec.copy) {
+          signal.throwIfAborted();
+          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot });
+        }
+      };
+      if (changes && lowers.length === 0 && spec.run.length === 0) {
+        // Nothing below and nothing to run (scratch plus copies, a tarball plus copies): the upper
+        // dir is the whole filesystem, so copy straight into it without an overlay mount.
+        await copyInto(upper);
+      } else if (changes) {
         // Bind and cache targets are mount points: the sandbox keeps them out of the upper dir.
         const mountpoints = [...spec.binds.map((b) => b.target), ...Object.keys(spec.caches)];
         await withRootfs({ lowers, upper, work: ovlWork, mountpoints, tmpDir: work }, async (merged) => {
-          if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
-          for (const [dest, source] of spec.copy) {
-            signal.throwIfAborted();
-            await applyCopy(merged, dest, source, { stage, projectDir: o.projectDir, withStageRoot });
-          }
+          await copyInto(merged);
           if (spec.run.length) await runScripts(stage, runConfig, merged, signal);
         });
       }
