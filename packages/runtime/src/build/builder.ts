@@ -143,6 +143,28 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     return dirs.reverse();
   }
 
+  /**
+   * A file copied out of another stage usually sits in that stage's own (top) layer. When every
+   * directory on the way is a real directory there and the file a regular file, the top layer
+   * hides whatever the lower layers have at that path, so the file can be read without a mount.
+   */
+  async function topLayerFile(stage: Stage, path: string): Promise<string | undefined> {
+    const b = built.get(stage);
+    const top = b?.result.layers[b.result.layers.length - 1];
+    if (!top || !o.store.hasLayerDir(top.diffId)) return undefined;
+    const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+    if (parts.length === 0 || parts.includes("..")) return undefined;
+    let cur = o.store.layerDir(top.diffId);
+    for (const [i, part] of parts.entries()) {
+      cur = join(cur, part);
+      const st = await lstat(cur).catch(() => undefined);
+      if (!st) return undefined;
+      const last = i === parts.length - 1;
+      if (last ? !st.isFile() : !st.isDirectory()) return undefined;
+    }
+    return cur;
+  }
+
   async function withStageRoot<T>(stage: Stage, fn: (root: string) => Promise<T>): Promise<T> {
     const b = built.get(stage);
     if (!b) throw new Error(`stage "${stage.name}" is read before it was built`);
@@ -173,7 +195,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
         for (const [dest, source] of spec.copy) {
           signal.throwIfAborted();
-          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot });
+          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot, topLayerFile });
         }
       };
       if (changes && lowers.length === 0 && spec.run.length === 0) {

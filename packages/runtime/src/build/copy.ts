@@ -11,6 +11,8 @@ export interface CopyContext {
   projectDir: string;
   /** Runs `fn` with another stage's result mounted read-only. */
   withStageRoot<T>(stage: Stage, fn: (root: string) => Promise<T>): Promise<T>;
+  /** The host path of a regular file that another stage's own top layer holds, if it surely is what a mount would show. */
+  topLayerFile?(stage: Stage, path: string): Promise<string | undefined>;
 }
 
 interface Ids {
@@ -56,6 +58,12 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       return;
     }
     case "stage-path": {
+      const direct = await ctx.topLayerFile?.(source.stage, source.path);
+      if (direct) {
+        const target = await prepareFileTarget(root, intoDir ? posix.join(dest, basename(source.path)) : dest, basename(source.path));
+        await copyOne(direct, target, "file", ids, source);
+        return;
+      }
       await ctx.withStageRoot(source.stage, async (from) => {
         const abs = await resolveInRoot(from, source.path, { followLast: true });
         const st = await lstat(abs).catch(() => undefined);
