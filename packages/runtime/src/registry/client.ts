@@ -4,7 +4,11 @@
 // redacted. pull.ts and push.ts speak the API through request().
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, request, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
+
+/** undici takes ~170 ms to load: only runs that talk to a registry pay for it. */
+let undiciModule: Promise<typeof import("undici")> | undefined;
+const loadUndici = () => (undiciModule ??= import("undici"));
 import { RegistryError, UserError } from "@mstage/core";
 import { basicHeader, fileCredentials, parseChallenge, type Challenge, type CredentialSource, type Credentials } from "./auth.ts";
 import { apiHost, isLoopbackHost } from "./reference.ts";
@@ -79,7 +83,7 @@ const MAX_REDIRECTS = 5;
 export class RegistryClient {
   readonly options: Required<Omit<RegistryClientOptions, "onNote" | "credentials">> & Pick<RegistryClientOptions, "onNote">;
   private readonly credentials: CredentialSource;
-  private readonly agent: Agent;
+  private agent?: Agent;
   private insecureAgent?: Agent;
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly credentialCache = new Map<string, Promise<Credentials | undefined>>();
@@ -95,11 +99,10 @@ export class RegistryClient {
       onNote: options.onNote,
     };
     this.credentials = options.credentials ?? fileCredentials();
-    this.agent = this.makeAgent(true);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.close(), this.insecureAgent?.close()]);
+    await Promise.all([this.agent?.close(), this.insecureAgent?.close()]);
   }
 
   /** Whether plain HTTP (and unverified TLS) is allowed for this registry. */
@@ -158,8 +161,8 @@ export class RegistryClient {
     }
   }
 
-  private makeAgent(verify: boolean): Agent {
-    return new Agent({
+  private makeAgent(undici: typeof import("undici"), verify: boolean): Agent {
+    return new undici.Agent({
       connections: this.options.connections,
       headersTimeout: this.options.timeoutMs,
       bodyTimeout: this.options.timeoutMs,
@@ -176,8 +179,12 @@ export class RegistryClient {
     headers: Record<string, string>,
     body?: () => Readable | Uint8Array | string,
   ): Promise<RegistryResponse> {
-    const dispatcher = this.isInsecure(registry) && url.startsWith("https:") ? (this.insecureAgent ??= this.makeAgent(false)) : this.agent;
-    const res = await request(url, { method, headers, body: body?.(), dispatcher });
+    const undici = await loadUndici();
+    const dispatcher =
+      this.isInsecure(registry) && url.startsWith("https:")
+        ? (this.insecureAgent ??= this.makeAgent(undici, false))
+        : (this.agent ??= this.makeAgent(undici, true));
+    const res = await undici.request(url, { method, headers, body: body?.(), dispatcher });
     return { status: res.statusCode, headers: res.headers, body: res.body, url };
   }
 
