@@ -1,11 +1,10 @@
-// A minimal /dev, built once per mstage process and bind-mounted (recursively, one mount call) into
-// every step: a tmpfs with null/zero/full/random/urandom/tty bound from the host, /dev/pts (a new
+// A minimal /dev, built once per mounted rootfs (a stage's session) and bind-mounted (recursively,
+// one mount call) into each of its steps: a tmpfs with null/zero/full/random/urandom/tty bound from the host, /dev/pts (a new
 // devpts instance), /dev/shm and the usual symlinks. Building it per step cost ~15 process spawns.
 // It also carries /dev/.mstage: the host's setpriv with its loader and libraries, which switches to a
 // step's user after pivot_root has made the host's filesystem unreachable (see setup-script.ts).
-import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { mkdirSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
@@ -59,43 +58,70 @@ async function helperFiles(binary: string): Promise<{ files: string[]; loader: s
   return { files, loader };
 }
 
-let template: Promise<DevTemplate> | undefined;
+interface Helpers {
+  files: string[];
+  setpriv: string[];
+  umount: string[];
+}
 
-/** The /dev template (inside mstage's user and mount namespace), made on first use. */
-export function devTemplate(): Promise<DevTemplate> {
-  template ??= (async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mstage-dev-"));
-    process.once("exit", () => {
-      try {
-        execFileSync(requireTool("umount"), ["-R", "-l", dir], { stdio: "ignore" });
-      } catch {
-        // already gone with the mount namespace
-      }
-      rmSync(dir, { recursive: true, force: true });
-    });
+let helpers: Promise<Helpers> | undefined;
+
+/** What goes into /dev/.mstage and how steps run it; ldd is asked once per process. */
+function hostHelpers(): Promise<Helpers> {
+  helpers ??= (async () => {
     const setpriv = requireTool("setpriv");
-    let helper: { files: string[]; loader: string };
-    let umount: { files: string[]; loader: string };
-    try {
-      helper = await helperFiles(setpriv);
-      umount = await helperFiles(requireTool("umount"));
-      await run("/bin/sh", ["-c", SCRIPT, "mstage-dev", dir, ...helper.files], { env: { PATH: hostPath() } });
-    } catch (e) {
-      template = undefined;
-      throw new UserError(`could not build the sandbox's /dev: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, {
-        cause: e,
-        detail: "run `mstage doctor`",
-      });
-    }
+    const helper = await helperFiles(setpriv);
+    const umount = await helperFiles(requireTool("umount"));
     const inStep = (p: string) => `${HELPER_DIR}/${basename(p)}`;
     // Through the old root, absolute symlinks (/lib64/ld-linux…) would resolve in the step's root.
     const old = (p: string) => OLD_ROOT + realpathSync(p);
     const libDirs = [...new Set(umount.files.slice(1, -1).map((f) => old(dirname(f))))].join(":");
     return {
-      dir,
+      files: helper.files,
       setpriv: [inStep(helper.loader), "--library-path", HELPER_DIR, inStep(setpriv)],
       umount: [old(umount.loader), "--library-path", libDirs, old(umount.files[0])],
     };
   })();
-  return template;
+  helpers.catch(() => (helpers = undefined));
+  return helpers;
+}
+
+const templates = new Map<string, Promise<DevTemplate>>();
+
+/**
+ * The /dev for steps on the rootfs mounted at `merged` (by withRootfs, inside mstage's namespaces),
+ * made on its first step beside `merged` and shared by that rootfs' steps only: a step of one stage
+ * can never leave anything in another stage's /dev. releaseDevTemplate() removes it.
+ */
+export function devTemplate(merged: string): Promise<DevTemplate> {
+  let t = templates.get(merged);
+  if (!t) {
+    t = makeTemplate(join(dirname(merged), "dev"));
+    templates.set(merged, t);
+    t.catch(() => templates.delete(merged));
+  }
+  return t;
+}
+
+async function makeTemplate(dir: string): Promise<DevTemplate> {
+  try {
+    const h = await hostHelpers();
+    mkdirSync(dir);
+    await run("/bin/sh", ["-c", SCRIPT, "mstage-dev", dir, ...h.files], { env: { PATH: hostPath() } });
+    return { dir, setpriv: h.setpriv, umount: h.umount };
+  } catch (e) {
+    throw new UserError(`could not build the sandbox's /dev: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, {
+      cause: e,
+      detail: "run `mstage doctor`",
+    });
+  }
+}
+
+/** Unmounts and forgets the /dev made for `merged`, if any (withRootfs calls it before unmounting). */
+export async function releaseDevTemplate(merged: string): Promise<void> {
+  const t = templates.get(merged);
+  if (!t) return;
+  templates.delete(merged);
+  const dir = await t.then((x) => x.dir).catch(() => undefined);
+  if (dir) await run(requireTool("umount"), ["-R", "-l", dir]).catch(() => undefined);
 }

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
 import { requireTool } from "./tools.ts";
 import { inUserNamespace } from "./userns.ts";
+import { releaseDevTemplate } from "./devices.ts";
 
 const run = promisify(execFile);
 
@@ -114,6 +115,7 @@ export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) =>
     mounted = true;
     return await fn(merged);
   } finally {
+    await releaseDevTemplate(merged);
     if (mounted) await unmount(merged);
     await rm(base, { recursive: true, force: true });
     if (ownWork && work) await rm(work, { recursive: true, force: true });

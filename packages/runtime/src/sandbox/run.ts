@@ -137,7 +137,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     // Like Docker's WORKDIR, a missing workdir is created and stays in the layer.
     mkdirInRoot(root, workdir);
     const proc = plan.target("/proc", "dir");
-    const dev = await devTemplate();
+    const dev = await devTemplate(root);
     plan.ops.push("rbind", dev.dir, plan.target("/dev", "dir"));
     // Per-step copies: the step may edit them (as with Docker), and neither the host's files nor the
     // layer change. Bound over scaffold files, so nothing is created in the upper dir.
