@@ -11,6 +11,7 @@ import { mkdirInRoot, resolveInRoot } from "./paths.ts";
 import { resolveUser } from "./passwd.ts";
 import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, hostPath, requireTool } from "./tools.ts";
+import { DEFAULT_PATH } from "../oci/config.ts";
 import { devTemplate } from "./devices.ts";
 import { addRangeCommand } from "./subid.ts";
 import { inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
@@ -67,7 +68,6 @@ export interface StepResult {
   exitCode: number;
 }
 
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const NONE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
