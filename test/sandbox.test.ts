@@ -77,6 +77,16 @@ for (const user of testUsers()) {
       assert.equal(r.steps[0].stdout, "contained\n", r.steps[0].stderr);
     });
 
+    test("what a step leaves in /dev is seen by later steps on the same mount only, not by another stage's", async () => {
+      const plant = { argv: sh("touch /dev/planted") };
+      const look = { argv: sh("test -e /dev/planted && echo seen || echo absent") };
+      const same = await runHarness(user.name, { base: "busybox", steps: [plant, look] });
+      const separate = await runHarness(user.name, { base: "busybox", steps: [plant, look], separateMounts: true });
+      assert.equal(same.steps[1].stdout, "seen\n");
+      assert.equal(separate.steps[1].stdout, "absent\n");
+      assert.deepEqual(separate.upper, []);
+    });
+
     test("a secret is readable at /run/secrets/<id> during the step but its content never reaches the upper dir", async () => {
       const secret = "s3cret-" + randomBytes(8).toString("hex");
       const r = await runHarness(user.name, {

@@ -27,6 +27,8 @@ export interface HarnessScenario {
   grep?: string;
   /** Instead of steps: mount the base read-only, list "/", try a write, throw inside withRootfs. */
   readOnly?: boolean;
+  /** Mount the rootfs afresh for each step (as separate stages would), over the same upper dir. */
+  separateMounts?: boolean;
 }
 
 /** Runs the harness as `user` (see users.ts) and parses its report. */
@@ -110,33 +112,38 @@ async function main(): Promise<void> {
     const upper = join(tmp, "upper");
     await mkdir(upper);
     const steps: HarnessResult["steps"] = [];
-    await withRootfs({ lowers, upper, tmpDir: tmp }, async (rootfs) => {
-      for (const s of scenario.steps) {
-        let stdout = "";
-        let stderr = "";
-        const opts: RunStepOptions = {
-          rootfs,
-          argv: s.argv,
-          env: s.env ?? {},
-          network: s.network ?? "host",
-          user: s.user,
-          workdir: s.workdir,
-          binds: s.binds,
-          caches: s.caches,
-          secrets: s.secrets?.map((x) => ({ id: x.id, data: Buffer.from(x.text) })),
-          signal: abort.signal,
-          tty: s.tty,
-          onOutput: (chunk, stream) => {
-            if (stream === "stdout") stdout += chunk;
-            else stderr += chunk;
-            process.stderr.write(chunk);
-          },
-        };
-        const t0 = performance.now();
-        const r = await runStep(opts);
-        steps.push({ exitCode: r.exitCode, stdout, stderr, ms: performance.now() - t0 });
-      }
-    });
+    const run = async (rootfs: string, s: HarnessStep) => {
+      let stdout = "";
+      let stderr = "";
+      const opts: RunStepOptions = {
+        rootfs,
+        argv: s.argv,
+        env: s.env ?? {},
+        network: s.network ?? "host",
+        user: s.user,
+        workdir: s.workdir,
+        binds: s.binds,
+        caches: s.caches,
+        secrets: s.secrets?.map((x) => ({ id: x.id, data: Buffer.from(x.text) })),
+        signal: abort.signal,
+        tty: s.tty,
+        onOutput: (chunk, stream) => {
+          if (stream === "stdout") stdout += chunk;
+          else stderr += chunk;
+          process.stderr.write(chunk);
+        },
+      };
+      const t0 = performance.now();
+      const r = await runStep(opts);
+      steps.push({ exitCode: r.exitCode, stdout, stderr, ms: performance.now() - t0 });
+    };
+    if (scenario.separateMounts) {
+      for (const s of scenario.steps) await withRootfs({ lowers, upper, tmpDir: tmp }, (rootfs) => run(rootfs, s));
+    } else {
+      await withRootfs({ lowers, upper, tmpDir: tmp }, async (rootfs) => {
+        for (const s of scenario.steps) await run(rootfs, s);
+      });
+    }
     const { entries, hits } = await listUpper(upper, scenario.grep);
     const result: HarnessResult = { steps, upper: entries, grepHits: hits, tmp };
     process.stdout.write(JSON.stringify(result) + "\n");

@@ -1,7 +1,8 @@
 // The checks behind `mstage doctor`: can this machine run rootless builds, and if not, what fixes it.
 // Each check probes the real mechanism (the same namespace, mount and tools the builder uses).
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { promisify } from "node:util";
 import { addRangeCommand, planIdMapping } from "./subid.ts";
@@ -122,7 +123,7 @@ async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
   };
   let probeDir: string;
   try {
-    mkdirSync(storeDir, { recursive: true });
+    mkdirParents(storeDir);
     probeDir = `${storeDir}/.doctor-${process.pid}`;
   } catch (e) {
     return [{ name: "store directory", ok: false, required: true, detail: `cannot create ${storeDir}: ${(e as Error).message}`, fix: "pass --store DIR (or set MSTAGE_STORE) to a directory you can write" }];
@@ -145,6 +146,13 @@ async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
     }
   }
   return checks;
+}
+
+/** mkdir -p, one level at a time (node's recursive mkdir never returns for a path under /proc). */
+function mkdirParents(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
+  for (const d of missing) mkdirSync(d);
 }
 
 function mmdebstrapCheck(): DoctorCheck {

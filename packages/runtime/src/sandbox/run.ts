@@ -135,7 +135,11 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   try {
     const workdir = opts.workdir || "/";
     // Like Docker's WORKDIR, a missing workdir is created and stays in the layer.
-    mkdirInRoot(root, workdir);
+    try {
+      mkdirInRoot(root, workdir);
+    } catch (e) {
+      throw new UserError(`cannot create the workdir ${workdir} in the rootfs: ${(e as Error).message}`, { cause: e });
+    }
     const proc = plan.target("/proc", "dir");
     const dev = await devTemplate(root);
     plan.ops.push("rbind", dev.dir, plan.target("/dev", "dir"));
