@@ -4,7 +4,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { testUsers, asUser } from "./helpers/users.ts";
 import { runHarness, HARNESS, REPO } from "./helpers/sandbox-harness.ts";
@@ -157,7 +157,7 @@ for (const user of testUsers()) {
     });
 
     test("when the process running the step is killed with SIGKILL, the step's whole process tree dies too", async () => {
-      const { child, token } = await startSleepingStep(user.name);
+      const { child, token, log } = await startSleepingStep(user.name);
       // The re-executed mstage inside the namespace: the outer process's only node child.
       const inner = spawnSync("pgrep", ["-P", String(child.pid), "-x", "node"]).stdout.toString().trim() || String(child.pid);
       process.kill(Number(inner), "SIGKILL");
@@ -165,14 +165,16 @@ for (const user of testUsers()) {
       const deadline = Date.now() + 2000;
       while (processesWith(token).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(processesWith(token), []);
+      removeHarnessTmp(log());
     });
 
     test("when the outer mstage is killed with SIGKILL, the one inside the namespace notices and ends the step", async () => {
-      const { child, token } = await startSleepingStep(user.name);
+      const { child, token, log } = await startSleepingStep(user.name);
       child.kill("SIGKILL");
       const deadline = Date.now() + 3000;
       while (processesWith(token).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(processesWith(token), []);
+      removeHarnessTmp(log());
     });
   });
 }
@@ -193,6 +195,12 @@ async function startSleepingStep(user: string) {
   });
   assert.ok(processesWith(token).length > 0, "the step is running");
   return { child, token, log: () => err };
+}
+
+/** A killed harness cannot clean up; its files belong to the namespace's ids, which root can remove. */
+function removeHarnessTmp(log: string): void {
+  const tmp = /harness tmp (\S+)/.exec(log)?.[1];
+  if (tmp && process.getuid!() === 0) rmSync(tmp, { recursive: true, force: true });
 }
 
 function processesWith(token: string): string[] {
