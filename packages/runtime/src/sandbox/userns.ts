@@ -118,11 +118,16 @@ async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
   };
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => [sig, forward(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);
-  const started = await startInUserNamespace(argv, mapping, "inherit");
-  child = started.child;
-  for (const sig of pending) child.kill(sig);
-  const { code, signal } = await started.exited;
-  for (const [sig, h] of handlers) process.off(sig, h);
+  let result: { code: number | null; signal: NodeJS.Signals | null };
+  try {
+    const started = await startInUserNamespace(argv, mapping, "inherit");
+    child = started.child;
+    for (const sig of pending) child.kill(sig);
+    result = await started.exited;
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+  const { code, signal } = result;
   if (signal) {
     // Die the same way, so the invoker's shell sees the signal rather than an exit code.
     process.kill(process.pid, signal);
