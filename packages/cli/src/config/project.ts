@@ -53,6 +53,8 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
       if (!p) resolved.set(key, (p = ask(base, stage)));
       return p;
     });
+  // Stages of one chain share their lower layers: each is looked for once per run.
+  const layerPresent = new Map<string, boolean>();
   return {
     projectDir: o.projectDir,
     state,
@@ -61,7 +63,7 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
     noCache: o.noCache,
     statCachePath: join(o.store, "stat-cache", `${sha256Hex(o.projectDir).slice(0, 32)}.json`),
     async hasResult(layerKey) {
-      return existsSync(join(o.store, "results", `${layerKey.replace(/^sha256:/, "")}.json`));
+      return storedResultUsable(o.store, layerKey, layerPresent);
     },
     async resolveBase(base, stage) {
       switch (base.kind) {
@@ -79,6 +81,41 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
       }
     },
   };
+}
+
+/**
+ * Whether the store holds a usable result for `layerKey`, as the runtime's Store.getResult decides it
+ * (which `up` asks): a record for this key whose every layer is still there, extracted or as its tar
+ * or gzip blob. Read straight from the files so that plan need not load the runtime; unlike
+ * getResult it does not mark the result used.
+ */
+export function storedResultUsable(store: string, layerKey: string, seen = new Map<string, boolean>()): boolean {
+  let record: { key?: unknown; layers?: unknown };
+  try {
+    record = JSON.parse(readFileSync(join(store, "results", `${layerKey.replace(/^sha256:/, "")}.json`), "utf8"));
+  } catch {
+    return false;
+  }
+  if (record.key !== layerKey || !Array.isArray(record.layers)) return false;
+  return record.layers.every((l: { diffId?: unknown }) => {
+    const diffId = typeof l?.diffId === "string" ? l.diffId : "";
+    let present = seen.get(diffId);
+    if (present === undefined) seen.set(diffId, (present = layerStored(store, diffId)));
+    return present;
+  });
+}
+
+function layerStored(store: string, diffId: string): boolean {
+  const hex = /^sha256:([a-f0-9]{64})$/.exec(diffId)?.[1];
+  if (!hex) return false;
+  if (existsSync(join(store, "layers", hex)) || existsSync(join(store, "blobs", "sha256", hex))) return true;
+  let gz: string | undefined;
+  try {
+    gz = /^sha256:([a-f0-9]{64}) /.exec(readFileSync(join(store, "gzip", hex), "utf8"))?.[1];
+  } catch {
+    return false;
+  }
+  return gz !== undefined && existsSync(join(store, "blobs", "sha256", gz));
 }
 
 /** The manifest digest a local OCI layout gives for `ref` (or its only image). */
