@@ -16,25 +16,32 @@ export default async function shell(args: string[], opts: Record<string, unknown
   if (reexec) await reexec;
 
   const { runUp } = await import("./up-run.ts");
-  const progress = createProgress(resolveProgressMode(opts.progress, g.quiet, process.stderr));
-  let summary;
-  try {
-    summary = await runUp({
-      file: g.file,
-      store: g.store,
-      targets: [name],
-      outputs: [],
-      noOutputs: true,
-      jobs: availableParallelism(),
-      verbose: g.verbose,
-      onEvent: (e) => progress.onEvent(e),
-    });
-  } finally {
-    progress.stop();
-  }
-  const built = [...summary.stages.values()].find((b) => b.stage.name === name);
-  if (!built) throw new UserError(`stage "${name}" was not built`);
+  // Held from before the build until the session ends, as `up` holds it for a build: the session's
+  // lower dirs are the store's extracted layers, which a concurrent `mstage gc` must not remove.
   const store = await runtime.Store.open(g.store);
-  // stdio is inherited, terminal or not: `echo cmd | mstage shell app` works like `sh` does.
-  return runtime.openShell(store, built, { argv, tty: true });
+  const storeLock = await store.lock("shared", { onWait: (m) => process.stderr.write(`${m}\n`) });
+  try {
+    const progress = createProgress(resolveProgressMode(opts.progress, g.quiet, process.stderr));
+    let summary;
+    try {
+      summary = await runUp({
+        file: g.file,
+        store: g.store,
+        targets: [name],
+        outputs: [],
+        noOutputs: true,
+        jobs: availableParallelism(),
+        verbose: g.verbose,
+        onEvent: (e) => progress.onEvent(e),
+      });
+    } finally {
+      progress.stop();
+    }
+    const built = [...summary.stages.values()].find((b) => b.stage.name === name);
+    if (!built) throw new UserError(`stage "${name}" was not built`);
+    // stdio is inherited, terminal or not: `echo cmd | mstage shell app` works like `sh` does.
+    return await runtime.openShell(store, built, { argv, tty: true });
+  } finally {
+    storeLock.release();
+  }
 }
