@@ -95,17 +95,27 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       signal: o.signal,
       registry: registry.clientOptions,
     });
-    const plan = await planStages(graph, {
-      ...ctx,
-      hasResult: (key) => registry.hasResult(store, key, (k) => ctx.hasResult(k)),
-      // Unlike `plan`, `up` makes what is missing: it resolves tags and builds debian() bases now,
-      // updating images.lock, then keys them exactly as `plan` will next time.
-      resolveBase: async (base, stage) => {
-        if (base.kind === "oci") return ctx.resolveBase(base, stage);
-        const id = await bases.resolve(base, stage);
-        return base.kind === "debian" ? planDebianIdentity(base, lock) : id;
-      },
-    });
+    const planWith = () =>
+      planStages(graph, {
+        ...ctx,
+        hasResult: (key) => registry.hasResult(store, key, (k) => ctx.hasResult(k)),
+        // Unlike `plan`, `up` resolves what images.lock does not pin (tags, and debian() bases,
+        // which are built for that), updating the lock, then keys them exactly as `plan` will.
+        resolveBase: async (base, stage) => {
+          if (base.kind === "oci") return ctx.resolveBase(base, stage);
+          const id = await bases.resolve(base, stage);
+          return base.kind === "debian" ? planDebianIdentity(base, lock) : id;
+        },
+      });
+    let plan = await planWith();
+    // A pinned debian() base is keyed from images.lock alone: its rootfs is made only for stages
+    // that run on it. If the mirror has moved past the pin, the lock is updated: plan again.
+    let repinned = false;
+    for (const e of plan.entries) {
+      const from = e.stage.spec.from;
+      if ((e.status === "new" || e.status === "rebuild") && from.kind === "debian") repinned = (await bases.makeDebian(from, e.stage)) || repinned;
+    }
+    if (repinned) plan = await planWith();
     o.onPlan?.(plan);
     // Stages that finished are recorded even when a later one fails, so the next plan's reasons
     // speak about what is really in the store.

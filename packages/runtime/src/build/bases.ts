@@ -45,6 +45,7 @@ export class BaseProvider {
   /** True once images.lock needs writing. */
   lockChanged = false;
   private readonly identities = new Map<string, Promise<string>>();
+  private readonly making = new Map<string, Promise<string>>();
 
   constructor(private readonly o: BaseProviderOptions) {}
 
@@ -64,7 +65,11 @@ export class BaseProvider {
     return p;
   }
 
-  async prepare(base: Base, stage: Stage): Promise<PreparedBase> {
+  /**
+   * The base's layers and config. `known` is what a stored result of a stage on this base records
+   * as the base's layers: a cached stage on a debian() base then needs no rootfs made.
+   */
+  async prepare(base: Base, stage: Stage, known?: readonly LayerRef[]): Promise<PreparedBase> {
     const empty = { layers: [], config: emptyImageConfig(this.o.platform) };
     switch (base.kind) {
       case "scratch":
@@ -74,6 +79,12 @@ export class BaseProvider {
         throw new Error("stage bases are the builder's business");
       case "debian": {
         const id = await this.resolve(base, stage);
+        const made = await this.o.store.getResult(id);
+        if (made) return { layers: made.layers, config: made.config };
+        if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, this.o.platform) };
+        if (await this.makeDebian(base, stage)) {
+          throw new StageError(stage.name, `debian ${debianLockKey(base)}: the mirror now installs other package versions than images.lock pinned; images.lock is updated, run mstage up again`, "from", stage.definedAt);
+        }
         const r = await this.o.store.getResult(id);
         if (!r) throw new Error(`debian base ${debianLockKey(base)} vanished from the store during the build`);
         return { layers: r.layers, config: r.config };
@@ -87,8 +98,11 @@ export class BaseProvider {
 
   private async computeIdentity(base: Base, stage: Stage): Promise<string> {
     switch (base.kind) {
-      case "debian":
-        return this.ensureDebian(base, stage);
+      case "debian": {
+        // Pinned: the identity is the lock's; the rootfs is made only for a stage that runs on it.
+        const pinned = this.pinnedDebian(base);
+        return pinned ? debianIdentity(base, pinned) : this.buildDebian(base, stage);
+      }
       case "oci":
         return (await this.readOci(base, stage)).manifestDigest;
       case "image":
@@ -101,12 +115,41 @@ export class BaseProvider {
   // ---- debian() ----
 
   /**
+   * Makes a debian() base's rootfs unless the store has it: call it for the bases of stages that
+   * must run. Returns true when the mirror now installs other versions than images.lock pinned:
+   * the lock is updated, and keys computed from the old pin are stale (plan again).
+   */
+  async makeDebian(base: DebianBase, stage: Stage): Promise<boolean> {
+    if (!this.pinnedDebian(base)) {
+      // Unpinned (or --refresh): resolving it made it.
+      await this.resolve(base, stage);
+      return false;
+    }
+    const k = baseKey(base);
+    let p = this.making.get(k);
+    if (!p) {
+      p = this.buildDebian(base, stage);
+      this.making.set(k, p);
+      p.catch(() => this.making.delete(k));
+    }
+    const [before, after] = await Promise.all([this.resolve(base, stage), p]);
+    if (before === after) return false;
+    this.identities.set(k, Promise.resolve(after));
+    return true;
+  }
+
+  /** The package versions images.lock pins for a debian() base, unless --refresh ignores them. */
+  private pinnedDebian(base: DebianBase): Record<string, string> | undefined {
+    return this.o.refresh ? undefined : this.o.lock.debian[debianLockKey(base)]?.packages;
+  }
+
+  /**
    * A debian base is identified by its arguments and the package versions it resolved to; both go
    * into the identity. The rootfs is made once per identity and kept in the store as one layer.
    */
-  private async ensureDebian(base: DebianBase, stage: Stage): Promise<string> {
+  private async buildDebian(base: DebianBase, stage: Stage): Promise<string> {
     const lockKey = debianLockKey(base);
-    const pinned = this.o.refresh ? undefined : this.o.lock.debian[lockKey]?.packages;
+    const pinned = this.pinnedDebian(base);
     if (pinned) {
       const id = debianIdentity(base, pinned);
       if (await this.o.store.hasResult(id)) return id;
@@ -145,10 +188,8 @@ export class BaseProvider {
             if (e.code !== "EEXIST" && e.code !== "ENOTEMPTY") throw e;
           });
         }
-        const config = emptyImageConfig(this.o.platform);
-        config.rootfs.diff_ids = [layer.diffId];
-        config.history = [{ created_by: `mstage debian ${lockKey}`, comment: "mstage" }];
-        const record: StageResult = { key: id, layers: [layer], config, history: config.history, created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
+        const config = debianConfig(base, layer, this.o.platform);
+        const record: StageResult = { key: id, layers: [layer], config, history: config.history ?? [], created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
         await this.o.store.putResult(id, record);
       }
       await writeFile(`${madePath}.${process.pid}.tmp`, JSON.stringify({ packages: versions }) + "\n");
@@ -275,6 +316,14 @@ export function debianIdentity(base: DebianBase, versions: Record<string, string
       .map((k) => `${k}=${versions[k]}`),
   });
   return createHash("sha256").update(material).digest("hex");
+}
+
+/** A debian() base's image config: nothing but its one layer, so `prepare` can rebuild it from that. */
+function debianConfig(base: DebianBase, layer: LayerRef, platform: Platform): ImageConfig {
+  const config = emptyImageConfig(platform);
+  config.rootfs.diff_ids = [layer.diffId];
+  config.history = [{ created_by: `mstage debian ${debianLockKey(base)}`, comment: "mstage" }];
+  return config;
 }
 
 function sameVersions(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -87,15 +87,18 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   await runGraph(tasks, o.jobs ?? 1, o.signal);
   return built;
 
-  /** The base's final config, layers and base annotation: another stage's, or the base provider's. */
-  async function baseOf(stage: Stage): Promise<PreparedBase> {
+  /**
+   * The base's final config, layers and base annotation: another stage's, or the base provider's.
+   * `known` is the base's part of the stage's stored result (a debian() base is then not made).
+   */
+  async function baseOf(stage: Stage, known?: readonly LayerRef[]): Promise<PreparedBase> {
     const from = stage.spec.from;
     if (from.kind === "stage") {
       const up = built.get(from.stage);
       if (!up) throw new Error(`stage "${stage.name}": base stage "${from.stage.name}" was not built first`);
       return { layers: up.result.layers, config: up.config, base: up.base };
     }
-    return o.bases.prepare(from, stage);
+    return o.bases.prepare(from, stage, known);
   }
 
   /**
@@ -105,8 +108,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
    */
   async function finish(entry: PlanEntry, stored: StageResult, outcome: StageOutcome): Promise<BuiltStage> {
     const stage = entry.stage;
-    const base = await baseOf(stage);
     const own = ownLayer(stored);
+    const base = await baseOf(stage, own ? stored.layers.slice(0, -1) : stored.layers);
     let layers = own ? [...base.layers, own] : [...base.layers];
     if (stage.spec.squash && layers.length > 1) layers = [await squash(stage, layers)];
     const config = finalConfig(stage, base.config, own, stage.spec.squash ? layers[0] : undefined, sde);
