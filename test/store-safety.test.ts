@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { registryUnavailable, startRegistry } from "./helpers/registry.ts";
 import { asUser } from "./helpers/users.ts";
 import { MSTAGE_BIN, expectOk, layoutRefs, mstageAs, testUsers, tool, treeFingerprint, userDir, writeAs } from "./up-harness.ts";
 
@@ -115,6 +116,49 @@ export const layered = stage("layered", {
       rmSync(join(store, "layers", hex), { recursive: true, force: true });
       const after = expectOk(await mstage(["plan"]), "plan after");
       assert.match(after.stdout, /^~ app +rebuild: not in store$/m);
+    });
+
+    await t.test("after gc dropped a pulled base's record, up --offline of a cached stage on it needs no registry and gives the same digest", async (tt) => {
+      const noRegistry = registryUnavailable();
+      if (noRegistry) return tt.skip(noRegistry);
+      const registry = await startRegistry();
+      const third = userDir(user.name, "safety-c");
+      // A store of its own: the base's manifest and config come from the registry, not the first build.
+      const pullStore = userDir(user.name, "safety-store3");
+      tt.after(async () => {
+        await registry.stop();
+        for (const d of [third, pullStore]) rmSync(d, { recursive: true, force: true });
+      });
+      const ref = `${registry.host}/safety/app:1.0`;
+      writeAs(user.name, join(first, "images.ts"), BASE_PROJECT.replace('cmd: ["cat", "/hello.txt"],', `cmd: ["cat", "/hello.txt"],\n  tags: [${JSON.stringify(ref)}],`));
+      expectOk(await mstage(["up", "-q", "--push"]), "build and push the base");
+      writeAs(
+        user.name,
+        join(third, "images.ts"),
+        `import { image, stage } from "mstage";
+export const pulled = stage("pulled", {
+  from: image(${JSON.stringify(ref)}),
+  run: "cat /hello.txt > /seen.txt",
+  cmd: ["cat", "/seen.txt"],
+});
+`,
+      );
+      const puller = mstageAs(user.name, third, pullStore);
+      expectOk(await puller(["up", "-q"]), "up on the image() base");
+      const built = layoutRefs(join(third, "oci"))["pulled"];
+      assert.ok(built);
+      await registry.stop();
+      // gc --max-size drops the least recently used results first; the pulled base's own record
+      // (written before the stage's) goes first. Drop just that one, then let gc collect.
+      const results = join(pullStore, "results");
+      const baseRecord = readdirSync(results).find((f) => (JSON.parse(readFileSync(join(results, f), "utf8")) as { stage?: string }).stage?.startsWith("image "));
+      assert.ok(baseRecord, "the pulled base has a record of its own");
+      rmSync(join(results, baseRecord));
+      expectOk(await puller(["gc"]), "gc");
+      rmSync(join(third, "oci"), { recursive: true, force: true });
+      const again = expectOk(await puller(["up", "--offline", "--progress", "plain"]), "up --offline after gc, registry stopped");
+      assert.match(again.stdout, /0 built, 1 cached/);
+      assert.equal(layoutRefs(join(third, "oci"))["pulled"], built);
     });
   });
 }

@@ -23,6 +23,11 @@ export interface PreparedBase {
   config: ImageConfig;
   /** For the base.* annotations of images whose chain starts from a registry or OCI image. */
   base?: { name: string; digest: Digest };
+  /**
+   * The base image's own blobs in the store (a pulled image's manifest and config, an oci() base's
+   * config): results built on it list them, so gc keeps them while those results are kept.
+   */
+  blobs?: Digest[];
 }
 
 export interface BaseProviderOptions {
@@ -67,9 +72,11 @@ export class BaseProvider {
 
   /**
    * The base's layers and config. `known` is what a stored result of a stage on this base records
-   * as the base's layers: a cached stage on a debian() base then needs no rootfs made.
+   * as the base's layers: a cached stage on a debian() base then needs no rootfs made. `blobs` is
+   * what that result lists as its `blobs`: enough to remake a pulled base's record without the
+   * registry when gc has dropped that record.
    */
-  async prepare(base: Base, stage: Stage, known?: readonly LayerRef[]): Promise<PreparedBase> {
+  async prepare(base: Base, stage: Stage, known?: readonly LayerRef[], blobs?: readonly Digest[]): Promise<PreparedBase> {
     const empty = { layers: [], config: emptyImageConfig(this.o.platform) };
     switch (base.kind) {
       case "scratch":
@@ -92,7 +99,7 @@ export class BaseProvider {
       case "oci":
         return this.prepareOci(base, stage);
       case "image":
-        return this.prepareImage(base, stage);
+        return this.prepareImage(base, stage, blobs);
     }
   }
 
@@ -253,7 +260,7 @@ export class BaseProvider {
       if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(diffId, { digest: l.digest, size: l.size });
       layers.push({ diffId, size: l.size });
     }
-    return { layers, config, base: { name: base.ref ?? base.layout, digest: manifestDigest } };
+    return { layers, config, base: { name: base.ref ?? base.layout, digest: manifestDigest }, blobs: [manifest.config.digest] };
   }
 
   // ---- image() ----
@@ -272,15 +279,20 @@ export class BaseProvider {
     return digest;
   }
 
-  private async prepareImage(base: ImageBase, stage: Stage): Promise<PreparedBase> {
+  private async prepareImage(base: ImageBase, stage: Stage, stored?: readonly Digest[]): Promise<PreparedBase> {
     const digest = await this.resolve(base, stage);
     const platform = base.platform ?? `${this.o.platform.os}/${this.o.platform.architecture}${this.o.platform.variant ? `/${this.o.platform.variant}` : ""}`;
     // A pulled base is remembered under its pinned digest: a cached or config-only stage on it
     // needs neither the registry nor its layers.
     const key = createHash("sha256").update(`image-base\n${base.ref}\n${digest}\n${platform}`).digest("hex");
     const known = await this.o.store.getResult(key);
-    if (known) return { layers: known.layers, config: known.config, base: { name: base.ref, digest: parseDigest(known.history[0]?.comment ?? digest) } };
+    if (known) {
+      const manifestDigest = parseDigest(known.history[0]?.comment ?? digest);
+      return { layers: known.layers, config: known.config, base: { name: base.ref, digest: manifestDigest }, blobs: known.blobs };
+    }
     const ref = `${base.ref.replace(/@sha256:[a-f0-9]{64}$/, "")}@${digest}`;
+    const fromBlobs = stored && (await this.imageFromBlobs(stored));
+    if (fromBlobs) return this.recordImage(key, base, ref, fromBlobs);
     const emit = this.o.onEvent ?? (() => {});
     emit({ type: "stage-phase", stage: stage.name, phase: `pull ${base.ref}` });
     const pulled = await pullImage(ref, { ...(this.o.registry ?? {}), store: this.o.store, platform: base.platform ?? this.o.platform });
@@ -290,18 +302,54 @@ export class BaseProvider {
       layers.push({ diffId: l.diffId, size: l.size });
     }
     const config = pulled.config as unknown as ImageConfig;
+    return this.recordImage(key, base, ref, { layers, config, manifestDigest: pulled.manifestDigest, configDigest: pulled.configDigest });
+  }
+
+  private async recordImage(key: string, base: ImageBase, ref: string, image: PulledImage): Promise<PreparedBase> {
+    const blobs = [image.manifestDigest, image.configDigest];
     await this.o.store.putResult(key, {
       key,
-      layers,
-      config,
+      layers: image.layers,
+      config: image.config,
       // The platform manifest's digest (for the base.digest annotation) rides in the one history entry.
-      history: [{ created_by: `pull ${ref}`, comment: pulled.manifestDigest }],
+      history: [{ created_by: `pull ${ref}`, comment: image.manifestDigest }],
       created: new Date(0).toISOString(),
       stage: `image ${base.ref}`,
-      blobs: [pulled.manifestDigest, pulled.configDigest],
+      blobs,
     });
-    return { layers, config, base: { name: base.ref, digest: pulled.manifestDigest } };
+    return { layers: image.layers, config: image.config, base: { name: base.ref, digest: image.manifestDigest }, blobs };
   }
+
+  /** A pulled image as an earlier pull left it in the store: its manifest among `blobs`, its config and layers present. */
+  private async imageFromBlobs(blobs: readonly Digest[]): Promise<PulledImage | undefined> {
+    const store = this.o.store;
+    const json = async (d: Digest): Promise<unknown> => {
+      if (!store.hasBlob(d)) return undefined;
+      try {
+        return JSON.parse((await store.readBlob(d)).toString("utf8"));
+      } catch {
+        return undefined;
+      }
+    };
+    for (const manifestDigest of blobs) {
+      const manifest = (await json(manifestDigest)) as ImageManifest | undefined;
+      if (!manifest?.config || !Array.isArray(manifest.layers) || !blobs.includes(manifest.config.digest)) continue;
+      const config = (await json(manifest.config.digest)) as ImageConfig | undefined;
+      const diffIds = config?.rootfs?.diff_ids ?? [];
+      if (!config || diffIds.length !== manifest.layers.length) continue;
+      const layers = manifest.layers.map((l, i) => ({ diffId: parseDigest(diffIds[i]!), size: l.size }));
+      if (!layers.every((l) => store.hasLayer(l.diffId))) continue;
+      return { layers, config, manifestDigest, configDigest: manifest.config.digest };
+    }
+    return undefined;
+  }
+}
+
+interface PulledImage {
+  layers: LayerRef[];
+  config: ImageConfig;
+  manifestDigest: Digest;
+  configDigest: Digest;
 }
 
 /** The identity of a debian() base: its arguments plus every installed package's version. */

@@ -91,14 +91,14 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
    * The base's final config, layers and base annotation: another stage's, or the base provider's.
    * `known` is the base's part of the stage's stored result (a debian() base is then not made).
    */
-  async function baseOf(stage: Stage, known?: readonly LayerRef[]): Promise<PreparedBase> {
+  async function baseOf(stage: Stage, known?: readonly LayerRef[], blobs?: readonly Digest[]): Promise<PreparedBase> {
     const from = stage.spec.from;
     if (from.kind === "stage") {
       const up = built.get(from.stage);
       if (!up) throw new Error(`stage "${stage.name}": base stage "${from.stage.name}" was not built first`);
-      return { layers: up.result.layers, config: up.config, base: up.base };
+      return { layers: up.result.layers, config: up.config, base: up.base, blobs: up.result.blobs };
     }
-    return o.bases.prepare(from, stage, known);
+    return o.bases.prepare(from, stage, known, blobs);
   }
 
   /**
@@ -109,7 +109,13 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   async function finish(entry: PlanEntry, stored: StageResult, outcome: StageOutcome): Promise<BuiltStage> {
     const stage = entry.stage;
     const own = ownLayer(stored);
-    const base = await baseOf(stage, own ? stored.layers.slice(0, -1) : stored.layers);
+    const base = await baseOf(stage, own ? stored.layers.slice(0, -1) : stored.layers, stored.blobs);
+    // A result stored before results listed their base's blobs gets them now, so gc keeps them.
+    const missing = (base.blobs ?? []).filter((d) => !stored.blobs?.includes(d));
+    if (missing.length) {
+      stored = { ...stored, blobs: [...(stored.blobs ?? []), ...missing] };
+      await o.store.putResult(entry.layerKey, stored);
+    }
     let layers = own ? [...base.layers, own] : [...base.layers];
     if (stage.spec.squash && layers.length > 1) layers = [await squash(stage, layers)];
     const config = finalConfig(stage, base.config, own, stage.spec.squash ? layers[0] : undefined, sde);
@@ -226,6 +232,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         created: createdTimestamp(sde),
         stage: stage.name,
         project: o.projectDir,
+        // The base image's own blobs: a cached stage's outputs and `up --offline` need them after gc.
+        blobs: base.blobs,
       };
     } finally {
       await rm(work, { recursive: true, force: true }).catch(() => undefined);
