@@ -77,7 +77,7 @@ export { withRootfs } from "./sandbox/overlay.ts";
 export type { RootfsOptions } from "./sandbox/overlay.ts";
 export { runStep } from "./sandbox/run.ts";
 export type { RunStepOptions, StepResult, StepBind, StepCache, StepSecret } from "./sandbox/run.ts";
-export { resolveInRoot, mkdirInRoot } from "./sandbox/paths.ts";
+export { resolveInRoot, hostPathInRoot, mkdirInRoot } from "./sandbox/paths.ts";
 export { runDoctorChecks } from "./sandbox/doctor.ts";
 export type { DoctorCheck } from "./sandbox/doctor.ts";
 

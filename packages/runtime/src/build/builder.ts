@@ -12,7 +12,7 @@ import type { ImageConfig } from "../oci/types.ts";
 import type { Digest } from "../oci/digest.ts";
 import { applyCopy } from "./copy.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
-import { resolveInRoot } from "./rootpath.ts";
+import { hostPathInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
 import { applyLayer, commitLayerToStore, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import type { BaseProvider, PreparedBase } from "./bases.ts";
@@ -251,7 +251,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       return;
     }
     await withStageRoot(source.stage, async (root) => {
-      const path = await resolveInRoot(root, source.path, { followLast: true });
+      const path = hostPathInRoot(root, source.path, { followLast: true });
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile()) {
         throw new StageError(stage.name, `${source.stage.name}.path("${source.path}") is not a file in stage "${source.stage.name}"'s result`, "from", stage.definedAt);
@@ -263,7 +263,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   async function runScripts(stage: Stage, config: ImageConfig, merged: string, signal: AbortSignal): Promise<void> {
     const spec = stage.spec;
     const shell = spec.shell;
-    const shellPath = await resolveInRoot(merged, shell[0]!, { followLast: true });
+    const shellPath = hostPathInRoot(merged, shell[0]!, { followLast: true });
     if (!(await lstat(shellPath).catch(() => undefined))) {
       throw new StageError(stage.name, `run needs ${shell[0]}, which this stage's base does not have${spec.from.kind === "scratch" ? " (scratch is empty: copy a shell in first, or build from another base)" : ""}`, "run", stage.definedAt);
     }

@@ -4,7 +4,7 @@
 import { chmod, chown, copyFile, lchown, lstat, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { basename, join, posix, resolve } from "node:path";
 import { StageError, walkLocal, type FileOptions, type Source, type Stage } from "@mstage/core";
-import { mkdirInRoot, resolveInRoot } from "./rootpath.ts";
+import { hostPathInRoot, mkdirInRoot } from "../sandbox/paths.ts";
 
 export interface CopyContext {
   stage: Stage;
@@ -52,7 +52,7 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       const top = await destDir(root, dest, ids);
       for (const e of entries) {
         if (e.rel === "" || e.rel === ".") continue;
-        const target = await resolveInRoot(top, e.rel);
+        const target = hostPathInRoot(top, e.rel);
         await copyOne(e.abs, target, e.type, ids, source, e.linkTarget);
       }
       return;
@@ -65,7 +65,7 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
         return;
       }
       await ctx.withStageRoot(source.stage, async (from) => {
-        const abs = await resolveInRoot(from, source.path, { followLast: true });
+        const abs = hostPathInRoot(from, source.path, { followLast: true });
         const st = await lstat(abs).catch(() => undefined);
         if (!st) {
           throw new StageError(ctx.stage.name, `${source.stage.name}.path("${source.path}") does not exist in stage "${source.stage.name}"'s result`, `copy["${dest}"]`, ctx.stage.definedAt);
@@ -86,8 +86,8 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
 /** A directory copy's destination: missing parents are root's, the destination itself gets the owner. */
 async function destDir(root: string, dest: string, ids: Ids): Promise<string> {
   const abs = posix.normalize("/" + dest);
-  await mkdirInRoot(root, posix.dirname(abs), 0, 0);
-  const top = await mkdirInRoot(root, abs, ids.uid, ids.gid);
+  mkdirInRoot(root, posix.dirname(abs), { uid: 0, gid: 0 });
+  const top = mkdirInRoot(root, abs, ids).dir;
   await chown(top, ids.uid, ids.gid);
   return top;
 }
@@ -95,8 +95,8 @@ async function destDir(root: string, dest: string, ids: Ids): Promise<string> {
 /** Where a single file goes: an existing directory at `dest` receives it by its own name. */
 async function prepareFileTarget(root: string, dest: string, name: string): Promise<string> {
   const parent = posix.dirname(posix.normalize("/" + dest));
-  await mkdirInRoot(root, parent, 0, 0);
-  let target = await resolveInRoot(root, dest, { followLast: true });
+  mkdirInRoot(root, parent, { uid: 0, gid: 0 });
+  let target = hostPathInRoot(root, dest, { followLast: true });
   const existing = await lstat(target).catch(() => undefined);
   if (existing?.isDirectory()) target = join(target, name);
   return target;

@@ -7,7 +7,7 @@ import { UserError } from "@mstage/core";
 import { runEnv } from "../oci/config.ts";
 import type { BuiltStage } from "./builder.ts";
 import { runStep, withRootfs, type Store } from "./deps.ts";
-import { resolveInRoot } from "./rootpath.ts";
+import { hostPathInRoot } from "../sandbox/paths.ts";
 
 export interface ShellOptions {
   /** The command; default the stage's shell (its first word), e.g. /bin/sh. */
@@ -31,7 +31,7 @@ export async function openShell(store: Store, built: BuiltStage, o: ShellOptions
     await mkdir(upper);
     return await withRootfs({ lowers, upper, tmpDir: work }, async (merged) => {
       const argv = o.argv?.length ? o.argv : [built.stage.spec.shell[0] ?? "/bin/sh"];
-      if (!o.argv?.length && !(await lstat(await resolveInRoot(merged, argv[0]!, { followLast: true })).catch(() => undefined))) {
+      if (!o.argv?.length && !(await lstat(hostPathInRoot(merged, argv[0]!, { followLast: true })).catch(() => undefined))) {
         throw new UserError(`stage "${built.stage.name}" has no ${argv[0]}: name a command that it has, e.g. mstage shell ${built.stage.name} -- /hello`);
       }
       const config = built.config.config ?? {};
