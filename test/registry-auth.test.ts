@@ -6,8 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { RegistryClient, fileCredentials, parseDigest, pullImage, pushImage, resolveDigest } from "@mstage/runtime";
+import { RegistryClient, fileCredentials, pullImage, pushImage, resolveDigest } from "@mstage/runtime";
 import {
   DirBlobSink,
   makeTestImage,
@@ -18,19 +17,11 @@ import {
   type RunningRegistry,
   type TestImage,
   type TokenServer,
+  pushArgs,
 } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable() ?? (spawnSync("htpasswd", ["-h"]).error ? "htpasswd is missing (apt-get install apache2-utils)" : undefined);
 
-function pushArgs(img: TestImage, ref: string) {
-  return {
-    ref,
-    manifest: img.manifest,
-    config: { digest: parseDigest(img.config.digest), size: img.config.size },
-    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
-    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
-  };
-}
 
 const SECRET = "s3cret-Pa55word";
 

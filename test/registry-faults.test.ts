@@ -5,22 +5,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { RegistryClient, Store, parseDigest, pullImage, pushImage } from "@mstage/runtime";
-import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
+import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
 
-function pushArgs(img: TestImage, ref: string) {
-  return {
-    ref,
-    manifest: img.manifest,
-    config: { digest: parseDigest(img.config.digest), size: img.config.size },
-    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
-    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
-  };
-}
 
 describe("registry faults through a proxy", { skip: unavailable }, () => {
   let reg: RunningRegistry;

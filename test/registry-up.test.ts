@@ -7,9 +7,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { RegistryClient, parseDigest, pullImage, pushImage } from "@mstage/runtime";
-import { DirBlobSink, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
+import { RegistryClient, pullImage, pushImage } from "@mstage/runtime";
+import { DirBlobSink, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
 
 const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
 
@@ -22,15 +21,6 @@ function whyNot(): string | undefined {
   return undefined;
 }
 
-function pushArgs(img: TestImage, ref: string) {
-  return {
-    ref,
-    manifest: img.manifest,
-    config: { digest: parseDigest(img.config.digest), size: img.config.size },
-    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
-    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
-  };
-}
 
 describe("up and plan with a registry", { skip: whyNot() }, () => {
   let reg: RunningRegistry;

@@ -9,7 +9,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { RegistryClient, parseDigest, pullImage, pushImage, pushImages, resolveDigest, type PullProgress, type PushProgress } from "@mstage/runtime";
-import { DirBlobSink, makeIndex, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage } from "./helpers/registry.ts";
+import { DirBlobSink, makeIndex, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
 
@@ -17,15 +17,6 @@ function source(img: TestImage) {
   return { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) };
 }
 
-function pushArgs(img: TestImage, ref: string) {
-  return {
-    ref,
-    manifest: img.manifest,
-    config: { digest: parseDigest(img.config.digest), size: img.config.size },
-    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
-    source: source(img),
-  };
-}
 
 function skopeoInspect(ref: string, raw = false): unknown {
   const r = spawnSync("skopeo", ["inspect", ...(raw ? ["--raw"] : []), "--tls-verify=false", `docker://${ref}`], { encoding: "utf8" });

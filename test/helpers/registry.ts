@@ -360,6 +360,17 @@ function tarDir(dir: string): Buffer {
 }
 
 /** An OCI index over the given manifests, for platform-selection tests. */
+/** What pushImage() needs to push a TestImage to `ref`, its blobs read from memory. */
+export function pushArgs(img: TestImage, ref: string) {
+  return {
+    ref,
+    manifest: img.manifest,
+    config: { digest: parseDigest(img.config.digest), size: img.config.size },
+    layers: img.layers.map((l) => ({ digest: parseDigest(l.digest), size: l.size })),
+    source: { openBlob: (d: string) => Readable.from([img.blobs.get(d)!]) },
+  };
+}
+
 export function makeIndex(entries: { digest: string; size: number; platform: { os: string; architecture: string; variant?: string } }[]): Buffer {
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,
