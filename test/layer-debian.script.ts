@@ -3,32 +3,15 @@
 //   argv: WORKDIR
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { commitLayer, commitLayerToStore } from "../packages/runtime/src/layer/commit.ts";
 import { Store } from "../packages/runtime/src/store/store.ts";
 import { debianMinbase } from "./helpers/rootfs.ts";
+import { treeListing } from "./helpers/listing.ts";
 
 const work = process.argv[2];
 
-/** Type, mode, owner, size and content digest (or link target) of every entry; inode numbers of hardlinked files grouped. */
-function listing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const name of readdirSync(rel ? join(dir, rel) : dir).sort()) {
-      const p = rel ? rel + "/" + name : name;
-      const st = lstatSync(join(dir, p));
-      let what = "dir";
-      if (st.isSymbolicLink()) what = "link->" + readlinkSync(join(dir, p));
-      else if (st.isFile()) what = `file ${st.size} ${createHash("sha256").update(readFileSync(join(dir, p))).digest("hex").slice(0, 12)} links=${st.nlink}`;
-      else if (!st.isDirectory()) what = "other";
-      out.push(`${p} ${what} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`);
-      if (st.isDirectory()) walk(p);
-    }
-  };
-  walk("");
-  return out;
-}
 
 const rootfs = debianMinbase();
 const store = await Store.open(join(work, "store"));
@@ -36,8 +19,8 @@ const layer = await commitLayerToStore(store, rootfs, { sourceDateEpoch: 0 });
 const extracted = await store.ensureLayerExtracted(layer.diffId, () => store.openBlob(layer.diffId));
 const hash = createHash("sha256");
 for await (const c of commitLayer(extracted, { sourceDateEpoch: 0 })) hash.update(c);
-const original = listing(rootfs);
-const copy = listing(extracted);
+const original = treeListing(rootfs, { links: true });
+const copy = treeListing(extracted, { links: true });
 const entries = execFileSync("tar", ["--numeric-owner", "-tvf", store.blobPath(layer.diffId)], { encoding: "utf8", maxBuffer: 256 << 20 }).split("\n").filter(Boolean);
 console.log(
   JSON.stringify({

@@ -2,13 +2,13 @@
 // overlay mounts, commits them, and applies them back both ways. Prints JSON for the test to judge.
 //   argv: WORKDIR
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
+import { chownSync, copyFileSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { applyLayer } from "../packages/runtime/src/layer/apply.ts";
 import { commitLayerToStore } from "../packages/runtime/src/layer/commit.ts";
 import { Store } from "../packages/runtime/src/store/store.ts";
+import { treeListing as listing } from "./helpers/listing.ts";
 
 const work = process.argv[2];
 const notes: string[] = [];
@@ -18,26 +18,6 @@ function sh(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: "utf8" });
 }
 
-/** Every entry under `dir`: type, mode, owner, size, content digest or link target; no times. */
-function listing(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const name of readdirSync(rel ? join(dir, rel) : dir).sort()) {
-      const p = rel ? rel + "/" + name : name;
-      const st = lstatSync(join(dir, p));
-      const mode = (st.mode & 0o7777).toString(8);
-      let what: string;
-      if (st.isDirectory()) what = "dir";
-      else if (st.isSymbolicLink()) what = "link->" + readlinkSync(join(dir, p));
-      else if (st.isCharacterDevice()) what = `chr ${st.rdev}`;
-      else what = "file " + createHash("sha256").update(readFileSync(join(dir, p))).digest("hex").slice(0, 16);
-      out.push(`${p} ${what} ${mode} ${st.uid}:${st.gid}${st.isFile() ? " " + st.size : ""}`);
-      if (st.isDirectory()) walk(p);
-    }
-  };
-  walk("");
-  return out;
-}
 
 function mountOverlay(lowers: string[], upper: string, wk: string, merged: string): void {
   mkdirSync(upper, { recursive: true });
