@@ -42,7 +42,8 @@ export async function runWatch(o: WatchOptions): Promise<number> {
   let queued: ChangeBatch | undefined;
   let stopping = false;
 
-  const watcher = watchTargets(config ? targetsOf(config) : [{ path: o.file }], (batch) => {
+  const initialTargets = config ? targetsOf(config) : [{ path: o.file }];
+  const watcher = watchTargets(initialTargets, (batch) => {
     o.onEvent({ type: "change", paths: batch.paths });
     queued = queued ? { paths: [...new Set([...queued.paths, ...batch.paths])], firstEventAt: queued.firstEventAt } : batch;
     if (build) build.controller.abort(new UserError("cancelled: files changed"));
@@ -94,7 +95,7 @@ export async function runWatch(o: WatchOptions): Promise<number> {
     if (queued) await next();
   };
 
-  o.onEvent({ type: "watching", files: config ? targetsOf(config).length : 1 });
+  o.onEvent({ type: "watching", files: initialTargets.length });
   void next(true);
   await o.stopped;
   stopping = true;
