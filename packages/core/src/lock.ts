@@ -1,6 +1,7 @@
 // `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
 // package versions. JSON with sorted keys so diffs stay small.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { writeFileAtomicSync } from "./files.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { canonicalJson } from "./keys.ts";
@@ -37,9 +38,7 @@ export async function readLock(projectDir: string): Promise<LockFile> {
 export async function writeLock(projectDir: string, lock: LockFile): Promise<void> {
   const file = lockPath(projectDir);
   const pretty = JSON.stringify(JSON.parse(canonicalJson(lock)), null, 2) + "\n";
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, pretty);
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, pretty);
 }
 
 /** The key of a debian() base in images.lock: its canonical arguments, readable. */

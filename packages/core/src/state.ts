@@ -1,9 +1,9 @@
 // The project state, `.mstage/state.json` beside images.ts: per stage name, the inputs and keys of
 // its last build, so `plan` can say why a stage changes.
 import { readFileSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
+import { writeFileAtomicSync } from "./files.ts";
 import type { StageInputs } from "./keys.ts";
 import type { PlanEntry } from "./plan.ts";
 
@@ -58,9 +58,5 @@ export function recordBuild(state: ProjectState, entry: PlanEntry, extra: { mani
 
 /** Writes the state atomically (temp file + rename), so a crash never leaves half a file. */
 export async function saveState(projectDir: string, state: ProjectState): Promise<void> {
-  const file = statePath(projectDir);
-  await mkdir(join(projectDir, ".mstage"), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await writeFile(tmp, JSON.stringify(state) + "\n");
-  await rename(tmp, file);
+  writeFileAtomicSync(statePath(projectDir), JSON.stringify(state) + "\n");
 }

@@ -1,8 +1,8 @@
 // Remembers each hashed file's digest under its stat fingerprint (size, mtime, ctime, inode), so a
 // no-op plan reads no file contents. Kept as one JSON file per project in the store.
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, type Stats } from "node:fs";
 import { createHash } from "node:crypto";
-import { dirname } from "node:path";
+import { writeFileAtomicSync } from "../files.ts";
 
 /** [size, mtimeMs, ctimeMs, ino, sha256 hex]: numbers compared as they are, no formatting. */
 type Entry = [number, number, number, number, string];
@@ -76,10 +76,7 @@ export class StatCache {
     if (!this.dirty && dropped === 0) return;
     Object.assign(files, this.now);
     const data: CacheFile = { v: 2, files };
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(data));
-    renameSync(tmp, this.path);
+    writeFileAtomicSync(this.path, JSON.stringify(data));
   }
 }
 
