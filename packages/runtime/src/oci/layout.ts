@@ -142,6 +142,9 @@ async function writeFileSynced(file: string, text: string): Promise<void> {
  * Two `up`s writing one layout at once: when another writer's layout lands between our renames,
  * ours is moved in over it on the next attempt, so the last writer wins and neither fails.
  */
+const MAX_SWAP_ATTEMPTS = 30;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function swapIn(tmp: string, target: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const old = siblingPath(target, "old");
@@ -158,7 +161,12 @@ async function swapIn(tmp: string, target: string): Promise<void> {
       // Put the previous layout back; if someone else's is already there, ours is not needed.
       if (moved) await rename(old, target).catch(() => rm(old, { recursive: true, force: true }));
       const raced = errnoOf(e) === "ENOTEMPTY" || errnoOf(e) === "EEXIST";
-      if (raced && attempt < 5) continue;
+      if (raced && attempt < MAX_SWAP_ATTEMPTS) {
+        // Several writers retrying in step keep landing between each other's renames: a random
+        // pause, growing with the attempts, lets one of them through each round.
+        await sleep(Math.random() * 10 * attempt);
+        continue;
+      }
       throw e;
     }
     await syncDir(dirname(target));
