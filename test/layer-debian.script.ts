@@ -7,6 +7,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { commitLayer, commitLayerToStore } from "../packages/runtime/src/layer/commit.ts";
 import { Store } from "../packages/runtime/src/store/store.ts";
+import { ensureLayerExtracted } from "../packages/runtime/src/layer/extract.ts";
 import { debianMinbase } from "./helpers/rootfs.ts";
 import { treeListing } from "./helpers/listing.ts";
 
@@ -16,7 +17,7 @@ const work = process.argv[2];
 const rootfs = debianMinbase();
 const store = await Store.open(join(work, "store"));
 const layer = await commitLayerToStore(store, rootfs, { sourceDateEpoch: 0 });
-const extracted = await store.ensureLayerExtracted(layer.diffId, () => store.openBlob(layer.diffId));
+const extracted = await ensureLayerExtracted(store, layer.diffId, () => store.openBlob(layer.diffId));
 const hash = createHash("sha256");
 for await (const c of commitLayer(extracted, { sourceDateEpoch: 0 })) hash.update(c);
 const original = treeListing(rootfs, { links: true });

@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import { applyLayer } from "../packages/runtime/src/layer/apply.ts";
 import { commitLayerToStore } from "../packages/runtime/src/layer/commit.ts";
 import { Store } from "../packages/runtime/src/store/store.ts";
+import { ensureLayerExtracted } from "../packages/runtime/src/layer/extract.ts";
 import { treeListing as listing } from "./helpers/listing.ts";
 
 const work = process.argv[2];
@@ -57,7 +58,7 @@ sh("chmod", "4755", join(m, "created"));
 sh("setfattr", "-n", "user.note", "-v", "kept", join(m, "modified"));
 sh("umount", m);
 const l1 = await commitLayerToStore(store, join(work, "u1"), { sourceDateEpoch: 0, onNote });
-const e1 = await store.ensureLayerExtracted(l1.diffId, () => store.openBlob(l1.diffId), { onNote });
+const e1 = await ensureLayerExtracted(store, l1.diffId, () => store.openBlob(l1.diffId), { onNote });
 
 // Layer 2, on top of the extracted layer 1: modify, chown, delete, delete-and-recreate a dir.
 mountOverlay([e1, base], join(work, "u2"), join(work, "w2"), m);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { commitLayerToStore } from "../packages/runtime/src/layer/commit.ts";
 import { sha256Digest } from "../packages/runtime/src/oci/digest.ts";
 import { Store } from "../packages/runtime/src/store/store.ts";
+import { ensureLayerExtracted } from "../packages/runtime/src/layer/extract.ts";
 
 const work = process.argv[2];
 const store = await Store.open(join(work, "store"));
@@ -17,7 +18,7 @@ for (const stage of ["build", "app"]) {
   chownSync(join(up, "home/user/private"), 1000, 1000);
   chmodSync(join(up, "home/user/private"), 0o700);
   const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
-  await store.ensureLayerExtracted(layer.diffId, () => store.openBlob(layer.diffId));
+  await ensureLayerExtracted(store, layer.diffId, () => store.openBlob(layer.diffId));
   const key = sha256Digest(stage);
   await store.putResult(key, {
     key,

@@ -40,3 +40,5 @@ export type { ProjectState, StageRecord } from "./state.ts";
 export { readLock, writeLock, debianLockKey, lockPath } from "./lock.ts";
 export type { LockFile } from "./lock.ts";
 export { closest, didYouMean } from "./suggest.ts";
+export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, parseGzipRecord, formatGzipRecord } from "./store-layout.ts";
+export type { StoredResultShape } from "./store-layout.ts";

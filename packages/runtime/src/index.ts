@@ -84,8 +84,8 @@ export type { DoctorCheck } from "./sandbox/doctor.ts";
 // store/
 export { Store, DigestMismatchError } from "./store/store.ts";
 export type { WriteBlobOptions } from "./store/store.ts";
-export type { StageResult, LayerRef } from "./store/result.ts";
-export type { StoreLock, LockMode, LockOptions } from "./store/lock.ts";
+export type { StageResult, LayerRef } from "./store/results.ts";
+export type { StoreLock, LockMode, LockOptions } from "./store/store-lock.ts";
 export { parseByteSize } from "./store/gc.ts";
 export type { ResultInfo, GcOptions, GcReport } from "./store/gc.ts";
 

@@ -1,14 +1,17 @@
 // What `plan` (and `up`) need besides the config: the plan context wired to the project's state,
 // images.lock and the store, with nothing from @mstage/runtime loaded (a no-op plan stays cheap).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import {
   RegistryError,
+  StoreLayout,
   UserError,
   canonicalJson,
   debianLockKey,
+  layerInStore,
   loadState,
+  readStoredResult,
   readLock,
   type DebianBase,
   type ImageBase,
@@ -61,7 +64,7 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
     lock,
     warnings,
     noCache: o.noCache,
-    statCachePath: join(o.store, "stat-cache", `${sha256Hex(o.projectDir).slice(0, 32)}.json`),
+    statCachePath: new StoreLayout(o.store).statCache(o.projectDir),
     async hasResult(layerKey) {
       return storedResultUsable(o.store, layerKey, layerPresent);
     },
@@ -84,38 +87,22 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
 }
 
 /**
- * Whether the store holds a usable result for `layerKey`, as the runtime's Store.getResult decides it
- * (which `up` asks): a record for this key whose every layer is still there, extracted or as its tar
- * or gzip blob. Read straight from the files so that plan need not load the runtime; unlike
- * getResult it does not mark the result used.
+ * Whether the store holds a usable result for `layerKey`: core's readStoredResult, the rule the
+ * runtime's Store.getResult applies for `up`, read straight from the files so that plan need not
+ * load the runtime. Unlike getResult it does not mark the result used; `seen` memoises layers.
  */
 export function storedResultUsable(store: string, layerKey: string, seen = new Map<string, boolean>()): boolean {
-  let record: { key?: unknown; layers?: unknown };
-  try {
-    record = JSON.parse(readFileSync(join(store, "results", `${layerKey.replace(/^sha256:/, "")}.json`), "utf8"));
-  } catch {
-    return false;
-  }
-  if (record.key !== layerKey || !Array.isArray(record.layers)) return false;
-  return record.layers.every((l: { diffId?: unknown }) => {
-    const diffId = typeof l?.diffId === "string" ? l.diffId : "";
+  const layout = new StoreLayout(store);
+  const hasLayer = (diffId: string): boolean => {
     let present = seen.get(diffId);
-    if (present === undefined) seen.set(diffId, (present = layerStored(store, diffId)));
+    if (present === undefined) seen.set(diffId, (present = layerInStore(layout, diffId)));
     return present;
-  });
-}
-
-function layerStored(store: string, diffId: string): boolean {
-  const hex = /^sha256:([a-f0-9]{64})$/.exec(diffId)?.[1];
-  if (!hex) return false;
-  if (existsSync(join(store, "layers", hex)) || existsSync(join(store, "blobs", "sha256", hex))) return true;
-  let gz: string | undefined;
+  };
   try {
-    gz = /^sha256:([a-f0-9]{64}) /.exec(readFileSync(join(store, "gzip", hex), "utf8"))?.[1];
+    return readStoredResult(layout, layerKey, hasLayer) !== null;
   } catch {
     return false;
   }
-  return gz !== undefined && existsSync(join(store, "blobs", "sha256", gz));
 }
 
 /** The manifest digest a local OCI layout gives for `ref` (or its only image). */

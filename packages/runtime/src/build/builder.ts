@@ -14,7 +14,7 @@ import { applyCopy } from "./copy.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { applyLayer, commitLayerToStore, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import type { BaseProvider, PreparedBase } from "./bases.ts";
 
 export interface BuildOptions {
@@ -147,7 +147,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         const gz = o.store.hasBlob(l.diffId) ? null : o.store.compressedOf(l.diffId);
         return o.store.openBlob(gz ? gz.digest : l.diffId);
       };
-      dirs.push(await o.store.ensureLayerExtracted(l.diffId, open, { onNote: (message) => emit({ type: "note", message }) }));
+      dirs.push(await ensureLayerExtracted(o.store, l.diffId, open, { onNote: (message) => emit({ type: "note", message }) }));
     }
     return dirs.reverse();
   }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "@mstage/core";
 import { runEnv } from "../oci/config.ts";
 import type { BuiltStage } from "./builder.ts";
-import { runStep, withRootfs, type Store } from "./deps.ts";
+import { ensureLayerExtracted, runStep, withRootfs, type Store } from "./deps.ts";
 import { hostPathInRoot } from "../sandbox/paths.ts";
 
 export interface ShellOptions {
@@ -22,7 +22,7 @@ export async function openShell(store: Store, built: BuiltStage, o: ShellOptions
   const lowers: string[] = [];
   for (const l of built.result.layers) {
     const gz = store.hasBlob(l.diffId) ? null : store.compressedOf(l.diffId);
-    lowers.push(await store.ensureLayerExtracted(l.diffId, () => store.openBlob(gz ? gz.digest : l.diffId)));
+    lowers.push(await ensureLayerExtracted(store, l.diffId, () => store.openBlob(gz ? gz.digest : l.diffId)));
   }
   lowers.reverse();
   const work = store.tmpDir("shell");

@@ -11,7 +11,7 @@ import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, ty
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { Store } from "../store/store.ts";
-import type { LayerRef } from "../store/result.ts";
+import type { LayerRef } from "../store/results.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
 import { isOverlayPrivate, readTreeXattrs, type Xattrs } from "./xattr.ts";
 

@@ -8,7 +8,7 @@ import type { Digest } from "../oci/digest.ts";
 import { MediaType, type ImageManifest } from "../oci/types.ts";
 import { compressLayer } from "../layer/compress.ts";
 import type { Store } from "../store/store.ts";
-import type { StageResult } from "../store/result.ts";
+import type { StageResult } from "../store/results.ts";
 import { RegistryClient, type RegistryClientOptions } from "./client.ts";
 import { fetchManifest, fetchBlobToStore, type PullProgress } from "./pull.ts";
 import { parseManifest } from "./manifest.ts";

@@ -2,10 +2,10 @@
 // result references (oldest results first when the store must shrink below a size).
 import { lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { isDigest, type Digest } from "../oci/digest.ts";
-import { tagAlive } from "./files.ts";
-import type { StageResult } from "./result.ts";
-import type { Store } from "./store.ts";
+import { readGzipRecord, type StoreLayout } from "@mstage/core";
+import { isDigest } from "../oci/digest.ts";
+import { tagAlive, tempName } from "./atomic-files.ts";
+import type { StageResult } from "./results.ts";
 
 export interface ResultInfo {
   key: string;
@@ -49,8 +49,8 @@ interface ResultFile {
   birth: Date;
 }
 
-function readResults(store: Store): ResultFile[] {
-  const dir = join(store.root, "results");
+function readResults(layout: StoreLayout): ResultFile[] {
+  const dir = layout.resultsDir;
   const out: ResultFile[] = [];
   for (const name of readdirSync(dir)) {
     if (!name.endsWith(".json")) continue;
@@ -88,8 +88,8 @@ function info(record: StageResult, f: ResultFile): ResultInfo {
 }
 
 /** Every result in the store, most recently used first. */
-export function listResults(store: Store): ResultInfo[] {
-  return readResults(store)
+export function listResults(layout: StoreLayout): ResultInfo[] {
+  return readResults(layout)
     .filter((r) => r.record)
     .map((r) => info(r.record!, r))
     .sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
@@ -112,27 +112,23 @@ function usage(path: string, seen = new Set<string>()): number {
 }
 
 /** The store's items, each with its size: "blob:<hex>", "layer:<hex>", "gzip:<hex>". */
-function inventory(store: Store): Map<string, number> {
+function inventory(layout: StoreLayout): Map<string, number> {
   const items = new Map<string, number>();
-  for (const hex of readdirSync(join(store.root, "blobs", "sha256"))) {
-    items.set(`blob:${hex}`, usage(join(store.root, "blobs", "sha256", hex)));
-  }
-  for (const hex of readdirSync(join(store.root, "layers"))) {
-    items.set(`layer:${hex}`, usage(join(store.root, "layers", hex)));
-  }
-  for (const hex of readdirSync(join(store.root, "gzip"))) items.set(`gzip:${hex}`, 0);
+  for (const hex of readdirSync(layout.blobsDir)) items.set(`blob:${hex}`, usage(join(layout.blobsDir, hex)));
+  for (const hex of readdirSync(layout.layersDir)) items.set(`layer:${hex}`, usage(join(layout.layersDir, hex)));
+  for (const hex of readdirSync(layout.gzipDir)) items.set(`gzip:${hex}`, 0);
   return items;
 }
 
 /** What a result keeps alive. */
-function refsOf(store: Store, r: StageResult): Set<string> {
+function refsOf(layout: StoreLayout, r: StageResult): Set<string> {
   const refs = new Set<string>();
   const hex = (d: string) => d.slice("sha256:".length);
   for (const l of r.layers) {
     refs.add(`blob:${hex(l.diffId)}`);
     refs.add(`layer:${hex(l.diffId)}`);
     refs.add(`gzip:${hex(l.diffId)}`);
-    const gz = store.compressedOf(l.diffId as Digest);
+    const gz = readGzipRecord(layout, l.diffId);
     if (gz) refs.add(`blob:${hex(gz.digest)}`);
   }
   for (const b of r.blobs ?? []) if (isDigest(b)) refs.add(`blob:${hex(b)}`);
@@ -140,13 +136,13 @@ function refsOf(store: Store, r: StageResult): Set<string> {
 }
 
 /** Removes an item; a layer dir is first renamed into tmp/, so a gc cut short never leaves half a layer in layers/. */
-function removeItem(store: Store, item: string): void {
+function removeItem(layout: StoreLayout, item: string): void {
   const [kind, hex] = item.split(":");
-  if (kind === "blob") rmSync(join(store.root, "blobs", "sha256", hex), { force: true });
-  else if (kind === "gzip") rmSync(join(store.root, "gzip", hex), { force: true });
+  if (kind === "blob") rmSync(join(layout.blobsDir, hex), { force: true });
+  else if (kind === "gzip") rmSync(join(layout.gzipDir, hex), { force: true });
   else {
-    const doomed = store.tmpPath("gc");
-    renameSync(join(store.root, "layers", hex), doomed);
+    const doomed = tempName(layout.tmpDir, "gc");
+    renameSync(join(layout.layersDir, hex), doomed);
     rmSync(doomed, { recursive: true, force: true });
   }
 }
@@ -157,11 +153,11 @@ function removeItem(store: Store, item: string): void {
  * exclusive lock (or passes dryRun), and runs inside the user namespace: extracted layers hold
  * files of mapped ids.
  */
-export function collectGarbage(store: Store, opts: GcOptions = {}): GcReport {
-  const results = readResults(store).sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
-  const items = inventory(store);
+export function collectGarbage(layout: StoreLayout, opts: GcOptions = {}): GcReport {
+  const results = readResults(layout).sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
+  const items = inventory(layout);
   const refcount = new Map<string, number>();
-  const refs = results.map((r) => (r.record ? refsOf(store, r.record) : new Set<string>()));
+  const refs = results.map((r) => (r.record ? refsOf(layout, r.record) : new Set<string>()));
   for (const set of refs) for (const i of set) refcount.set(i, (refcount.get(i) ?? 0) + 1);
 
   const sizeBefore = [...items.values()].reduce((a, b) => a + b, 0);
@@ -188,13 +184,13 @@ export function collectGarbage(store: Store, opts: GcOptions = {}): GcReport {
 
   const doomed = [...items.keys()].filter((item) => !refcount.get(item));
   const freed = doomed.reduce((a, item) => a + (items.get(item) ?? 0), 0);
-  const tmpDir = join(store.root, "tmp");
+  const tmpDir = layout.tmpDir;
   const staleTmp = readdirSync(tmpDir).filter((name) => !tagAlive(name.split(".").slice(0, 2).join(".")));
 
   if (!opts.dryRun) {
     // Results first: a result never points at something already gone.
     for (const i of dropped) rmSync(results[i].file, { force: true });
-    for (const item of doomed) removeItem(store, item);
+    for (const item of doomed) removeItem(layout, item);
     for (const name of staleTmp) rmSync(join(tmpDir, name), { recursive: true, force: true });
   }
   return {

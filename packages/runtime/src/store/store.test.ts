@@ -11,8 +11,9 @@ import type { ImageConfig } from "../oci/types.ts";
 import { commitLayerToStore } from "../layer/commit.ts";
 import { compressLayer } from "../layer/compress.ts";
 import { parseByteSize } from "./gc.ts";
-import type { LayerRef, StageResult } from "./result.ts";
+import type { LayerRef, StageResult } from "./results.ts";
 import { DigestMismatchError, Store } from "./store.ts";
+import { ensureLayerExtracted } from "../layer/extract.ts";
 
 async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "mstage-store-"));
@@ -111,13 +112,13 @@ test("ensureLayerExtracted extracts once and rejects a layer that does not match
     const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
     let opened = 0;
     const open = () => (opened++, store.openBlob(layer.diffId));
-    const [a, b] = await Promise.all([store.ensureLayerExtracted(layer.diffId, open), store.ensureLayerExtracted(layer.diffId, open)]);
+    const [a, b] = await Promise.all([ensureLayerExtracted(store, layer.diffId, open), ensureLayerExtracted(store, layer.diffId, open)]);
     assert.equal(a, b);
     assert.equal(opened, 1, "concurrent callers share one extraction");
     assert.equal(readFileSync(join(a, "f"), "utf8"), "x");
 
     const other = sha256Digest("not this layer");
-    await assert.rejects(store.ensureLayerExtracted(other, () => store.openBlob(layer.diffId)), DigestMismatchError);
+    await assert.rejects(ensureLayerExtracted(store, other, () => store.openBlob(layer.diffId)), DigestMismatchError);
     assert.equal(existsSync(store.layerDir(other)), false, "nothing appears under layers/");
     assert.deepEqual(readdirSync(join(store.root, "tmp")).filter((n) => n.includes("layer")), [], "the work dir is removed");
   });
@@ -132,7 +133,7 @@ test("ensureLayerExtracted finds the layer in the store by itself: its tar, else
     await compressLayer(store, layer.diffId);
     rmSync(store.blobPath(layer.diffId));
     assert.ok(store.hasLayer(layer.diffId), "a layer stored only as gzip is still usable");
-    const dir1 = await store.ensureLayerExtracted(layer.diffId);
+    const dir1 = await ensureLayerExtracted(store, layer.diffId);
     assert.equal(readFileSync(join(dir1, "f"), "utf8"), "from gzip");
 
     writeFileSync(join(up, "f"), "corrupt me");
@@ -140,7 +141,7 @@ test("ensureLayerExtracted finds the layer in the store by itself: its tar, else
     const blob = readFileSync(store.blobPath(other.diffId));
     blob[514] ^= 1; // inside the file's content (the header is the first 512 bytes)
     writeFileSync(store.blobPath(other.diffId), blob);
-    await assert.rejects(store.ensureLayerExtracted(other.diffId), DigestMismatchError);
+    await assert.rejects(ensureLayerExtracted(store, other.diffId), DigestMismatchError);
     assert.equal(store.hasLayerDir(other.diffId), false);
   });
 });
@@ -157,7 +158,7 @@ test("gc removes what no result references; --max-size drops the least recently 
     const keys = ["old", "mid", "new"].map((n) => sha256Digest(n));
     for (let i = 0; i < 3; i++) {
       await store.putResult(keys[i], result(keys[i], [layers[i]], ["old", "mid", "new"][i]));
-      await store.ensureLayerExtracted(layers[i].diffId, () => store.openBlob(layers[i].diffId));
+      await ensureLayerExtracted(store, layers[i].diffId, () => store.openBlob(layers[i].diffId));
       const t = new Date(Date.now() - (3 - i) * 3600_000);
       utimesSync(store.resultPath(keys[i]), t, t);
     }
@@ -225,6 +226,7 @@ test("two processes writing the same blobs into one store concurrently both succ
     writeFileSync(
       script,
       `import { Store } from ${JSON.stringify(new URL("./store.ts", import.meta.url).pathname)};
+       import { ensureLayerExtracted } from ${JSON.stringify(new URL("../layer/extract.ts", import.meta.url).pathname)};
        const store = await Store.open(process.argv[2]);
        const out = [];
        for (let i = 0; i < 40; i++) {
@@ -264,12 +266,13 @@ test("a writer killed mid-blob and mid-extraction leaves nothing a later run tru
     writeFileSync(
       script,
       `import { Store } from ${JSON.stringify(new URL("./store.ts", import.meta.url).pathname)};
+       import { ensureLayerExtracted } from ${JSON.stringify(new URL("../layer/extract.ts", import.meta.url).pathname)};
        import { Readable } from "node:stream";
        const store = await Store.open(process.argv[2]);
        // A blob that never ends, and an extraction that is slowed down to be caught midway.
        store.writeBlob(Readable.from((async function* () { for (;;) { yield Buffer.alloc(1 << 20, 7); await new Promise((r) => setTimeout(r, 5)); } })()));
        const slow = Readable.from((async function* () { for await (const c of store.openBlob(process.argv[3])) { yield c; await new Promise((r) => setTimeout(r, 200)); } })());
-       store.ensureLayerExtracted(process.argv[3], () => slow);
+       ensureLayerExtracted(store, process.argv[3], () => slow);
        setTimeout(() => console.log("busy"), 300);`,
     );
     const p = spawn(process.execPath, ["--import", "tsx", script, store.root, layer.diffId], { stdio: ["ignore", "pipe", "inherit"] });
@@ -284,7 +287,7 @@ test("a writer killed mid-blob and mid-extraction leaves nothing a later run tru
     assert.ok(r.removedTmp >= 2);
     assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
     // The layer was never recorded as extracted, so a later run extracts it afresh.
-    assert.equal(readFileSync(join(await store.ensureLayerExtracted(layer.diffId), "f1")).length, 64 * 1024);
+    assert.equal(readFileSync(join(await ensureLayerExtracted(store, layer.diffId), "f1")).length, 64 * 1024);
   });
 });
 

@@ -1,0 +1,162 @@
+// The store's layout, defined once (DESIGN §3): where each kind of entry lives under a store root,
+// and the small rules that read it without the runtime. `plan` asks this module whether a stage's
+// result is in the store; the runtime's Store builds every path from it.
+//
+//   FORMAT                 "mstage-store 1"
+//   blobs/sha256/<hex>     blobs by digest (uncompressed layer tars, gzip layers, configs, manifests)
+//   layers/<hex>/          layers extracted by diff-id, in overlay-lower format (read-only lower dirs)
+//   results/<hex>.json     stage key → the stage's result record
+//   gzip/<hex>             diff-id → "<digest of its gzip blob> <size>"
+//   caches/<id>/           persistent `caches` dirs of `run` steps
+//   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
+//   tmp/                   temp files and work dirs; same filesystem, so finished entries rename in
+//   locks/                 the store lock's files (shared holders and gc's exclusive one)
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export const STORE_FORMAT = "mstage-store 1\n";
+
+/** The store's top-level directories, created when a store is opened. */
+export const STORE_DIRS = ["blobs/sha256", "layers", "results", "gzip", "caches", "stat-cache", "tmp", "locks"] as const;
+
+const DIGEST = /^sha256:([a-f0-9]{64})$/;
+
+/** The hex of a `sha256:<hex>` digest, or null when it is not one. */
+function hexOf(digest: string): string | null {
+  return DIGEST.exec(digest)?.[1] ?? null;
+}
+
+function checkedHex(digest: string, what: string): string {
+  const hex = hexOf(digest);
+  if (hex === null) throw new Error(`invalid ${what} ${JSON.stringify(digest)}: want sha256:<64 hex digits>`);
+  return hex;
+}
+
+/** The file name stem of a stage key's result (its hex); accepts `sha256:<hex>` or bare hex. */
+export function resultHex(key: string): string {
+  if (/^[a-f0-9]{64}$/.test(key)) return key;
+  return checkedHex(key, "stage key");
+}
+
+/** Every path in a store rooted at `root`. Pure: nothing here touches the disk. */
+export class StoreLayout {
+  constructor(readonly root: string) {}
+
+  get format(): string {
+    return join(this.root, "FORMAT");
+  }
+  get blobsDir(): string {
+    return join(this.root, "blobs", "sha256");
+  }
+  get layersDir(): string {
+    return join(this.root, "layers");
+  }
+  get resultsDir(): string {
+    return join(this.root, "results");
+  }
+  get gzipDir(): string {
+    return join(this.root, "gzip");
+  }
+  get cachesDir(): string {
+    return join(this.root, "caches");
+  }
+  get tmpDir(): string {
+    return join(this.root, "tmp");
+  }
+  get locksDir(): string {
+    return join(this.root, "locks");
+  }
+
+  blob(digest: string): string {
+    return join(this.blobsDir, checkedHex(digest, "blob digest"));
+  }
+  layer(diffId: string): string {
+    return join(this.layersDir, checkedHex(diffId, "layer diff-id"));
+  }
+  result(key: string): string {
+    return join(this.resultsDir, `${resultHex(key)}.json`);
+  }
+  /** The record naming the gzip blob of layer `diffId`. */
+  gzip(diffId: string): string {
+    return join(this.gzipDir, checkedHex(diffId, "layer diff-id"));
+  }
+  /** The persistent directory of a `caches` id: the id itself when it is a safe name, else a hash of it. */
+  cache(id: string): string {
+    const safe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id) ? id : "h-" + sha256Hex(id).slice(0, 32);
+    return join(this.cachesDir, safe);
+  }
+  /** The stat cache of the project at `projectDir` (one file per project). */
+  statCache(projectDir: string): string {
+    return join(this.root, "stat-cache", `${sha256Hex(projectDir).slice(0, 32)}.json`);
+  }
+}
+
+/** A gzip record's text. */
+export function formatGzipRecord(gz: { digest: string; size: number }): string {
+  return `${gz.digest} ${gz.size}\n`;
+}
+
+/** Parses a gzip record; null when it is not one. */
+export function parseGzipRecord(text: string): { digest: string; size: number } | null {
+  const [d, size] = text.trim().split(" ");
+  if (!d || hexOf(d) === null) return null;
+  return { digest: d, size: Number(size) };
+}
+
+/** The minimal shape of a stored result that decides whether it can be used. */
+export interface StoredResultShape {
+  key: string;
+  layers: { diffId: string }[];
+}
+
+/**
+ * Whether layer `diffId` can be used from the store at `layout`: extracted, or its tar, or its
+ * recorded gzip blob, is there.
+ */
+export function layerInStore(layout: StoreLayout, diffId: string): boolean {
+  if (hexOf(diffId) === null) return false;
+  if (existsSync(layout.layer(diffId)) || existsSync(layout.blob(diffId))) return true;
+  const gz = readGzipRecord(layout, diffId);
+  return gz !== null && existsSync(layout.blob(gz.digest));
+}
+
+/** The gzip blob recorded for layer `diffId`, or null. */
+export function readGzipRecord(layout: StoreLayout, diffId: string): { digest: string; size: number } | null {
+  try {
+    return parseGzipRecord(readFileSync(layout.gzip(diffId), "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The result record stored for stage key `key`, or null when there is none, it is unreadable or
+ * not for this key, or any of its layers is gone (`hasLayer`, default layerInStore; pass a memo to
+ * look each layer up once). This is the one rule both `plan` ("in store") and `up` (Store.getResult)
+ * apply. Reads only; marking the result used is the runtime's business.
+ */
+export function readStoredResult<T extends StoredResultShape = StoredResultShape>(
+  layout: StoreLayout,
+  key: string,
+  hasLayer: (diffId: string) => boolean = (d) => layerInStore(layout, d),
+): T | null {
+  const file = layout.result(key);
+  let record: T;
+  try {
+    record = JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" || e instanceof SyntaxError) return null;
+    throw e;
+  }
+  if (record === null || typeof record !== "object" || record.key !== key || !Array.isArray(record.layers)) return null;
+  for (const l of record.layers) {
+    const diffId = typeof l?.diffId === "string" ? l.diffId : "";
+    if (hexOf(diffId) === null || !hasLayer(diffId)) return null;
+  }
+  return record;
+}
+
+function sha256Hex(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}

@@ -1,0 +1,75 @@
+// The store's layers: extracted dirs at layers/<hex of diff-id>/ (overlay-lower format), and the
+// gzip/<hex> records saying which blob is the gzip of which layer. Extraction itself (tar → dir)
+// is layer/extract.ts; this file only places, finds and opens what the store holds.
+import { existsSync, lstatSync, lutimesSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { UserError, formatGzipRecord, readGzipRecord, type StoreLayout } from "@mstage/core";
+import type { Digest } from "../oci/digest.ts";
+import { errno, fsyncDir, writeFileAtomic } from "./atomic-files.ts";
+import { hasBlob, openBlob } from "./blobs.ts";
+
+export function hasLayerDir(layout: StoreLayout, diffId: Digest): boolean {
+  return existsSync(layout.layer(diffId));
+}
+
+/**
+ * Moves `dir` (on the store's filesystem) into place as the extracted form of layer `diffId`, or
+ * removes it when another copy is already there (an extraction that finished first is as good).
+ */
+export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string): string {
+  const target = layout.layer(diffId);
+  try {
+    renameSync(dir, target);
+  } catch (e) {
+    if (!["ENOTEMPTY", "EEXIST"].includes(errno(e) ?? "")) throw e;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  fsyncDir(layout.layersDir);
+  return target;
+}
+
+/**
+ * Makes `dir` (on the store's filesystem, e.g. a work dir from tmpDir()) the extracted form of
+ * layer `diffId`, instead of extracting the layer's tar again: for an overlay upper dir or a rootfs
+ * that was just committed as that layer. Its mtimes are clamped and truncated exactly as the tar
+ * has them, so a later stage sees the same files whether the layer was adopted or extracted.
+ * `dir` is moved (or removed, if the layer is already extracted); returns the layer dir.
+ */
+export function adoptLayerDir(layout: StoreLayout, diffId: Digest, dir: string, opts: { sourceDateEpoch: number }): string {
+  const target = layout.layer(diffId);
+  if (existsSync(target)) {
+    rmSync(dir, { recursive: true, force: true });
+    return target;
+  }
+  clampTimes(dir, opts.sourceDateEpoch);
+  return placeLayerDir(layout, diffId, dir);
+}
+
+/** Remembers that blob `gz` is the gzip of layer `diffId` (from compressLayer, or a pulled layer). */
+export async function recordCompressed(layout: StoreLayout, diffId: Digest, gz: { digest: Digest; size: number }): Promise<void> {
+  await writeFileAtomic(layout.gzip(diffId), formatGzipRecord(gz), layout.tmpDir);
+}
+
+export function compressedOf(layout: StoreLayout, diffId: Digest): { digest: Digest; size: number } | null {
+  return readGzipRecord(layout, diffId) as { digest: Digest; size: number } | null;
+}
+
+/** The layer's tar as stored (plain, else gzip), unverified: for readers that check the diff-id themselves. */
+export function openLayerTar(layout: StoreLayout, diffId: Digest): Readable {
+  if (hasBlob(layout, diffId)) return openBlob(layout, diffId, { verify: false });
+  const gz = compressedOf(layout, diffId);
+  if (gz && hasBlob(layout, gz.digest)) return openBlob(layout, gz.digest, { verify: false });
+  throw new UserError(`layer ${diffId} is not in the store ${layout.root} (neither its tar nor its gzip blob); rebuild with --no-cache`);
+}
+
+/** Sets every mtime below `dir` to what commit writes into the tar: whole seconds, at most `epoch`. */
+function clampTimes(dir: string, epoch: number): void {
+  const visit = (path: string) => {
+    const st = lstatSync(path);
+    if (st.isDirectory()) for (const name of readdirSync(path)) visit(join(path, name));
+    const t = Math.min(Math.floor(st.mtimeMs / 1000), epoch);
+    if (st.mtimeMs !== t * 1000) lutimesSync(path, t, t);
+  };
+  for (const name of readdirSync(dir)) visit(join(dir, name));
+}
