@@ -37,18 +37,18 @@ export type { OutputImage, WriteLayoutOptions } from "./oci/layout.ts";
 export { writeDockerArchive, repoTag } from "./oci/docker-archive.ts";
 export type { DockerArchiveManifestEntry, WriteArchiveOptions } from "./oci/docker-archive.ts";
 
-// build/
-export { runGraph } from "./build/scheduler.ts";
-export type { Task } from "./build/scheduler.ts";
-export { LineSplitter } from "./build/events.ts";
-export type { BuildEvent, BuildEventHandler, StageOutcome } from "./build/events.ts";
-export { buildPlan, finalConfig } from "./build/builder.ts";
-export type { BuildOptions, BuiltStage } from "./build/builder.ts";
-export { BaseProvider, debianIdentity } from "./build/bases.ts";
-export type { BaseProviderOptions, PreparedBase } from "./build/bases.ts";
-export { buildDebianRootfs, parseDpkgStatus } from "./build/debian.ts";
-export { openShell } from "./build/shell.ts";
-export type { ShellOptions } from "./build/shell.ts";
+// builder/
+export { runGraph } from "./builder/scheduler.ts";
+export type { Task } from "./builder/scheduler.ts";
+export { LineSplitter } from "./builder/events.ts";
+export type { BuildEvent, BuildEventHandler, StageOutcome } from "./builder/events.ts";
+export { buildPlan, finalConfig } from "./builder/builder.ts";
+export type { BuildOptions, BuiltStage } from "./builder/builder.ts";
+export { BaseProvider, debianIdentity } from "./builder/bases.ts";
+export type { BaseProviderOptions, PreparedBase } from "./builder/bases.ts";
+export { buildDebianRootfs, parseDpkgStatus } from "./builder/debian.ts";
+export { openShell } from "./builder/shell.ts";
+export type { ShellOptions } from "./builder/shell.ts";
 
 // registry/
 export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
