@@ -1,7 +1,7 @@
 // `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
 // package versions. JSON with sorted keys so diffs stay small.
 import { readFileSync } from "node:fs";
-import { writeFileAtomicSync } from "./files.ts";
+import { writeFileAtomicSync } from "./atomic-file.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { canonicalJson } from "./keys.ts";

@@ -37,8 +37,8 @@ export { planStages, planHasChanges, hostPlatform, displayPath } from "./plan.ts
 export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";
 export type { ProjectState, StageRecord } from "./state.ts";
-export { readLock, writeLock, debianLockKey, lockPath } from "./lock.ts";
-export type { LockFile } from "./lock.ts";
+export { readLock, writeLock, debianLockKey, lockPath } from "./images-lock.ts";
+export type { LockFile } from "./images-lock.ts";
 export { closest, didYouMean } from "./suggest.ts";
 export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, parseGzipRecord, formatGzipRecord } from "./store-layout.ts";
 export type { StoredResultShape } from "./store-layout.ts";

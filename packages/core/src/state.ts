@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
-import { writeFileAtomicSync } from "./files.ts";
+import { writeFileAtomicSync } from "./atomic-file.ts";
 import type { StageInputs } from "./keys.ts";
 import type { PlanEntry } from "./plan.ts";
 

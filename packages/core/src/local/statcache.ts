@@ -2,7 +2,7 @@
 // no-op plan reads no file contents. Kept as one JSON file per project in the store.
 import { closeSync, openSync, readFileSync, readSync, type Stats } from "node:fs";
 import { createHash } from "node:crypto";
-import { writeFileAtomicSync } from "../files.ts";
+import { writeFileAtomicSync } from "../atomic-file.ts";
 
 /** [size, mtimeMs, ctimeMs, ino, sha256 hex]: numbers compared as they are, no formatting. */
 type Entry = [number, number, number, number, string];
