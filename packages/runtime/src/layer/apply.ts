@@ -32,6 +32,7 @@ import tar from "tar-stream";
 import { UserError } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { PaxTap } from "./pax-tap.ts";
+import { makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
 import { isOverlayPrivate, writeXattrs } from "./xattr.ts";
 
 export interface ApplyOptions {
@@ -55,9 +56,6 @@ export class HostileLayerError extends UserError {
     super(`layer entry ${JSON.stringify(entry)}: ${reason}; refusing to extract this layer`);
   }
 }
-
-const WH_PREFIX = ".wh.";
-const WH_OPAQUE = ".wh..wh..opq";
 
 /** Normalises an archive path to "a/b" ("" for the root); rejects absolute names and "..". */
 export function cleanEntryName(raw: string, entry = raw): string {
@@ -272,7 +270,7 @@ class Applier {
     this.ensureParents(rel, entry);
     if (base === WH_OPAQUE) {
       if (this.opts.mode === "overlay") {
-        this.xattrs.push({ rel: parent, name: "user.overlay.opaque", value: Buffer.from("y") });
+        this.xattrs.push({ rel: parent, name: OVERLAY_OPAQUE_XATTR, value: Buffer.from("y") });
         return;
       }
       // Opaque: what lower layers put in this dir goes; what this layer put there stays.
@@ -298,12 +296,7 @@ class Applier {
   private template(): string {
     if (this.whiteoutTemplate) return this.whiteoutTemplate;
     const file = join(dirname(this.root), `.whiteout-${process.pid}-${Date.now()}`);
-    const r = spawnSync("mknod", [file, "c", "0", "0"]);
-    if (r.status !== 0) {
-      throw new UserError(
-        `cannot create an overlay whiteout (mknod ${file} c 0 0): ${r.stderr?.toString().trim() || r.error?.message}; layers must be extracted inside mstage's user namespace`,
-      );
-    }
+    makeOverlayWhiteout(file);
     this.whiteoutTemplate = file;
     return file;
   }

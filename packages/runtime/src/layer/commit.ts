@@ -13,6 +13,7 @@ import { Readable } from "node:stream";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+import { isOverlayOpaque, isOverlayWhiteout, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
 import { isOverlayPrivate, readTreeXattrs, type Xattrs } from "./xattr.ts";
 
 export interface CommitOptions {
@@ -30,14 +31,6 @@ interface Child {
   /** The name as it appears in the tar (".wh.x" for a whiteout), the sort key. */
   key: Buffer;
   st: Stats;
-}
-
-function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function isOpaque(attrs: Xattrs | undefined): boolean {
-  return !!attrs?.some(([n, v]) => (n === "user.overlay.opaque" || n === "trusted.overlay.opaque") && v.toString() === "y");
 }
 
 function paxXattrs(attrs: Xattrs | undefined): TarHeader["pax"] {
@@ -105,7 +98,7 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
     const abs = rel ? join(upperDir, rel) : upperDir;
     const children: Child[] = readdirSync(abs).map((name) => {
       const st = lstatSync(join(abs, name));
-      return { name, st, key: Buffer.from(isWhiteout(st) ? ".wh." + name : name, "utf8") };
+      return { name, st, key: Buffer.from(isOverlayWhiteout(st) ? WH_PREFIX + name : name, "utf8") };
     });
     children.sort(byteOrder);
     for (const { name, st, key } of children) {
@@ -113,12 +106,12 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
       const tarName = rel ? rel + "/" + key.toString("utf8") : key.toString("utf8");
       const attrs = xattrs.get(path);
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(st), size: 0 };
-      if (isWhiteout(st)) {
+      if (isOverlayWhiteout(st)) {
         out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
       } else if (st.isDirectory()) {
         out.put(encodeHeader({ ...base, name: tarName + "/", type: "directory", pax: paxXattrs(attrs) }));
-        if (isOpaque(attrs)) {
-          out.put(encodeHeader({ ...base, name: `${tarName}/.wh..wh..opq`, type: "file", mode: 0, uid: 0, gid: 0 }));
+        if (isOverlayOpaque(attrs)) {
+          out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
         }
         yield* out.drain();
         yield* walk(path);
