@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { buildGraph, loadState, planStages, recordBuild, saveState } from "@mstage/core";
 import { Store } from "@mstage/runtime";
 import { loadConfig } from "../../packages/cli/src/config/load.ts";
-import { createPlanContext } from "../../packages/cli/src/config/project.ts";
+import { createPlanContext } from "../../packages/cli/src/app/project.ts";
 
 export async function recordProjectBuilt(projectDir: string, storeDir: string): Promise<void> {
   const config = await loadConfig(join(projectDir, "images.ts"));

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError, buildGraph, planStages } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext } from "../config/project.ts";
+import { createPlanContext } from "./project.ts";
 
 export type OutputSpec = { kind: "oci"; dir: string } | { kind: "docker-archive"; file: string };
 

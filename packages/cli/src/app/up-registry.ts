@@ -10,9 +10,16 @@ import {
   type RegistryClientOptions,
   type Store,
 } from "@mstage/runtime";
-import type { RegistryUpOptions } from "./registry-options.ts";
 
-export { parseRegistryOptions, type RegistryUpOptions } from "./registry-options.ts";
+export interface RegistryUpOptions {
+  push?: boolean;
+  /** --insecure-registry HOST (repeatable): plain HTTP allowed besides loopback. */
+  insecure?: string[];
+  /** --cache-from registry://HOST/REPO (repeatable). */
+  cacheFrom?: string[];
+  /** --cache-to registry://HOST/REPO (repeatable). */
+  cacheTo?: string[];
+}
 
 /** One per `up` run; close() it at the end. */
 export class UpRegistry {

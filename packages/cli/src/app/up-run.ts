@@ -28,7 +28,7 @@ import {
   type OutputImage,
 } from "@mstage/runtime";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext, debianIdentity as planDebianIdentity } from "../config/project.ts";
+import { createPlanContext, debianIdentity as planDebianIdentity } from "./project.ts";
 import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";

@@ -2,7 +2,7 @@
 // be resolved in a registry (not pinned in images.lock, or --refresh).
 import { buildGraph, planHasChanges, planStages } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext } from "../config/project.ts";
+import { createPlanContext } from "../app/project.ts";
 import type { GlobalOptions } from "../options.ts";
 import { renderPlan, planJson } from "../render/plan.ts";
 import { parseRegistryOptions } from "./registry-options.ts";

@@ -1,15 +1,6 @@
 // The registry flags of `up` and `plan`, read without loading the runtime (a no-op plan stays cheap).
 import { UserError } from "@mstage/core";
-
-export interface RegistryUpOptions {
-  push?: boolean;
-  /** --insecure-registry HOST (repeatable): plain HTTP allowed besides loopback. */
-  insecure?: string[];
-  /** --cache-from registry://HOST/REPO (repeatable). */
-  cacheFrom?: string[];
-  /** --cache-to registry://HOST/REPO (repeatable). */
-  cacheTo?: string[];
-}
+import type { RegistryUpOptions } from "../app/up-registry.ts";
 
 function list(v: unknown): string[] {
   if (v === undefined || v === false) return [];

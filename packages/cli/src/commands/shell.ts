@@ -15,7 +15,7 @@ export default async function shell(args: string[], opts: Record<string, unknown
   const reexec = runtime.reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
   if (reexec) await reexec;
 
-  const { runUp } = await import("./up-run.ts");
+  const { runUp } = await import("../app/up-run.ts");
   // Held from before the build until the session ends, as `up` holds it for a build: the session's
   // lower dirs are the store's extracted layers, which a concurrent `mstage gc` must not remove.
   const store = await runtime.Store.open(g.store);

@@ -6,7 +6,7 @@ import { UserError } from "@mstage/core";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
-import { checkNoop, parseOutputs } from "./up-noop.ts";
+import { checkNoop, parseOutputs } from "../app/up-noop.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
 
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
@@ -31,7 +31,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const reexec = runtime.reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
   if (reexec) await reexec;
 
-  const { runUp } = await import("./up-run.ts");
+  const { runUp } = await import("../app/up-run.ts");
   const progress = createProgress(mode);
   const controller = new AbortController();
   const onSignal = () => controller.abort(new UserError("interrupted"));

@@ -7,7 +7,7 @@ import type { GlobalOptions } from "../options.ts";
 import { createProgress, formatDuration, resolveProgressMode } from "../render/progress.ts";
 import { renderError } from "../render/errors.ts";
 import { runWatch, type WatchEvent } from "../watch/session.ts";
-import { parseOutputs } from "./up-run.ts";
+import { parseOutputs } from "../app/up-run.ts";
 
 export default async function watch(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const outputs = parseOutputs(opts.output);

@@ -1,7 +1,7 @@
 // The end of `mstage up`: how many stages were built or reused, and what was written where.
 import { relative } from "node:path";
 import kleur from "kleur";
-import type { OutputLine } from "../commands/up-noop.ts";
+import type { OutputLine } from "../app/up-noop.ts";
 
 export interface SummaryView {
   projectDir: string;

@@ -5,7 +5,7 @@
 import { IgnoreRules, UserError, localPath, projectIgnore, type LocalSource, type Plan } from "@mstage/core";
 import type { BuildEvent } from "@mstage/runtime";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
-import { runUp, type UpOptions, type UpSummary } from "../commands/up-run.ts";
+import { runUp, type UpOptions, type UpSummary } from "../app/up-run.ts";
 import { summary as planSummary } from "../render/plan.ts";
 import { watchTargets, type ChangeBatch, type WatchTarget } from "./watcher.ts";
 
