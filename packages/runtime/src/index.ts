@@ -57,8 +57,8 @@ export { parsePlatform, formatPlatform, hostPlatform } from "./registry/platform
 export type { Platform } from "./registry/platform.ts";
 export { RegistryClient, redact } from "./registry/client.ts";
 export type { RegistryClientOptions } from "./registry/client.ts";
-export { fileCredentials } from "./registry/auth.ts";
-export type { Credentials, CredentialSource } from "./registry/auth.ts";
+export { fileCredentials } from "./registry/credentials.ts";
+export type { Credentials, CredentialSource } from "./registry/credentials.ts";
 export { pullImage, resolveDigest } from "./registry/pull.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
 export { pushImage } from "./registry/push.ts";

@@ -1,5 +1,5 @@
-// Where registry credentials come from (docker/podman auth files) and how a registry asks for them
-// (the WWW-Authenticate challenge). Credentials are only ever turned into request headers.
+// Where registry credentials come from (docker/podman auth files and credential helpers).
+// Credentials are only ever turned into request headers (transport/bearer.ts).
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -14,12 +14,6 @@ export interface Credentials {
 
 /** Looks up credentials for a registry host; undefined means anonymous. */
 export type CredentialSource = (registry: string, repository?: string) => Promise<Credentials | undefined>;
-
-/** A parsed `WWW-Authenticate` challenge. */
-export interface Challenge {
-  scheme: "basic" | "bearer";
-  params: Record<string, string>;
-}
 
 /**
  * Reads credentials the way podman and docker do: `$REGISTRY_AUTH_FILE` first, then
@@ -151,29 +145,4 @@ function lookup(entries: AuthEntries, registry: string, repository?: string): Cr
     }
   }
   return entries.byKey.get(registry);
-}
-
-/** Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`. */
-export function parseChallenge(header: string | string[] | undefined): Challenge | undefined {
-  const values = Array.isArray(header) ? header : header ? [header] : [];
-  let basic: Challenge | undefined;
-  for (const value of values) {
-    const m = /^\s*(\w+)\s*(.*)$/s.exec(value);
-    if (!m) continue;
-    const scheme = m[1]!.toLowerCase();
-    if (scheme !== "bearer" && scheme !== "basic") continue;
-    const params: Record<string, string> = {};
-    const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/g;
-    for (let p = re.exec(m[2]!); p; p = re.exec(m[2]!)) {
-      params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!;
-    }
-    // Prefer bearer when a registry offers both.
-    if (scheme === "bearer") return { scheme, params };
-    basic = { scheme, params };
-  }
-  return basic;
-}
-
-export function basicHeader(c: Credentials): string {
-  return "Basic " + Buffer.from(`${c.username}:${c.password}`).toString("base64");
 }

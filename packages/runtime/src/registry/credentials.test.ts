@@ -3,17 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseChallenge, fileCredentials } from "./auth.ts";
-
-test("WWW-Authenticate challenges parse, bearer preferred over basic", () => {
-  assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/x:pull"'), {
-    scheme: "bearer",
-    params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/x:pull" },
-  });
-  assert.deepEqual(parseChallenge(['Basic realm="r"', 'Bearer realm="t"']), { scheme: "bearer", params: { realm: "t" } });
-  assert.deepEqual(parseChallenge('Basic realm="Registry Realm"'), { scheme: "basic", params: { realm: "Registry Realm" } });
-  assert.equal(parseChallenge(undefined), undefined);
-});
+import { fileCredentials } from "./credentials.ts";
 
 test("credentials come from REGISTRY_AUTH_FILE before docker config, most specific key first", async () => {
   const dir = mkdtempSync(join(tmpdir(), "mstage-auth-"));

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { redact, retryAfterMs } from "./client.ts";
+import { redact } from "./errors.ts";
+import { retryAfterMs } from "./retry.ts";
 
 test("redacted URLs keep neither userinfo nor upload state, and Retry-After reads seconds or dates", () => {
   const r = redact("https://user:secret@reg.example/v2/x/blobs/uploads/abc?_state=SECRET&digest=sha256:1");
