@@ -1,11 +1,14 @@
 // Bundles the CLI (core + runtime + cli sources) into packages/cli/dist. Third-party packages stay
-// external and resolve from packages/cli/node_modules at run time.
+// external and resolve from packages/cli/node_modules at run time (or, installed from the
+// tarball that scripts/pack.mjs makes, from the registry dependencies npm installed beside it).
 import { build } from "esbuild";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 
-const cli = JSON.parse(readFileSync(new URL("../packages/cli/package.json", import.meta.url), "utf8"));
-const external = Object.keys(cli.dependencies).filter((d) => !d.startsWith("@mstage/"));
+const cliDir = fileURLToPath(new URL("../packages/cli/", import.meta.url));
+const cli = JSON.parse(readFileSync(`${cliDir}package.json`, "utf8"));
+const external = Object.keys(cli.dependencies);
 
 const common = {
   bundle: true,
@@ -23,9 +26,14 @@ const common = {
   banner: { js: "import { createRequire as __mstageCreateRequire } from 'node:module'; const require = __mstageCreateRequire(import.meta.url);" },
 };
 
-await rm("packages/cli/dist", { recursive: true, force: true });
-await build({
-  ...common,
-  entryPoints: { mstage: "packages/cli/src/main.ts", api: "packages/cli/src/index.ts" },
-  outdir: "packages/cli/dist",
-});
+/** Builds the CLI and the API module into `outdir` (default packages/cli/dist), replacing it. */
+export async function buildCli(outdir = `${cliDir}dist`) {
+  await rm(outdir, { recursive: true, force: true });
+  await build({
+    ...common,
+    entryPoints: { mstage: `${cliDir}src/main.ts`, api: `${cliDir}src/index.ts` },
+    outdir,
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await buildCli();
