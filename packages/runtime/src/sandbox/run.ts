@@ -1,5 +1,6 @@
 // Runs one `run` step in its sandbox: new pid/mount/ipc/uts namespaces (and net for
-// `network: "none"`) inside mstage's user namespace, chrooted into the stage's mounted rootfs.
+// `network: "none"`) inside mstage's user namespace, pivoted into the stage's mounted rootfs, with
+// the capabilities and /proc that containment.ts allows.
 import { spawn } from "node:child_process";
 import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -13,6 +14,8 @@ import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, hostPath, requireTool } from "./tools.ts";
 import { DEFAULT_PATH } from "../oci/config.ts";
 import { devTemplate } from "./devices.ts";
+import { capabilityOptions, procMasksHere, sysMasksHere, type Mask } from "./containment.ts";
+import { fstabLine } from "./fstab.ts";
 import { addRangeCommand } from "./subid.ts";
 import { inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
 
@@ -72,8 +75,10 @@ const NONE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopb
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** What a step mounts, with targets resolved inside the rootfs, and what had to be created for it. */
+/** What a step mounts (an fstab, see fstab.ts), with targets resolved inside the rootfs, and what had to be created for it. */
 class MountPlan {
+  readonly fstab: string[] = [];
+  /** Setup operations after the mounts (see setup-script.ts). */
   readonly ops: string[] = [];
   /** Host paths created in the rootfs as mountpoints, removed again after the step. */
   readonly created: string[] = [];
@@ -90,6 +95,24 @@ class MountPlan {
       this.created.push(p);
     });
     return p;
+  }
+
+  mount(source: string, target: string, type: string, options: string): void {
+    this.fstab.push(fstabLine(source, target, type, options));
+  }
+
+  bind(source: string, target: string, readonly: boolean): void {
+    this.mount(source, target, "none", readonly ? "bind,ro" : "bind");
+  }
+
+  /** runc's read-only paths and masks below a /proc or /sys mounted at `dir` (host path). */
+  harden(dir: string, masks: Mask[]): void {
+    for (const m of masks) {
+      const p = join(dir, m.path);
+      if (m.kind === "readonly") this.bind(p, p, true);
+      else if (m.kind === "file") this.bind("/dev/null", p, true);
+      else this.mount("tmpfs", p, "tmpfs", "ro,nosuid,nodev,noexec");
+    }
   }
 
   cleanUp(): void {
@@ -142,16 +165,22 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     }
     const proc = plan.target("/proc", "dir");
     const dev = await devTemplate(root);
-    plan.ops.push("rbind", dev.dir, plan.target("/dev", "dir"));
+    plan.mount(dev.dir, plan.target("/dev", "dir"), "none", "rbind");
     // Per-step copies: the step may edit them (as with Docker), and neither the host's files nor the
     // layer change. Bound over scaffold files, so nothing is created in the upper dir.
     const hosts = join(tmp, "hosts");
     const resolv = join(tmp, "resolv.conf");
     await writeFile(hosts, opts.network === "none" ? NONE_HOSTS : await readHostFile("/etc/hosts", NONE_HOSTS));
     await writeFile(resolv, opts.network === "none" ? "" : await readHostFile("/etc/resolv.conf", ""));
-    plan.ops.push("bind", hosts, plan.target("/etc/hosts", "file"), "rw");
-    plan.ops.push("bind", resolv, plan.target("/etc/resolv.conf", "file"), "rw");
-    if (opts.network === "none") plan.ops.push("lo", "sysfs", plan.target("/sys", "dir"));
+    plan.bind(hosts, plan.target("/etc/hosts", "file"), false);
+    plan.bind(resolv, plan.target("/etc/resolv.conf", "file"), false);
+    if (opts.network === "none") {
+      // A new network namespace may have its own sysfs; the host's is never shown.
+      const sys = plan.target("/sys", "dir");
+      plan.mount("sysfs", sys, "sysfs", "ro,nosuid,nodev,noexec");
+      plan.harden(sys, sysMasksHere());
+      plan.ops.push("lo");
+    }
     if (findTool("hostname")) plan.ops.push("hostname", opts.hostname ?? "mstage");
     for (const b of opts.binds ?? []) {
       let isDir: boolean;
@@ -160,30 +189,33 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
       } catch {
         throw new UserError(`bind source ${b.host} (for ${b.target}) does not exist on the host`);
       }
-      plan.ops.push("bind", b.host, plan.target(b.target, isDir ? "dir" : "file"), b.readonly ? "ro" : "rw");
+      plan.bind(b.host, plan.target(b.target, isDir ? "dir" : "file"), b.readonly);
     }
     for (const c of opts.caches ?? []) {
       mkdirSync(c.dir, { recursive: true });
-      plan.ops.push("bind", c.dir, plan.target(c.target, "dir"), "rw");
+      plan.bind(c.dir, plan.target(c.target, "dir"), false);
     }
     if (secrets.length) {
       const dir = plan.target("/run/secrets", "dir");
-      plan.ops.push("tmpfs", dir, "mode=0755,nosuid,nodev,noexec,size=16m");
+      plan.mount("tmpfs", dir, "tmpfs", "mode=0755,nosuid,nodev,noexec,size=16m");
       // fd 3 is the setup script's status pipe; secrets come on 4, 5, … so they never touch a disk.
       secrets.forEach((s, i) => plan.ops.push("secret", String(4 + i), join(dir, s.id), String(user.uid), String(user.gid)));
     }
 
-    const switchUser =
-      user.uid === 0 && user.gid === 0
-        ? []
-        : [...dev.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, user.named ? "--init-groups" : "--clear-groups"];
+    // Last, so that no bind can cover them: /proc's read-only paths and masks.
+    plan.harden(proc, procMasksHere());
+    const fstab = join(tmp, "fstab");
+    await writeFile(fstab, plan.fstab.join("\n") + "\n");
+
+    const switchUser = user.uid === 0 && user.gid === 0 ? [] : [`--reuid=${user.uid}`, `--regid=${user.gid}`, user.named ? "--init-groups" : "--clear-groups"];
     const envPairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    const final = [root, workdir, ...dev.umount, String(envPairs.length), ...envPairs, ...switchUser, "--", ...opts.argv];
+    const start = [...dev.setpriv, ...capabilityOptions(), ...switchUser, "--", ...opts.argv];
+    const final = [root, workdir, ...dev.umount, String(envPairs.length), ...envPairs, ...start];
     const nsFlags = ["--pid", "--fork", "--kill-child", "--mount", "--propagation=private", "--ipc", "--uts", `--mount-proc=${proc}`];
     if (opts.network === "none") nsFlags.push("--net");
     // setpriv's parent-death signal: if mstage dies in any way, unshare dies, and its --kill-child
     // takes the step's pid namespace (every process of the step) with it.
-    const args = ["--pdeathsig=KILL", "--", requireTool("unshare"), ...nsFlags, "--", "/bin/sh", "-c", SETUP_SCRIPT, "mstage-step", ...plan.ops, "--", ...final];
+    const args = ["--pdeathsig=KILL", "--", requireTool("unshare"), ...nsFlags, "--", "/bin/sh", "-c", SETUP_SCRIPT, "mstage-step", fstab, ...plan.ops, "--", ...final];
     return await spawnStep(requireTool("setpriv"), args, secrets, opts);
   } finally {
     plan.cleanUp();

@@ -4,28 +4,23 @@
 // run.ts), then makes the rootfs the namespace's root with pivot_root and detaches the host's.
 // A chroot would not do: the step is root in its namespace, holds CAP_SYS_CHROOT and could climb out
 // of a chroot into the host's filesystem (tested). With the old root detached there is nothing above.
-// Past that point no host binary is reachable, so switching to a non-root user runs the copy of
-// setpriv (and its loader and libraries) that devices.ts keeps in /dev/.mstage.
+// Past that point no host binary is reachable, so the step is started through the copy of setpriv
+// (and its loader and libraries) that devices.ts keeps in /dev/.mstage: it drops the capabilities
+// that containment.ts denies a step and switches to the step's user.
 //
 // It says "ok" on fd 3 right before the final exec, so a failed setup is told apart from a failed step.
-// Arguments: operations, `--`, ROOT WORKDIR, UMOUNT×4 (loader, --library-path, dirs, binary: the
-// host's umount run through the old root), N ENV×N, then SWITCH… `--` ARGV… where SWITCH is empty
-// (stay root) or the helper's setpriv argv with its user options. Operations:
-//   sysfs DST | rbind SRC DST | bind SRC DST ro|rw | tmpfs DST OPTIONS | secret FD DST UID GID
-//   lo | hostname NAME
-// /proc is mounted by unshare itself (--mount-proc), /dev is an rbind of devices.ts' template.
+// Arguments: FSTAB (every mount of the step, see fstab.ts; made with one `mount --all`), operations,
+// `--`, ROOT WORKDIR, UMOUNT×4 (loader, --library-path, dirs, binary: the host's umount run through
+// the old root), N ENV×N, then ARGV…: the helper's setpriv with the step's capability bounding set
+// (and user), `--`, the step's command. Operations:
+//   secret FD DST UID GID | lo | hostname NAME
+// /proc is mounted by unshare itself (--mount-proc); its masks are in FSTAB.
 export const SETUP_SCRIPT = String.raw`set -e
 OLD_ROOT=/dev/.mstage/old
+mount -n --all --fstab "$1"; shift
 while [ "$1" != -- ]; do
   op=$1; shift
   case $op in
-  sysfs) mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$1"; shift ;;
-  rbind) mount --rbind "$1" "$2"; shift 2 ;;
-  bind)
-    mount --bind "$1" "$2"
-    if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi
-    shift 3 ;;
-  tmpfs) mount -t tmpfs -o "$2" tmpfs "$1"; shift 2 ;;
   secret) (umask 277; eval "cat <&$1" >"$2"); eval "exec $1<&-"; chown "$3:$4" "$2"; shift 4 ;;
   lo) ip link set lo up ;;
   hostname) hostname "$1"; shift ;;
@@ -43,6 +38,5 @@ unset PATH PWD OLDPWD
 while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
 unset n wd root op
 printf ok >&3; exec 3>&-
-if [ "$1" = -- ]; then shift; exec "$@"; fi
 exec "$@"
 `;
