@@ -4,8 +4,8 @@
 import { spawn } from "node:child_process";
 import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { constants, tmpdir } from "node:os";
-import { join } from "node:path";
+import { constants } from "node:os";
+import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { UserError } from "@mstage/core";
 import { mkdirInRoot, resolveInRoot } from "./paths.ts";
@@ -153,7 +153,9 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     if (!SECRET_ID.test(s.id)) throw new UserError(`secret id ${JSON.stringify(s.id)} is invalid: use letters, digits, ".", "_" and "-"`);
   }
 
-  const tmp = await mkdtemp(join(tmpdir(), "mstage-step-"));
+  // Beside the rootfs, in withRootfs' dir (the store's tmp/ for builds): if mstage is killed, gc
+  // removes it with the rest of the dead process's work dir.
+  const tmp = await mkdtemp(join(dirname(root), "step-"));
   const plan = new MountPlan(root);
   try {
     const workdir = opts.workdir || "/";
