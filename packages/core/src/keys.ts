@@ -68,6 +68,8 @@ export interface StageInputs {
   network: "host" | "none";
   binds: BindInput[];
   config: ConfigInputs;
+  /** Where a frontend's step came from (Dockerfile line, build args). For reasons only. */
+  origin?: { file: string; line: number; instruction: string; args?: Record<string, string> };
   /** Per local source (by its display path): rel → entry fingerprint. For reasons only. */
   files: Record<string, Record<string, string>>;
 }

@@ -86,6 +86,20 @@ export interface Bind {
 
 export type SecretSource = { readonly env: string } | { readonly file: string };
 
+/**
+ * Where a stage made by a frontend came from (`dockerfile()`, `stacker()`): plan names the line
+ * ("Dockerfile:7 RUN changed") and the build args in scope ("ARG VERSION changed"). Not in the key.
+ */
+export interface StageOrigin {
+  /** The file as shown in reasons, relative to images.ts: "Dockerfile", "app/stacker.yaml". */
+  readonly file: string;
+  readonly line: number;
+  /** "RUN", "COPY", … or a stacker key. */
+  readonly instruction: string;
+  /** Build args the step sees, by name. */
+  readonly args?: Readonly<Record<string, string>>;
+}
+
 /** A stage's spec after validation and defaults. Field order here is the canonical order. */
 export interface StageSpec {
   readonly from: Base;
@@ -112,6 +126,7 @@ export interface StageSpec {
   readonly squash: boolean;
   readonly tags: readonly string[];
   readonly platform?: string;
+  readonly origin?: StageOrigin;
 }
 
 /** Recognised by brand (Symbol.for), never by instanceof: a second copy of the package still works. */

@@ -230,6 +230,7 @@ class Hasher {
       network: spec.network,
       binds,
       config,
+      ...(spec.origin ? { origin: { ...spec.origin, ...(spec.origin.args ? { args: { ...spec.origin.args } } : {}) } } : {}),
       files,
     };
   }

@@ -6,6 +6,26 @@ const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
 const MAX_FILES = 3;
 
 export function diffInputs(prev: StageInputs, cur: StageInputs): string[] {
+  const out = diffAll(prev, cur);
+  return cur.origin ? inFrontendTerms(prev, cur, out) : out;
+}
+
+/**
+ * A frontend's step says what changed in the file's own terms: a changed build arg by its name
+ * ("ARG VERSION changed"), any other change of the step itself by its line ("Dockerfile:7 RUN
+ * changed"). Changes of the base and of local files keep their specific reasons.
+ */
+function inFrontendTerms(prev: StageInputs, cur: StageInputs, reasons: string[]): string[] {
+  const o = cur.origin!;
+  const args = diffRecord("ARG", prev.origin?.args ?? {}, o.args ?? {});
+  const own = (r: string) => /^(run script|shell) changed$|^copy to |^(mode|owner) of |^inline file |^copy order/.test(r);
+  const kept = reasons.filter((r) => !own(r));
+  if (args.length) return [...kept, ...args];
+  if (kept.length < reasons.length) return [`${o.file}:${o.line} ${o.instruction} changed`, ...kept];
+  return reasons;
+}
+
+function diffAll(prev: StageInputs, cur: StageInputs): string[] {
   const out: string[] = [];
   if (prev.format !== cur.format) out.push("mstage's layer format changed");
   if (prev.platform !== cur.platform) out.push(`platform changed to ${cur.platform}`);

@@ -10,14 +10,15 @@ import { beginStageCollection, stage } from "./stage.ts";
 test("stage() fills defaults and normalises paths, ports and binds", () => {
   const s = stage("norm", {
     from: image("alpine:3.20"),
-    copy: { "/etc//motd/": inline("hi") },
+    copy: { "/etc//motd": inline("hi"), "/opt//bin/": local("./tool") },
     expose: [8080, "53/udp"],
     binds: { "/src": "./src", "/out": { host: "./out", readonly: false } },
     workdir: "/app/",
   });
   assert.deepEqual(s.spec.shell, ["/bin/sh", "-c"]);
   assert.equal(s.spec.network, "host");
-  assert.deepEqual(s.spec.copy.map(([d]) => d), ["/etc/motd"]);
+  // A trailing "/" stays: it says the destination is a directory.
+  assert.deepEqual(s.spec.copy.map(([d]) => d), ["/etc/motd", "/opt/bin/"]);
   assert.deepEqual(s.spec.expose, ["8080/tcp", "53/udp"]);
   assert.deepEqual(s.spec.binds, [
     { target: "/src", host: "./src", readonly: true },

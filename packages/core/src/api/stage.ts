@@ -3,7 +3,7 @@
 import { posix } from "node:path";
 import { StageError, type SourceLocation } from "../errors.ts";
 import { STAGE_BRAND, isStage } from "../model.ts";
-import type { Base, Bind, FileOptions, SecretSource, Source, Stage, StagePathSource, StageSpec } from "../model.ts";
+import type { Base, Bind, FileOptions, SecretSource, Source, Stage, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
 import { didYouMean } from "../suggest.ts";
 import { BASE_BRAND, SOURCE_BRAND, branded, describe, isBase, isSource } from "./brand.ts";
 import { checkFileOptions, fileOptions } from "./sources.ts";
@@ -151,20 +151,37 @@ const TAG = /^[a-z0-9][a-z0-9._\-/:]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha2
 
 /** Stages defined while a config is being loaded, by name, for the duplicate check. */
 let collection: Map<string, Stage> | undefined;
+/** The loading config's directory and the files frontends read (watch mode watches them). */
+let loading: { projectDir?: string; files: Set<string> } | undefined;
 
 /**
  * Starts recording every stage `stage()` makes (the loader calls this around evaluating
- * `images.ts`); names must be unique within one collection. `end()` stops and returns them.
+ * `images.ts`); names must be unique within one collection. `end()` stops and returns them;
+ * `files()` lists the files that `dockerfile()`/`stacker()` read meanwhile.
  */
-export function beginStageCollection(): { end(): Stage[] } {
+export function beginStageCollection(options: { projectDir?: string } = {}): { end(): Stage[]; files(): string[] } {
   const mine = new Map<string, Stage>();
+  const state = { projectDir: options.projectDir, files: new Set<string>() };
   collection = mine;
+  loading = state;
   return {
     end() {
       if (collection === mine) collection = undefined;
+      if (loading === state) loading = undefined;
       return [...mine.values()];
     },
+    files: () => [...state.files],
   };
+}
+
+/** The directory of the images.ts being loaded, when the loader said; frontends resolve paths from it. */
+export function loadingProjectDir(): string | undefined {
+  return loading?.projectDir;
+}
+
+/** Records a file a frontend read while the config loads, so watch mode reloads when it changes. */
+export function noteConfigFile(path: string): void {
+  loading?.files.add(path);
 }
 
 class StageImpl implements Stage {
@@ -214,7 +231,14 @@ class StageImpl implements Stage {
  * export const hello = stage("hello", { from: scratch(), copy: { "/hello": build.path("/out/hello") }, cmd: ["/hello"] });
  */
 export function stage(name: string, spec: StageOptions): Stage {
-  const at = callerLocation(stage);
+  return defineStage(name, spec, callerLocation(stage));
+}
+
+/**
+ * `stage()` for frontends: `at` is where errors point (a Dockerfile line), `origin` what plan names.
+ * Not part of the public API.
+ */
+export function defineStage(name: string, spec: StageOptions, at: SourceLocation | undefined, origin?: StageOrigin): Stage {
   const label = typeof name === "string" ? name : String(name);
   const fail = (key: string | undefined, message: string): never => {
     throw new StageError(label, message, key, at);
@@ -230,7 +254,8 @@ export function stage(name: string, spec: StageOptions): Stage {
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
     fail(undefined, `the spec must be an object like { from: image("…"), run: "…" }, got ${describe(spec)}`);
   }
-  const normalised = validateSpec(spec, fail);
+  let normalised = validateSpec(spec, fail);
+  if (origin) normalised = Object.freeze({ ...normalised, origin: Object.freeze({ ...origin, ...(origin.args ? { args: Object.freeze({ ...origin.args }) } : {}) }) });
   const s = new StageImpl(name, normalised, at);
   collection?.set(name, s);
   return s;
@@ -253,7 +278,9 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     if (!isSource(source)) {
       fail("copy", `the source for ${JSON.stringify(dest)} must be local(…), inline(…) or someStage.path(…), got ${describe(source)}`);
     }
-    copy.push([cleanPath(dest), source]);
+    // A trailing "/" says the destination is a directory (BuildKit): a file goes in by its name.
+    const clean = cleanPath(dest);
+    copy.push([clean !== "/" && dest.endsWith("/") ? clean + "/" : clean, source]);
   }
 
   const run = o.run === undefined ? [] : typeof o.run === "string" ? [o.run] : o.run;
