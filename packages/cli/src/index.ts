@@ -8,6 +8,7 @@ export {
   debian,
   local,
   inline,
+  dockerfile,
 } from "@mstage/core";
 export type {
   Stage,
@@ -18,4 +19,5 @@ export type {
   LocalOptions,
   ImageOptions,
   DebianOptions,
+  DockerfileOptions,
 } from "@mstage/core";

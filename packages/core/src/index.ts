@@ -19,10 +19,13 @@ export type {
   DebianBase,
   Bind,
   SecretSource,
+  StageOrigin,
 } from "./model.ts";
 export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
 export type { StageOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
+export { dockerfile } from "./frontends/dockerfile/index.ts";
+export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
 export { parseFrame } from "./api/location.ts";
 
 // graph, local sources, keys, state and plan: used by the CLI and the builder.

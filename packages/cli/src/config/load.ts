@@ -40,6 +40,7 @@ const API = {
   debian: core.debian,
   local: core.local,
   inline: core.inline,
+  dockerfile: core.dockerfile,
 };
 let loads = 0;
 const CACHE_VERSION = `1:${Object.keys(API).join(",")}`;
@@ -68,7 +69,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
 
   // A fresh name each load: import() caches by URL, and watch mode reloads in one process.
   const temp = join(projectDir, `.${basename(file)}.timestamp-${Date.now()}-${process.pid}-${++loads}.mjs`);
-  const collection = beginStageCollection();
+  const collection = beginStageCollection({ projectDir });
   let stages: Stage[] = [];
   let mod: Record<string, unknown>;
   try {
@@ -86,6 +87,8 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   }
   const targets: Stage[] = [];
   findStages(mod, targets, new Set());
+  // Files a frontend read (a Dockerfile, a stacker.yaml) are part of the config too.
+  for (const f of collection.files()) if (!dependencies.includes(f)) dependencies.push(f);
   return { file, projectDir, stages, targets, dependencies };
 }
 

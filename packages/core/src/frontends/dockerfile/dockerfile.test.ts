@@ -1,0 +1,192 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beginStageCollection } from "../../api/stage.ts";
+import { UserError } from "../../errors.ts";
+import type { Stage } from "../../model.ts";
+import { diffInputs } from "../../reasons.ts";
+import type { StageInputs } from "../../keys.ts";
+import { dockerfile, type DockerfileOptions } from "./index.ts";
+import { expandWord, expandWords } from "./words.ts";
+
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-df-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+function load(files: Record<string, string>, options: Partial<DockerfileOptions> = {}): { target: Stage; stages: Stage[]; files: string[]; dir: string } {
+  const dir = project(files);
+  const c = beginStageCollection({ projectDir: dir });
+  try {
+    const target = dockerfile("./Dockerfile", { name: "app", ...options });
+    return { target, stages: c.end(), files: c.files(), dir };
+  } finally {
+    c.end();
+  }
+}
+
+function chain(s: Stage): Stage[] {
+  const out = [s];
+  while (out[0]!.spec.from.kind === "stage") out.unshift((out[0]!.spec.from as { stage: Stage }).stage);
+  return out;
+}
+
+const env = (o: Record<string, string>) => (k: string) => o[k];
+
+test("words expand like Docker: defaults, alternatives, quotes and escapes", () => {
+  const e = env({ A: "a", EMPTY: "" });
+  assert.equal(expandWord("${A:-x}${B:-y}${EMPTY:-z}${EMPTY-w}", e), "ayz");
+  assert.equal(expandWord("${A:+set}${B:+set}${EMPTY+unset-but-there}", e), "setunset-but-there");
+  assert.equal(expandWord(`'$A' "$A" \\$A $`, e), "$A a $A $");
+  assert.deepEqual(expandWords(`one "two words" '' $B three`, e), ["one", "two words", "", "three"]);
+  assert.throws(() => expandWord("${B:?needs B}", e), /B: needs B/);
+  assert.throws(() => expandWord("'open", e), /unterminated single quote/);
+});
+
+test("the seed's two-stage Dockerfile becomes a chain of steps and a stage on scratch copying from it", () => {
+  const { target, stages } = load({
+    Dockerfile: [
+      "FROM golang:1.21 as build", // 1
+      "WORKDIR /src",
+      "COPY <<EOF /src/main.go",
+      "package main",
+      'import "fmt"',
+      "func main() {",
+      '  fmt.Println("hello, world")',
+      "}",
+      "EOF",
+      "RUN go build -o /bin/hello ./main.go", // 10
+      "FROM scratch",
+      "COPY --from=build /bin/hello /bin/hello",
+      'CMD ["/bin/hello"]',
+      "",
+    ].join("\n"),
+  });
+  assert.deepEqual(stages.map((s) => s.name), ["app.build.1", "app.build.2", "app.1.1", "app"]);
+  const [copyMain, build] = stages;
+  assert.deepEqual(copyMain!.spec.from, { kind: "image", ref: "golang:1.21" });
+  assert.equal(copyMain!.spec.workdir, "/src");
+  const [dest, src] = copyMain!.spec.copy[0]!;
+  assert.equal(dest, "/src/main.go");
+  assert.equal(src.kind === "inline" && src.text, 'package main\nimport "fmt"\nfunc main() {\n  fmt.Println("hello, world")\n}\n');
+  assert.deepEqual(build!.spec.run, ["go build -o /bin/hello ./main.go"]);
+  assert.deepEqual(build!.spec.origin, { file: "Dockerfile", line: 10, instruction: "RUN", args: {} });
+  assert.equal(build!.definedAt?.line, 10);
+  const last = chain(target);
+  assert.equal(last[0]!.spec.from.kind, "scratch");
+  const copied = last[0]!.spec.copy[0]!;
+  assert.equal(copied[0], "/bin/hello");
+  assert.ok(copied[1].kind === "stage-path" && copied[1].stage === build && copied[1].path === "/bin/hello");
+  assert.deepEqual(target.spec.cmd, ["/bin/hello"]);
+  assert.equal(target.spec.run.length + target.spec.copy.length, 0);
+});
+
+test("ARG before FROM, build args, FROM a stage, exec-form RUN, ENV expansion, USER and ENTRYPOINT", () => {
+  const { target, stages, files, dir } = load(
+    {
+      Dockerfile: [
+        "ARG BASE=busybox",
+        "ARG TAG",
+        "FROM ${BASE}:${TAG:-stable} AS base",
+        "ARG VERSION=1",
+        "ENV APP=/opt/app V=${VERSION}",
+        "WORKDIR $APP",
+        "COPY --chown=1000 --chmod=0755 run.sh ./",
+        "USER 1000:1000",
+        'RUN ["/bin/sh", "-c", "echo hi"]',
+        "RUN echo $VERSION",
+        "FROM base",
+        'ENTRYPOINT ["/run.sh"]',
+        "EXPOSE 8080 53/udp",
+        "",
+      ].join("\n"),
+      "run.sh": "#!/bin/sh\n",
+    },
+    { args: { VERSION: "2" } },
+  );
+  assert.ok(files.some((f) => f.endsWith("/Dockerfile")));
+  const [copy, exec, shell] = stages;
+  assert.deepEqual(copy!.spec.from, { kind: "image", ref: "busybox:stable" });
+  assert.deepEqual(copy!.spec.env, { APP: "/opt/app", V: "2" });
+  assert.equal(copy!.spec.workdir, "/opt/app");
+  const [dest, src] = copy!.spec.copy[0]!;
+  assert.equal(dest, "/opt/app/");
+  assert.deepEqual({ kind: src.kind, path: (src as { path: string }).path, mode: src.mode, owner: src.owner }, { kind: "local", path: "./run.sh", mode: 0o755, owner: "1000:1000" });
+  assert.equal(exec!.spec.runAs, "1000:1000");
+  assert.deepEqual([...exec!.spec.shell, ...exec!.spec.run], ["/usr/bin/env", "VERSION=2", "/bin/sh", "-c", "echo hi"]);
+  assert.deepEqual(shell!.spec.run, ["export VERSION='2'\necho $VERSION"]);
+  assert.deepEqual(shell!.spec.origin?.args, { VERSION: "2" });
+  assert.equal(target.name, "app");
+  assert.deepEqual(target.spec.entrypoint, ["/run.sh"]);
+  assert.equal(target.spec.cmd, undefined);
+  assert.deepEqual(target.spec.expose, ["8080/tcp", "53/udp"]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(".dockerignore of the context applies to COPY sources", () => {
+  const { stages } = load({
+    Dockerfile: "FROM busybox\nCOPY . /src/\nCOPY sub /sub\n",
+    ".dockerignore": "*.log\nsub/tmp\n!keep.log\n",
+    "a.txt": "a",
+    "sub/tmp": "t",
+  });
+  const ex = (s: Stage) => (s.spec.copy[0]![1] as unknown as { exclude: string[] }).exclude;
+  assert.deepEqual(ex(stages[0]!), ["/*.log", "/sub/tmp", "!/keep.log"]);
+  assert.deepEqual(ex(stages[1]!), ["/tmp"]);
+});
+
+function errorOf(dockerfileText: string, options: Partial<DockerfileOptions> = {}): UserError {
+  try {
+    load({ Dockerfile: dockerfileText }, options);
+  } catch (e) {
+    assert.ok(e instanceof UserError, String(e));
+    return e;
+  }
+  assert.fail("expected an error");
+}
+
+test("an unknown instruction and a syntax error name Dockerfile:LINE and show the line", () => {
+  const unknown = errorOf("FROM busybox\nRUN true\nFOOBAR x\n");
+  assert.match(unknown.message, /Dockerfile:3: unknown instruction: FOOBAR/);
+  assert.match(unknown.detail ?? "", /3 \| FOOBAR x/);
+  const heredoc = errorOf("FROM busybox\nCOPY <<EOF /x\nno end\n");
+  assert.match(heredoc.message, /Dockerfile:2: unterminated heredoc <<EOF/);
+  assert.match(heredoc.detail ?? "", /2 \| COPY <<EOF \/x/);
+  assert.match(errorOf("FROM busybox\nCOPY onlyone\n").message, /Dockerfile:2: COPY requires at least two arguments/);
+  assert.match(errorOf("FROM busybox\nENV A=\"open\n").message, /Dockerfile:2: unterminated double quote/);
+});
+
+test("what mstage cannot build yet is refused at its line, never skipped", () => {
+  assert.match(errorOf("FROM busybox\nCOPY *.go /src/\n").message, /Dockerfile:2: COPY \*\.go: wildcards are not supported yet/);
+  assert.match(errorOf("FROM busybox\nHEALTHCHECK CMD true\n").message, /Dockerfile:2: HEALTHCHECK is not supported yet/);
+  assert.match(errorOf("FROM busybox\nRUN --mount=type=bind,target=/x true\n").message, /Dockerfile:2: RUN --mount=type=bind is not supported yet/);
+  assert.match(errorOf("FROM busybox\nCOPY --chown=app:app a /a\n").message, /Dockerfile:2: .*user and group names are not supported yet/);
+  assert.match(errorOf("FROM busybox\nENV PATH=/x:$PATH\n").message, /Dockerfile:2: \$PATH is not set by an ARG or ENV/);
+  assert.match(errorOf("FROM busybox\n", { args: { NOPE: "1" } }).message, /args\.NOPE is not declared by any ARG/);
+  assert.match(errorOf("FROM busybox\n", { target: "nope" }).message, /target "nope" is not a stage/);
+});
+
+test("plan names the Dockerfile line of a changed step and a changed build arg by its name", () => {
+  const inputs = (run: string, args: Record<string, string>): StageInputs => ({
+    format: 1,
+    platform: "linux/amd64",
+    base: { kind: "scratch" },
+    copy: [],
+    run: [run],
+    shell: ["/bin/sh", "-c"],
+    env: {},
+    network: "host",
+    binds: [],
+    config: { expose: [], labels: {}, volumes: [], annotations: {}, squash: false, tags: [] },
+    origin: { file: "Dockerfile", line: 7, instruction: "RUN", args },
+    files: {},
+  });
+  assert.deepEqual(diffInputs(inputs("make", {}), inputs("make all", {})), ["Dockerfile:7 RUN changed"]);
+  assert.deepEqual(diffInputs(inputs("export V='1'\nmake", { V: "1" }), inputs("export V='2'\nmake", { V: "2" })), ["ARG V changed"]);
+});
