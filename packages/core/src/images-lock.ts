@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { writeFileAtomicSync } from "./atomic-file.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
+import { isSha256Digest } from "./digest.ts";
 import { canonicalJson } from "./keys.ts";
 import type { DebianBase } from "./model.ts";
 
@@ -27,12 +28,19 @@ export async function readLock(projectDir: string): Promise<LockFile> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, debian: {} };
     throw e;
   }
+  let data: Partial<LockFile> | null;
   try {
-    const data = JSON.parse(text) as Partial<LockFile>;
-    return { images: data.images ?? {}, debian: data.debian ?? {} };
+    data = JSON.parse(text) as Partial<LockFile>;
   } catch (e) {
     throw new UserError(`${file}: not valid JSON (${(e as Error).message}); fix it or delete it to re-resolve`);
   }
+  const images = data?.images ?? {};
+  for (const [ref, digest] of Object.entries(images)) {
+    if (!isSha256Digest(digest)) {
+      throw new UserError(`${file}: images[${JSON.stringify(ref)}] is ${JSON.stringify(digest)}, not a sha256 digest (sha256:<64 hex digits>); fix it or delete the entry to re-resolve`);
+    }
+  }
+  return { images, debian: data?.debian ?? {} };
 }
 
 export async function writeLock(projectDir: string, lock: LockFile): Promise<void> {

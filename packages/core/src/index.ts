@@ -45,3 +45,4 @@ export type { LockFile } from "./images-lock.ts";
 export { closest, didYouMean } from "./suggest.ts";
 export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, parseGzipRecord, formatGzipRecord } from "./store-layout.ts";
 export type { StoredResultShape } from "./store-layout.ts";
+export { SHA256_DIGEST, isSha256Digest } from "./digest.ts";

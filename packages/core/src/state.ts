@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
+import { isSha256Digest } from "./digest.ts";
 import { writeFileAtomicSync } from "./atomic-file.ts";
 import type { StageInputs } from "./keys.ts";
 import type { PlanEntry } from "./plan.ts";
@@ -38,6 +39,10 @@ export async function loadState(projectDir: string): Promise<ProjectState> {
   try {
     const data = JSON.parse(text) as ProjectState;
     if (data.version !== 1 || typeof data.stages !== "object" || data.stages === null) throw new Error("unknown format");
+    for (const [name, r] of Object.entries(data.stages)) {
+      // A manifest digest from here names a blob of ./oci (up's no-op check): it must be a digest.
+      if (r?.manifestDigest !== undefined && !isSha256Digest(r.manifestDigest)) throw new Error(`stage ${name} has manifestDigest ${JSON.stringify(r.manifestDigest)}, not a sha256 digest`);
+    }
     return data;
   } catch (e) {
     throw new UserError(`${file} is not a valid mstage state file (${(e as Error).message}); delete it and the next plan starts afresh`);

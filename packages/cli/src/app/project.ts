@@ -9,6 +9,7 @@ import {
   UserError,
   canonicalJson,
   debianLockKey,
+  isSha256Digest,
   layerInStore,
   loadState,
   readStoredResult,
@@ -114,7 +115,12 @@ export function ociManifestDigest(base: OciBase, projectDir: string): string {
   } catch (e) {
     throw new UserError(`oci(${JSON.stringify(base.layout)}): cannot read ${join(dir, "index.json")}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "not an OCI image layout" : (e as Error).message}`);
   }
-  const manifests = index.manifests ?? [];
+  const manifests = Array.isArray(index.manifests) ? index.manifests : [];
+  for (const m of manifests) {
+    if (!isSha256Digest(m?.digest)) {
+      throw new UserError(`oci(${JSON.stringify(base.layout)}): ${join(dir, "index.json")} names a manifest as ${JSON.stringify(m?.digest)}, which is not a sha256 digest (sha256:<64 hex digits>)`);
+    }
+  }
   const refName = (m: (typeof manifests)[number]) => m.annotations?.["org.opencontainers.image.ref.name"];
   if (base.ref !== undefined) {
     const m = manifests.find((x) => refName(x) === base.ref);

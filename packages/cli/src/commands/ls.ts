@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import kleur from "kleur";
+import { isSha256Digest } from "@mstage/core";
 import { Store } from "@mstage/runtime";
 import type { GlobalOptions } from "../options.ts";
 import { formatSize } from "../render/progress.ts";
@@ -33,7 +34,9 @@ function readLayout(dir: string): OutputRow[] {
   return (index.manifests ?? []).map((m) => {
     let size = m.size;
     try {
-      const manifest = JSON.parse(readFileSync(join(dir, "blobs", ...m.digest.split(":")), "utf8")) as {
+      // The index is outside input: its digest names a file only once it is a digest.
+      if (!isSha256Digest(m.digest)) throw new Error("not a digest");
+      const manifest = JSON.parse(readFileSync(join(dir, "blobs", "sha256", m.digest.slice("sha256:".length)), "utf8")) as {
         config?: { size: number };
         layers?: Array<{ size: number }>;
       };

@@ -8,7 +8,7 @@ import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { StageError, debianLockKey, type DebianBase, type ImageBase, type LockFile, type OciBase, type Stage, type Base } from "@mstage/core";
 import { emptyImageConfig } from "../oci/config.ts";
-import { parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
+import { digestHex, parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
 import { isGzipLayerType, isImageManifestType, isIndexType, Annotation, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
 import { pullImage, resolveDigest } from "../registry/pull.ts";
 import type { RegistryClientOptions } from "../registry/client.ts";
@@ -229,33 +229,38 @@ export class BaseProvider {
       throw fail(base.ref ? `no ref "${base.ref}" in the layout; refs: ${refs.join(", ") || "(none)"}` : `the layout holds ${manifests.length} images; name one: oci(dir, ref) with one of ${refs.join(", ")}`);
     }
     let desc = matches[0]!;
-    let bytes = await readFile(join(layout, "blobs", "sha256", parseDigest(desc.digest).slice(7)));
+    let bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, "index.json names a manifest", fail), fail);
     if (isIndexType(desc.mediaType)) {
-      const nested = JSON.parse(bytes.toString("utf8")) as ImageIndex;
-      const pick = nested.manifests.find((m) => m.platform?.os === this.o.platform.os && m.platform?.architecture === this.o.platform.architecture);
+      const nested = parseLayoutJson<ImageIndex>(bytes, `index ${desc.digest}`, fail);
+      const pick = (nested.manifests ?? []).find((m) => m.platform?.os === this.o.platform.os && m.platform?.architecture === this.o.platform.architecture);
       if (!pick) throw fail(`no image for ${this.o.platform.os}/${this.o.platform.architecture} in the layout's index`);
       desc = pick;
-      bytes = await readFile(join(layout, "blobs", "sha256", parseDigest(desc.digest).slice(7)));
+      bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, `index ${matches[0]!.digest} names a manifest`, fail), fail);
     }
     if (sha256Digest(bytes) !== desc.digest) throw fail(`manifest ${desc.digest} does not match its content`);
-    const manifest = JSON.parse(bytes.toString("utf8")) as ImageManifest;
+    const manifest = parseLayoutJson<ImageManifest>(bytes, `manifest ${desc.digest}`, fail);
     if (!isImageManifestType(manifest.mediaType ?? desc.mediaType)) throw fail(`${desc.digest} is not an image manifest`);
-    return { layout, manifestDigest: desc.digest, manifest };
+    // Every digest the manifest names becomes a path in the layout: none is used before it parses.
+    if (!manifest.config || !Array.isArray(manifest.layers)) throw fail(`manifest ${desc.digest} has no config and layers`);
+    manifest.config.digest = layoutDigest(manifest.config.digest, `manifest ${desc.digest} names its config`, fail);
+    for (const [i, l] of manifest.layers.entries()) l.digest = layoutDigest(l.digest, `manifest ${desc.digest} names layer ${i}`, fail);
+    return { layout, manifestDigest: desc.digest as Digest, manifest };
   }
 
   private async prepareOci(base: OciBase, stage: Stage): Promise<PreparedBase> {
     const { layout, manifestDigest, manifest } = await this.readOci(base, stage);
-    const blob = (d: Digest) => join(layout, "blobs", "sha256", d.slice(7));
-    const configBytes = await readFile(blob(manifest.config.digest));
-    await this.o.store.writeBlob(configBytes, manifest.config.digest);
-    const config = JSON.parse(configBytes.toString("utf8")) as ImageConfig;
+    const fail = (msg: string) => new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): ${msg}`, "from", stage.definedAt);
+    const blob = (d: Digest) => join(layout, "blobs", "sha256", digestHex(d));
+    const configBytes = await readLayoutBlob(layout, manifest.config.digest, fail);
+    await this.o.store.writeBlob(configBytes, manifest.config.digest, { what: `config ${manifest.config.digest} in ${blob(manifest.config.digest)}` });
+    const config = parseLayoutJson<ImageConfig>(configBytes, `config ${manifest.config.digest}`, fail);
     const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== manifest.layers.length) {
-      throw new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`, "from", stage.definedAt);
+    if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+      throw fail(`the config lists ${Array.isArray(diffIds) ? diffIds.length : "no"} layers, the manifest ${manifest.layers.length}`);
     }
     const layers: LayerRef[] = [];
     for (const [i, l] of manifest.layers.entries()) {
-      const diffId = parseDigest(diffIds[i]!);
+      const diffId = layoutDigest(diffIds[i], `config ${manifest.config.digest} names diff-id ${i}`, fail);
       await this.o.store.writeBlob(createReadStream(blob(l.digest)), l.digest);
       if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(diffId, { digest: l.digest, size: l.size });
       layers.push({ diffId, size: l.size });
@@ -392,3 +397,31 @@ function baseKey(base: Base): string {
   }
 }
 
+
+/** A digest read from an OCI layout, parsed before any path is built from it. */
+function layoutDigest(d: unknown, where: string, fail: (msg: string) => Error): Digest {
+  try {
+    return parseDigest(String(d));
+  } catch {
+    throw fail(`${where} as ${JSON.stringify(d)}, which is not a sha256 digest (sha256:<64 hex digits>)`);
+  }
+}
+
+async function readLayoutBlob(layout: string, d: Digest, fail: (msg: string) => Error): Promise<Buffer> {
+  const file = join(layout, "blobs", "sha256", digestHex(d));
+  try {
+    return await readFile(file);
+  } catch (e) {
+    throw fail(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "the layout lacks this blob" : (e as Error).message}`);
+  }
+}
+
+function parseLayoutJson<T>(bytes: Buffer, what: string, fail: (msg: string) => Error): T {
+  try {
+    const doc = JSON.parse(bytes.toString("utf8")) as T;
+    if (doc === null || typeof doc !== "object") throw new Error("not an object");
+    return doc;
+  } catch {
+    throw fail(`${what} is not a JSON document`);
+  }
+}

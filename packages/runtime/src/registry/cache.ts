@@ -4,7 +4,7 @@
 // manifest annotation; the image itself (config + gzip layers) is valid, so registries keep it.
 import { RegistryError, UserError } from "@mstage/core";
 import { canonicalBlob } from "../oci/canonical.ts";
-import type { Digest } from "../oci/digest.ts";
+import { isDigest, type Digest } from "../oci/digest.ts";
 import { MediaType, type ImageManifest } from "../oci/types.ts";
 import { compressLayer } from "../layer/compress.ts";
 import type { Store } from "../store/store.ts";
@@ -158,6 +158,10 @@ function readResult(manifest: ImageManifest, key: string, where: string): StageR
   }
   if (result.key !== key || !Array.isArray(result.layers) || result.layers.length !== manifest.layers.length) {
     throw new RegistryError(`${where} does not match stage key ${key}; the cache repository holds a damaged entry`, 200, "GET", where, false);
+  }
+  // Its diff-ids and blobs become store paths: each must parse as a digest first.
+  for (const d of [...result.layers.map((l) => l?.diffId), ...(result.blobs ?? [])]) {
+    if (!isDigest(d)) throw new RegistryError(`${where} names ${JSON.stringify(d)}, which is not a sha256 digest; the cache repository holds a damaged entry`, 200, "GET", where, false);
   }
   return result;
 }
