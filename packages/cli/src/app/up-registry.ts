@@ -30,8 +30,10 @@ export class UpRegistry {
   constructor(
     readonly o: RegistryUpOptions,
     private readonly onEvent?: BuildEventHandler,
+    signal?: AbortSignal,
   ) {
-    this.client = new RegistryClient({ insecure: o.insecure ?? [], onNote: (message) => onEvent?.({ type: "note", message }) });
+    // The run's signal ends every registry request and body read at once (SIGTERM, Ctrl-C).
+    this.client = new RegistryClient({ insecure: o.insecure ?? [], onNote: (message) => onEvent?.({ type: "note", message }), signal });
     this.cacheFrom = (o.cacheFrom ?? []).map((r) => new RegistryCache(r, { client: this.client }));
     this.cacheTo = (o.cacheTo ?? []).map((r) => new RegistryCache(r, { client: this.client }));
   }

@@ -78,7 +78,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
 
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");
-  const registry = new UpRegistry(o.registry ?? {}, o.onEvent);
+  const registry = new UpRegistry(o.registry ?? {}, o.onEvent, o.signal);
   try {
     const ctx = await createPlanContext({ projectDir, store: store.root, noCache: o.noCache });
     const { lock, state } = ctx;

@@ -7,14 +7,16 @@ import type { Readable } from "node:stream";
 import { RegistryError, UserError } from "@mstage/core";
 import { fileCredentials, type CredentialSource, type Credentials } from "./credentials.ts";
 import { basicHeader, fetchToken, parseChallenge, scopeKey, type Challenge } from "./transport/bearer.ts";
-import { networkError, redact, statusError } from "./transport/errors.ts";
+import { isTimeout, networkError, redact, statusError } from "./transport/errors.ts";
 import { HttpTransport, type Method, type RegistryResponse, type TransportOptions } from "./transport/http.ts";
 import { ping, type HostState } from "./transport/ping.ts";
-import { backoff, retryAfterMs } from "./transport/retry.ts";
+import { MAX_STALL_RETRIES, backoff, retryAfterMs } from "./transport/retry.ts";
 
 export { header } from "./transport/http.ts";
 export type { Method, RegistryResponse } from "./transport/http.ts";
-export { isConnectionError, redact } from "./transport/errors.ts";
+export { isConnectionError, isTimeout, redact } from "./transport/errors.ts";
+export { MAX_STALL_RETRIES } from "./transport/retry.ts";
+export { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, readBody } from "./transport/body.ts";
 export { retryAfterMs } from "./transport/retry.ts";
 
 export interface RegistryClientOptions {
@@ -28,12 +30,17 @@ export interface RegistryClientOptions {
   backoffMs?: number;
   /** Longest `Retry-After` honoured; default 60 s. */
   maxRetryAfterMs?: number;
-  /** How long to wait for response headers, and between body chunks; default 120 s. */
+  /**
+   * How long to wait for response headers, and between body chunks; default 30 s. A body read whole
+   * (token, manifest) gets twice this for all of it; a stall is retried once (MAX_STALL_RETRIES).
+   */
   timeoutMs?: number;
   /** Keep-alive connections per registry host; default 8. */
   connections?: number;
   /** Notes worth showing the user (retries, fallbacks); never contains credentials. */
   onNote?: (message: string) => void;
+  /** Ends every request, body read and backoff at once (SIGTERM, Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export interface RegistryRequest {
@@ -68,9 +75,10 @@ export class RegistryClient {
       retries: options.retries ?? 4,
       backoffMs: options.backoffMs ?? 250,
       maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
-      timeoutMs: options.timeoutMs ?? 120_000,
+      timeoutMs: options.timeoutMs ?? 30_000,
       connections: options.connections ?? 8,
       onNote: options.onNote,
+      signal: options.signal,
     };
     this.transport = new HttpTransport(this.options);
     this.credentials = options.credentials ?? fileCredentials();
@@ -95,6 +103,7 @@ export class RegistryClient {
     let url = new URL(req.path, host.base + "/").toString();
     let authRetried = false;
     let redirects = 0;
+    let stalls = 0;
     for (let attempt = 0; ; ) {
       const sameOrigin = new URL(url).origin === host.base;
       const auth = sameOrigin ? await this.authorization(registry, host, scopes) : undefined;
@@ -102,10 +111,11 @@ export class RegistryClient {
       try {
         res = await this.transport.send(registry, req.method, url, { ...req.headers, ...(auth ? { authorization: auth } : {}) }, req.body);
       } catch (e) {
+        if (this.options.signal?.aborted) throw this.options.signal.reason;
         // A failing request body (a corrupt local blob) is the caller's error, not the network's.
         if (e instanceof UserError && !(e instanceof RegistryError)) throw e;
         const err = this.networkError(e, req.method, url, req.what, registry);
-        if (err.temporary && attempt < this.options.retries) {
+        if (err.temporary && attempt < this.options.retries && (!isTimeout(e) || stalls++ < MAX_STALL_RETRIES)) {
           attempt++;
           await backoff(this.options, attempt, undefined, `${err.message}; retrying`);
           continue;
@@ -117,7 +127,12 @@ export class RegistryClient {
       if (REDIRECTS.has(res.status) && (req.method === "GET" || req.method === "HEAD") && res.headers.location) {
         await res.body.dump();
         if (++redirects > MAX_REDIRECTS) throw new RegistryError(`too many redirects fetching ${req.what}`, res.status, req.method, redact(url), false);
-        url = new URL(String(res.headers.location), url).toString();
+        const next = new URL(String(res.headers.location), url);
+        // Credentials and content were promised over TLS: a redirect off it is refused, as a browser would.
+        if (url.startsWith("https:") && next.protocol !== "https:") {
+          throw new RegistryError(`registry ${registry} redirected ${req.what} from HTTPS to ${redact(next.toString())}; refusing to leave TLS`, res.status, req.method, redact(url), false);
+        }
+        url = next.toString();
         continue;
       }
       if (res.status === 401 && sameOrigin && !authRetried) {
@@ -143,7 +158,7 @@ export class RegistryClient {
 
   /** Turns a failed response into a RegistryError, reading the distribution error body. */
   statusError(res: RegistryResponse, method: string, url: string, what: string, registry: string): Promise<RegistryError> {
-    return statusError(res, method, url, what, registry);
+    return statusError(this.transport, res, method, url, what, registry);
   }
 
   /** Pings `/v2/` once per registry: picks the scheme and records how it wants to authenticate. */

@@ -3,7 +3,7 @@
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
 import { RegistryError, UserError } from "@mstage/core";
 import { parseDigest, type Digest } from "../oci/digest.ts";
-import { RegistryClient, header, isConnectionError, type RegistryClientOptions } from "./client.ts";
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MAX_STALL_RETRIES, RegistryClient, header, isConnectionError, isTimeout, readBody, type RegistryClientOptions } from "./client.ts";
 import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
 import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
@@ -61,8 +61,6 @@ export interface PullOptions extends RegistryClientOptions {
   /** Reuse a client (its connections and tokens); otherwise one is made and closed. */
   client?: RegistryClient;
 }
-
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 interface FetchedManifest {
   digest: Digest;
@@ -129,17 +127,7 @@ export async function fetchManifest(client: RegistryClient, r: Reference, select
     ok: [200],
     what,
   });
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw new RegistryError(`manifest ${what} is larger than ${MAX_MANIFEST_BYTES} bytes; refusing it`, 200, "GET", what, false);
-    }
-    chunks.push(chunk);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBody(res, { limit: MAX_MANIFEST_BYTES, deadlineMs: 2 * client.options.timeoutMs, what: `manifest ${what} from ${r.registry}`, signal: client.options.signal });
   const digest = manifestDigest(bytes);
   const want = selector.startsWith("sha256:") ? selector : header(res.headers, "docker-content-digest");
   if (want && want.startsWith("sha256:") && want !== digest) {
@@ -222,6 +210,9 @@ function parseConfig(bytes: Uint8Array, where: string): ImageConfig {
 
 /** Reads a (small) blob, from the store when present, else from the registry into the store. */
 async function fetchBlobBytes(client: RegistryClient, r: Reference, d: Descriptor, store: BlobSink): Promise<Buffer> {
+  if (d.size > MAX_CONFIG_BYTES) {
+    throw new RegistryError(`config ${d.digest} of ${referenceName(r)} claims ${d.size} bytes, more than the ${MAX_CONFIG_BYTES} mstage reads; refusing it`, 200, "GET", referenceName(r), false);
+  }
   if (!(await store.hasBlob(d.digest))) await fetchBlobToStore(client, r, d, store);
   const chunks: Buffer[] = [];
   for await (const c of store.openBlob(d.digest) as AsyncIterable<Buffer>) chunks.push(c);
@@ -241,6 +232,7 @@ export async function fetchBlobToStore(
     return;
   }
   onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "started" });
+  let stalls = 0;
   for (let attempt = 0; ; attempt++) {
     const body = await openBlob(client, r, d.digest);
     const checked = pipeline(body, new CountingStream(d, r, onProgress), () => {});
@@ -249,13 +241,14 @@ export async function fetchBlobToStore(
       break;
     } catch (e) {
       body.destroy();
+      if (client.options.signal?.aborted) throw client.options.signal.reason;
       if ((e as Error).name === "DigestMismatchError") {
         const actual = (e as { actual?: string }).actual;
         throw digestMismatch(d, r, actual ? `content with digest ${actual}` : "other content", e);
       }
       // The body can fail half way (connection dropped, idle timeout): that is worth a retry too.
       const err = e instanceof RegistryError ? e : isConnectionError(e) ? client.networkError(e, "GET", `/v2/${r.repository}/blobs/${d.digest}`, `blob ${d.digest} of ${referenceName(r)}`, r.registry) : undefined;
-      if (err?.temporary && attempt < client.options.retries) {
+      if (err?.temporary && attempt < client.options.retries && (!isTimeout(e) || stalls++ < MAX_STALL_RETRIES)) {
         client.options.onNote?.(`${err.message}; fetching blob ${d.digest} again`);
         continue;
       }

@@ -3,9 +3,10 @@
 import { RegistryError } from "@mstage/core";
 import type { Credentials } from "../credentials.ts";
 import { isLoopbackHost } from "../reference.ts";
-import { networkError, redact, statusError } from "./errors.ts";
+import { MAX_TOKEN_BYTES, readBody } from "./body.ts";
+import { isTimeout, networkError, redact, statusError } from "./errors.ts";
 import type { HttpTransport, RegistryResponse } from "./http.ts";
-import { backoff, retryAfterMs } from "./retry.ts";
+import { MAX_STALL_RETRIES, backoff, retryAfterMs } from "./retry.ts";
 
 /** A parsed `WWW-Authenticate` challenge. */
 export interface Challenge {
@@ -67,26 +68,34 @@ export async function fetchToken(
   if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
   for (const s of scopes) url.searchParams.append("scope", s);
   const tokenHost = url.host;
+  let stalls = 0;
   for (let attempt = 0; ; ) {
     let res: RegistryResponse;
     try {
       res = await t.send(tokenHost, "GET", url.toString(), creds ? { authorization: basicHeader(creds) } : {});
     } catch (e) {
       const err = networkError(t, e, "GET", url.toString(), `a token for ${registry}`, registry);
-      if (err.temporary && attempt < t.options.retries) { attempt++; await backoff(t.options, attempt, undefined, `${err.message}; retrying`); continue; }
+      if (err.temporary && attempt < t.options.retries && (!isTimeout(e) || stalls++ < MAX_STALL_RETRIES)) { attempt++; await backoff(t.options, attempt, undefined, `${err.message}; retrying`); continue; }
       throw err;
     }
     if (res.status === 200) {
-      const body = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+      const raw = await readBody(res, { limit: MAX_TOKEN_BYTES, deadlineMs: 2 * t.options.timeoutMs, what: `the token for ${registry} from ${tokenHost}`, signal: t.options.signal });
+      let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+      try {
+        body = JSON.parse(raw.toString("utf8"));
+        if (body === null || typeof body !== "object") throw new Error("not an object");
+      } catch {
+        throw new RegistryError(`the token server of ${registry} (${tokenHost}) answered with something that is not a JSON token`, 200, "GET", redact(url.toString()), false);
+      }
       const token = body.token ?? body.access_token;
-      if (!token) throw new RegistryError(`the token server of ${registry} answered without a token`, 200, "GET", redact(url.toString()), false);
+      if (!token || typeof token !== "string") throw new RegistryError(`the token server of ${registry} answered without a token`, 200, "GET", redact(url.toString()), false);
       const issued = body.issued_at ? Date.parse(body.issued_at) : NaN;
       const start = Number.isFinite(issued) && Math.abs(issued - Date.now()) < 3_600_000 ? issued : Date.now();
       // A little early, so a token does not expire between our check and the registry's.
       const lifetime = (body.expires_in && body.expires_in > 0 ? body.expires_in : 60) * 1000;
       return { header: `Bearer ${token}`, expires: start + lifetime - Math.min(10_000, lifetime / 10) };
     }
-    const err = await statusError(res, "GET", url.toString(), `a token for ${scopes.join(" ")}`, registry);
+    const err = await statusError(t, res, "GET", url.toString(), `a token for ${scopes.join(" ")}`, registry);
     if (err.temporary && attempt < t.options.retries) { attempt++; await backoff(t.options, attempt, retryAfterMs(res.headers["retry-after"]), `${err.message}; retrying`); continue; }
     throw err;
   }

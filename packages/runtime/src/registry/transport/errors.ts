@@ -1,6 +1,7 @@
 // Registry failures as RegistryErrors: a failed connection or body stream, or an error status with
 // its distribution error body; whether each is worth a retry; URLs redacted for messages.
 import { RegistryError } from "@mstage/core";
+import { ERROR_DETAIL_BYTES, readBodyPrefix } from "./body.ts";
 import type { HttpTransport, RegistryResponse } from "./http.ts";
 
 const TEMPORARY_CODES = new Set([
@@ -28,8 +29,8 @@ export function networkError(t: HttpTransport, e: unknown, method: string, url: 
 }
 
 /** Turns a failed response into a RegistryError, reading the distribution error body. */
-export async function statusError(res: RegistryResponse, method: string, url: string, what: string, registry: string): Promise<RegistryError> {
-  const detail = await errorDetail(res);
+export async function statusError(t: HttpTransport, res: RegistryResponse, method: string, url: string, what: string, registry: string): Promise<RegistryError> {
+  const detail = await errorDetail(t, res, registry);
   const safe = redact(url);
   const s = res.status;
   const suffix = detail ? ` (${s} ${detail})` : ` (${s})`;
@@ -42,9 +43,16 @@ export async function statusError(res: RegistryResponse, method: string, url: st
   return new RegistryError(`registry ${registry} refused ${method} ${safe} for ${what}${suffix}`, s, method, safe, s === 408);
 }
 
-async function errorDetail(res: RegistryResponse): Promise<string> {
+/** The first line of an error document: only its first bytes are read, however long or slow it is. */
+async function errorDetail(t: HttpTransport, res: RegistryResponse, registry: string): Promise<string> {
   try {
-    const text = (await res.body.text()).slice(0, 4096);
+    const prefix = await readBodyPrefix(res, {
+      limit: ERROR_DETAIL_BYTES,
+      deadlineMs: Math.min(t.options.timeoutMs, 10_000),
+      what: `the error document from ${registry}`,
+      signal: t.options.signal,
+    });
+    const text = prefix.toString("utf8");
     try {
       const json = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
       if (json.errors?.length) return json.errors.map((e) => [e.code, e.message].filter(Boolean).join(": ")).join("; ");
@@ -52,13 +60,19 @@ async function errorDetail(res: RegistryResponse): Promise<string> {
       // not JSON: fall through to the raw text
     }
     return text.trim().split("\n")[0]!.slice(0, 200);
-  } catch {
+  } catch (e) {
+    if (t.options.signal?.aborted) throw t.options.signal.reason;
     return "";
   }
 }
 
 export function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** A registry that stopped answering (no headers, or no body bytes, within the idle timeout). */
+export function isTimeout(e: unknown): boolean {
+  return TIMEOUT_CODES.has(errorCode(e) ?? "");
 }
 
 /** A dropped or timed-out connection (not a disk or programming error). */

@@ -26,6 +26,8 @@ export interface TransportOptions {
   connections: number;
   /** Notes worth showing the user (retries, fallbacks); never contains credentials. */
   onNote?: (message: string) => void;
+  /** Ends every request, body read and backoff at once (SIGTERM, Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export interface RegistryResponse {
@@ -60,7 +62,8 @@ export class HttpTransport {
       this.isInsecure(registry) && url.startsWith("https:")
         ? (this.insecureAgent ??= this.makeAgent(undici, false))
         : (this.agent ??= this.makeAgent(undici, true));
-    const res = await undici.request(url, { method, headers, body: body?.(), dispatcher });
+    this.options.signal?.throwIfAborted();
+    const res = await undici.request(url, { method, headers, body: body?.(), dispatcher, signal: this.options.signal });
     return { status: res.statusCode, headers: res.headers, body: res.body, url };
   }
 

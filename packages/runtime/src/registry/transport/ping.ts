@@ -3,9 +3,9 @@
 import { RegistryError } from "@mstage/core";
 import { apiHost, isLoopbackHost } from "../reference.ts";
 import { parseChallenge, type Authorization, type Challenge } from "./bearer.ts";
-import { TIMEOUT_CODES, errorCode, networkError, statusError } from "./errors.ts";
+import { TIMEOUT_CODES, errorCode, isTimeout, networkError, statusError } from "./errors.ts";
 import type { HttpTransport, RegistryResponse } from "./http.ts";
-import { backoff, retryAfterMs } from "./retry.ts";
+import { MAX_STALL_RETRIES, backoff, retryAfterMs } from "./retry.ts";
 
 /** What the client knows of one registry host. */
 export interface HostState {
@@ -26,6 +26,7 @@ export async function ping(t: HttpTransport, registry: string): Promise<HostStat
   for (const [i, scheme] of schemes.entries()) {
     const base = `${scheme}://${hostPort}`;
     const hasFallback = i + 1 < schemes.length;
+    let stalls = 0;
     for (let attempt = 0; ; attempt++) {
       let res: RegistryResponse;
       try {
@@ -35,7 +36,7 @@ export async function ping(t: HttpTransport, registry: string): Promise<HostStat
         lastError = err;
         // A TLS handshake with a plain-HTTP server (or the reverse) fails at once: try the other scheme.
         if (hasFallback && !TIMEOUT_CODES.has(errorCode(e) ?? "")) break;
-        if (!err.temporary || attempt >= t.options.retries) throw err;
+        if (!err.temporary || attempt >= t.options.retries || (isTimeout(e) && stalls++ >= MAX_STALL_RETRIES)) throw err;
         await backoff(t.options, attempt + 1, undefined, `${err.message}; retrying`);
         continue;
       }
@@ -52,7 +53,7 @@ export async function ping(t: HttpTransport, registry: string): Promise<HostStat
         await res.body.dump();
         return { base, challenge: null, tokens: new Map() };
       }
-      const err = await statusError(res, "GET", `${base}/v2/`, `registry ${registry}`, registry);
+      const err = await statusError(t, res, "GET", `${base}/v2/`, `registry ${registry}`, registry);
       if (attempt >= t.options.retries) throw err;
       await backoff(t.options, attempt + 1, retryAfterMs(res.headers["retry-after"]), `${err.message}; retrying`);
     }
