@@ -150,17 +150,25 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
       const compress = (diffId: Digest) => compressLayer(store, diffId);
       o.onEvent?.({ type: "note", message: "writing outputs (a new layer is compressed once, then reused)" });
-      for (const entry of plan.entries.filter((e) => e.target)) {
+      // A build-only stage named on the command line is built and kept in the store; it becomes an
+      // output only where the user asked for outputs explicitly (--output).
+      const exported = new Set(config.targets);
+      const written = plan.entries.filter((e) => e.target && (exported.has(e.stage) || o.outputs.length > 0));
+      for (const e of plan.entries) {
+        if (e.target && !written.includes(e)) o.onEvent?.({ type: "note", message: `${e.stage.name} is build-only: kept in the store, not written as an output (pass --output oci:DIR to write it)` });
+      }
+      for (const entry of written) {
         const b = stages.get(entry.stage)!;
         const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });
         images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image });
         pushTargets.push({ stage: entry.stage.name, tags: entry.stage.spec.tags, image });
         digests.set(entry.stage, image.descriptor.digest);
       }
-      const specs = o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];
+      const specs = !images.length ? [] : o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];
       for (const spec of specs) {
         o.signal?.throwIfAborted();
-        if (spec.kind === "oci") await writeOciLayout(spec.dir, images, store, { signal: o.signal });
+        // `up some targets` leaves the output's other images as they were.
+        if (spec.kind === "oci") await writeOciLayout(spec.dir, images, store, { signal: o.signal, keepOtherRefs: o.targets.length > 0 });
         else await writeDockerArchive(spec.file, images, store, { signal: o.signal, sourceDateEpoch: sde });
         const dest = spec.kind === "oci" ? `oci:${spec.dir}` : `docker-archive:${spec.file}`;
         for (const img of images) {

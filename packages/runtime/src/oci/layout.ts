@@ -1,6 +1,7 @@
 // Writes an OCI image layout 1.0 (`oci-layout`, `index.json`, `blobs/sha256/…`) the way stacker does:
 // the directory is mstage's output and is replaced whole, so refs of stages that are gone do not
-// linger and blobs nobody references are dropped with it. The new layout is built in a temp dir
+// linger and blobs nobody references are dropped with it. An `up` of some targets keeps the other
+// refs (`keepOtherRefs`): their descriptors and every blob they reach are carried over. The new layout is built in a temp dir
 // beside the target (same filesystem) and swapped in by rename: a failure before the swap leaves the
 // previous layout exactly as it was. Blobs are hard links into the store when it is on the same
 // filesystem (no bytes copied), copies otherwise. A non-empty directory without `oci-layout` is never
@@ -11,9 +12,9 @@ import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "@mstage/core";
 import { canonicalJson } from "./canonical.ts";
 import type { OciBlobStore } from "./blobs.ts";
-import { digestHex, type Digest } from "./digest.ts";
+import { digestHex, parseDigest, type Digest } from "./digest.ts";
 import { imageBlobs, type BuiltImage } from "./manifest.ts";
-import { Annotation, MediaType, type Descriptor, type ImageIndex, type OciLayoutFile } from "./types.ts";
+import { Annotation, MediaType, isImageManifestType, isIndexType, type Descriptor, type ImageIndex, type ImageManifest, type OciLayoutFile } from "./types.ts";
 
 /** One image in an output, and the names it goes by (the stage name and each of its tags). */
 export interface OutputImage {
@@ -27,6 +28,11 @@ export interface WriteLayoutOptions {
   onBlob?: (digest: Digest, how: "link" | "copy") => void;
   /** Refs the previous layout had that the new one does not (stages renamed, removed or untagged). */
   onDroppedRefs?: (refs: string[]) => void;
+  /**
+   * Keep the previous layout's images under refs that `images` does not name (an `up` of some
+   * targets leaves the others as they were, like stacker and `docker build --target`).
+   */
+  keepOtherRefs?: boolean;
 }
 
 /** Writes `images` as the OCI layout `dir`, replacing what was there. Returns the index written. */
@@ -37,9 +43,10 @@ export async function writeOciLayout(
   options: WriteLayoutOptions = {},
 ): Promise<ImageIndex> {
   const target = resolve(dir);
-  const index = layoutIndex(images);
   await recoverInterruptedSwap(target);
   await checkReplaceable(target);
+  const kept = options.keepOtherRefs ? await otherImages(target, layoutIndex(images)) : { descriptors: [], blobs: [] };
+  const index = layoutIndex(images, kept.descriptors);
 
   await mkdir(dirname(target), { recursive: true });
   const tmp = siblingPath(target, "tmp");
@@ -54,6 +61,13 @@ export async function writeOciLayout(
         options.onBlob?.(d.digest, how);
         done.add(d.digest);
       }
+    }
+    for (const d of kept.blobs) {
+      options.signal?.throwIfAborted();
+      if (done.has(d)) continue;
+      const how = await placeFile(join(target, "blobs", "sha256", digestHex(d)), join(tmp, "blobs", "sha256", digestHex(d)));
+      options.onBlob?.(d, how);
+      done.add(d);
     }
     const layoutFile: OciLayoutFile = { imageLayoutVersion: "1.0.0" };
     await writeFileSynced(join(tmp, "oci-layout"), canonicalJson(layoutFile));
@@ -73,9 +87,9 @@ export async function writeOciLayout(
  * The layout's index.json: one descriptor per ref (a manifest named twice appears twice, which is
  * how skopeo, umoci and stacker read `DIR:name`), sorted by ref so the bytes do not depend on order.
  */
-export function layoutIndex(images: OutputImage[]): ImageIndex {
+export function layoutIndex(images: OutputImage[], kept: Descriptor[] = []): ImageIndex {
   const owner = new Map<string, Digest>();
-  const manifests: Descriptor[] = [];
+  const manifests: Descriptor[] = [...kept];
   for (const { refs, image } of images) {
     if (!refs.length) throw new Error(`image ${image.descriptor.digest} has no ref to write it under`);
     for (const ref of refs) {
@@ -93,7 +107,7 @@ export function layoutIndex(images: OutputImage[]): ImageIndex {
       });
     }
   }
-  manifests.sort((a, b) => cmp(a.annotations![Annotation.refName]!, b.annotations![Annotation.refName]!));
+  manifests.sort((a, b) => cmp(a.annotations?.[Annotation.refName] ?? "", b.annotations?.[Annotation.refName] ?? "") || cmp(a.digest, b.digest));
   return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
 }
 
@@ -115,6 +129,10 @@ async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Prom
   const src = store.blobPath(d.digest);
   const st = await stat(src);
   if (st.size !== d.size) throw new Error(`store blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
+  return placeFile(src, dest);
+}
+
+async function placeFile(src: string, dest: string): Promise<"link" | "copy"> {
   try {
     await link(src, dest);
     return "link";
@@ -215,6 +233,58 @@ async function checkReplaceable(target: string): Promise<void> {
       `output ${target} is not an OCI image layout (no oci-layout file) and is not empty; mstage replaces its output directory whole, so choose an empty or new directory`,
     );
   }
+}
+
+/**
+ * The previous layout's descriptors under refs that `next` does not name, the descriptors without a
+ * ref whose subject is one of them (attestations), and every blob they reach. A ref whose blobs are
+ * not all in the old layout is dropped rather than written broken.
+ */
+async function otherImages(target: string, next: ImageIndex): Promise<{ descriptors: Descriptor[]; blobs: Digest[] }> {
+  let old: Partial<ImageIndex>;
+  try {
+    old = JSON.parse(await readFile(join(target, "index.json"), "utf8")) as Partial<ImageIndex>;
+  } catch {
+    return { descriptors: [], blobs: [] };
+  }
+  const taken = new Set(next.manifests.map((m) => m.annotations?.[Annotation.refName]));
+  const descriptors: Descriptor[] = [];
+  const blobs = new Set<Digest>();
+  const reach = async (d: Descriptor, into: Set<Digest>): Promise<void> => {
+    const digest = parseDigest(d.digest);
+    if (into.has(digest)) return;
+    const path = join(target, "blobs", "sha256", digestHex(digest));
+    if ((await stat(path)).size !== d.size) throw new Error(`blob ${digest} has the wrong size`);
+    into.add(digest);
+    if (!isImageManifestType(d.mediaType) && !isIndexType(d.mediaType)) return;
+    const m = JSON.parse(await readFile(path, "utf8")) as Partial<ImageManifest & ImageIndex>;
+    for (const child of [m.config, ...(m.layers ?? []), ...(m.manifests ?? [])]) if (child) await reach(child, into);
+  };
+  const keep = async (d: Descriptor): Promise<boolean> => {
+    const mine = new Set<Digest>();
+    try {
+      await reach(d, mine);
+    } catch {
+      return false;
+    }
+    descriptors.push(d);
+    for (const b of mine) blobs.add(b);
+    return true;
+  };
+  const keptDigests = new Set<string>();
+  const unnamed: Descriptor[] = [];
+  for (const d of old.manifests ?? []) {
+    const ref = d.annotations?.[Annotation.refName];
+    if (ref === undefined) unnamed.push(d);
+    else if (!taken.has(ref) && (await keep(d))) keptDigests.add(d.digest);
+  }
+  for (const d of unnamed) {
+    const subject = await readFile(join(target, "blobs", "sha256", digestHex(parseDigest(d.digest))), "utf8")
+      .then((t) => (JSON.parse(t) as { subject?: Descriptor }).subject?.digest)
+      .catch(() => undefined);
+    if (subject && keptDigests.has(subject)) await keep(d);
+  }
+  return { descriptors, blobs: [...blobs] };
 }
 
 /** The refs named in an existing layout's index.json; none when there is no readable one. */
