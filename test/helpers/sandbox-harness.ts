@@ -43,8 +43,8 @@ export const HARNESS = new URL(import.meta.url).pathname;
 export const REPO = new URL("../..", import.meta.url).pathname;
 
 export interface HarnessResult {
-  /** `ms`: wall time of runStep, for the per-step overhead figure. */
-  steps: { exitCode: number; stdout: string; stderr: string; ms: number }[];
+  /** `ms`: wall time of runStep, `cpuMs`: CPU time of its processes (user+sys), for the per-step overhead figures. */
+  steps: { exitCode: number; stdout: string; stderr: string; ms: number; cpuMs: number }[];
   /** Upper dir entries: "/path" plus " -> target" for symlinks, " (whiteout)" for whiteouts. */
   upper: string[];
   grepHits: string[];
@@ -91,6 +91,13 @@ async function readOnlyProbe(lowers: string[], tmp: string): Promise<NonNullable
   return { entries, writeError, thrown, mountsLeft };
 }
 
+/** CPU time of this process's finished children and their descendants (cutime+cstime, in USER_HZ ticks of 10 ms). */
+async function childrenCpuMs(): Promise<number> {
+  const stat = await readFile("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
 async function main(): Promise<void> {
   await reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
   const scenario = JSON.parse(process.argv[2]) as HarnessScenario;
@@ -134,8 +141,9 @@ async function main(): Promise<void> {
         },
       };
       const t0 = performance.now();
+      const c0 = await childrenCpuMs();
       const r = await runStep(opts);
-      steps.push({ exitCode: r.exitCode, stdout, stderr, ms: performance.now() - t0 });
+      steps.push({ exitCode: r.exitCode, stdout, stderr, ms: performance.now() - t0, cpuMs: (await childrenCpuMs()) - c0 });
     };
     if (scenario.separateMounts) {
       for (const s of scenario.steps) await withRootfs({ lowers, upper, tmpDir: tmp }, (rootfs) => run(rootfs, s));
