@@ -60,12 +60,16 @@ for (const user of testUsers()) {
           openForWriting(["/proc/sys/vm/drop_caches", "/proc/sys/kernel/core_pattern", ...(PROC_READONLY.includes("sysrq-trigger") ? ["/proc/sysrq-trigger"] : [])]) +
           "; for p in " + PROC_MASKED.map((p) => `/proc/${p}`).join(" ") + '; do if [ -d "$p" ]; then echo "$p $(ls -A "$p" | wc -l) entries"; else echo "$p $(cat "$p" 2>&1 | wc -c) bytes"; fi; done' +
           "; cat /proc/self/mountinfo";
-        probe = runHarness(user.name, { base: "busybox", steps: [{ argv: sh(script) }, { argv: sh(script), user: "builder" }] });
+        const bb = "/bin/busybox";
+        const ownNamespace =
+          `${bb} mkdir -p /tmp/p; ${bb} unshare -Urmpf ${bb} sh -c 'echo "own namespace as $(id -u)"; ${bb} mount -t proc proc /tmp/p; echo "fresh proc $?"; ${bb} umount -l /proc/sys; echo "unmask $?"'; ` +
+          `${bb} unshare -Urmn ${bb} sh -c '${bb} mount -t sysfs sysfs /tmp/p; echo "fresh sysfs $?"'`;
+        probe = runHarness(user.name, { base: "busybox", steps: [{ argv: sh(script) }, { argv: sh(script), user: "builder" }, { argv: sh(ownNamespace) }] });
       });
 
       test("a step cannot open /proc/sys/vm/drop_caches or /proc/sys/kernel/core_pattern for writing, as root or as another user", async () => {
         const r = await probe;
-        for (const s of r.steps) {
+        for (const s of r.steps.slice(0, 2)) {
           assert.match(s.stdout, /^\/proc\/sys\/vm\/drop_caches refused$/m, s.stdout);
           assert.match(s.stdout, /^\/proc\/sys\/kernel\/core_pattern refused$/m, s.stdout);
         }
@@ -73,7 +77,13 @@ for (const user of testUsers()) {
 
       test("a step cannot open /proc/sysrq-trigger for writing", { skip: PROC_READONLY.includes("sysrq-trigger") ? undefined : "this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ is off)" }, async () => {
         const r = await probe;
-        for (const s of r.steps) assert.match(s.stdout, /^\/proc\/sysrq-trigger refused$/m, s.stdout);
+        for (const s of r.steps.slice(0, 2)) assert.match(s.stdout, /^\/proc\/sysrq-trigger refused$/m, s.stdout);
+      });
+
+      test("from a user namespace of its own, a step can neither mount a fresh /proc or sysfs nor unmount a mask", async () => {
+        const { stdout } = (await probe).steps[2];
+        assert.match(stdout, /^own namespace as 0$/m, `the step could not make a user namespace, so this proves nothing:\n${stdout}`);
+        for (const what of ["fresh proc", "unmask", "fresh sysfs"]) assert.match(stdout, new RegExp(`^${what} [1-9]\\d*$`, "m"), `${what} succeeded:\n${stdout}`);
       });
 
       test(`/proc/{${PROC_READONLY.join(",")}} are read-only mounts and /proc/{${PROC_MASKED.join(",")}} are empty`, async () => {
