@@ -61,6 +61,8 @@ export { fileCredentials } from "./registry/credentials.ts";
 export type { Credentials, CredentialSource } from "./registry/credentials.ts";
 export { pullImage, resolveDigest } from "./registry/pull.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
+export { loadRegistriesConf, parseRegistriesConf, pullEndpoints } from "./registry/registries.ts";
+export type { RegistriesConf, RegistryEntry, Mirror, Endpoint } from "./registry/registries.ts";
 export { pushImage } from "./registry/push.ts";
 export type { BlobSource, PushBlob, PushOptions, PushProgress, PushResult } from "./registry/push.ts";
 export { pushImages } from "./registry/push-images.ts";

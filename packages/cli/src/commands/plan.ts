@@ -12,6 +12,8 @@ type Runtime = typeof import("@mstage/runtime");
 /** --cache-from for plan: which stage keys a cache repository holds (HEAD only; nothing is pulled). */
 class RemoteResults {
   readonly found = new Map<string, string>();
+  /** The client's notes, e.g. which registries.conf mirror resolved a base. */
+  readonly notes: string[] = [];
   private rt?: Promise<Runtime>;
   private c?: InstanceType<Runtime["RegistryClient"]>;
   constructor(
@@ -22,7 +24,7 @@ class RemoteResults {
     return (this.rt ??= import("@mstage/runtime"));
   }
   async client(): Promise<InstanceType<Runtime["RegistryClient"]>> {
-    return (this.c ??= new (await this.runtime()).RegistryClient({ insecure: this.insecure }));
+    return (this.c ??= new (await this.runtime()).RegistryClient({ insecure: this.insecure, onNote: (m) => this.notes.push(m) }));
   }
   async has(key: string): Promise<boolean> {
     for (const ref of this.caches) {
@@ -62,6 +64,7 @@ export default async function plan(args: string[], opts: Record<string, unknown>
     if (e.status === "cached" && where) e.reasons = [`remote ${where}`];
   }
   if (!g.quiet) for (const w of ctx.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (!g.quiet) for (const n of remote.notes) process.stderr.write(`note: ${n}\n`);
   if (opts.json) process.stdout.write(JSON.stringify(planJson(result), null, 2) + "\n");
   else process.stdout.write(renderPlan(result, { color: g.color && process.stdout.isTTY === true, quiet: g.quiet }));
   return opts.detailedExitcode && planHasChanges(result) ? 2 : 0;

@@ -6,6 +6,7 @@
 import type { Readable } from "node:stream";
 import { RegistryError, UserError } from "@mstage/core";
 import { fileCredentials, type CredentialSource, type Credentials } from "./credentials.ts";
+import { insecureHosts, loadRegistriesConf, type RegistriesConf } from "./registries.ts";
 import { basicHeader, fetchToken, parseChallenge, scopeKey, type Challenge } from "./transport/bearer.ts";
 import { isTimeout, networkError, redact, statusError } from "./transport/errors.ts";
 import { HttpTransport, type Method, type RegistryResponse, type TransportOptions } from "./transport/http.ts";
@@ -41,6 +42,8 @@ export interface RegistryClientOptions {
   onNote?: (message: string) => void;
   /** Ends every request, body read and backoff at once (SIGTERM, Ctrl-C). */
   signal?: AbortSignal;
+  /** Mirrors, insecure registries and short-name search; default the registries.conf in force. */
+  registries?: RegistriesConf;
 }
 
 export interface RegistryRequest {
@@ -68,10 +71,13 @@ export class RegistryClient {
   private readonly credentials: CredentialSource;
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly credentialCache = new Map<string, Promise<Credentials | undefined>>();
+  /** What pulls go through: mirrors and short-name search (registries.ts). */
+  readonly registries: RegistriesConf;
 
   constructor(options: RegistryClientOptions = {}) {
+    this.registries = options.registries ?? loadRegistriesConf();
     this.options = {
-      insecure: options.insecure ?? [],
+      insecure: [...(options.insecure ?? []), ...insecureHosts(this.registries)],
       retries: options.retries ?? 4,
       backoffMs: options.backoffMs ?? 250,
       maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,

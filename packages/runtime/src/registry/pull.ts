@@ -8,6 +8,7 @@ import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageMa
 import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
 import { formatReference, manifestSelector, parseReference, referenceName, withDigest, type Reference } from "./reference.ts";
+import { pullEndpoints } from "./registries.ts";
 
 /**
  * Where pulled blobs go. The store's `Store` satisfies it; anything content-addressed that verifies
@@ -92,28 +93,58 @@ async function withClient<T>(opts: RegistryClientOptions & { client?: RegistryCl
  * images.lock holds for every platform; a reference already pinned is returned as is.
  */
 export async function resolveDigest(ref: string | Reference, opts: RegistryClientOptions & { client?: RegistryClient } = {}): Promise<Digest> {
-  const r = toRef(ref);
-  if (r.digest) return r.digest;
-  return withClient(opts, async (client) => {
-    const res = await client.request(r.registry, {
-      method: "HEAD",
-      path: `/v2/${r.repository}/manifests/${manifestSelector(r)}`,
-      scopes: [pullScope(r)],
-      headers: { accept: MANIFEST_ACCEPT },
-      ok: [200],
-      what: formatReference(r),
-    });
-    await res.body.dump();
-    const d = header(res.headers, "docker-content-digest");
-    if (d) {
-      try {
-        return parseDigest(d);
-      } catch {
-        // not a sha256 digest: hash the bytes ourselves below
-      }
+  if (typeof ref !== "string" && ref.digest) return ref.digest;
+  if (typeof ref === "string" && toRef(ref).digest) return toRef(ref).digest!;
+  return withClient(opts, (client) =>
+    throughEndpoints(client, ref, "resolved", (r) => resolveAt(client, r)),
+  );
+}
+
+/**
+ * Runs `fn` against each place registries.conf says `ref` can come from (mirrors first, then the
+ * registry; for a short name, each search registry) until one has it; notes which mirror served.
+ */
+async function throughEndpoints<T>(client: RegistryClient, ref: string | Reference, verb: string, fn: (r: Reference) => Promise<T>): Promise<T> {
+  const list = pullEndpoints(ref, client.registries);
+  const written = typeof ref === "string" ? ref : formatReference(ref);
+  let primary: unknown;
+  let last: unknown;
+  for (const [i, e] of list.entries()) {
+    try {
+      const out = await fn(e.ref);
+      if (e.mirror) client.options.onNote?.(`${written} ${verb} through mirror ${e.mirror} (${client.registries.file ?? "registries.conf"})`);
+      else if (e.ref.registry !== list[0]!.ref.registry) client.options.onNote?.(`${written} ${verb} from ${e.ref.registry}`);
+      return out;
+    } catch (err) {
+      // A mirror or search registry that lacks the image (or is down) hands over to the next one.
+      if (!(err instanceof RegistryError)) throw err;
+      last = err;
+      if (!e.mirror) primary ??= err;
+      if (i < list.length - 1) client.options.onNote?.(`${formatReference(e.ref)}: ${err.message}; trying ${formatReference(list[i + 1]!.ref)}`);
     }
-    return (await fetchManifest(client, r, manifestSelector(r))).digest;
+  }
+  throw primary ?? last;
+}
+
+async function resolveAt(client: RegistryClient, r: Reference): Promise<Digest> {
+  const res = await client.request(r.registry, {
+    method: "HEAD",
+    path: `/v2/${r.repository}/manifests/${manifestSelector(r)}`,
+    scopes: [pullScope(r)],
+    headers: { accept: MANIFEST_ACCEPT },
+    ok: [200],
+    what: formatReference(r),
   });
+  await res.body.dump();
+  const d = header(res.headers, "docker-content-digest");
+  if (d) {
+    try {
+      return parseDigest(d);
+    } catch {
+      // not a sha256 digest: hash the bytes ourselves below
+    }
+  }
+  return (await fetchManifest(client, r, manifestSelector(r))).digest;
 }
 
 /** Fetches manifest bytes by tag or digest and checks them against the digest asked for. */
@@ -143,10 +174,10 @@ export async function fetchManifest(client: RegistryClient, r: Reference, select
  * while it streams; a mismatch fails the pull and leaves nothing stored for that blob.
  */
 export async function pullImage(ref: string | Reference, opts: PullOptions): Promise<PulledImage> {
-  const r = toRef(ref);
   const platform = toPlatform(opts.platform);
   return withClient(opts, async (client) => {
-    const top = await fetchManifest(client, r, manifestSelector(r));
+    // The endpoint that has the manifest serves the whole image.
+    const { r, top } = await throughEndpoints(client, ref, "pulled", async (r) => ({ r, top: await fetchManifest(client, r, manifestSelector(r)) }));
     let image = top;
     let parsed = parseManifest(top.bytes, top.mediaType, `manifest ${formatReference(r)}`);
     if (parsed.kind === "index") {
