@@ -12,7 +12,7 @@ for (const user of testUsers()) {
     test("passes every required check on this machine and exits 0", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {
       const r = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/" });
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      for (const name of ["unprivileged user namespaces", "subordinate id range", "overlayfs with userxattr", "pid/mount/ipc/uts namespaces", 'network: "none"']) {
+      for (const name of ["unprivileged user namespaces", "subordinate id range", "overlayfs with userxattr", "pid/mount/ipc/uts namespaces", 'network: "none"', "step containment (capability bounding set, read-only binds)"]) {
         assert.match(r.stdout, new RegExp(`✔ ${name.replace(/[/()]/g, "\\$&")}`), r.stdout);
       }
       assert.match(r.stdout, /ready for rootless builds\.|ready to build/);

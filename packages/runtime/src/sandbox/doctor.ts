@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { promisify } from "node:util";
+import { capabilityOptions } from "./containment.ts";
 import { addRangeCommand, planIdMapping } from "./subid.ts";
 import { findTool } from "./tools.ts";
 import { probeUserNamespace } from "./userns.ts";
@@ -91,7 +92,8 @@ function rangeCheck(): DoctorCheck {
 
 // One probe inside a namespace made as reexecInUserNamespace makes it. Each section prints
 // "name|ok|detail" or "name|fail|detail".
-const PROBE = String.raw`d=$1
+// Arguments: the probe dir, then the setpriv options that confine a step (containment.ts).
+const PROBE = String.raw`d=$1; shift
 report() { printf '%s|%s|%s\n' "$1" "$2" "$(printf %s "$3" | tr '\n|' '  ' | cut -c1-300)"; }
 report mapping ok "uid map (inside outside count): $(tr -s ' ' < /proc/self/uid_map | tr '\n' ';')"
 if out=$( (mkdir -p "$d/l/gone" "$d/u" "$d/w" "$d/m" && : >"$d/l/gone/f" &&
@@ -106,6 +108,13 @@ else report pidns fail "$out"; fi
 if out=$(unshare --net sh -c 'ip link set lo up && ip -o link show lo' 2>&1); then
   report netns ok "loopback-only network namespace (no /dev/net/tun or slirp needed)"
 else report netns fail "$out"; fi
+t=$(mktemp -d /tmp/mstage-doctor.XXXXXX)
+if out=$(unshare --mount --propagation private sh -c 't=$1; shift
+  mkdir "$t/src" "$t/dst" && echo "$t/src $t/dst none bind,ro 0 0" >"$t/fstab" && mount -n --all --fstab "$t/fstab" &&
+  setpriv "$@" -- sh -c "grep -q "^CapEff:.*[^0]" /proc/self/status" && ! setpriv "$@" -- mount -o remount,rw,bind "$t/dst" 2>/dev/null' sh "$t" "$@" 2>&1); then
+  report containment ok "binds read-only with mount --all; setpriv keeps a step from remounting them"
+else report containment fail "\${out:-a step could remount a read-only bind}"; fi
+rm -rf "$t"
 `;
 
 async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
@@ -114,12 +123,14 @@ async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
     overlay: `overlayfs with userxattr (in ${storeDir})`,
     pidns: "pid/mount/ipc/uts namespaces",
     netns: 'network: "none"',
+    containment: "step containment (capability bounding set, read-only binds)",
   };
   const fixes: Record<string, string> = {
     mapping: "check /etc/subuid and /etc/subgid (`mstage doctor` above) and that newuidmap/newgidmap are setuid root",
     overlay: "needs Linux 5.11 or later and a store on a local filesystem (ext4, xfs, btrfs): upgrade the kernel or pass --store DIR",
     pidns: "needs a kernel with pid namespaces (CONFIG_PID_NS); containers that forbid nested namespaces cannot build",
     netns: findTool("ip") ? "needs network namespaces (CONFIG_NET_NS)" : "sudo apt-get install iproute2",
+    containment: "needs util-linux 2.36 or later (setpriv --bounding-set, mount --all --fstab)",
   };
   let probeDir: string;
   try {
@@ -130,7 +141,7 @@ async function probeChecks(storeDir: string): Promise<DoctorCheck[]> {
   }
   let r;
   try {
-    r = await probeUserNamespace(PROBE, [probeDir]);
+    r = await probeUserNamespace(PROBE, [probeDir, ...capabilityOptions()]);
   } catch (e) {
     return [{ name: names.mapping, ok: false, required: true, detail: (e as Error).message, fix: fixes.mapping }];
   }
