@@ -76,6 +76,7 @@ cli
   .command("gc", "remove store entries that no recent result references")
   .option("--max-size <size>", "shrink the store below this size, oldest first (e.g. 10G)")
   .option("--dry-run", "say what would be removed")
+  .option("--verify", "first check every blob and extracted layer; remove what is corrupt")
   .action(lazy(() => import("./commands/gc.ts")));
 
 cli.command("init", "write a starter images.ts").action(lazy(() => import("./commands/init.ts")));

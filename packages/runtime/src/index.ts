@@ -90,6 +90,8 @@ export type { StageResult, LayerRef } from "./store/results.ts";
 export type { StoreLock, LockMode, LockOptions } from "./store/store-lock.ts";
 export { parseByteSize } from "./store/gc.ts";
 export type { ResultInfo, GcOptions, GcReport } from "./store/gc.ts";
+export type { VerifyReport, LayerChecker } from "./store/verify.ts";
+export { layerMatchesTar } from "./layer/verify.ts";
 
 // layer/
 export { applyLayer, HostileLayerError } from "./layer/apply.ts";

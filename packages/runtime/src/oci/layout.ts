@@ -3,16 +3,18 @@
 // linger and blobs nobody references are dropped with it. An `up` of some targets keeps the other
 // refs (`keepOtherRefs`): their descriptors and every blob they reach are carried over. The new layout is built in a temp dir
 // beside the target (same filesystem) and swapped in by rename: a failure before the swap leaves the
-// previous layout exactly as it was. Blobs are hard links into the store when it is on the same
-// filesystem (no bytes copied), copies otherwise. A non-empty directory without `oci-layout` is never
-// replaced (a mistyped `--output oci:.`).
-import { randomBytes } from "node:crypto";
+// previous layout exactly as it was. Blobs are copied from the store and hashed on the way: a blob
+// corrupted in the store is refused instead of exported, and an output never shares an inode with
+// the store, so damage to one cannot reach the other (hard links did both). A non-empty directory
+// without `oci-layout` is never replaced (a mistyped `--output oci:.`).
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "@mstage/core";
 import { canonicalJson } from "./canonical.ts";
 import type { OciBlobStore } from "./blobs.ts";
-import { digestHex, parseDigest, type Digest } from "./digest.ts";
+import { digestHex, digestOf, parseDigest, type Digest } from "./digest.ts";
 import { imageBlobs, type BuiltImage } from "./manifest.ts";
 import { Annotation, MediaType, isImageManifestType, isIndexType, type Descriptor, type ImageIndex, type ImageManifest, type OciLayoutFile } from "./types.ts";
 
@@ -24,7 +26,7 @@ export interface OutputImage {
 
 export interface WriteLayoutOptions {
   signal?: AbortSignal;
-  /** How each blob got there, for `-v` output and tests. */
+  /** How each blob got there, for `-v` output and tests: a verified copy from the store, or a link to the previous layout's. */
   onBlob?: (digest: Digest, how: "link" | "copy") => void;
   /** Refs the previous layout had that the new one does not (stages renamed, removed or untagged). */
   onDroppedRefs?: (refs: string[]) => void;
@@ -121,17 +123,34 @@ function checkRefName(ref: string): void {
   }
 }
 
-/** Hard link from the store when possible (same filesystem, allowed), else a copy. */
-async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Promise<"link" | "copy"> {
+const STORE_DAMAGED = "the store is damaged: run `mstage gc --verify` to remove what is corrupt, then `mstage up` again";
+
+/** Copies a store blob into the new layout, hashing it as it goes; a blob that does not match its digest is refused. */
+async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Promise<"copy"> {
   if (!(await store.hasBlob(d.digest))) {
-    throw new Error(`blob ${d.digest} (${d.mediaType}) is missing from the store`);
+    throw new UserError(`blob ${d.digest} (${d.mediaType}) is missing from the store; ${STORE_DAMAGED}`);
   }
   const src = store.blobPath(d.digest);
   const st = await stat(src);
-  if (st.size !== d.size) throw new Error(`store blob ${d.digest} is ${st.size} bytes, its descriptor says ${d.size}`);
-  return placeFile(src, dest);
+  if (st.size !== d.size) throw new UserError(`store blob ${src} is ${st.size} bytes, its descriptor says ${d.size}; ${STORE_DAMAGED}`);
+  const hash = createHash("sha256");
+  const out = await open(dest, "wx", 0o644);
+  try {
+    for await (const chunk of createReadStream(src, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      let off = 0;
+      while (off < chunk.length) off += (await out.write(chunk, off, chunk.length - off)).bytesWritten;
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  const got = digestOf(hash);
+  if (got !== d.digest) throw new UserError(`store blob ${src} does not match its digest (it hashes to ${got}); nothing was exported; ${STORE_DAMAGED}`);
+  return "copy";
 }
 
+/** A blob of the previous layout kept in the new one: a hard link between two outputs when possible, else a copy. */
 async function placeFile(src: string, dest: string): Promise<"link" | "copy"> {
   try {
     await link(src, dest);

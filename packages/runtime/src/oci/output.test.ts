@@ -126,14 +126,15 @@ test("skopeo inspects the written layout under the stage name and under each tag
   assert.equal(readFileSync(join(layoutDir, "oci-layout"), "utf8"), '{"imageLayoutVersion":"1.0.0"}');
 });
 
-test("layout blobs are hard links into the store when both are on one filesystem", async () => {
+test("layout blobs are verified copies, never hard links into the store: damage to one cannot reach the other", async () => {
   const blobs: Record<string, string> = {};
   const dir = join(work, "oci-links");
   await writeOciLayout(dir, [{ refs: ["hello"], image: fixture.image }], fixture.store, { onBlob: (d, how) => (blobs[d] = how) });
   assert.equal(Object.keys(blobs).length, 4); // manifest, config, two layers
-  assert.deepEqual(new Set(Object.values(blobs)), new Set(["link"]));
+  assert.deepEqual(new Set(Object.values(blobs)), new Set(["copy"]));
   const d = fixture.image.layers[0]!.descriptor.digest;
-  assert.equal(statSync(join(dir, "blobs", "sha256", d.slice(7))).ino, statSync(fixture.store.blobPath(d)).ino);
+  assert.notEqual(statSync(join(dir, "blobs", "sha256", d.slice(7))).ino, statSync(fixture.store.blobPath(d)).ino);
+  assert.ok(readFileSync(join(dir, "blobs", "sha256", d.slice(7))).equals(readFileSync(fixture.store.blobPath(d))));
 });
 
 test("umoci unpacks the layout and its bundle runs (runc as root, unshare+chroot unprivileged), printing the greeting", async (t) => {

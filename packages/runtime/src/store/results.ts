@@ -1,6 +1,6 @@
 // The store's results: what it remembers about a built stage (its whole layer chain and the image
 // config after it), kept at results/<hex of key>.json.
-import { utimesSync } from "node:fs";
+import { readFileSync, utimesSync } from "node:fs";
 import { readStoredResult, type StoreLayout } from "@mstage/core";
 import { parseDigest, type Digest } from "../oci/digest.ts";
 import { writeFileAtomic } from "./atomic-files.ts";
@@ -53,4 +53,14 @@ export async function putResult(layout: StoreLayout, key: string, record: StageR
   if (record.key !== key) throw new Error(`result for ${key} carries key ${record.key}`);
   for (const l of record.layers) parseDigest(l.diffId);
   await writeFileAtomic(layout.result(key), JSON.stringify(record, null, 2) + "\n", layout.tmpDir);
+}
+
+/** A result file's record as written, whether or not its layers are there; null when unreadable. */
+export function readStoredResultRaw(file: string): StageResult | null {
+  try {
+    const record = JSON.parse(readFileSync(file, "utf8")) as StageResult;
+    return record && typeof record === "object" && Array.isArray(record.layers) ? record : null;
+  } catch {
+    return null;
+  }
 }

@@ -16,6 +16,7 @@ import * as layers from "./layers.ts";
 import * as results from "./results.ts";
 import type { StageResult } from "./results.ts";
 import { acquireLock, type LockMode, type LockOptions, type StoreLock } from "./store-lock.ts";
+import { verifyStore, type LayerChecker, type VerifyReport } from "./verify.ts";
 
 export { DigestMismatchError, type WriteBlobOptions } from "./blobs.ts";
 
@@ -180,6 +181,19 @@ export class Store {
    * results until the store fits). Takes the exclusive lock unless `dryRun`; must run inside the
    * user namespace, since extracted layers hold files of mapped ids.
    */
+  /**
+   * Hashes every blob and checks every extracted layer (with `checkLayer`, layer/verify.ts), removing
+   * what is corrupt and the results that need a removed blob. Takes the exclusive lock.
+   */
+  async verify(checkLayer: LayerChecker, opts: LockOptions = {}): Promise<VerifyReport> {
+    const lock = await this.lock("exclusive", opts);
+    try {
+      return await verifyStore(this.layout, checkLayer);
+    } finally {
+      lock.release();
+    }
+  }
+
   async gc(opts: GcOptions & LockOptions = {}): Promise<GcReport> {
     if (opts.dryRun) return collectGarbage(this.layout, opts);
     const lock = await this.lock("exclusive", opts);
