@@ -5,7 +5,7 @@ import { writeFileAtomicSync } from "./atomic-file.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { isSha256Digest } from "./digest.ts";
-import { canonicalJson } from "./keys.ts";
+import { canonicalJson } from "./canonical.ts";
 import type { DebianBase } from "./model.ts";
 
 export interface LockFile {

@@ -2,7 +2,7 @@
 // change the stage's layer; the config key adds the image-config-only fields. Names, host paths
 // and other things that cannot change the bytes are recorded in the inputs (for plan's reasons)
 // but left out of the keys, so keys match across machines and project directories.
-import { createHash } from "node:crypto";
+import { canonicalJson, sha256Hex } from "./canonical.ts";
 
 /** Bumped when the layer format or the key encoding changes: every stage rebuilds once. */
 export const LAYER_FORMAT = 1;
@@ -123,20 +123,4 @@ export function layerKey(i: StageInputs): string {
 
 export function configKey(layer: string, i: StageInputs): string {
   return sha256Hex(canonicalJson({ layer, config: i.config }));
-}
-
-/** JSON with object keys sorted and undefined members left out: one encoding per value. */
-export function canonicalJson(x: unknown): string {
-  if (x === null || typeof x !== "object") return JSON.stringify(x) ?? "null";
-  if (Array.isArray(x)) return `[${x.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
-  const parts: string[] = [];
-  for (const k of Object.keys(x).sort()) {
-    const v = (x as Record<string, unknown>)[k];
-    if (v !== undefined) parts.push(`${JSON.stringify(k)}:${canonicalJson(v)}`);
-  }
-  return `{${parts.join(",")}}`;
-}
-
-export function sha256Hex(s: string | Uint8Array): string {
-  return createHash("sha256").update(s).digest("hex");
 }

@@ -2,12 +2,13 @@
 // store to say what would happen to each stage, and why.
 import { StageError, UserError } from "./errors.ts";
 import type { StageGraph } from "./graph.ts";
+import type { BaseIdentity } from "./base-identity.ts";
+import { sameCanonical, sha256Hex } from "./canonical.ts";
+import { formatPlatform, hostPlatform } from "./platform.ts";
 import {
   LAYER_FORMAT,
-  canonicalJson,
   configKey,
   layerKey,
-  sha256Hex,
   type BaseInput,
   type BindInput,
   type ConfigInputs,
@@ -24,15 +25,10 @@ import type { ProjectState } from "./state.ts";
 
 export type PlanStatus = "new" | "rebuild" | "config" | "cached" | "unused";
 
-export interface PlanContext {
+export interface PlanContext extends BaseIdentity {
   /** The directory of images.ts: local paths and binds are relative to it. */
   projectDir: string;
   state: ProjectState;
-  /**
-   * The identity of an external base (a manifest digest, or a digest of a debian() base's pinned
-   * arguments). `undefined` (or "") means not resolved yet: the stage is planned as changed.
-   */
-  resolveBase(base: ImageBase | OciBase | DebianBase, stage: Stage): Promise<string | undefined>;
   /** Whether the store holds a result for this layer key. */
   hasResult(layerKey: string): Promise<boolean>;
   /** Where the stat cache lives (in the store); without it every plan reads every file. */
@@ -60,12 +56,6 @@ export interface Plan {
   entries: PlanEntry[];
   /** File contents read while hashing (0 on a warm no-op plan). */
   filesRead: number;
-}
-
-/** The platform of this machine, as an OCI platform string. */
-export function hostPlatform(): string {
-  const arch: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm/v7", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
-  return `linux/${arch[process.arch] ?? process.arch}`;
 }
 
 /** Whether a plan would change anything: the exit-code question of `--detailed-exitcode`. */
@@ -137,7 +127,7 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
 
 function configFields(a: ConfigInputs, b: ConfigInputs): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof ConfigInputs>;
-  return [...keys].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
+  return [...keys].filter((k) => !sameCanonical(a[k], b[k]));
 }
 
 /** Builds StageInputs; hashes each distinct local source once per plan. */
@@ -154,7 +144,7 @@ class Hasher {
   async inputsOf(s: Stage, done: Map<Stage, PlanEntry>, users: Map<Stage, string | undefined>): Promise<StageInputs> {
     const spec = s.spec;
     const files: StageInputs["files"] = {};
-    const platform = spec.platform ?? hostPlatform();
+    const platform = spec.platform ?? formatPlatform(hostPlatform());
     const upstream = (d: Stage) => {
       const e = done.get(d);
       if (!e) throw new Error(`internal: stage "${d.name}" planned after "${s.name}"`);

@@ -1,8 +1,9 @@
 // Why a stage's layer changed: compares the inputs recorded at its last build with today's and
 // names the specific difference ("local ./main.go changed", "env CGO_ENABLED changed").
-import { canonicalJson, type BaseInput, type CopyInput, type SourceInput, type StageInputs } from "./keys.ts";
+import { sameCanonical } from "./canonical.ts";
+import type { BaseInput, CopyInput, SourceInput, StageInputs } from "./keys.ts";
 
-const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
+const same = sameCanonical;
 const MAX_FILES = 3;
 
 export function diffInputs(prev: StageInputs, cur: StageInputs): string[] {

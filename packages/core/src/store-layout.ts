@@ -11,9 +11,9 @@
 //   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
 //   tmp/                   temp files and work dirs; same filesystem, so finished entries rename in
 //   locks/                 the store lock's files (shared holders and gc's exclusive one)
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { sha256Hex } from "./canonical.ts";
 
 export const STORE_FORMAT = "mstage-store 1\n";
 
@@ -155,8 +155,4 @@ export function readStoredResult<T extends StoredResultShape = StoredResultShape
     if (hexOf(diffId) === null || !hasLayer(diffId)) return null;
   }
   return record;
-}
-
-function sha256Hex(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
 }

@@ -14,7 +14,7 @@ export type {
   HistoryEntry,
   Platform as OciPlatform,
 } from "./oci/types.ts";
-export { canonicalJson, canonicalBlob } from "./oci/canonical.ts";
+export { canonicalBlob } from "./oci/canonical.ts";
 export {
   DEFAULT_PATH,
   emptyImageConfig,
@@ -44,7 +44,7 @@ export { LineSplitter } from "./builder/events.ts";
 export type { BuildEvent, BuildEventHandler, StageOutcome } from "./builder/events.ts";
 export { buildPlan, finalConfig } from "./builder/builder.ts";
 export type { BuildOptions, BuiltStage } from "./builder/builder.ts";
-export { BaseProvider, debianIdentity } from "./builder/bases.ts";
+export { BaseProvider } from "./builder/bases.ts";
 export type { BaseProviderOptions, PreparedBase } from "./builder/bases.ts";
 export { buildDebianRootfs, parseDpkgStatus } from "./builder/debian.ts";
 export { openShell } from "./builder/shell.ts";
@@ -53,8 +53,6 @@ export type { ShellOptions } from "./builder/shell.ts";
 // registry/
 export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
 export type { Reference } from "./registry/reference.ts";
-export { parsePlatform, formatPlatform, hostPlatform } from "./registry/platform.ts";
-export type { Platform } from "./registry/platform.ts";
 export { RegistryClient, redact } from "./registry/client.ts";
 export type { RegistryClientOptions } from "./registry/client.ts";
 export { fileCredentials } from "./registry/credentials.ts";

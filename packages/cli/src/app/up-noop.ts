@@ -2,8 +2,8 @@
 // holds the manifest the state recorded, there is nothing to do. Decided with core alone (no user
 // namespace, no runtime), so a no-op `up` costs about what `mstage plan` costs.
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { UserError, buildGraph, planStages } from "@mstage/core";
+import { resolve } from "node:path";
+import { UserError, buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext } from "./project.ts";
 
@@ -54,13 +54,9 @@ export async function checkNoop(o: {
   const dirs = o.outputs.length ? o.outputs.map((x) => (x as { dir: string }).dir) : [resolve(config.projectDir, "oci")];
   const outputs: OutputLine[] = [];
   for (const dir of dirs) {
-    let index: { manifests?: Array<{ digest: string; annotations?: Record<string, string> }> };
-    try {
-      index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
-    } catch {
-      return undefined;
-    }
-    const byRef = new Map((index.manifests ?? []).map((m) => [m.annotations?.["org.opencontainers.image.ref.name"], m.digest]));
+    const index = readOciIndex(dir);
+    if (!index) return undefined;
+    const byRef = new Map(index.map((m) => [refNameOf(m), m.digest]));
     const wanted = plan.entries.filter((e) => e.target);
     // The layout is replaced whole on each write: it must hold exactly these refs.
     let refCount = 0;
@@ -83,7 +79,7 @@ export async function checkNoop(o: {
 /** Manifest + config + layer sizes of an image in a layout; undefined when a blob is missing. */
 function manifestSize(dir: string, digest: string): number | undefined {
   try {
-    const bytes = readFileSync(join(dir, "blobs", "sha256", digest.slice(7)));
+    const bytes = readFileSync(ociLayoutBlob(dir, digest));
     const m = JSON.parse(bytes.toString("utf8")) as { config: { size: number }; layers: Array<{ size: number }> };
     return bytes.length + m.config.size + m.layers.reduce((n, l) => n + l.size, 0);
   } catch {

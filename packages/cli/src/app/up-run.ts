@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import {
   UserError,
   buildGraph,
+  hostPlatform,
   planStages,
   recordBuild,
   saveState,
@@ -17,7 +18,6 @@ import {
   Store,
   buildImage,
   buildPlan,
-  hostPlatform,
   sourceDateEpochFrom,
   compressLayer,
   writeDockerArchive,
@@ -28,7 +28,7 @@ import {
   type OutputImage,
 } from "@mstage/runtime";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext, debianIdentity as planDebianIdentity } from "./project.ts";
+import { createPlanContext } from "./project.ts";
 import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";
@@ -100,12 +100,8 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
         ...ctx,
         hasResult: (key) => registry.hasResult(store, key, (k) => ctx.hasResult(k)),
         // Unlike `plan`, `up` resolves what images.lock does not pin (tags, and debian() bases,
-        // which are built for that), updating the lock, then keys them exactly as `plan` will.
-        resolveBase: async (base, stage) => {
-          if (base.kind === "oci") return ctx.resolveBase(base, stage);
-          const id = await bases.resolve(base, stage);
-          return base.kind === "debian" ? planDebianIdentity(base, lock) : id;
-        },
+        // which are built for that), updating the lock; the identities are the ones `plan` reads.
+        resolveBase: (base, stage) => bases.resolveBase(base, stage),
       });
     let plan = await planWith();
     // A pinned debian() base is keyed from images.lock alone: its rootfs is made only for stages

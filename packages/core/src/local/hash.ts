@@ -1,6 +1,6 @@
 // Content digest of a local source (or a read-only bind): relative path, type, mode, symlink target
 // and bytes of every entry; never mtime, never the absolute host path.
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../canonical.ts";
 import type { IgnoreRules } from "./ignore.ts";
 import type { StatCache } from "./statcache.ts";
 import { localPath, walkLocalSync } from "./walk.ts";
@@ -28,5 +28,5 @@ export function hashLocal(
     text += `${JSON.stringify(e.rel)} ${e.type} ${e.mode.toString(8)} ${JSON.stringify(content)}\n`;
     files[e.rel] = `${e.type[0]}${e.mode.toString(8)}:${e.type === "file" ? content.slice(0, 16) : content}`;
   }
-  return { digest: "sha256:" + createHash("sha256").update(text).digest("hex"), files };
+  return { digest: "sha256:" + sha256Hex(text), files };
 }

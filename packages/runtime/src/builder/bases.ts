@@ -2,14 +2,31 @@
 // the builder into the stage's own upper dir), an OCI layout on disk, a Debian rootfs made by
 // mmdebstrap, or a registry image. `resolve` gives core's planner each base's identity (what goes
 // into the stage key); `prepare` gives the builder its layers and config.
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join, resolve as resolvePath } from "node:path";
-import { StageError, debianLockKey, type DebianBase, type ImageBase, type LockFile, type OciBase, type Stage, type Base } from "@mstage/core";
+import { readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  StageError,
+  UserError,
+  debianIdentity,
+  debianLockKey,
+  formatPlatform,
+  ociBaseEntry,
+  ociLayoutBlob,
+  selectPlatform,
+  sha256Hex,
+  writeFileAtomicSync,
+  type Base,
+  type BaseIdentity,
+  type DebianBase,
+  type ImageBase,
+  type LockFile,
+  type OciBase,
+  type Stage,
+} from "@mstage/core";
 import { emptyImageConfig } from "../oci/config.ts";
 import { digestHex, parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
-import { isGzipLayerType, isImageManifestType, isIndexType, Annotation, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
+import { isGzipLayerType, isImageManifestType, isIndexType, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
 import { pullImage, resolveDigest } from "../registry/pull.ts";
 import type { RegistryClientOptions } from "../registry/client.ts";
 import { buildDebianRootfs } from "./debian.ts";
@@ -46,7 +63,7 @@ export interface BaseProviderOptions {
   signal?: AbortSignal;
 }
 
-export class BaseProvider {
+export class BaseProvider implements BaseIdentity {
   /** True once images.lock needs writing. */
   lockChanged = false;
   private readonly identities = new Map<string, Promise<string>>();
@@ -58,8 +75,11 @@ export class BaseProvider {
     return this.o.platform;
   }
 
-  /** The base's identity for the stage key: a manifest digest, or a debian base's key. */
-  resolve(base: Base, stage: Stage): Promise<string> {
+  /**
+   * The base's identity for the stage key, the same one core's LockedBaseIdentity reads from
+   * images.lock, after resolving what the lock does not pin (which updates the lock).
+   */
+  resolveBase(base: Base, stage: Stage): Promise<string> {
     const k = baseKey(base);
     let p = this.identities.get(k);
     if (!p) {
@@ -85,7 +105,7 @@ export class BaseProvider {
       case "stage":
         throw new Error("stage bases are the builder's business");
       case "debian": {
-        const id = await this.resolve(base, stage);
+        const id = await this.resolveBase(base, stage);
         const made = await this.o.store.getResult(id);
         if (made) return { layers: made.layers, config: made.config };
         if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, this.o.platform) };
@@ -111,7 +131,7 @@ export class BaseProvider {
         return pinned ? debianIdentity(base, pinned) : this.buildDebian(base, stage);
       }
       case "oci":
-        return (await this.readOci(base, stage)).manifestDigest;
+        return this.ociEntry(base, stage).entry.digest;
       case "image":
         return this.resolveImage(base, stage);
       default:
@@ -129,7 +149,7 @@ export class BaseProvider {
   async makeDebian(base: DebianBase, stage: Stage): Promise<boolean> {
     if (!this.pinnedDebian(base)) {
       // Unpinned (or --refresh): resolving it made it.
-      await this.resolve(base, stage);
+      await this.resolveBase(base, stage);
       return false;
     }
     const k = baseKey(base);
@@ -139,7 +159,7 @@ export class BaseProvider {
       this.making.set(k, p);
       p.catch(() => this.making.delete(k));
     }
-    const [before, after] = await Promise.all([this.resolve(base, stage), p]);
+    const [before, after] = await Promise.all([this.resolveBase(base, stage), p]);
     if (before === after) return false;
     this.identities.set(k, Promise.resolve(after));
     return true;
@@ -163,7 +183,7 @@ export class BaseProvider {
     }
     // Not pinned by this project yet: reuse the newest base made with these arguments by any
     // project on this store, as a pull would reuse a cached tag, rather than run mmdebstrap again.
-    const madePath = join(this.o.store.cacheDir("debian-bases"), `${createHash("sha256").update(lockKey).digest("hex")}.json`);
+    const madePath = join(this.o.store.cacheDir("debian-bases"), `${sha256Hex(lockKey)}.json`);
     if (!pinned && !this.o.refresh) {
       const made = await readFile(madePath, "utf8").then((t) => JSON.parse(t) as { packages: Record<string, string> }, () => undefined);
       if (made && (await this.o.store.hasResult(debianIdentity(base, made.packages)))) {
@@ -199,8 +219,7 @@ export class BaseProvider {
         const record: StageResult = { key: id, layers: [layer], config, history: config.history ?? [], created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
         await this.o.store.putResult(id, record);
       }
-      await writeFile(`${madePath}.${process.pid}.tmp`, JSON.stringify({ packages: versions }) + "\n");
-      await rename(`${madePath}.${process.pid}.tmp`, madePath);
+      writeFileAtomicSync(madePath, JSON.stringify({ packages: versions }) + "\n");
       if (!pinned || !sameVersions(pinned, versions)) {
         this.o.lock.debian[lockKey] = { packages: versions };
         this.lockChanged = true;
@@ -213,29 +232,29 @@ export class BaseProvider {
 
   // ---- oci() ----
 
-  private async readOci(base: OciBase, stage: Stage): Promise<{ layout: string; manifestDigest: Digest; manifest: ImageManifest }> {
-    const layout = resolvePath(this.o.projectDir, base.layout);
-    const fail = (msg: string) => new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): ${msg}`, "from", stage.definedAt);
-    let index: ImageIndex;
+  /** core's one reading of an oci() base's index, its errors tied to the stage. */
+  private ociEntry(base: OciBase, stage: Stage): ReturnType<typeof ociBaseEntry> {
     try {
-      index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as ImageIndex;
+      return ociBaseEntry(base, this.o.projectDir);
     } catch (e) {
-      throw fail(`cannot read ${join(layout, "index.json")}: ${(e as Error).message}`);
+      if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, "from", stage.definedAt, { cause: e });
+      throw e;
     }
-    const manifests = index.manifests ?? [];
-    const matches = base.ref ? manifests.filter((m) => m.annotations?.[Annotation.refName] === base.ref) : manifests;
-    if (matches.length !== 1) {
-      const refs = manifests.map((m) => m.annotations?.[Annotation.refName]).filter(Boolean);
-      throw fail(base.ref ? `no ref "${base.ref}" in the layout; refs: ${refs.join(", ") || "(none)"}` : `the layout holds ${manifests.length} images; name one: oci(dir, ref) with one of ${refs.join(", ")}`);
-    }
-    let desc = matches[0]!;
+  }
+
+  private async readOci(base: OciBase, stage: Stage): Promise<{ layout: string; manifestDigest: Digest; manifest: ImageManifest }> {
+    const fail = (msg: string) => new StageError(stage.name, `oci(${JSON.stringify(base.layout)}): ${msg}`, "from", stage.definedAt);
+    const { dir: layout, entry } = this.ociEntry(base, stage);
+    let desc = entry;
     let bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, "index.json names a manifest", fail), fail);
     if (isIndexType(desc.mediaType)) {
       const nested = parseLayoutJson<ImageIndex>(bytes, `index ${desc.digest}`, fail);
-      const pick = (nested.manifests ?? []).find((m) => m.platform?.os === this.o.platform.os && m.platform?.architecture === this.o.platform.architecture);
-      if (!pick) throw fail(`no image for ${this.o.platform.os}/${this.o.platform.architecture} in the layout's index`);
-      desc = pick;
-      bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, `index ${matches[0]!.digest} names a manifest`, fail), fail);
+      try {
+        desc = selectPlatform(nested.manifests ?? [], this.o.platform, "the layout's index");
+      } catch (e) {
+        throw fail((e as Error).message);
+      }
+      bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, `index ${entry.digest} names a manifest`, fail), fail);
     }
     if (sha256Digest(bytes) !== desc.digest) throw fail(`manifest ${desc.digest} does not match its content`);
     const manifest = parseLayoutJson<ImageManifest>(bytes, `manifest ${desc.digest}`, fail);
@@ -285,11 +304,11 @@ export class BaseProvider {
   }
 
   private async prepareImage(base: ImageBase, stage: Stage, stored?: readonly Digest[]): Promise<PreparedBase> {
-    const digest = await this.resolve(base, stage);
-    const platform = base.platform ?? `${this.o.platform.os}/${this.o.platform.architecture}${this.o.platform.variant ? `/${this.o.platform.variant}` : ""}`;
+    const digest = await this.resolveBase(base, stage);
+    const platform = base.platform ?? formatPlatform(this.o.platform);
     // A pulled base is remembered under its pinned digest: a cached or config-only stage on it
     // needs neither the registry nor its layers.
-    const key = createHash("sha256").update(`image-base\n${base.ref}\n${digest}\n${platform}`).digest("hex");
+    const key = sha256Hex(`image-base\n${base.ref}\n${digest}\n${platform}`);
     const known = await this.o.store.getResult(key);
     if (known) {
       const manifestDigest = parseDigest(known.history[0]?.comment ?? digest);
@@ -355,20 +374,6 @@ interface PulledImage {
   config: ImageConfig;
   manifestDigest: Digest;
   configDigest: Digest;
-}
-
-/** The identity of a debian() base: its arguments plus every installed package's version. */
-export function debianIdentity(base: DebianBase, versions: Record<string, string>): string {
-  const material = JSON.stringify({
-    suite: base.suite,
-    packages: [...base.packages].sort(),
-    mirror: base.mirror ?? null,
-    variant: base.variant ?? "minbase",
-    versions: Object.keys(versions)
-      .sort()
-      .map((k) => `${k}=${versions[k]}`),
-  });
-  return createHash("sha256").update(material).digest("hex");
 }
 
 /** A debian() base's image config: nothing but its one layer, so `prepare` can rebuild it from that. */

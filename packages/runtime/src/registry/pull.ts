@@ -6,7 +6,7 @@ import { parseDigest, type Digest } from "../oci/digest.ts";
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MAX_STALL_RETRIES, RegistryClient, header, isConnectionError, isTimeout, readBody, type RegistryClientOptions } from "./client.ts";
 import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
 import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
-import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
+import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "@mstage/core";
 import { formatReference, manifestSelector, parseReference, referenceName, withDigest, type Reference } from "./reference.ts";
 import { pullEndpoints } from "./registries.ts";
 

@@ -1,5 +1,6 @@
-// Platforms ("linux/arm64/v8") and choosing one image out of a manifest list or OCI index.
-import { UserError } from "@mstage/core";
+// Platforms ("linux/arm64/v8") and choosing one image out of a manifest list or OCI index: the one
+// place that decides which platform a build is for and which index entry serves it.
+import { UserError } from "./errors.ts";
 
 export interface Platform {
   os: string;
