@@ -8,7 +8,7 @@ import type { Stage } from "../../model.ts";
 import { describe } from "../../api/brand.ts";
 import { callerLocation } from "../../api/location.ts";
 import { loadingProjectDir, noteConfigFile } from "../../api/stage.ts";
-import { hostPlatform } from "../../plan.ts";
+import { formatPlatform, hostPlatform } from "../../platform.ts";
 import { DockerfileError, parseDockerfile } from "./parse.ts";
 import { translateDockerfile } from "./translate.ts";
 
@@ -73,8 +73,9 @@ export function dockerfile(path: string, options: DockerfileOptions): Stage {
   if (typeof options.name !== "string") fail(`"name" is required: the name of the image stage, like { name: "app" }`);
   const args = options.args ?? {};
   if (typeof args !== "object" || args === null || Object.values(args).some((v) => typeof v !== "string")) fail(`"args" must be an object of strings, got ${describe(args)}`);
-  const platform = options.platform ?? hostPlatform();
-  if (platform !== hostPlatform()) fail(`platform ${platform}: only the host's platform (${hostPlatform()}) is supported yet`);
+  const host = formatPlatform(hostPlatform());
+  const platform = options.platform ?? host;
+  if (platform !== host) fail(`platform ${platform}: only the host's platform (${host}) is supported yet`);
 
   const projectDir = loadingProjectDir() ?? (at ? dirname(at.file) : process.cwd());
   let file = resolve(projectDir, path);
