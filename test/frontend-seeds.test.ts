@@ -1,0 +1,112 @@
+// The seed documents built as written: their Dockerfiles with dockerfile(), their stacker.yaml
+// files with stacker(). Their base images (golang:1.21, zothub.io/…) are offline stand-ins
+// (fixtures/seed-bases) pushed to a loopback docker-registry, which a test registries.conf makes
+// a mirror of docker.io and zothub.io. Each image is run with runc and prints what the seed says.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
+import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
+import { quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
+
+const root = testUsers()[0]!;
+
+function whyNot(): string | undefined {
+  const missing = ["mmdebstrap", "skopeo", "umoci", "runc"].filter((t) => !tool(t));
+  if (missing.length) return `missing ${missing.join(", ")}: run .ci/setup`;
+  const r = registryUnavailable() ?? seedsMissing();
+  if (r) return r;
+  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
+  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
+  if (!existsSync(join(REPO, "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
+  return undefined;
+}
+const skip = whyNot();
+
+/** The store examples.test.ts keeps between runs (it holds the debian() Go toolchain base). */
+function examplesStore(): string {
+  const uid = execFileSync("id", ["-u", root.name], { encoding: "utf8" }).trim();
+  const dir = join(process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${uid}`), "examples-store");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+let reg: RunningRegistry;
+let conf: string;
+const cleanup: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  reg = await startRegistry();
+  const bases = copyProject(join(REPO, "test", "fixtures", "seed-bases"), root.name, "seed-bases");
+  cleanup.push(bases);
+  const started = Date.now();
+  expectOk(await mstageAs(root.name, bases, examplesStore())(["up", "--push", "--progress", "plain"], { env: { SEED_REGISTRY: reg.host } }), "pushing the seed bases");
+  console.log(`# seed bases made and pushed in ${Date.now() - started} ms`);
+  const dir = userDir(root.name, "seed-conf");
+  cleanup.push(dir);
+  conf = join(dir, "registries.conf");
+  writeFileSync(
+    conf,
+    `unqualified-search-registries = ["docker.io"]\n` +
+      `[[registry]]\nprefix = "docker.io"\n[[registry.mirror]]\nlocation = "${reg.host}"\n` +
+      // zothub.io itself is not reachable from here: its location is the loopback registry.
+      `[[registry]]\nprefix = "zothub.io"\nlocation = "${reg.host}"\n`,
+  );
+});
+
+after(async () => {
+  await reg?.stop();
+  for (const d of cleanup) rmSync(d, { recursive: true, force: true });
+});
+
+/** A project dir holding `files`, built with mstage through the test registries.conf. */
+function project(prefix: string, files: Record<string, string>): { dir: string; mstage: ReturnType<typeof mstageAs> } {
+  const dir = userDir(root.name, prefix);
+  cleanup.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const run = mstageAs(root.name, dir, examplesStore());
+  const mstage = ((args: string[]) => run(args, { env: { CONTAINERS_REGISTRIES_CONF: conf } })) as ReturnType<typeof mstageAs>;
+  return { dir, mstage };
+}
+
+function runImage(layout: string, ref: string): string {
+  const bundle = unpack(layout, ref);
+  cleanup.push(bundle);
+  const r = runBundle(bundle);
+  assert.equal(r.code, 0, `runc run ${ref}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test("seed 002: both Dockerfiles build as written, golang:1.21 through the registries.conf mirror, and print hello, world", { skip, timeout: 10 * 60_000 }, async () => {
+  const dockerfiles = quotedDockerfiles(seedText("002"));
+  assert.equal(dockerfiles.length, 2);
+  const { dir, mstage } = project("seed-002", {
+    "Dockerfile.numbered": dockerfiles[0]!,
+    "Dockerfile.named": dockerfiles[1]!,
+    "images.ts":
+      `import { dockerfile } from "mstage";\n` +
+      `export const numbered = dockerfile("./Dockerfile.numbered", { name: "numbered" });\n` +
+      `export const named = dockerfile("./Dockerfile.named", { name: "named" });\n`,
+  });
+  const plan = expectOk(await mstage(["plan"]), "plan");
+  assert.match(plan.stderr, /golang:1\.21 resolved through mirror 127\.0\.0\.1:\d+/);
+  const up = expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  assert.match(up.stdout + up.stderr, /golang:1\.21 resolved through mirror/);
+  const refs = layoutRefs(join(dir, "oci"));
+  assert.deepEqual(Object.keys(refs).sort(), ["named", "numbered"]);
+  for (const ref of ["numbered", "named"]) assert.equal(runImage(join(dir, "oci"), ref), "hello, world\n");
+  // The two files differ only in how they name the first stage: the same layers and the same command.
+  const [a, b] = ["named", "numbered"].map((r) => skopeoInspect(join(dir, "oci"), r, true) as { rootfs: unknown; config: { Cmd: string[] } });
+  assert.deepEqual(a!.rootfs, b!.rootfs);
+  assert.deepEqual(a!.config.Cmd, ["/bin/hello"]);
+
+  // Editing the RUN line re-runs that step only, and plan names the line.
+  writeFileSync(join(dir, "Dockerfile.named"), dockerfiles[1]!.replace("go build -o /bin/hello", "go build -trimpath -o /bin/hello"));
+  const edited = expectOk(await mstage(["plan"]), "plan after an edit");
+  assert.match(edited.stdout, /= named\.build\.1 +cached/);
+  assert.match(edited.stdout, /~ named\.build\.2 +rebuild: Dockerfile\.named:10 RUN changed/);
+});
