@@ -3,21 +3,11 @@
 // namespace, no runtime), so a no-op `up` costs about what `mstage plan` costs.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { UserError, buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf } from "@mstage/core";
+import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext } from "./project.ts";
 
 export type OutputSpec = { kind: "oci"; dir: string } | { kind: "docker-archive"; file: string };
-
-export function parseOutputs(raw: unknown): OutputSpec[] {
-  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
-  return list.map((v) => {
-    const s = String(v);
-    const m = /^(oci|docker-archive):(.+)$/.exec(s);
-    if (!m) throw new UserError(`--output ${JSON.stringify(s)}: write oci:DIR or docker-archive:FILE`);
-    return m[1] === "oci" ? { kind: "oci", dir: resolve(m[2]!) } : { kind: "docker-archive", file: resolve(m[2]!) };
-  });
-}
 
 export interface OutputLine {
   dest: string;

@@ -33,7 +33,7 @@ import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";
 
-export { parseOutputs, type OutputSpec } from "./up-noop.ts";
+export type { OutputSpec } from "./up-noop.ts";
 
 export interface UpOptions {
   file: string;

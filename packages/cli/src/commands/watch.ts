@@ -1,16 +1,15 @@
 // `mstage watch` (and `mstage up --watch`): rebuild as files are saved. Renders the watch session's
 // events as JSON lines (`--json`) or as human lines next to the usual build progress.
-import { availableParallelism } from "node:os";
 import kleur from "kleur";
 import { reexecInUserNamespace } from "@mstage/runtime";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, formatDuration, resolveProgressMode } from "../render/progress.ts";
 import { renderError } from "../render/errors.ts";
 import { runWatch, type WatchEvent } from "../watch/session.ts";
-import { parseOutputs } from "../app/up-run.ts";
+import { parseUpOptions } from "./up-options.ts";
 
 export default async function watch(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
-  const outputs = parseOutputs(opts.output);
+  const flags = parseUpOptions(opts);
   const json = opts.json === true;
   const mode = json ? "quiet" : resolveProgressMode(opts.progress, g.quiet, process.stderr);
   const reexec = reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
@@ -64,11 +63,10 @@ export default async function watch(args: string[], opts: Record<string, unknown
 
   try {
     return await runWatch({
+      ...flags,
       file: g.file,
       store: g.store,
       targets: args,
-      outputs,
-      jobs: opts.jobs === undefined ? availableParallelism() : Number(opts.jobs),
       verbose: g.verbose,
       onEvent,
       stopped,
