@@ -5,7 +5,7 @@
 import { canonicalJson, sha256Hex } from "./canonical.ts";
 
 /** Bumped when the layer format or the key encoding changes: every stage rebuilds once. */
-export const LAYER_FORMAT = 1;
+export const LAYER_FORMAT = 2;
 
 export type BaseInput =
   | { kind: "scratch" }

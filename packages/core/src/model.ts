@@ -4,18 +4,27 @@
 
 import type { SourceLocation } from "./errors.ts";
 
-/** Owner of a copied file: "uid:gid" numbers, e.g. "1000:1000". */
+/**
+ * Owner of copied files: "user", "user:group", "uid" or "uid:gid". Names are looked up in the
+ * destination stage's /etc/passwd and /etc/group (BuildKit's `--chown`); a user without a group
+ * gets its primary group from /etc/passwd, a uid without a gid the same number as gid.
+ */
 export type Owner = string;
 
 export interface FileOptions {
   /**
-   * Permission bits applied to copied files; default the source's own.
+   * Permission bits given to every copied file and directory (BuildKit's `--chmod`); default the
+   * source's own, setuid/setgid/sticky bits included.
    * @example copy: { "/usr/local/bin/run": local("./run.sh", { mode: 0o755 }) }
    */
   mode?: number;
   /**
-   * "uid:gid" (numeric) given to copied files and directories. Default "0:0".
-   * @example copy: { "/home/app/config.json": local("./config.json", { owner: "1000:1000" }) }
+   * Owner given to every copied file and directory and to the directories created for them
+   * (BuildKit's `--chown`): "user", "user:group", "uid" or "uid:gid", names resolved in the
+   * destination stage's /etc/passwd and /etc/group. Default: `someStage.path()` keeps the owners the
+   * files have in that stage; `local()` and `inline()` files belong to root (0:0).
+   * @example copy: { "/home/app/config.json": local("./config.json", { owner: "app:app" }) }
+   * @example copy: { "/srv/data/": build.path("/out/data", { owner: "1000:1000" }) }
    */
   owner?: Owner;
 }

@@ -51,6 +51,9 @@ export function inline(text: string, options: FileOptions = {}): InlineSource {
   return branded(SOURCE_BRAND, { kind: "inline" as const, text, ...fileOptions(options) });
 }
 
+/** A user and optional group, each a name (as useradd allows) or a number. */
+const OWNER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?(?::[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?$/;
+
 /** Validates `mode`/`owner` (and rejects unknown option names) for the source helpers. */
 export function checkFileOptions(
   fn: string,
@@ -70,8 +73,8 @@ export function checkFileOptions(
   if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) {
     throw locatedError(at, `${fn}(): "mode" must be permission bits like 0o755, got ${describe(mode)}`);
   }
-  if (owner !== undefined && (typeof owner !== "string" || !/^\d+:\d+$/.test(owner))) {
-    throw locatedError(at, `${fn}(): "owner" must be "uid:gid" in numbers like "1000:1000", got ${describe(owner)}`);
+  if (owner !== undefined && (typeof owner !== "string" || !OWNER.test(owner))) {
+    throw locatedError(at, `${fn}(): "owner" must be "user", "user:group", "uid" or "uid:gid" (like "app:app" or "1000:1000"), got ${describe(owner)}`);
   }
 }
 

@@ -67,7 +67,8 @@ test("the base and source helpers validate their own arguments", () => {
   assert.throws(() => debian({ suite: "Bookworm" }), /debian\(\): "suite" must be a release name like "bookworm"/);
   assert.deepEqual(debian({ suite: "bookworm", packages: ["curl", "ca-certificates", "curl"] }).packages, ["ca-certificates", "curl"]);
   assert.throws(() => image("alpine", { platfrom: "linux/amd64" } as never), /image\(\): unknown option "platfrom"/);
-  assert.throws(() => local("./x", { owner: "root" }), /local\(\): "owner" must be "uid:gid" in numbers/);
+  assert.equal(local("./x", { owner: "app:staff" }).owner, "app:staff");
+  assert.throws(() => local("./x", { owner: "a b" }), /local\(\): "owner" must be "user", "user:group", "uid" or "uid:gid"/);
   assert.throws(() => stage("x1", { from: scratch(), secrets: { tok: { value: "s" } as never } }), /key "secrets": secret "tok" must be \{ env: "NAME" \} or \{ file: "path" \}/);
   assert.throws(() => stage("x2", { from: scratch(), network: "bridge" as never }), /key "network": must be "host" or "none"/);
   assert.throws(() => stage("x3", { from: scratch(), tags: ["Bad Tag"] }), /key "tags": "Bad Tag" is not an image reference/);

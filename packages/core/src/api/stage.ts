@@ -23,6 +23,11 @@ export interface StageOptions {
   from: Base | Stage;
   /**
    * Files to put in the image: absolute destination → source, applied in order before `run`.
+   * As in a Dockerfile's `COPY`: a destination ending in `/` is a directory the source goes into
+   * (created with its parents when missing); a directory source copies its contents; symlinks on
+   * the way are followed inside the image; an existing destination directory keeps its own owner
+   * and mode.
+   * @example copy: { "/usr/local/bin/": local("./tool") } // → /usr/local/bin/tool
    * @example copy: { "/src/main.go": local("./main.go"), "/bin/tool": tools.path("/out/tool") }
    */
   copy?: Record<string, Source>;

@@ -11,6 +11,7 @@ import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv,
 import type { ImageConfig } from "../oci/types.ts";
 import type { Digest } from "../oci/digest.ts";
 import { applyCopy } from "./copy.ts";
+import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
@@ -199,12 +200,14 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
         await extractTarball(stage, from.source, upper);
       }
-      const changes = spec.copy.length > 0 || spec.run.length > 0;
+      const changes = spec.copy.length > 0 || spec.run.length > 0 || spec.workdir !== undefined;
       const copyInto = async (root: string) => {
+        createWorkdir(root, stage, base.config.config?.User || undefined);
         if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
+        const onNote = (message: string) => emit({ type: "note", stage: stage.name, message });
         for (const [dest, source] of spec.copy) {
           signal.throwIfAborted();
-          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot, topLayerFile });
+          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot, topLayerFile, onNote });
         }
       };
       if (changes && lowers.length === 0 && spec.run.length === 0) {

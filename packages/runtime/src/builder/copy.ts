@@ -1,10 +1,16 @@
-// Applies a stage's `copy` entries to its mounted root filesystem: host files (exactly the list
-// core's walkLocal hashed), files from another stage's result, and inline text. Destinations are
-// resolved inside the root, so a symlink in the image never sends a copy out of it.
-import { chmod, chown, copyFile, lchown, lstat, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { basename, join, posix, resolve } from "node:path";
-import { StageError, walkLocal, type FileOptions, type Source, type Stage } from "@mstage/core";
-import { hostPathInRoot, mkdirInRoot } from "../sandbox/paths.ts";
+// Applies a stage's `copy` entries to its mounted root filesystem with BuildKit's COPY semantics:
+// host files (exactly the list core's walkLocal hashed), files from another stage's result, and
+// inline text. Destinations are resolved inside the root (symlinks followed there, never out of
+// it); a destination ending in "/" is a directory; a directory source copies its contents and
+// leaves an existing destination directory's owner and mode alone; files from another stage keep
+// their owner, mode, xattrs and hardlinks unless `owner`/`mode` say otherwise.
+import { chmod, chown, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { chmodSync, chownSync, lstatSync, mkdirSync, type Stats } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { StageError, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
+import { resolveInRoot } from "../sandbox/paths.ts";
+import { resolveOwner } from "../sandbox/passwd.ts";
+import { isOverlayPrivate, readTreeXattrs, writeXattrs } from "../layer/xattr.ts";
 
 export interface CopyContext {
   stage: Stage;
@@ -13,6 +19,8 @@ export interface CopyContext {
   withStageRoot<T>(stage: Stage, fn: (root: string) => Promise<T>): Promise<T>;
   /** The host path of a regular file that another stage's own top layer holds, if it surely is what a mount would show. */
   topLayerFile?(stage: Stage, path: string): Promise<string | undefined>;
+  /** Things worth telling the user (an xattr the kernel refused). */
+  onNote?(message: string): void;
 }
 
 interface Ids {
@@ -20,128 +28,191 @@ interface Ids {
   gid: number;
 }
 
-function parseOwner(stage: Stage, owner: string | undefined): Ids {
-  if (owner === undefined) return { uid: 0, gid: 0 };
-  const m = /^(\d+)(?::(\d+))?$/.exec(owner);
-  if (!m) throw new StageError(stage.name, `owner ${JSON.stringify(owner)} must be "uid:gid" numbers, e.g. "1000:1000"`, "copy", stage.definedAt);
-  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+const ROOT: Ids = { uid: 0, gid: 0 };
+
+/** How the entries of one copy get their owner and mode. */
+interface Rules {
+  /** From `owner`; otherwise `keepOwner` decides. */
+  owner?: Ids;
+  /** `path()` keeps the owners of the source stage; host and inline files belong to root. */
+  keepOwner: boolean;
+  mode?: number;
 }
 
 /** Copies one `copy` entry into `root` (the stage's merged rootfs). */
 export async function applyCopy(root: string, dest: string, source: Source, ctx: CopyContext): Promise<void> {
-  const ids = parseOwner(ctx.stage, source.owner);
+  const key = `copy["${dest}"]`;
+  const fail = (message: string): never => {
+    throw new StageError(ctx.stage.name, message, key, ctx.stage.definedAt);
+  };
+  let owner: Ids | undefined;
+  if (source.owner !== undefined) {
+    try {
+      owner = resolveOwner(root, source.owner);
+    } catch (e) {
+      if (isUserError(e)) fail(`owner "${source.owner}": ${(e as Error).message}`);
+      throw e;
+    }
+  }
+  const rules: Rules = { owner, keepOwner: source.kind === "stage-path", mode: source.mode };
   const intoDir = dest.endsWith("/");
+  const made = owner ?? ROOT;
   switch (source.kind) {
     case "inline": {
-      const target = await prepareFileTarget(root, dest, "inline");
-      await rm(target, { force: true, recursive: false }).catch(() => undefined);
+      if (intoDir) fail(`inline() writes one file: give it a file name, not a directory ending in "/"`);
+      const target = fileTarget(root, dest, false, "", made, fail);
+      await rm(target, { force: true, recursive: true });
       await writeFile(target, source.text, { mode: 0o644 });
-      await finishFile(target, ids, source.mode ?? 0o644);
+      await finish(target, owner ?? ROOT, source.mode ?? 0o644);
       return;
     }
     case "local": {
-      const abs = resolve(ctx.projectDir, source.path);
-      const st = await stat(abs).catch(() => undefined);
-      if (!st) throw new StageError(ctx.stage.name, `local ${source.path} does not exist (looked at ${abs})`, `copy["${dest}"]`, ctx.stage.definedAt);
       const entries = await walkLocal(source, ctx.projectDir);
-      if (!st.isDirectory()) {
-        const target = await prepareFileTarget(root, intoDir ? posix.join(dest, basename(abs)) : dest, basename(abs));
-        await copyOne(abs, target, "file", ids, source);
+      const tree = new TreeCopy(rules);
+      if (entries.length === 1 && entries[0]!.rel === "") {
+        const e = entries[0]!;
+        await tree.put(e.abs, e.stat ?? (await lstat(e.abs)), fileTarget(root, dest, intoDir, basename(e.abs), made, fail));
         return;
       }
-      const top = await destDir(root, dest, ids);
-      for (const e of entries) {
-        if (e.rel === "" || e.rel === ".") continue;
-        const target = hostPathInRoot(top, e.rel);
-        await copyOne(e.abs, target, e.type, ids, source, e.linkTarget);
-      }
+      const top = dirTarget(root, dest, made, fail);
+      for (const e of entries) await tree.put(e.abs, e.stat ?? (await lstat(e.abs)), join(top, e.rel), e.linkTarget);
       return;
     }
     case "stage-path": {
       const direct = await ctx.topLayerFile?.(source.stage, source.path);
-      if (direct) {
-        const target = await prepareFileTarget(root, intoDir ? posix.join(dest, basename(source.path)) : dest, basename(source.path));
-        await copyOne(direct, target, "file", ids, source);
-        return;
-      }
-      await ctx.withStageRoot(source.stage, async (from) => {
-        const abs = hostPathInRoot(from, source.path, { followLast: true });
+      const missing = () => fail(`${source.stage.name}.path("${source.path}") does not exist in stage "${source.stage.name}"'s result`);
+      const copyFrom = async (abs: string) => {
         const st = await lstat(abs).catch(() => undefined);
-        if (!st) {
-          throw new StageError(ctx.stage.name, `${source.stage.name}.path("${source.path}") does not exist in stage "${source.stage.name}"'s result`, `copy["${dest}"]`, ctx.stage.definedAt);
-        }
+        if (!st) return missing();
+        const tree = new TreeCopy(rules);
         if (!st.isDirectory()) {
-          const target = await prepareFileTarget(root, intoDir ? posix.join(dest, basename(source.path)) : dest, basename(source.path));
-          await copyOne(abs, target, "file", ids, source);
+          const target = fileTarget(root, dest, intoDir, basename(source.path), made, fail);
+          await tree.put(abs, st, target);
+          await copyXattrs(dirname(abs), basename(abs), dirname(target), basename(target), ctx);
           return;
         }
-        const top = await destDir(root, dest, ids);
-        await copyTree(abs, top, ids, source);
+        const top = dirTarget(root, dest, made, fail);
+        await tree.putTree(abs, top);
+        await copyXattrs(abs, ".", top, ".", ctx, true);
+      };
+      if (direct) return copyFrom(direct);
+      await ctx.withStageRoot(source.stage, async (from) => {
+        const r = resolveInRoot(from, source.path);
+        if (r.missing.length) return missing();
+        await copyFrom(r.existing);
       });
       return;
     }
   }
 }
 
-/** A directory copy's destination: missing parents are root's, the destination itself gets the owner. */
-async function destDir(root: string, dest: string, ids: Ids): Promise<string> {
-  const abs = posix.normalize("/" + dest);
-  mkdirInRoot(root, posix.dirname(abs), { uid: 0, gid: 0 });
-  const top = mkdirInRoot(root, abs, ids).dir;
-  await chown(top, ids.uid, ids.gid);
-  return top;
-}
-
-/** Where a single file goes: an existing directory at `dest` receives it by its own name. */
-async function prepareFileTarget(root: string, dest: string, name: string): Promise<string> {
-  const parent = posix.dirname(posix.normalize("/" + dest));
-  mkdirInRoot(root, parent, { uid: 0, gid: 0 });
-  let target = hostPathInRoot(root, dest, { followLast: true });
-  const existing = await lstat(target).catch(() => undefined);
-  if (existing?.isDirectory()) target = join(target, name);
-  return target;
-}
-
-async function copyTree(fromDir: string, toDir: string, ids: Ids, o: FileOptions): Promise<void> {
-  const names = (await readdir(fromDir)).sort();
-  for (const name of names) {
-    const src = join(fromDir, name);
-    const st = await lstat(src);
-    const dst = join(toDir, name);
+/**
+ * Where a single file goes: `dest` itself, or `dest/name` when `dest` ends in "/" or is an existing
+ * directory. Symlinks are followed inside the root, a dangling one to where it points; missing
+ * parent directories are created (0755, owned by `made`).
+ */
+function fileTarget(root: string, dest: string, intoDir: boolean, name: string, made: Ids, fail: (m: string) => never): string {
+  if (intoDir) return join(dirTarget(root, dest, made, fail), name);
+  const r = resolveInRoot(root, dest);
+  if (r.missing.length === 0) {
+    const st = lstatSync(r.existing);
     if (st.isDirectory()) {
-      await copyOne(src, dst, "dir", ids, o);
-      await copyTree(src, dst, ids, o);
-    } else if (st.isSymbolicLink()) {
-      await copyOne(src, dst, "symlink", ids, o, await readlink(src));
-    } else if (st.isFile()) {
-      await copyOne(src, dst, "file", ids, o);
+      if (name === "") fail(`${dest} is a directory in the image: give the file a name`);
+      return join(r.existing, name);
     }
-    // Sockets, fifos and devices are not copied: images get them from their own steps.
+    return r.existing;
+  }
+  const parent = createDirs(r.existing, r.missing.slice(0, -1), made, dest, fail);
+  return join(parent, r.missing.at(-1)!);
+}
+
+/** The directory a directory source (or a destination ending in "/") goes into, created when missing. */
+function dirTarget(root: string, dest: string, made: Ids, fail: (m: string) => never): string {
+  const r = resolveInRoot(root, dest);
+  if (r.missing.length === 0 && !lstatSync(r.existing).isDirectory()) fail(`${dest} exists in the image and is not a directory`);
+  return createDirs(r.existing, r.missing, made, dest, fail);
+}
+
+function createDirs(existing: string, names: string[], made: Ids, dest: string, fail: (m: string) => never): string {
+  let dir = existing;
+  if (!lstatSync(dir).isDirectory()) fail(`a parent of ${dest} exists in the image and is not a directory`);
+  for (const name of names) {
+    dir = join(dir, name);
+    mkdirSync(dir);
+    chownSync(dir, made.uid, made.gid);
+    chmodSync(dir, 0o755);
+  }
+  return dir;
+}
+
+/** Copies entries one by one, keeping hardlinks between the files of one copy as hardlinks. */
+class TreeCopy {
+  /** dev:ino of a source file with several links → the first destination written for it. */
+  private readonly links = new Map<string, string>();
+  constructor(private readonly rules: Rules) {}
+
+  private ids(st: Stats): Ids {
+    return this.rules.owner ?? (this.rules.keepOwner ? { uid: st.uid, gid: st.gid } : ROOT);
+  }
+
+  /** The contents of `fromDir` into the existing directory `toDir`, depth first in name order. */
+  async putTree(fromDir: string, toDir: string): Promise<void> {
+    for (const name of (await readdir(fromDir)).sort()) {
+      const src = join(fromDir, name);
+      const st = await lstat(src);
+      await this.put(src, st, join(toDir, name));
+      if (st.isDirectory()) await this.putTree(src, join(toDir, name));
+    }
+  }
+
+  async put(src: string, st: Stats, dst: string, linkTarget?: string): Promise<void> {
+    const ids = this.ids(st);
+    const existing = await lstat(dst).catch(() => undefined);
+    if (st.isDirectory()) {
+      if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
+      if (!existing?.isDirectory()) await mkdir(dst);
+      await finish(dst, ids, this.rules.mode ?? st.mode & 0o7777);
+      return;
+    }
+    if (!st.isFile() && !st.isSymbolicLink()) return; // sockets, fifos and devices: images get them from their own steps
+    if (existing) await rm(dst, { recursive: true, force: true });
+    if (st.isSymbolicLink()) {
+      await symlink(linkTarget ?? (await readlink(src)), dst);
+      await lchown(dst, ids.uid, ids.gid);
+      return;
+    }
+    const id = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? this.links.get(id) : undefined;
+    if (first) {
+      await link(first, dst);
+      return;
+    }
+    await copyFile(src, dst);
+    await finish(dst, ids, this.rules.mode ?? st.mode & 0o7777);
+    if (st.nlink > 1) this.links.set(id, dst);
   }
 }
 
-async function copyOne(src: string, dst: string, type: "file" | "dir" | "symlink", ids: Ids, o: FileOptions, linkTarget?: string): Promise<void> {
-  const existing = await lstat(dst).catch(() => undefined);
-  if (type === "dir") {
-    if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await mkdir(dst, { mode: 0o755 });
-    const st = await stat(src);
-    await chmod(dst, st.mode & 0o7777);
-    await chown(dst, ids.uid, ids.gid);
-    return;
-  }
-  if (existing) await rm(dst, { recursive: true, force: true });
-  if (type === "symlink") {
-    await symlink(linkTarget ?? (await readlink(src)), dst);
-    await lchown(dst, ids.uid, ids.gid);
-    return;
-  }
-  await copyFile(src, dst);
-  const st = await stat(src);
-  await finishFile(dst, ids, o.mode ?? st.mode & 0o7777);
-}
-
-async function finishFile(path: string, ids: Ids, mode: number): Promise<void> {
+/** Owner first: chown clears setuid/setgid, which chmod then sets again. */
+async function finish(path: string, ids: Ids, mode: number): Promise<void> {
   await chown(path, ids.uid, ids.gid);
   await chmod(path, mode);
+}
+
+/**
+ * Copies the xattrs (file capabilities, user.*) of `fromDir/name` (and below it) onto the same
+ * relative paths under `toDir/toName`, after owners and modes are final: a chown drops
+ * `security.capability`. `whole` copies every entry below and includes the top directory's own
+ * attributes only when it was copied too (never for an existing destination directory).
+ */
+async function copyXattrs(fromDir: string, name: string, toDir: string, toName: string, ctx: CopyContext, whole = false): Promise<void> {
+  const found = await readTreeXattrs(fromDir, name);
+  const items: Array<{ rel: string; name: string; value: Buffer }> = [];
+  for (const [rel, attrs] of found) {
+    if (whole && rel === "") continue;
+    const target = whole ? rel : toName;
+    for (const [n, value] of attrs) if (!isOverlayPrivate(n)) items.push({ rel: target, name: n, value });
+  }
+  const refused = await writeXattrs(toDir, items);
+  for (const m of refused) ctx.onNote?.(`xattr not kept: ${m}`);
 }

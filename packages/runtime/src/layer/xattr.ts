@@ -18,11 +18,12 @@ function missingTool(tool: string, e: unknown): UserError {
 
 /**
  * All xattrs under `dir`, by path relative to it ("" for dir itself, "a/b" below it); files without
- * any are absent. Symlinks are not followed.
+ * any are absent. Symlinks are not followed. With `name`, only that entry of `dir` (and what is
+ * below it), keyed "name", "name/a", ….
  */
-export function readTreeXattrs(dir: string): Promise<Map<string, Xattrs>> {
+export function readTreeXattrs(dir: string, name = "."): Promise<Map<string, Xattrs>> {
   return new Promise((resolve, reject) => {
-    const child = spawn("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", "."], {
+    const child = spawn("getfattr", ["-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", "--", name], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,5 +1,6 @@
-// Resolves a stage's `runAs`/`user` ("name", "uid", "name:group", "uid:gid") against the image's own
-// /etc/passwd and /etc/group, the way Docker does, without running anything in the image.
+// Resolves a stage's `runAs`/`user` ("name", "uid", "name:group", "uid:gid") and a copy's `owner`
+// against the image's own /etc/passwd and /etc/group, the way BuildKit does, without running
+// anything in the image.
 import { readFileSync } from "node:fs";
 import { UserError } from "@mstage/core";
 import { existingInRoot } from "./paths.ts";
@@ -9,8 +10,11 @@ export interface ResolvedUser {
   gid: number;
   /** Home directory from /etc/passwd (HOME for the step), "/" when unknown. */
   home: string;
-  /** Whether /etc/passwd has the user, so its supplementary groups can come from /etc/group. */
-  named: boolean;
+  /**
+   * Supplementary groups: with no group given, the groups of /etc/group that list the user (found in
+   * /etc/passwd) as a member, as runc and BuildKit do; with "user:group", none.
+   */
+  groups: number[];
 }
 
 function readDb(root: string, path: string): string[][] {
@@ -51,5 +55,41 @@ export function resolveUser(root: string, spec: string): ResolvedUser {
     }
   }
   if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) throw new UserError(`user "${spec}" has an invalid uid or gid in the image's /etc/passwd`);
-  return { uid, gid, home: entry?.[5] || "/", named: !!entry };
+  const groups: number[] = [];
+  if (entry && (groupPart === undefined || groupPart === "")) {
+    for (const g of readDb(root, "/etc/group")) {
+      const id = Number(g[2]);
+      if (g[3]?.split(",").includes(entry[0]!) && Number.isSafeInteger(id) && !groups.includes(id)) groups.push(id);
+    }
+  }
+  return { uid, gid, home: entry?.[5] || "/", groups };
+}
+
+/**
+ * The uid and gid a copy's `owner` names ("user", "user:group", "uid", "uid:gid"), as BuildKit's
+ * `--chown` resolves it in the destination's /etc/passwd and /etc/group: a user name without a
+ * group gets its primary group, a bare uid the same number as gid. Unknown names throw UserError.
+ */
+export function resolveOwner(root: string, spec: string): { uid: number; gid: number } {
+  const [userPart = "", groupPart] = spec.split(":", 2);
+  let uid: number;
+  let gid: number;
+  if (NUMERIC.test(userPart)) {
+    uid = gid = Number(userPart);
+  } else {
+    const entry = readDb(root, "/etc/passwd").find((f) => f[0] === userPart);
+    if (!entry) throw new UserError(`user "${userPart}" is not in the destination's /etc/passwd: create it in an earlier stage or use a numeric uid`);
+    uid = Number(entry[2]);
+    gid = Number(entry[3]);
+  }
+  if (groupPart !== undefined && groupPart !== "") {
+    if (NUMERIC.test(groupPart)) gid = Number(groupPart);
+    else {
+      const g = readDb(root, "/etc/group").find((f) => f[0] === groupPart);
+      if (!g) throw new UserError(`group "${groupPart}" is not in the destination's /etc/group: create it in an earlier stage or use a numeric gid`);
+      gid = Number(g[2]);
+    }
+  }
+  if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) throw new UserError(`owner "${spec}" has an invalid uid or gid in the destination's /etc/passwd or /etc/group`);
+  return { uid, gid };
 }

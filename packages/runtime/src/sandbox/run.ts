@@ -136,7 +136,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   opts.signal?.throwIfAborted();
   if (!inUserNamespace()) throw new Error("runStep must run inside mstage's user namespace: call reexecInUserNamespace() first");
   const root = opts.rootfs;
-  const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root", named: true };
+  const user = opts.user ? resolveUser(root, opts.user) : { uid: 0, gid: 0, home: "/root", groups: [] };
   if (userNamespaceKind() === "single" && (user.uid !== 0 || user.gid !== 0)) {
     const who = invokingUser();
     throw new UserError(`cannot run as user "${opts.user}" (uid ${user.uid}, gid ${user.gid}): ${who} has no subordinate id range, so only root exists in the build namespace`, {
@@ -209,7 +209,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     const fstab = join(tmp, "fstab");
     await writeFile(fstab, plan.fstab.join("\n") + "\n");
 
-    const switchUser = user.uid === 0 && user.gid === 0 ? [] : [`--reuid=${user.uid}`, `--regid=${user.gid}`, user.named ? "--init-groups" : "--clear-groups"];
+    const switchUser = user.uid === 0 && user.gid === 0 ? [] : [`--reuid=${user.uid}`, `--regid=${user.gid}`, user.groups.length ? `--groups=${user.groups.join(",")}` : "--clear-groups"];
     const envPairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
     const start = [...dev.setpriv, ...capabilityOptions(), ...switchUser, "--", ...opts.argv];
     const final = [root, workdir, ...dev.umount, String(envPairs.length), ...envPairs, ...start];

@@ -1,0 +1,125 @@
+// Dockerfiles and their images.ts equivalents, one exported stage per Dockerfile, all on the offline
+// base of buildah.ts' makeFeatureBase. copy-buildah.test.ts builds both and compares them entry by
+// entry; copy-semantics.test.ts checks mstage's results against what BuildKit documents.
+import { chmodSync, linkSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface Scenario {
+  /** The exported stage's name, also the ref in both layouts. */
+  name: string;
+  dockerfile: (base: string) => string;
+  /** Paths a buildah RUN leaves behind as empty mount points (not in the image's own changes). */
+  runArtifacts?: boolean;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: "from-stage",
+    dockerfile: (base) => `FROM oci:${base}:base AS src
+FROM oci:${base}:base
+COPY --from=src /opt/src /keep/
+COPY --from=src --chown=app:extra /opt/src /chowned/
+COPY --from=src /opt/src/tool /single/
+COPY --from=src /opt/src /opt/existing/
+COPY --from=src /opt/src/sub/plain.txt /into/
+`,
+  },
+  {
+    name: "local",
+    dockerfile: (base) => `FROM oci:${base}:base
+COPY f /newdir/deep/
+COPY d /ldir/
+COPY --chown=app d /ldir-app/
+COPY --chown=1000:extra f /owned-f
+COPY d /opt/existing/
+COPY --chmod=0600 f /f600
+`,
+  },
+  {
+    name: "workdir-user",
+    runArtifacts: true,
+    dockerfile: (base) => `FROM oci:${base}:base
+WORKDIR /wd/a
+USER app
+WORKDIR /wd/app/b
+RUN id -G > groups-app
+USER app:root
+WORKDIR /wd2
+RUN id -u > /wd2/ids; id -G >> /wd2/ids
+CMD ["/bin/sh"]
+ENV X=1
+EXPOSE 80 53/udp
+LABEL org.example.k=v
+STOPSIGNAL SIGINT
+`,
+  },
+];
+
+/** images.ts for all scenarios on the base layout `base`. */
+export function scenarioImagesTs(base: string): string {
+  const b = JSON.stringify(base);
+  return `import { inline, local, oci, stage } from "mstage";
+
+const src = stage("src", { from: oci(${b}, "base") });
+export const fromStage = stage("from-stage", {
+  from: oci(${b}, "base"),
+  copy: {
+    "/keep/": src.path("/opt/src"),
+    "/chowned/": src.path("/opt/src", { owner: "app:extra" }),
+    "/single/": src.path("/opt/src/tool"),
+    "/opt/existing/": src.path("/opt/src"),
+    "/into/": src.path("/opt/src/sub/plain.txt"),
+  },
+});
+
+export const localFiles = stage("local", {
+  from: oci(${b}, "base"),
+  copy: {
+    "/newdir/deep/": local("./f"),
+    "/ldir/": local("./d"),
+    "/ldir-app/": local("./d", { owner: "app" }),
+    "/owned-f": local("./f", { owner: "1000:extra" }),
+    "/opt/existing/": local("./d"),
+    "/f600": local("./f", { mode: 0o600 }),
+  },
+});
+
+const wdA = stage("wd-a", { from: oci(${b}, "base"), workdir: "/wd/a" });
+const wdB = stage("wd-b", { from: wdA, runAs: "app", user: "app", workdir: "/wd/app/b", run: "id -G > groups-app" });
+export const workdirUser = stage("workdir-user", {
+  from: wdB,
+  runAs: "app:root",
+  user: "app:root",
+  workdir: "/wd2",
+  run: "id -u > /wd2/ids; id -G >> /wd2/ids",
+  cmd: ["/bin/sh"],
+  env: { X: "1" },
+  expose: [80, "53/udp"],
+  labels: { "org.example.k": "v" },
+  stopSignal: "SIGINT",
+});
+
+// Beyond the Dockerfiles: BuildKit semantics buildah does not share, and errors.
+export const extras = stage("extras", {
+  from: oci(${b}, "base"),
+  copy: {
+    "/into": local("./f"), // a dangling symlink destination: the file is written where it points
+    "/as-file": local("./f"),
+    "/etc/motd": inline("hi\\n", { owner: "app:extra", mode: 0o600 }),
+  },
+});
+`;
+}
+
+/** The build context both builders copy from: f (0640), d/ with a 0700 subdir, a hardlink, a script and a symlink. */
+export function writeContext(dir: string): void {
+  writeFileSync(join(dir, "f"), "f\n");
+  chmodSync(join(dir, "f"), 0o640);
+  mkdirSync(join(dir, "d/sub"), { recursive: true });
+  writeFileSync(join(dir, "d/g"), "g\n");
+  linkSync(join(dir, "d/g"), join(dir, "d/sub/g2"));
+  writeFileSync(join(dir, "d/run.sh"), "#!/bin/sh\n");
+  chmodSync(join(dir, "d/run.sh"), 0o755);
+  symlinkSync("g", join(dir, "d/sym"));
+  chmodSync(join(dir, "d/sub"), 0o700);
+}
