@@ -36,6 +36,24 @@ export function buildahBud(context: string, out: string, ref: string): void {
 }
 
 /**
+ * Builds `context`'s Dockerfile in Docker format and returns the image's Docker config (`config`
+ * object), which keeps what OCI configs have no field for (Healthcheck, OnBuild).
+ */
+export function buildahDockerConfig(context: string): Record<string, unknown> {
+  const storage = mkdtempSync(join(tmpdir(), "mstage-buildah-"));
+  try {
+    const global = ["--root", join(storage, "root"), "--runroot", join(storage, "run"), "--storage-driver", "vfs"];
+    const env = { ...process.env, BUILDAH_ISOLATION: "chroot", TMPDIR: storage };
+    const bud = spawnSync("buildah", [...global, "bud", "--format", "docker", "--isolation", "chroot", "-q", "-t", "localhost/mstage-test", context], { encoding: "utf8", env, timeout: 120_000 });
+    if (bud.status !== 0) throw new Error(`buildah bud ${context} exited ${bud.status}\n${bud.stdout}\n${bud.stderr}`);
+    const inspect = execFileSync("buildah", [...global, "inspect", "--type", "image", "localhost/mstage-test"], { encoding: "utf8", env });
+    return JSON.parse(inspect).Docker.config;
+  } finally {
+    rmSync(storage, { recursive: true, force: true });
+  }
+}
+
+/**
  * An OCI layout at `layout` with one image `base`: busybox with applet links, /etc/passwd and
  * /etc/group (app 1000:1000, extra 2000 with app as a member), and /opt/src: files owned by
  * 1000:1000, a setuid file carrying `user.origin` and `security.capability` (cap_net_raw), a

@@ -13,6 +13,7 @@ export {
 export type {
   Stage,
   StageOptions,
+  HealthcheckOptions,
   Base,
   Source,
   FileOptions,

@@ -20,9 +20,10 @@ export type {
   Bind,
   SecretSource,
   StageOrigin,
+  Healthcheck,
 } from "./model.ts";
 export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
-export type { StageOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export type { StageOptions, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";

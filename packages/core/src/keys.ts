@@ -41,6 +41,8 @@ export interface ConfigInputs {
   entrypoint?: string[];
   cmd?: string[];
   expose: string[];
+  healthcheck?: import("./model.ts").Healthcheck;
+  onBuild?: string[];
   labels: Record<string, string>;
   volumes: string[];
   stopSignal?: string;

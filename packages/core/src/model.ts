@@ -93,6 +93,17 @@ export interface Bind {
   readonly readonly: boolean;
 }
 
+/** A normalised `healthcheck`: Docker's HealthConfig with durations in nanoseconds. */
+export interface Healthcheck {
+  /** ["CMD-SHELL", script], ["CMD", ...argv] or ["NONE"]. */
+  readonly test: readonly string[];
+  readonly interval?: number;
+  readonly timeout?: number;
+  readonly startPeriod?: number;
+  readonly startInterval?: number;
+  readonly retries?: number;
+}
+
 export type SecretSource = { readonly env: string } | { readonly file: string };
 
 /**
@@ -122,7 +133,11 @@ export interface StageSpec {
   readonly runAs?: string;
   readonly entrypoint?: readonly string[];
   readonly cmd?: readonly string[];
+  /** One "port/proto" each; ranges are expanded. */
   readonly expose: readonly string[];
+  readonly healthcheck?: Healthcheck;
+  /** ONBUILD triggers, as written. */
+  readonly onBuild?: readonly string[];
   readonly labels: Readonly<Record<string, string>>;
   readonly volumes: readonly string[];
   readonly stopSignal?: string;

@@ -199,6 +199,8 @@ class Hasher {
       entrypoint: spec.entrypoint && [...spec.entrypoint],
       cmd: spec.cmd && [...spec.cmd],
       expose: [...spec.expose],
+      healthcheck: spec.healthcheck,
+      onBuild: spec.onBuild && [...spec.onBuild],
       labels: { ...spec.labels },
       volumes: [...spec.volumes],
       stopSignal: spec.stopSignal,

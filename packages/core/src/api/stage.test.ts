@@ -73,3 +73,28 @@ test("the base and source helpers validate their own arguments", () => {
   assert.throws(() => stage("x2", { from: scratch(), network: "bridge" as never }), /key "network": must be "host" or "none"/);
   assert.throws(() => stage("x3", { from: scratch(), tags: ["Bad Tag"] }), /key "tags": "Bad Tag" is not an image reference/);
 });
+
+test("cmd and entrypoint strings are shell form in the stage's shell; expose ranges are one port each", () => {
+  const s = stage("shell-form", {
+    from: image("alpine:3.20"),
+    shell: ["/bin/ash", "-eo", "pipefail", "-c"],
+    cmd: "echo $HOME",
+    entrypoint: "exec /app",
+    expose: ["8000-8002/tcp", 8001, "53/udp"],
+  });
+  assert.deepEqual(s.spec.cmd, ["/bin/ash", "-eo", "pipefail", "-c", "echo $HOME"]);
+  assert.deepEqual(s.spec.entrypoint, ["/bin/ash", "-eo", "pipefail", "-c", "exec /app"]);
+  assert.deepEqual(s.spec.expose, ["8000/tcp", "8001/tcp", "8002/tcp", "53/udp"]);
+  assert.throws(() => stage("bad-range", { from: scratch(), expose: ["9000-8000"] }), { name: "StageError", message: /not a port like 8080, "53\/udp" or a range/ });
+});
+
+test("healthcheck is Docker's HEALTHCHECK: shell or exec test, Go durations in ns, retries, or none", () => {
+  const s = stage("hc", { from: scratch(), healthcheck: { test: "wget -q localhost || exit 1", interval: "1m30s", timeout: "500ms", startPeriod: "1s", retries: 4 } });
+  assert.deepEqual(s.spec.healthcheck, { test: ["CMD-SHELL", "wget -q localhost || exit 1"], interval: 90e9, timeout: 5e8, startPeriod: 1e9, retries: 4 });
+  assert.deepEqual(stage("hc2", { from: scratch(), healthcheck: { test: ["/bin/check", "-q"] } }).spec.healthcheck, { test: ["CMD", "/bin/check", "-q"] });
+  assert.deepEqual(stage("hc3", { from: scratch(), healthcheck: "none" }).spec.healthcheck, { test: ["NONE"] });
+  assert.throws(() => stage("hc4", { from: scratch(), healthcheck: { test: "x", interval: "30" } }), { name: "StageError", message: /interval must be a duration like "30s"/ });
+  assert.throws(() => stage("hc5", { from: scratch(), healthcheck: { test: "x", interva: "30s" } as never }), { message: /unknown option "interva"/ });
+  assert.throws(() => stage("ob", { from: scratch(), onBuild: ["ONBUILD RUN x"] }), { name: "StageError", message: /cannot be a trigger/ });
+  assert.deepEqual(stage("ob2", { from: scratch(), onBuild: ["RUN make"] }).spec.onBuild, ["RUN make"]);
+});

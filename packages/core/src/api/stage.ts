@@ -3,7 +3,7 @@
 import { posix } from "node:path";
 import { StageError, type SourceLocation } from "../errors.ts";
 import { STAGE_BRAND, isStage } from "../model.ts";
-import type { Base, Bind, FileOptions, SecretSource, Source, Stage, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
+import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
 import { didYouMean } from "../suggest.ts";
 import { BASE_BRAND, SOURCE_BRAND, branded, describe, isBase, isSource } from "./brand.ts";
 import { checkFileOptions, fileOptions } from "./sources.ts";
@@ -66,20 +66,42 @@ export interface StageOptions {
    */
   runAs?: string;
   /**
-   * The image's entrypoint (config only: changing it runs nothing).
+   * The image's entrypoint (config only: changing it runs nothing). An array is exec form; a string
+   * is shell form, run by the stage's `shell` as Docker's `ENTRYPOINT cmd` is.
    * @example entrypoint: ["/usr/bin/tini", "--"]
+   * @example entrypoint: "exec /app/server --port $PORT" // → ["/bin/sh", "-c", "exec /app/server --port $PORT"]
    */
-  entrypoint?: string[];
+  entrypoint?: string | string[];
   /**
-   * The image's default command (config only).
+   * The image's default command (config only). An array is exec form; a string is shell form,
+   * wrapped in the stage's `shell` as Docker's `CMD cmd` is.
    * @example cmd: ["/bin/hello"]
+   * @example cmd: "echo $HOME" // → ["/bin/sh", "-c", "echo $HOME"]
    */
-  cmd?: string[];
+  cmd?: string | string[];
   /**
-   * Ports the image listens on (config only): a number, "8080" or "53/udp".
-   * @example expose: [8080, "53/udp"]
+   * Ports the image listens on (config only): a number, "8080", "53/udp", or a range
+   * "8000-8010/tcp", which is written as one port each, as Docker's `EXPOSE` does.
+   * @example expose: [8080, "53/udp", "9000-9002"]
    */
   expose?: (number | string)[];
+  /**
+   * How a container of this image is checked (config only; Docker's `HEALTHCHECK`). `test` as a
+   * string runs in the container's shell (`CMD-SHELL`), as an array it is exec form (`CMD`);
+   * `"none"` turns off a check inherited from the base. Durations are Go-style strings ("30s",
+   * "1m30s", "500ms"); unset ones are left to the runtime's defaults.
+   * @example healthcheck: { test: "wget -q -O- http://localhost:8080/health || exit 1", interval: "30s", timeout: "3s", retries: 3 }
+   * @example healthcheck: { test: ["/app/healthcheck"], startPeriod: "10s" }
+   * @example healthcheck: "none"
+   */
+  healthcheck?: HealthcheckOptions | "none";
+  /**
+   * Dockerfile instructions recorded in the image config as triggers for builds that use this image
+   * as their base (config only; Docker's `ONBUILD`). mstage itself does not run a base's triggers,
+   * and, as Docker does, does not pass a base's triggers on to images built on it.
+   * @example onBuild: ["COPY . /app/src", "RUN make -C /app/src"]
+   */
+  onBuild?: string[];
   /**
    * Image config labels (config only).
    * @example labels: { "org.opencontainers.image.source": "https://example.com/repo" }
@@ -141,9 +163,44 @@ export interface StageOptions {
   platform?: string;
 }
 
+/** `healthcheck` of a stage (Docker's `HEALTHCHECK` options). */
+export interface HealthcheckOptions {
+  /**
+   * The check: a string is run by the container's shell (`CMD-SHELL`), an array is exec form (`CMD`).
+   * @example test: "curl -f http://localhost/ || exit 1"
+   * @example test: ["/bin/healthcheck", "--quiet"]
+   */
+  test: string | string[];
+  /**
+   * Time between checks (Docker's default 30s).
+   * @example interval: "10s"
+   */
+  interval?: string;
+  /**
+   * Time a check may take before it counts as failed (default 30s).
+   * @example timeout: "3s"
+   */
+  timeout?: string;
+  /**
+   * Start-up time during which failures do not count (default 0s).
+   * @example startPeriod: "1m"
+   */
+  startPeriod?: string;
+  /**
+   * Time between checks during the start period (Docker 25+; default 5s).
+   * @example startInterval: "2s"
+   */
+  startInterval?: string;
+  /**
+   * Consecutive failures that make the container unhealthy (default 3).
+   * @example retries: 5
+   */
+  retries?: number;
+}
+
 const KEYS: readonly (keyof StageOptions)[] = [
   "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
-  "labels", "volumes", "stopSignal", "annotations", "network", "binds", "caches", "secrets", "squash",
+  "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "caches", "secrets", "squash",
   "tags", "platform",
 ];
 
@@ -301,9 +358,13 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
   const workdir = optionalAbsolute(o.workdir, "workdir", fail);
   const user = optionalString(o.user, "user", `"app" or "1000:1000"`, fail);
   const runAs = optionalString(o.runAs, "runAs", `"nobody" or "1000:1000"`, fail);
-  const entrypoint = optionalStringArray(o.entrypoint, "entrypoint", `["/usr/bin/tini", "--"]`, fail);
-  const cmd = optionalStringArray(o.cmd, "cmd", `["/bin/hello"]`, fail);
-  const expose = (o.expose === undefined ? [] : Array.isArray(o.expose) ? o.expose : fail("expose", `wrong type: expected an array like [8080, "53/udp"], got ${describe(o.expose)}`)).map((p) => port(p, fail));
+  // Shell form (a string) is wrapped in the stage's shell, as Docker wraps `CMD x` in its SHELL.
+  const entrypoint = typeof o.entrypoint === "string" ? [...shell, o.entrypoint] : optionalStringArray(o.entrypoint, "entrypoint", `["/usr/bin/tini", "--"] or a shell command string`, fail);
+  const cmd = typeof o.cmd === "string" ? [...shell, o.cmd] : optionalStringArray(o.cmd, "cmd", `["/bin/hello"] or a shell command string`, fail);
+  const expose = [...new Set((o.expose === undefined ? [] : Array.isArray(o.expose) ? o.expose : fail("expose", `wrong type: expected an array like [8080, "53/udp"], got ${describe(o.expose)}`)).flatMap((p) => ports(p, fail)))];
+  const healthcheck = o.healthcheck === undefined ? undefined : toHealthcheck(o.healthcheck, fail);
+  const onBuild = optionalStringArray(o.onBuild, "onBuild", `["RUN make"]`, fail);
+  for (const t of onBuild ?? []) if (t.trim() === "" || /^\s*(ONBUILD|FROM|MAINTAINER)\b/i.test(t)) fail("onBuild", `${JSON.stringify(t)} cannot be a trigger: give a Dockerfile instruction other than ONBUILD, FROM or MAINTAINER, like "RUN make"`);
   const labels = stringRecord(o.labels, "labels", `{ "org.opencontainers.image.source": "…" }`, fail);
   const volumes = optionalStringArray(o.volumes, "volumes", `["/data"]`, fail) ?? [];
   for (const v of volumes) if (!v.startsWith("/")) fail("volumes", `${JSON.stringify(v)} is not absolute`);
@@ -355,6 +416,8 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     ...(entrypoint !== undefined ? { entrypoint: Object.freeze(entrypoint) } : {}),
     ...(cmd !== undefined ? { cmd: Object.freeze(cmd) } : {}),
     expose: Object.freeze(expose),
+    ...(healthcheck !== undefined ? { healthcheck } : {}),
+    ...(onBuild !== undefined ? { onBuild: Object.freeze(onBuild) } : {}),
     labels: Object.freeze(labels),
     volumes: Object.freeze(volumes),
     ...(stopSignal !== undefined ? { stopSignal } : {}),
@@ -426,9 +489,48 @@ function optionalStringArray(x: unknown, key: string, example: string, fail: Fai
   return [...(x as string[])];
 }
 
-function port(p: unknown, fail: Fail): string {
-  const m = typeof p === "number" ? [String(p), String(p), "tcp"] : typeof p === "string" ? /^(\d+)(?:\/(tcp|udp|sctp))?$/.exec(p) : null;
-  const n = m ? Number(m[1]) : NaN;
-  if (!m || !(n >= 1 && n <= 65535)) return fail("expose", `${describe(p)} is not a port like 8080 or "53/udp"`);
-  return `${n}/${m[2] ?? "tcp"}`;
+/** One port, or a range written as one port each ("8000-8002/tcp" → 8000/tcp, 8001/tcp, 8002/tcp) as Docker does. */
+function ports(p: unknown, fail: Fail): string[] {
+  const m = typeof p === "number" ? [String(p), String(p), undefined, "tcp"] : typeof p === "string" ? /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(p) : null;
+  const first = m ? Number(m[1]) : NaN;
+  const last = m?.[2] !== undefined ? Number(m[2]) : first;
+  if (!m || !(first >= 1 && first <= 65535) || !(last >= first && last <= 65535)) {
+    return fail("expose", `${describe(p)} is not a port like 8080, "53/udp" or a range like "8000-8010/tcp"`);
+  }
+  const out: string[] = [];
+  for (let n = first; n <= last; n++) out.push(`${n}/${m[3] ?? "tcp"}`);
+  return out;
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, "µs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/** A Go duration string ("1m30s", "500ms") in nanoseconds, as Docker's config stores durations. */
+function duration(x: unknown, key: string, fail: Fail): number {
+  const parts = typeof x === "string" ? [...x.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)] : [];
+  if (typeof x !== "string" || parts.length === 0 || parts.map((p) => p[0]).join("") !== x) {
+    return fail("healthcheck", `${key} must be a duration like "30s", "1m30s" or "500ms", got ${describe(x)}`);
+  }
+  const ns = Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0));
+  // Docker refuses non-zero durations under 1ms.
+  if (ns !== 0 && ns < 1e6) fail("healthcheck", `${key} must be at least 1ms, got ${JSON.stringify(x)}`);
+  return ns;
+}
+
+function toHealthcheck(x: unknown, fail: Fail): Healthcheck {
+  if (x === "none") return Object.freeze({ test: Object.freeze(["NONE"]) });
+  if (!isPlainObject(x) || !("test" in x)) {
+    return fail("healthcheck", `expected { test: "…", interval?: "30s", … } or "none", got ${describe(x)}`);
+  }
+  const allowed = ["test", "interval", "timeout", "startPeriod", "startInterval", "retries"];
+  for (const k of Object.keys(x)) if (!allowed.includes(k)) fail("healthcheck", `unknown option "${k}"${didYouMean(k, allowed)}`);
+  const test = typeof x.test === "string" && x.test.trim() !== "" ? ["CMD-SHELL", x.test] : isStringArray(x.test) && x.test.length > 0 ? ["CMD", ...x.test] : fail("healthcheck", `test must be a shell command string or a non-empty array, got ${describe(x.test)}`);
+  const out: { -readonly [K in keyof Healthcheck]: Healthcheck[K] } = { test: Object.freeze(test) };
+  for (const k of ["interval", "timeout", "startPeriod", "startInterval"] as const) {
+    if (x[k] !== undefined) out[k] = duration(x[k], k, fail);
+  }
+  if (x.retries !== undefined) {
+    if (!Number.isInteger(x.retries) || x.retries < 0) fail("healthcheck", `retries must be a whole number ≥ 0, got ${describe(x.retries)}`);
+    out.retries = x.retries;
+  }
+  return Object.freeze(out);
 }

@@ -150,3 +150,12 @@ test("runEnv reads Env as a map and supplies the default PATH when the image has
   const bare: ImageConfig = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } };
   assert.deepEqual(runEnv(bare), { PATH: DEFAULT_PATH });
 });
+
+test("healthcheck and onBuild are written as Docker writes them; a base's triggers are not inherited", () => {
+  const base = { ...debianLike(), config: { ...debianLike().config, OnBuild: ["RUN base-trigger"] } };
+  const c = applyStageConfig(base, { healthcheck: { test: ["CMD-SHELL", "true"], interval: 30e9, retries: 3 }, onBuild: ["RUN make"] }, "final");
+  assert.deepEqual(c.config!.Healthcheck, { Test: ["CMD-SHELL", "true"], Interval: 30e9, Retries: 3 });
+  assert.deepEqual(c.config!.OnBuild, ["RUN make"]);
+  assert.equal(applyStageConfig(base, {}, "final").config!.OnBuild, undefined);
+  assert.deepEqual(applyStageConfig(base, {}, "run").config!.OnBuild, ["RUN base-trigger"], "the run phase changes env and workdir only");
+});

@@ -7,7 +7,7 @@
 //   final  = addLayer(applyStageConfig(base, spec, "final"), diffIdOrNull, stageHistoryEntry(...))
 // `final` is what later stages inherit and what an output writes. Only `run`-phase fields (env,
 // workdir, the inherited user) can change a layer; the rest (user, entrypoint, cmd, labels, expose,
-// volumes, stopSignal) only change this config, so a config-only edit rewrites config + manifest.
+// volumes, stopSignal, healthcheck, onBuild) only change this config, so a config-only edit rewrites config + manifest.
 import { StageError, UserError } from "@mstage/core";
 import type { StageSpec } from "@mstage/core";
 import type { Digest } from "./digest.ts";
@@ -18,7 +18,7 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /** The stage fields that feed the image config. */
 export type StageConfigFields = Partial<
-  Pick<StageSpec, "env" | "workdir" | "user" | "entrypoint" | "cmd" | "expose" | "labels" | "volumes" | "stopSignal">
+  Pick<StageSpec, "env" | "workdir" | "user" | "entrypoint" | "cmd" | "expose" | "labels" | "volumes" | "stopSignal" | "healthcheck" | "onBuild">
 >;
 
 /** "run": what the stage's own `run` sees (env, workdir). "final": the image after the stage. */
@@ -56,6 +56,10 @@ export function applyStageConfig(
   if (spec.workdir) c.WorkingDir = resolveWorkdir(c.WorkingDir, spec.workdir);
   if (phase === "run") return out;
 
+  // A base's ONBUILD triggers are for the build right on top of it, never passed further (Docker).
+  delete c.OnBuild;
+  if (spec.onBuild?.length) c.OnBuild = [...spec.onBuild];
+  if (spec.healthcheck) c.Healthcheck = dockerHealthcheck(spec.healthcheck);
   if (spec.user !== undefined) setOrDelete(c, "User", spec.user);
   if (spec.entrypoint !== undefined) {
     setOrDelete(c, "Entrypoint", spec.entrypoint.length ? [...spec.entrypoint] : undefined);
@@ -200,6 +204,17 @@ export function normalisePort(port: string, stage?: string): string {
     throw new StageError(stage ?? "?", `${JSON.stringify(port)} is not a port: write "8080", "8080/tcp", "53/udp" or "7000-7002"`, "expose");
   }
   return `${m[1]}${m[2] ? `-${m[2]}` : ""}/${(m[3] ?? "tcp").toLowerCase()}`;
+}
+
+/** Docker's HealthConfig JSON: Test plus the durations (ns) and retries that were given. */
+function dockerHealthcheck(h: NonNullable<StageSpec["healthcheck"]>): Record<string, unknown> {
+  const out: Record<string, unknown> = { Test: [...h.test] };
+  if (h.interval !== undefined) out.Interval = h.interval;
+  if (h.timeout !== undefined) out.Timeout = h.timeout;
+  if (h.startPeriod !== undefined) out.StartPeriod = h.startPeriod;
+  if (h.startInterval !== undefined) out.StartInterval = h.startInterval;
+  if (h.retries !== undefined) out.Retries = h.retries;
+  return out;
 }
 
 function setOrDelete<K extends keyof ContainerConfig>(c: ContainerConfig, key: K, value: ContainerConfig[K] | undefined): void {
