@@ -82,6 +82,37 @@ export class RegistryError extends UserError {
   }
 }
 
+/** An image reference that cannot name an image (registry/reference.ts parses them). */
+export class InvalidReferenceError extends UserError {
+  override name = "InvalidReferenceError";
+  constructor(ref: string, why: string) {
+    super(`invalid image reference ${JSON.stringify(ref)}: ${why}`);
+  }
+}
+
+/** Bytes that did not match the digest they were promised under (the store and pulls check every blob). */
+export class DigestMismatchError extends UserError {
+  override name = "DigestMismatchError";
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    what: string,
+  ) {
+    super(`${what}: expected ${expected}, got ${actual}; the data is corrupt or was tampered with`);
+  }
+}
+
+/** A layer entry that would write outside the target or is otherwise malformed (layer/apply.ts). */
+export class HostileLayerError extends UserError {
+  override name = "HostileLayerError";
+  constructor(
+    readonly entry: string,
+    reason: string,
+  ) {
+    super(`layer entry ${JSON.stringify(entry)}: ${reason}; refusing to extract this layer`);
+  }
+}
+
 export function isUserError(e: unknown): e is UserError {
   return e instanceof Error && (e as { name?: string }).name !== undefined && e instanceof UserError;
 }

@@ -51,7 +51,7 @@ export { openShell } from "./builder/shell.ts";
 export type { ShellOptions } from "./builder/shell.ts";
 
 // registry/
-export { parseReference, formatReference, referenceName, InvalidReferenceError, isLoopbackHost } from "./registry/reference.ts";
+export { parseReference, formatReference, referenceName, isLoopbackHost } from "./registry/reference.ts";
 export type { Reference } from "./registry/reference.ts";
 export { RegistryClient, redact } from "./registry/client.ts";
 export type { RegistryClientOptions } from "./registry/client.ts";
@@ -82,7 +82,7 @@ export { runDoctorChecks } from "./sandbox/doctor.ts";
 export type { DoctorCheck } from "./sandbox/doctor.ts";
 
 // store/
-export { Store, DigestMismatchError } from "./store/store.ts";
+export { Store } from "./store/store.ts";
 export type { WriteBlobOptions } from "./store/store.ts";
 export type { StageResult, LayerRef } from "./store/results.ts";
 export type { StoreLock, LockMode, LockOptions } from "./store/store-lock.ts";
@@ -92,7 +92,7 @@ export type { VerifyReport, LayerChecker } from "./store/verify.ts";
 export { layerMatchesTar } from "./layer/verify.ts";
 
 // layer/
-export { applyLayer, HostileLayerError } from "./layer/apply.ts";
+export { applyLayer } from "./layer/apply.ts";
 export type { ApplyOptions } from "./layer/apply.ts";
 export { commitLayer, commitLayerToStore } from "./layer/commit.ts";
 export type { CommitOptions } from "./layer/commit.ts";

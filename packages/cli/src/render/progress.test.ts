@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import kleur from "kleur";
+import { UserError } from "@mstage/core";
 import { createProgress, formatDuration, formatSize, resolveProgressMode } from "./progress.ts";
 
 function sink(o: { isTTY?: boolean; columns?: number } = {}): NodeJS.WriteStream & { text: () => string } {
@@ -51,7 +52,8 @@ test("quiet progress prints nothing; auto picks tty only for a terminal", () => 
   assert.equal(out.text(), "");
   assert.equal(resolveProgressMode("auto", false, sink({ isTTY: false })), "plain");
   assert.equal(resolveProgressMode(undefined, true, sink({ isTTY: true })), "quiet");
-  assert.throws(() => resolveProgressMode("fancy", false, sink()), /auto, tty or plain/);
+  // A user's typo: UserError, printed without a stack, not "internal error".
+  assert.throws(() => resolveProgressMode("fancy", false, sink()), (e: unknown) => e instanceof UserError && /auto, tty or plain/.test(e.message));
 });
 
 test("durations and sizes read like a person would write them", () => {

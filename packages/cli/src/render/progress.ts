@@ -2,6 +2,7 @@
 // last output line) kept under a scrolling log. Otherwise: plain lines prefixed with the stage name.
 // Quiet: nothing but what the caller prints as results.
 import kleur from "kleur";
+import { UserError } from "@mstage/core";
 import type { BuildEvent } from "@mstage/runtime";
 
 export type ProgressMode = "tty" | "plain" | "quiet";
@@ -17,7 +18,7 @@ export function resolveProgressMode(option: unknown, quiet: boolean, stream: Nod
   const o = typeof option === "string" ? option : "auto";
   if (o === "tty") return "tty";
   if (o === "plain") return "plain";
-  if (o !== "auto") throw new Error(`--progress must be auto, tty or plain, got "${o}"`);
+  if (o !== "auto") throw new UserError(`--progress must be auto, tty or plain, got "${o}"`);
   return stream.isTTY && process.env.TERM !== "dumb" ? "tty" : "plain";
 }
 

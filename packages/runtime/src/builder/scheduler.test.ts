@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { UserError } from "@mstage/core";
 import { runGraph, type Task } from "./scheduler.ts";
 
 function task(key: string, deps: string[], log: string[], ms = 5, fail = false): Task<string> {
@@ -60,4 +61,8 @@ test("runGraph rethrows the first failure, aborts running tasks and starts no de
 
 test("runGraph reports a cycle instead of hanging", async () => {
   await assert.rejects(runGraph([task("a", ["b"], []), task("b", ["a"], [])], 2), /cycle/);
+});
+
+test("a --jobs value the scheduler cannot use is the user's error", async () => {
+  await assert.rejects(runGraph([], 0), (e: unknown) => e instanceof UserError && /--jobs must be a whole number/.test(e.message));
 });

@@ -1,6 +1,7 @@
 // Runs a dependency graph of tasks, at most `jobs` at a time, each as soon as its dependencies are
 // done. The first failure stops new work, aborts the running tasks' signal and is rethrown once
 // they have settled, so no step is left running behind the caller's back.
+import { UserError } from "@mstage/core";
 
 export interface Task<K> {
   key: K;
@@ -9,7 +10,7 @@ export interface Task<K> {
 }
 
 export async function runGraph<K>(tasks: readonly Task<K>[], jobs: number, signal?: AbortSignal): Promise<void> {
-  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`jobs must be a positive integer, got ${jobs}`);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new UserError(`--jobs must be a whole number ≥ 1, got ${jobs}`);
   const byKey = new Map(tasks.map((t) => [t.key, t]));
   for (const t of tasks) {
     for (const d of t.deps) if (!byKey.has(d)) throw new Error(`task ${String(t.key)} depends on unknown task ${String(d)}`);
@@ -42,7 +43,7 @@ export async function runGraph<K>(tasks: readonly Task<K>[], jobs: number, signa
       }
       if (running.size === 0) {
         if (failure) throw failure.error;
-        if (abort.signal.aborted) throw abort.signal.reason ?? new Error("aborted");
+        if (abort.signal.aborted) throw abort.signal.reason ?? new UserError("interrupted");
         throw new Error("dependency cycle among build tasks");
       }
       await Promise.race(running);

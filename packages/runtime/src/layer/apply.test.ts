@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
-import { applyLayer, HostileLayerError } from "./apply.ts";
+import { HostileLayerError } from "@mstage/core";
+import { applyLayer } from "./apply.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
 
 type Entry = Partial<TarHeader> & { name: string; body?: string };

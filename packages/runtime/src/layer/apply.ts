@@ -29,7 +29,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
-import { UserError } from "@mstage/core";
+import { HostileLayerError, UserError } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { PaxTap } from "./pax-tap.ts";
 import { makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
@@ -44,17 +44,6 @@ export interface ApplyOptions {
   mode: "overlay" | "merge";
   /** Things worth telling the user (skipped device nodes, unmapped owners, refused xattrs). */
   onNote?: (message: string) => void;
-}
-
-/** A layer entry that would write outside the target or is otherwise malformed. */
-export class HostileLayerError extends UserError {
-  override name = "HostileLayerError";
-  constructor(
-    readonly entry: string,
-    reason: string,
-  ) {
-    super(`layer entry ${JSON.stringify(entry)}: ${reason}; refusing to extract this layer`);
-  }
 }
 
 /** Normalises an archive path to "a/b" ("" for the root); rejects absolute names and "..". */

@@ -3,7 +3,7 @@
 import { rm } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import type { Digest } from "../oci/digest.ts";
-import { DigestMismatchError } from "../store/blobs.ts";
+import { DigestMismatchError } from "@mstage/core";
 import type { Store } from "../store/store.ts";
 import { applyLayer } from "./apply.ts";
 

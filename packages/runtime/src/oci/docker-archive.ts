@@ -124,7 +124,7 @@ export function repoTag(ref: string): string | undefined {
 async function ensureUncompressed(store: OciBlobStore, diffId: Digest, blob: Digest, mediaType: string): Promise<void> {
   if (await store.hasBlob(diffId)) return;
   if (!isGzipLayerType(mediaType)) {
-    throw new Error(`layer ${diffId} is not in the store uncompressed and its blob ${blob} is ${mediaType}, which mstage cannot unpack`);
+    throw new UserError(`layer ${diffId} is not in the store uncompressed and its blob ${blob} is ${mediaType}, which mstage cannot unpack; write an oci: output instead, or use a base whose layers are gzip or plain tar`);
   }
   const gunzip = createGunzip();
   const written = store.writeBlob(gunzip, diffId);

@@ -272,7 +272,7 @@ async function otherImages(target: string, next: ImageIndex): Promise<{ descript
     const digest = parseDigest(d.digest);
     if (into.has(digest)) return;
     const path = join(target, "blobs", "sha256", digestHex(digest));
-    if ((await stat(path)).size !== d.size) throw new Error(`blob ${digest} has the wrong size`);
+    if ((await stat(path)).size !== d.size) throw new UserError(`${path}: blob ${digest} has the wrong size (the layout was changed by something else); remove ${target} and run mstage up again`);
     into.add(digest);
     if (!isImageManifestType(d.mediaType) && !isIndexType(d.mediaType)) return;
     const m = JSON.parse(await readFile(path, "utf8")) as Partial<ImageManifest & ImageIndex>;

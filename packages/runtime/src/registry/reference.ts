@@ -1,6 +1,6 @@
 // Image references as Docker reads them: `golang:1.22` means docker.io/library/golang:1.22, the
 // first path component is a registry only when it looks like a host, and `@sha256:` pins a digest.
-import { UserError } from "@mstage/core";
+import { InvalidReferenceError } from "@mstage/core";
 import { isDigest, type Digest } from "../oci/digest.ts";
 
 /** A parsed, normalised image reference. */
@@ -24,14 +24,6 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
 const MAX_NAME = 255;
-
-/** Thrown for a reference that cannot name an image. */
-export class InvalidReferenceError extends UserError {
-  override name = "InvalidReferenceError";
-  constructor(ref: string, why: string) {
-    super(`invalid image reference ${JSON.stringify(ref)}: ${why}`);
-  }
-}
 
 /**
  * Parses and normalises a reference like Docker does.

@@ -4,24 +4,12 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
-import { UserError, type StoreLayout } from "@mstage/core";
+import { DigestMismatchError, UserError, type StoreLayout } from "@mstage/core";
 import { digestOf, sha256Digest, type Digest } from "../oci/digest.ts";
 import { fsyncDir, tempName } from "./atomic-files.ts";
 
 /** Bytes written between background datasyncs of a large blob. */
 const SYNC_EVERY = 32 << 20;
-
-/** Bytes that did not match the digest they were promised under. */
-export class DigestMismatchError extends UserError {
-  override name = "DigestMismatchError";
-  constructor(
-    readonly expected: Digest,
-    readonly actual: Digest,
-    what: string,
-  ) {
-    super(`${what}: expected ${expected}, got ${actual}; the data is corrupt or was tampered with`);
-  }
-}
 
 export interface WriteBlobOptions {
   /** Known size: an existing blob of another size is rewritten, and a stream of another size rejected. */

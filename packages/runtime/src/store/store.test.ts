@@ -12,7 +12,8 @@ import { commitLayerToStore } from "../layer/commit.ts";
 import { compressLayer } from "../layer/compress.ts";
 import { parseByteSize } from "./gc.ts";
 import type { LayerRef, StageResult } from "./results.ts";
-import { DigestMismatchError, Store } from "./store.ts";
+import { DigestMismatchError } from "@mstage/core";
+import { Store } from "./store.ts";
 import { ensureLayerExtracted } from "../layer/extract.ts";
 
 async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {

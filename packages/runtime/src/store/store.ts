@@ -18,7 +18,7 @@ import type { StageResult } from "./results.ts";
 import { acquireLock, type LockMode, type LockOptions, type StoreLock } from "./store-lock.ts";
 import { verifyStore, type LayerChecker, type VerifyReport } from "./verify.ts";
 
-export { DigestMismatchError, type WriteBlobOptions } from "./blobs.ts";
+export type { WriteBlobOptions } from "./blobs.ts";
 
 export class Store {
   readonly layout: StoreLayout;
