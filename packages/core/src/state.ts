@@ -6,7 +6,7 @@ import { UserError } from "./errors.ts";
 import { isSha256Digest } from "./digest.ts";
 import { writeFileAtomicSync } from "./atomic-file.ts";
 import type { StageInputs } from "./keys.ts";
-import type { PlanEntry } from "./plan.ts";
+import type { Stage } from "./model.ts";
 
 export interface StageRecord {
   layerKey: string;
@@ -50,7 +50,16 @@ export async function loadState(projectDir: string): Promise<ProjectState> {
 }
 
 /** Records a stage as built with these inputs (what `up` calls after building or reusing it). */
-export function recordBuild(state: ProjectState, entry: PlanEntry, extra: { manifestDigest?: string } = {}): void {
+/** What recordBuild needs of a plan entry (state.ts stays below plan.ts, which reads the state). */
+export interface BuiltEntry {
+  stage: Stage;
+  status: string;
+  layerKey: string;
+  configKey: string;
+  inputs?: StageInputs;
+}
+
+export function recordBuild(state: ProjectState, entry: BuiltEntry, extra: { manifestDigest?: string } = {}): void {
   if (entry.status === "unused" || !entry.inputs) return;
   state.stages[entry.stage.name] = {
     layerKey: entry.layerKey,
