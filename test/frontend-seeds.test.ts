@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
 import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
-import { quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
+import { catHeredocs, indentedBlocks, quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
+import { listRootfs } from "./up-harness.ts";
 
 const root = testUsers()[0]!;
 
@@ -109,4 +110,53 @@ test("seed 002: both Dockerfiles build as written, golang:1.21 through the regis
   const edited = expectOk(await mstage(["plan"]), "plan after an edit");
   assert.match(edited.stdout, /= named\.build\.1 +cached/);
   assert.match(edited.stdout, /~ named\.build\.2 +rebuild: Dockerfile\.named:10 RUN changed/);
+});
+
+const STACKER_TS = (file: string) => `import { stacker } from "mstage";\nexport const images = stacker("./${file}");\n`;
+
+test("seed 000: the two-stage stacker file builds as written; the build_only layer is not in ./oci and the image prints Hello Stacker!", { skip, timeout: 10 * 60_000 }, async () => {
+  const files = catHeredocs(seedText("000"));
+  assert.deepEqual(Object.keys(files).sort(), ["hello.stacker.yaml", "hello_stacker.go"]);
+  const { dir, mstage } = project("seed-000", { ...files, "images.ts": STACKER_TS("hello.stacker.yaml") });
+  // hello re-runs even when a store has it, so its run's own test line shows, as in the seed's log.
+  const up = expectOk(await mstage(["up", "--progress", "plain", "--no-cache=hello"]), "up");
+  assert.match(up.stdout + up.stderr, /\[hello\] Hello Stacker!/);
+  assert.deepEqual(Object.keys(layoutRefs(join(dir, "oci"))), ["hello"]);
+  const bundle = unpack(join(dir, "oci"), "hello");
+  cleanup.push(bundle);
+  const paths = listRootfs(bundle);
+  assert.ok(paths.includes("hello_stacker") && !paths.some((p) => p.startsWith("stacker")), `rootfs: ${paths.filter((p) => !p.includes("/")).join(" ")}`);
+  const r = runBundle(bundle, { args: ["/hello_stacker"] });
+  assert.equal(r.stdout, "Hello Stacker!\n", r.stderr);
+});
+
+test("seed 001: a tar made by a build_only layer is the next layer's rootfs; a bind the build layer writes is overlaid into a distroless layer", { skip, timeout: 10 * 60_000 }, async () => {
+  const blocks = indentedBlocks(seedText("001"));
+  assert.equal(blocks.length, 3);
+
+  const tar = project("seed-001-tar", { "stacker.yaml": blocks[0]!, "images.ts": STACKER_TS("stacker.yaml") });
+  expectOk(await tar.mstage(["up", "--progress", "plain"]), "up (tar)");
+  assert.deepEqual(Object.keys(layoutRefs(join(tar.dir, "oci"))), ["contents"]);
+  const contents = unpack(join(tar.dir, "oci"), "contents");
+  cleanup.push(contents);
+  assert.deepEqual(listRootfs(contents), ["first", "second"]);
+
+  // The second example runs yum in ubuntu:latest, which has no yum: stacker itself cannot build it
+  // either. Its translation still plans.
+  const yum = project("seed-001-yum", { "stacker.yaml": blocks[1]!, "images.ts": STACKER_TS("stacker.yaml") });
+  const plan = expectOk(await yum.mstage(["plan"]), "plan (yum)");
+  assert.match(plan.stdout, /\+ build +new[\s\S]*\+ contents +new/);
+
+  // The third writes into the host's /tmp/dir_to_overlay through a bind (as written in the seed).
+  const host = "/tmp/dir_to_overlay";
+  rmSync(host, { recursive: true, force: true });
+  mkdirSync(host);
+  cleanup.push(host);
+  const ov = project("seed-001-overlay", { "stacker.yaml": blocks[2]!, "images.ts": STACKER_TS("stacker.yaml") });
+  expectOk(await ov.mstage(["up", "--progress", "plain"]), "up (overlay_dirs)");
+  assert.ok(existsSync(join(host, "binaryfile")), "the build layer wrote into the bound host dir");
+  const image = unpack(join(ov.dir, "oci"), "contents");
+  cleanup.push(image);
+  assert.ok(listRootfs(image).includes("dir_to_overlay/binaryfile"));
+  assert.deepEqual(Object.keys(layoutRefs(join(ov.dir, "oci"))), ["contents"]);
 });

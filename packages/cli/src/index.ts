@@ -9,6 +9,7 @@ export {
   local,
   inline,
   dockerfile,
+  stacker,
 } from "@mstage/core";
 export type {
   Stage,
@@ -21,4 +22,5 @@ export type {
   ImageOptions,
   DebianOptions,
   DockerfileOptions,
+  StackerOptions,
 } from "@mstage/core";

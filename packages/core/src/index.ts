@@ -27,6 +27,8 @@ export type { StageOptions, HealthcheckOptions, LocalOptions, ImageOptions, Debi
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
+export { stacker } from "./frontends/stacker/index.ts";
+export type { StackerOptions } from "./frontends/stacker/index.ts";
 export { parseFrame } from "./api/location.ts";
 
 // graph, local sources, keys, state and plan: used by the CLI and the builder.

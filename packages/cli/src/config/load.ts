@@ -41,6 +41,7 @@ const API = {
   local: core.local,
   inline: core.inline,
   dockerfile: core.dockerfile,
+  stacker: core.stacker,
 };
 let loads = 0;
 const CACHE_VERSION = `1:${Object.keys(API).join(",")}`;

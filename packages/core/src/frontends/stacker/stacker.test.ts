@@ -1,0 +1,111 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beginStageCollection } from "../../api/stage.ts";
+import { UserError } from "../../errors.ts";
+import type { Stage } from "../../model.ts";
+import { stacker, type StackerOptions } from "./index.ts";
+
+function load(files: Record<string, string>, options: StackerOptions = {}): { out: Record<string, Stage>; stages: Stage[]; files: string[]; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-stacker-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  const c = beginStageCollection({ projectDir: dir });
+  try {
+    const out = stacker("./stacker.yaml", options);
+    return { out, stages: c.end(), files: c.files(), dir };
+  } finally {
+    c.end();
+  }
+}
+
+const YAML = `
+config:
+  prerequisites:
+    - ./base.yaml
+build:
+  from:
+    type: built
+    tag: base
+  import:
+    - ./src/main.go
+    - path: ./conf.ini
+      dest: /etc/app/
+      mode: 0600
+      uid: 1000
+      gid: 1000
+  build_only: true
+  run:
+    - make \${{FLAGS:-O2}}
+    - cp app /app
+app:
+  from:
+    type: docker
+    url: docker://zothub.io/tools/busybox:\${{TAG}}
+  import:
+    - stacker://build/app
+  run: cp /stacker/app /usr/bin/app
+  environment:
+    MODE: prod
+  labels:
+    a: b
+  annotations:
+    org.opencontainers.image.version: "1.0"
+  full_command: /usr/bin/app --serve
+  volumes: [/data]
+  working_dir: /srv
+  runtime_user: app
+rootfs:
+  from:
+    type: tar
+    url: stacker://build/rootfs.tar
+`;
+
+test("stacker keys become stage keys: imports under /stacker for run only, dest imports in the layer, config fields", () => {
+  const { out, stages, files } = load(
+    { "stacker.yaml": YAML, "base.yaml": "base:\n  from:\n    type: scratch\n", "src/main.go": "package main\n", "conf.ini": "x=1\n" },
+    { substitutions: { TAG: "stable" } },
+  );
+  assert.deepEqual(Object.keys(out).sort(), ["app", "rootfs"]);
+  assert.equal(files.length, 2);
+  const build = stages.find((s) => s.name === "build")!;
+  assert.equal(build.spec.from.kind, "stage");
+  assert.deepEqual(build.spec.copy.map(([d, s]) => [d, s.kind, s.mode, s.owner]), [
+    ["/stacker/main.go", "local", undefined, undefined],
+    ["/etc/app/", "local", 0o600, "1000:1000"],
+  ]);
+  assert.deepEqual(build.spec.run, ["make -O2\ncp app /app", "rm -rf /stacker"]);
+  assert.deepEqual(build.spec.shell, ["/bin/sh", "-x", "-e", "-c"]);
+  const app = out.app!;
+  assert.deepEqual(app.spec.from, { kind: "image", ref: "zothub.io/tools/busybox:stable" });
+  const [dest, src] = app.spec.copy[0]!;
+  assert.ok(dest === "/stacker/app" && src.kind === "stage-path" && src.stage === build && src.path === "/app");
+  assert.deepEqual(app.spec.env, { MODE: "prod" });
+  assert.deepEqual(app.spec.entrypoint, ["/usr/bin/app", "--serve"]);
+  assert.deepEqual(app.spec.cmd, []);
+  assert.deepEqual([app.spec.workdir, app.spec.user, app.spec.volumes, app.spec.labels, app.spec.annotations], ["/srv", "app", ["/data"], { a: "b" }, { "org.opencontainers.image.version": "1.0" }]);
+  assert.equal(out.rootfs!.spec.from.kind, "tarball");
+  assert.deepEqual(app.spec.origin, { file: "stacker.yaml", line: 20, instruction: "layer app" });
+});
+
+function errorOf(text: string, options: StackerOptions = {}): UserError {
+  try {
+    load({ "stacker.yaml": text }, options);
+  } catch (e) {
+    assert.ok(e instanceof UserError, String(e));
+    return e;
+  }
+  assert.fail("expected an error");
+}
+
+test("stacker.yaml mistakes name the file and line", () => {
+  assert.match(errorOf("a:\n  from:\n    type: docker\n    url: docker://x:${{TAG}}\n").message, /stacker\.yaml:4: \$\{\{TAG\}\} has no value/);
+  assert.match(errorOf("a:\n  from: {type: scratch}\nb:\n  from: {type: built, tag: nope}\n").message, /stacker\.yaml:3: layer b: no layer named nope/);
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  rn: x\n").message, /stacker\.yaml:1: layer a: unknown key "rn"/);
+  assert.match(errorOf("a: [\n").message, /stacker\.yaml:\d+: /);
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  generate_labels: x\n").message, /generate_labels is not supported yet/);
+});
