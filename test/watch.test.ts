@@ -77,8 +77,9 @@ describe("mstage up --watch", () => {
     store = mkdtempSync(join(tmpdir(), "mstage-watch-store-"));
     dir = copyFixture("watch-basic");
     w = new WatchProcess(dir, store);
+    // The initial build's outputs are written, and the watcher sees every save from now on.
     await w.waitFor(isResult);
-    await sleep(300); // the initial build's outputs are written; let the watcher settle
+    await w.waitFor((e) => e.type === "watching");
   });
 
   after(() => {
@@ -141,8 +142,9 @@ describe("mstage up --watch", () => {
   test("a save during a long step cancels it and leaves no process behind", async () => {
     let from = w.events.length;
     writeFileSync(join(dir, "mode.txt"), "sleep\n");
-    await w.waitFor((e) => e.type === "stage-phase" && e.stage === "slow" && e.phase === "run", from);
-    await sleep(500);
+    // The step says so just before it execs the sleep.
+    await w.waitFor((e) => e.type === "log" && e.stage === "slow" && e.line === "sleeping", from);
+    for (const t0 = Date.now(); pgrep("sleep 313").length === 0 && Date.now() - t0 < 2000; ) await sleep(20);
     assert.ok(pgrep("sleep 313").length > 0, "the step is running");
 
     from = w.events.length;

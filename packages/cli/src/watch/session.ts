@@ -11,6 +11,7 @@ import { watchTargets, type ChangeBatch, type WatchTarget } from "./watcher.ts";
 
 /** One line of the machine-readable stream (`--json`), or a human line otherwise. */
 export type WatchEvent =
+  /** The watcher is ready: every save from now on is seen. */
   | { type: "watching"; files: number }
   | { type: "change"; paths: string[] }
   | { type: "config-error"; message: string }
@@ -58,7 +59,7 @@ export async function runWatch(o: WatchOptions): Promise<number> {
     if (batch && (!config || batch.paths.some((p) => config!.dependencies.includes(p) || p === o.file))) {
       try {
         config = await loadConfig(o.file, { verbose: o.verbose });
-        watcher.update(targetsOf(config));
+        void watcher.update(targetsOf(config));
       } catch (e) {
         o.onEvent({ type: "config-error", message: o.describeError(e) });
         return;
@@ -95,7 +96,8 @@ export async function runWatch(o: WatchOptions): Promise<number> {
     if (queued) await next();
   };
 
-  o.onEvent({ type: "watching", files: initialTargets.length });
+  // "watching" means saves are seen from now on; the initial build does not wait for it.
+  void watcher.ready.then(() => o.onEvent({ type: "watching", files: initialTargets.length }));
   void next(true);
   await o.stopped;
   stopping = true;

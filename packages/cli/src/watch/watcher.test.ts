@@ -5,7 +5,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { watchTargets, type ChangeBatch } from "./watcher.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Collects batches; next() resolves with the next one to arrive. */
+function collector() {
+  const batches: ChangeBatch[] = [];
+  let wake: (() => void) | undefined;
+  return {
+    batches,
+    onChange(b: ChangeBatch) {
+      batches.push(b);
+      wake?.();
+    },
+    async next(): Promise<ChangeBatch> {
+      const n = batches.length;
+      while (batches.length === n) await new Promise<void>((r) => (wake = r));
+      return batches[n]!;
+    },
+  };
+}
 
 test("a burst of saves within the debounce window is reported as one change", async () => {
   const dir = await mkdtemp(join(tmpdir(), "mstage-watch-"));
@@ -14,20 +30,21 @@ test("a burst of saves within the debounce window is reported as one change", as
     await writeFile(join(dir, "images.ts"), "x");
     await writeFile(join(dir, "src", "a.go"), "a");
     await writeFile(join(dir, "src", "skip.log"), "a");
-    const batches: ChangeBatch[] = [];
-    const w = watchTargets(
-      [{ path: join(dir, "images.ts") }, { path: join(dir, "src"), ignored: (p) => p.endsWith(".log") }],
-      (b) => batches.push(b),
-    );
-    await sleep(300); // let the watcher settle
+    const c = collector();
+    const w = watchTargets([{ path: join(dir, "images.ts") }, { path: join(dir, "src"), ignored: (p) => p.endsWith(".log") }], (b) => c.onChange(b));
+    await w.ready;
+    const burst = c.next();
     await writeFile(join(dir, "src", "a.go"), "b");
-    await sleep(20);
     await writeFile(join(dir, "images.ts"), "y");
     await writeFile(join(dir, "src", "skip.log"), "b");
-    await sleep(400);
+    assert.deepEqual((await burst).paths.sort(), [join(dir, "images.ts"), join(dir, "src", "a.go")].sort());
+    // Nothing of the burst (the ignored .log least of all) trails behind it: the next batch is
+    // only the next save.
+    const after = c.next();
+    await writeFile(join(dir, "src", "a.go"), "c");
+    assert.deepEqual((await after).paths, [join(dir, "src", "a.go")]);
     await w.close();
-    assert.equal(batches.length, 1, JSON.stringify(batches));
-    assert.deepEqual(batches[0].paths.sort(), [join(dir, "images.ts"), join(dir, "src", "a.go")].sort());
+    assert.equal(c.batches.length, 2, JSON.stringify(c.batches));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -38,16 +55,18 @@ test("update() stops reporting removed targets and starts reporting new ones", a
   try {
     await writeFile(join(dir, "a"), "1");
     await writeFile(join(dir, "b"), "1");
-    const batches: ChangeBatch[] = [];
-    const w = watchTargets([{ path: join(dir, "a") }], (b) => batches.push(b), { debounceMs: 50 });
-    await sleep(300);
-    w.update([{ path: join(dir, "b") }]);
-    await sleep(300);
+    const c = collector();
+    const w = watchTargets([{ path: join(dir, "a") }], (b) => c.onChange(b), { debounceMs: 50 });
+    await w.ready;
+    const first = c.next();
     await writeFile(join(dir, "a"), "2");
+    assert.deepEqual((await first).paths, [join(dir, "a")]);
+    await w.update([{ path: join(dir, "b") }]);
+    const second = c.next();
+    await writeFile(join(dir, "a"), "3");
     await writeFile(join(dir, "b"), "2");
-    await sleep(300);
+    assert.deepEqual((await second).paths, [join(dir, "b")]);
     await w.close();
-    assert.deepEqual(batches.flatMap((b) => b.paths), [join(dir, "b")]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

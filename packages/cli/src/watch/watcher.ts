@@ -18,37 +18,37 @@ export interface ChangeBatch {
 }
 
 export interface Watcher {
-  /** Replace the set of watched targets (after a config reload). */
-  update(targets: WatchTarget[]): void;
+  /** Resolves once every current target is being watched: a save after this is seen. */
+  readonly ready: Promise<void>;
+  /** Replace the set of watched targets (after a config reload); resolves when the new ones are watched. */
+  update(targets: WatchTarget[]): Promise<void>;
   close(): Promise<void>;
 }
 
+/**
+ * Watches `targets`, one chokidar watcher each: chokidar says "ready" once per watcher, so a target
+ * added by update() gets a ready event of its own, and tests and callers wait on it, not on a timer.
+ */
 export function watchTargets(
   targets: WatchTarget[],
   onChange: (batch: ChangeBatch) => void,
   opts: { debounceMs?: number } = {},
 ): Watcher {
   const debounceMs = opts.debounceMs ?? 100;
-  let current = new Map<string, WatchTarget>();
+  const watchers = new Map<string, { target: WatchTarget; fsw: FSWatcher; ready: Promise<void> }>();
   let pending: ChangeBatch | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let ready: Promise<void> = Promise.resolve();
 
   const isIgnored = (p: string): boolean => {
-    for (const t of current.values()) {
+    for (const { target: t } of watchers.values()) {
       if (p === t.path) return false;
       if (p.startsWith(t.path + "/")) return t.ignored ? t.ignored(p) : false;
     }
     return false;
   };
 
-  const fsw: FSWatcher = watch([], {
-    ignoreInitial: true,
-    ignored: (p: string) => isIgnored(resolve(p)),
-    // Editors save by writing a temp file and renaming it over the original: follow the path.
-    atomic: true,
-  });
-
-  fsw.on("all", (_event, path) => {
+  const onEvent = (_event: string, path: string) => {
     const abs = resolve(path);
     if (isIgnored(abs)) return;
     if (!pending) pending = { paths: [], firstEventAt: performance.now() };
@@ -59,22 +59,43 @@ export function watchTargets(
       pending = undefined;
       onChange(batch);
     }, debounceMs);
-  });
+  };
+
+  const start = (target: WatchTarget) => {
+    const fsw = watch(target.path, {
+      ignoreInitial: true,
+      ignored: (p: string) => isIgnored(resolve(p)),
+      // Editors save by writing a temp file and renaming it over the original: follow the path.
+      atomic: true,
+    });
+    const isReady = new Promise<void>((r) => fsw.once("ready", () => r()));
+    fsw.on("all", onEvent);
+    watchers.set(target.path, { target, fsw, ready: isReady });
+  };
 
   const watcher: Watcher = {
+    get ready() {
+      return ready;
+    },
     update(next) {
       const nextMap = new Map(next.map((t) => [resolve(t.path), { ...t, path: resolve(t.path) }]));
-      const removed = [...current.keys()].filter((p) => !nextMap.has(p));
-      const added = [...nextMap.keys()].filter((p) => !current.has(p));
-      current = nextMap;
-      if (removed.length) fsw.unwatch(removed);
-      if (added.length) fsw.add(added);
+      const closing: Promise<void>[] = [];
+      for (const [path, w] of watchers) {
+        if (!nextMap.has(path)) {
+          watchers.delete(path);
+          closing.push(w.fsw.close());
+        } else w.target = nextMap.get(path)!;
+      }
+      for (const [path, t] of nextMap) if (!watchers.has(path)) start(t);
+      ready = Promise.all([...closing, ...[...watchers.values()].map((w) => w.ready)]).then(() => undefined);
+      return ready;
     },
     async close() {
       clearTimeout(timer);
-      await fsw.close();
+      await Promise.all([...watchers.values()].map((w) => w.fsw.close()));
+      watchers.clear();
     },
   };
-  watcher.update(targets);
+  void watcher.update(targets);
   return watcher;
 }
