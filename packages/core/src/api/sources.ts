@@ -53,6 +53,7 @@ export function inline(text: string, options: FileOptions = {}): InlineSource {
 
 /** A user and optional group, each a name (as useradd allows) or a number. */
 const OWNER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?(?::[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?$/;
+const MAX_ID = 4294967294;
 
 /** Validates `mode`/`owner` (and rejects unknown option names) for the source helpers. */
 export function checkFileOptions(
@@ -75,6 +76,10 @@ export function checkFileOptions(
   }
   if (owner !== undefined && (typeof owner !== "string" || !OWNER.test(owner))) {
     throw locatedError(at, `${fn}(): "owner" must be "user", "user:group", "uid" or "uid:gid" (like "app:app" or "1000:1000"), got ${describe(owner)}`);
+  }
+  // 2^32-1 is no id: chown reads it as "leave unchanged".
+  if (owner !== undefined && owner.split(":").some((id) => /^\d+$/.test(id) && Number(id) > MAX_ID)) {
+    throw locatedError(at, `${fn}(): "owner" ids are at most ${MAX_ID}, got ${describe(owner)}`);
   }
 }
 

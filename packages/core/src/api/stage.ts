@@ -206,6 +206,8 @@ const KEYS: readonly (keyof StageOptions)[] = [
 
 /** Stage names become image refs and file names: a lowercase OCI repository path component. */
 const NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** Stage names become image references and tags (at most 128 characters in the distribution spec). */
+const MAX_NAME_LENGTH = 128;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
@@ -305,7 +307,10 @@ export function defineStage(name: string, spec: StageOptions, at: SourceLocation
   const fail = (key: string | undefined, message: string): never => {
     throw new StageError(label, message, key, at);
   };
-  if (typeof name !== "string" || !NAME.test(name) || name.length > 128) {
+  if (typeof name === "string" && name.length > MAX_NAME_LENGTH) {
+    fail(undefined, `the name is ${name.length} characters long; stage names are at most ${MAX_NAME_LENGTH} (they become image references and tags)`);
+  }
+  if (typeof name !== "string" || !NAME.test(name)) {
     fail(undefined, `the name ${typeof name === "string" ? JSON.stringify(name) : describe(name)} cannot be part of an image reference: use lowercase letters and digits, separated by ".", "_" or "-" (like "web-api")`);
   }
   const previous = collection?.get(name);

@@ -5,7 +5,7 @@
 import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
 import { createReadStream } from "node:fs";
 import { join, resolve } from "node:path";
-import { StageError, StepError, type PlanEntry, type Stage } from "@mstage/core";
+import { StageError, StepError, UserError, type PlanEntry, type Stage } from "@mstage/core";
 import { createHash } from "node:crypto";
 import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv, squashLayers, stageHistoryEntry } from "../oci/config.ts";
 import type { ImageConfig } from "../oci/types.ts";
@@ -15,7 +15,7 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import type { BaseProvider, PreparedBase } from "./bases.ts";
 
 export interface BuildOptions {
@@ -78,7 +78,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         await o.store.putResult(entry.layerKey, result);
         const b = await finish(entry, result, "built");
         emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
-      } catch (error) {
+      } catch (e) {
+        const error = noSpace(e) ? new StageError(stage.name, `no space left on the device of the store ${o.store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt) : e;
         emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started });
         throw error;
       }
@@ -187,7 +188,11 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     emit({ type: "stage-phase", stage: stage.name, phase: "base" });
     const base = await baseOf(stage);
     const runConfig = applyStageConfig(base.config, spec, "run", { stage: stage.name });
-    const lowers = await lowerDirs(base.layers);
+    const lowers = await lowerDirs(base.layers).catch((e) => {
+      // A base layer (pulled, or from an oci() layout) that is no tar: the stage's base is the source.
+      if (e instanceof CorruptLayerError) throw new StageError(stage.name, `base ${base.base?.name ?? ""}: ${e.message}`, "from", stage.definedAt);
+      throw e;
+    });
 
     const work = o.store.tmpDir(`stage-${stage.name.replace(/[^a-zA-Z0-9_.-]/g, "_")}`);
     const upper = join(work, "upper");
@@ -244,10 +249,15 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   }
 
   async function extractTarball(stage: Stage, source: import("@mstage/core").TarballBase["source"], upper: string): Promise<void> {
+    const named = source.kind === "local" ? `tarball(local(${JSON.stringify(source.path)}))` : `tarball(${source.stage.name}.path(${JSON.stringify(source.path)}))`;
     const apply = (path: string) =>
       applyLayer(createReadStream(path), upper, {
         mode: "merge",
+        what: `${named} (${path})`,
         onNote: (message: string) => emit({ type: "note", stage: stage.name, message }),
+      }).catch((e) => {
+        if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, "from", stage.definedAt);
+        throw e;
       });
     if (source.kind === "local") {
       await apply(resolve(o.projectDir, source.path));
@@ -344,4 +354,13 @@ export function finalConfig(stage: Stage, base: ImageConfig, own: LayerRef | und
 
 async function hasEntries(dir: string): Promise<boolean> {
   return (await readdir(dir)).length > 0;
+}
+
+/** A full disk or quota, seen while writing into the store (possibly wrapped by a layer error). */
+function noSpace(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT") return true;
+  }
+  return false;
 }

@@ -5,7 +5,7 @@
 // leaves an existing destination directory's owner and mode alone; files from another stage keep
 // their owner, mode, xattrs and hardlinks unless `owner`/`mode` say otherwise.
 import { chmod, chown, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
-import { chmodSync, chownSync, lstatSync, mkdirSync, type Stats } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { StageError, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
 import { resolveInRoot } from "../sandbox/paths.ts";
@@ -39,6 +39,30 @@ interface Rules {
   mode?: number;
 }
 
+const mapped = new Map<string, [number, number][] | null>();
+
+/** When `id` is not among the ids this process's user namespace maps, those ids as text ("0-65535"); else undefined. */
+function unmappedIn(kind: "uid" | "gid", id: number): string | undefined {
+  if (!mapped.has(kind)) {
+    try {
+      const lines = readFileSync(`/proc/self/${kind}_map`, "utf8").trim().split("\n");
+      const ranges = lines.map((l) => l.trim().split(/\s+/).map(Number)).map(([inside, , count]) => [inside!, count!] as [number, number]);
+      const merged: [number, number][] = [];
+      for (const [start, count] of ranges.sort((a, b) => a[0] - b[0])) {
+        const last = merged.at(-1);
+        if (last && last[0] + last[1] === start) last[1] += count;
+        else merged.push([start, count]);
+      }
+      mapped.set(kind, merged);
+    } catch {
+      mapped.set(kind, null);
+    }
+  }
+  const ranges = mapped.get(kind);
+  if (!ranges || ranges.some(([start, count]) => id >= start && id < start + count)) return undefined;
+  return ranges.map(([start, count]) => (count === 1 ? `${start}` : `${start}-${start + count - 1}`)).join(", ");
+}
+
 /** Copies one `copy` entry into `root` (the stage's merged rootfs). */
 export async function applyCopy(root: string, dest: string, source: Source, ctx: CopyContext): Promise<void> {
   const key = `copy["${dest}"]`;
@@ -52,6 +76,11 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
     } catch (e) {
       if (isUserError(e)) fail(`owner "${source.owner}": ${(e as Error).message}`);
       throw e;
+    }
+    // An id the build namespace does not map cannot own a file here (chown fails with EINVAL).
+    for (const [kind, id] of [["uid", owner!.uid], ["gid", owner!.gid]] as const) {
+      const have = unmappedIn(kind, id);
+      if (have) fail(`owner "${source.owner}": ${kind} ${id} is not mapped into the build's user namespace (mapped: ${have}); use an id in that range, or give your user a larger range in /etc/sub${kind}`);
     }
   }
   const rules: Rules = { owner, keepOwner: source.kind === "stage-path", mode: source.mode };

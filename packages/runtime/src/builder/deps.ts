@@ -1,7 +1,7 @@
 // The builder's view of its sibling modules, in one place: the store, layers and the sandbox.
 export { Store } from "../store/store.ts";
 export type { LayerRef, StageResult } from "../store/results.ts";
-export { applyLayer } from "../layer/apply.ts";
+export { CorruptLayerError, applyLayer } from "../layer/apply.ts";
 export { ensureLayerExtracted } from "../layer/extract.ts";
 export { commitLayerToStore } from "../layer/commit.ts";
 export { withRootfs } from "../sandbox/overlay.ts";

@@ -44,6 +44,36 @@ export interface ApplyOptions {
   mode: "overlay" | "merge";
   /** Things worth telling the user (skipped device nodes, unmapped owners, refused xattrs). */
   onNote?: (message: string) => void;
+  /** Names the layer's source in errors: `tarball ./rootfs.tar`, `layer sha256:… of docker.io/library/debian`. */
+  what?: string;
+}
+
+/** Bytes that are not a (gzip) tar at all, or a damaged one: truncated, garbage header fields, oversized headers. */
+export class CorruptLayerError extends UserError {
+  override name = "CorruptLayerError";
+}
+
+// tar-stream's and zlib's words for what is wrong, in the user's.
+const TAR_FAULTS: [RegExp, string][] = [
+  [/Invalid tar header/, "it is not a tar archive (its first header is not a tar header)"],
+  [/Unexpected end of data/, "it is truncated (the archive ends inside an entry)"],
+  [/Invalid header/, "a header holds garbage (a size, mode or checksum field is not a number)"],
+  [/Header exceeds max size|exceeds max/i, "a pax or long-name header is larger than mstage accepts"],
+  [/unexpected end of file/, "its gzip stream is truncated"],
+  [/incorrect header check|invalid (block type|distance|stored block|code)|too many length|header crc|incorrect data check/i, "its gzip stream is corrupt"],
+];
+
+/** A parse failure of the archive itself (not a file system error, not one of ours) as a CorruptLayerError. */
+function corruptArchive(e: unknown, what: string, gz: boolean): unknown {
+  if (e instanceof UserError) return e;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === "string" && !code.startsWith("Z_")) {
+    if (code === "ENOSPC" || code === "EDQUOT") return new UserError(`no space left on the device while extracting ${what}: free some space (mstage gc) and run again`, { cause: e });
+    return e;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  const why = TAR_FAULTS.find(([re]) => re.test(msg))?.[1] ?? msg;
+  return new CorruptLayerError(`${what} is not a valid ${gz ? "gzip-compressed " : ""}tar: ${why}`, { cause: e });
 }
 
 /** Normalises an archive path to "a/b" ("" for the root); rejects absolute names and "..". */
@@ -395,10 +425,11 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
     source.destroy();
     extract.destroy();
     await fed;
-    throw e;
+    // The loop sees tar-stream's error; the feed may hold the real cause (zlib's, or the source's).
+    throw corruptArchive(feedError && !(e instanceof UserError) ? feedError : e, opts.what ?? "the layer", gz);
   }
   await fed;
-  if (feedError) throw feedError;
+  if (feedError) throw corruptArchive(feedError, opts.what ?? "the layer", gz);
   await applier.finish();
   return { diffId: tap.digest() };
 }

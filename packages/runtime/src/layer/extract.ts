@@ -21,7 +21,7 @@ export async function ensureLayerExtracted(
   store: Store,
   diffId: Digest,
   open?: () => Readable,
-  opts: { onNote?: (msg: string) => void } = {},
+  opts: { onNote?: (msg: string) => void; what?: string } = {},
 ): Promise<string> {
   if (store.hasLayerDir(diffId)) return store.layerDir(diffId);
   let running = extracting.get(store);
@@ -31,7 +31,7 @@ export async function ensureLayerExtracted(
   const work = (async () => {
     const tmp = store.tmpDir("layer");
     try {
-      const { diffId: got } = await applyLayer(open ? open() : store.openLayerTar(diffId), tmp, { mode: "overlay", onNote: opts.onNote });
+      const { diffId: got } = await applyLayer(open ? open() : store.openLayerTar(diffId), tmp, { mode: "overlay", onNote: opts.onNote, what: opts.what ?? `layer ${diffId}` });
       if (got !== diffId) throw new DigestMismatchError(diffId, got, `layer ${diffId}`);
       return store.placeLayerDir(diffId, tmp);
     } catch (e) {

@@ -29,7 +29,15 @@ export class Store {
 
   /** Opens (and on first use creates) the store at `dir`. */
   static async open(dir: string): Promise<Store> {
-    for (const sub of STORE_DIRS) mkdirSync(join(dir, sub), { recursive: true });
+    try {
+      for (const sub of STORE_DIRS) mkdirSync(join(dir, sub), { recursive: true });
+    } catch (e) {
+      const code = errno(e);
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS" || code === "ENOTDIR" || code === "ENOSPC" || code === "EEXIST") {
+        throw new UserError(`cannot use ${dir} as the store: ${(e as Error).message}; pass --store (or set MSTAGE_STORE to) a directory you can write`, { cause: e });
+      }
+      throw e;
+    }
     const layout = new StoreLayout(dir);
     let format: string | null = null;
     try {
