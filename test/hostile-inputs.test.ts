@@ -210,7 +210,7 @@ test("an owner outside the mapped ids or no valid id, and an overlong stage name
     const cases: [string, RegExp][] = [
       [`stage("app", { from: scratch(), copy: { "/f": inline("x", { owner: "4294967295:0" }) } })`, /inline\(\): "owner" ids are at most 4294967294/],
       [`stage("app", { from: scratch(), copy: { "/f": inline("x", { owner: "99999999999:0" }) } })`, /inline\(\): "owner" ids are at most 4294967294/],
-      [`stage("app", { from: scratch(), copy: { "/f": inline("x", { owner: "0:3000000000" }) } })`, /stage "app", key "copy": owner "0:3000000000": gid 3000000000 is not mapped into the build's user namespace \(mapped: [\d, -]+\)/],
+      [`stage("app", { from: scratch(), copy: { "/f": inline("x", { owner: "0:3000000000" }) } })`, /stage "app", key "copy\["\/f"\]": owner "0:3000000000": gid 3000000000 is not mapped into the build's user namespace \(mapped: [\d, -]+\)/],
       [`stage("${"n".repeat(129)}", { from: scratch(), copy: { "/f": inline("x") } })`, /the name is 129 characters long; stage names are at most 128/],
     ];
     for (const [decl, why] of cases) {
