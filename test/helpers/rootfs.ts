@@ -3,7 +3,7 @@
 // Call these inside mstage's user namespace (a harness that ran reexecInUserNamespace), so the files
 // belong to the namespace's users; each host user gets its own cache.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, copyFileSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -46,19 +46,64 @@ export function busyboxRootfs(): string {
   return dir;
 }
 
+/** A build of the minbase takes ~20 s; a lock this old belongs to a run that died. */
+const STALE_LOCK_MS = 10 * 60_000;
+
+/** Whether the lock dir's owner is gone: its pid (same pid namespace) is dead, or the lock is stale. */
+export function lockAbandoned(lock: string): boolean {
+  let age: number;
+  try {
+    age = Date.now() - statSync(lock).mtimeMs;
+  } catch {
+    return false; // released meanwhile: just try again
+  }
+  if (age > STALE_LOCK_MS) return true;
+  let owner: { pid: number; ns: string } | undefined;
+  try {
+    owner = JSON.parse(readFileSync(join(lock, "owner"), "utf8"));
+  } catch {
+    // The owner writes the file right after mkdir; none after a minute means it died in between.
+    return age > 60_000;
+  }
+  if (owner!.ns !== pidNamespace()) return false;
+  try {
+    process.kill(owner!.pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return "";
+  }
+}
+
 /**
  * A Debian bookworm minbase (`mmdebstrap --mode=root`, which works as root of a user namespace).
- * Made once per host user and reused by later runs; concurrent callers wait for one build.
+ * Made once per host user and reused by later runs; concurrent callers wait for one build, and a
+ * lock left by a run that died is taken over rather than waited on forever.
  */
 export function debianMinbase(): string {
   const dir = join(testCacheDir(), "debian-bookworm-minbase");
   const lock = `${dir}.lock`;
+  const deadline = Date.now() + 2 * STALE_LOCK_MS;
   for (;;) {
     if (existsSync(`${dir}.complete`)) return dir;
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, "owner"), JSON.stringify({ pid: process.pid, ns: pidNamespace() }));
       break;
-    } catch {
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if (lockAbandoned(lock)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${lock} is still held after ${(2 * STALE_LOCK_MS) / 60_000} minutes; remove it if no test run is making the Debian rootfs`);
       spawnSync("sleep", ["1"]);
     }
   }

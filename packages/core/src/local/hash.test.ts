@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
@@ -71,10 +71,25 @@ test("the stat cache reads a file again only when its stat changed", () => {
   cache = StatCache.load(path);
   hashLocal("./src", dir, {}, cache);
   assert.equal(cache.reads, 0);
-  writeFileSync(join(dir, "src/a.txt"), "changed\n");
+  // Same size, and the old mtime put back (as `cp -p`, `git checkout` or a fast editor can leave
+  // it): the fingerprint still differs (ctime), so the file is read and the new bytes count.
+  // Whole milliseconds, so that utimes can put back exactly the mtime the cache recorded.
+  const file = join(dir, "src/a.txt");
+  const t = new Date(1_700_000_000_000);
+  utimesSync(file, t, t);
   cache = StatCache.load(path);
-  hashLocal("./src", dir, {}, cache);
+  const before = hashLocal("./src", dir, {}, cache).digest;
   assert.equal(cache.reads, 1);
+  cache.save();
+  const { size, mtimeMs } = statSync(file);
+  writeFileSync(file, "A\n");
+  utimesSync(file, t, t);
+  assert.equal(statSync(file).size, size);
+  assert.equal(statSync(file).mtimeMs, mtimeMs);
+  cache = StatCache.load(path);
+  const after = hashLocal("./src", dir, {}, cache).digest;
+  assert.equal(cache.reads, 1);
+  assert.notEqual(after, before, "the new content changes the digest");
 });
 
 test("the stat cache forgets files that left a walked directory", () => {
