@@ -24,6 +24,7 @@ export function stageDeps(s: Stage): Stage[] {
   if (from.kind === "stage") add(from.stage);
   if (from.kind === "tarball" && from.source.kind === "stage-path") add(from.source.stage);
   for (const [, source] of s.spec.copy) if (source.kind === "stage-path") add(source.stage);
+  for (const b of s.spec.stageBinds ?? []) add(b.from.stage);
   return out;
 }
 

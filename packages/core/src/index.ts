@@ -18,6 +18,7 @@ export type {
   TarballBase,
   DebianBase,
   Bind,
+  StageBind,
   SecretSource,
   StageOrigin,
   Healthcheck,

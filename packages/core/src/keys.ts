@@ -69,6 +69,8 @@ export interface StageInputs {
   runAs?: string;
   network: "host" | "none";
   binds: BindInput[];
+  /** tmpfs targets of `run`; absent when there are none. */
+  tmpfs?: string[];
   config: ConfigInputs;
   /** Where a frontend's step came from (Dockerfile line, build args). For reasons only. */
   origin?: { file: string; line: number; instruction: string; args?: Record<string, string> };
@@ -90,6 +92,7 @@ export function layerKeyMaterial(i: StageInputs): unknown {
     runAs: i.runAs,
     network: i.network,
     binds: i.binds.map((b) => ({ target: b.target, readonly: b.readonly, digest: b.digest })),
+    tmpfs: i.tmpfs,
   };
 }
 

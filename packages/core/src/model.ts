@@ -104,6 +104,13 @@ export interface Healthcheck {
   readonly retries?: number;
 }
 
+/** A path of another stage's result mounted read-only into `run` (BuildKit `--mount=type=bind,from=`). */
+export interface StageBind {
+  /** Absolute path inside the sandbox. */
+  readonly target: string;
+  readonly from: StagePathSource;
+}
+
 export type SecretSource = { readonly env: string } | { readonly file: string };
 
 /**
@@ -144,6 +151,10 @@ export interface StageSpec {
   readonly annotations: Readonly<Record<string, string>>;
   readonly network: "host" | "none";
   readonly binds: readonly Bind[];
+  /** `binds` whose source is another stage's path; that stage is a dependency. */
+  readonly stageBinds: readonly StageBind[];
+  /** tmpfs mounts of `run` (BuildKit `--mount=type=tmpfs`): empty, never in the layer. */
+  readonly tmpfs: readonly string[];
   /** target → cache id */
   readonly caches: Readonly<Record<string, string>>;
   readonly secrets: Readonly<Record<string, SecretSource>>;

@@ -56,6 +56,8 @@ export interface Plan {
   entries: PlanEntry[];
   /** File contents read while hashing (0 on a warm no-op plan). */
   filesRead: number;
+  /** The project ignore file `local()` sources honour: ".mstageignore", or ".dockerignore" when there is no .mstageignore. */
+  ignoreFile?: string;
 }
 
 /** Whether a plan would change anything: the exit-code question of `--detailed-exitcode`. */
@@ -122,7 +124,7 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
 
   const out = graph.order.map((s) => entries.get(s)!);
   for (const s of graph.unused) out.push({ stage: s, status: "unused", reasons: [], layerKey: "", configKey: "", target: false });
-  return { entries: out, filesRead: cache.reads };
+  return { entries: out, filesRead: cache.reads, ...(hasher.ignoreFile ? { ignoreFile: hasher.ignoreFile } : {}) };
 }
 
 function configFields(a: ConfigInputs, b: ConfigInputs): string[] {
@@ -139,6 +141,10 @@ class Hasher {
     private readonly cache: StatCache,
   ) {
     this.ignore = projectIgnore(ctx.projectDir);
+  }
+
+  get ignoreFile(): string | undefined {
+    return this.ignore.file;
   }
 
   async inputsOf(s: Stage, done: Map<Stage, PlanEntry>, users: Map<Stage, string | undefined>): Promise<StageInputs> {
@@ -194,6 +200,11 @@ class Hasher {
       const d = this.hash(b.host, [], false, s, "binds");
       return { target: b.target, host: b.host, readonly: true, digest: d.digest };
     });
+    // A stage's path is keyed like a copy from it: that stage's key and the path.
+    for (const b of spec.stageBinds) {
+      const key = upstream(b.from.stage);
+      binds.push({ target: b.target, host: `${b.from.stage.name}.path(${JSON.stringify(b.from.path)})`, readonly: true, digest: "sha256:" + sha256Hex(`${key}\n${b.from.path}`) });
+    }
     const config: ConfigInputs = {
       user: spec.user,
       entrypoint: spec.entrypoint && [...spec.entrypoint],
@@ -221,6 +232,7 @@ class Hasher {
       runAs: spec.runAs,
       network: spec.network,
       binds,
+      ...(spec.tmpfs.length ? { tmpfs: [...spec.tmpfs] } : {}),
       config,
       ...(spec.origin ? { origin: { ...spec.origin, ...(spec.origin.args ? { args: { ...spec.origin.args } } : {}) } } : {}),
       files,

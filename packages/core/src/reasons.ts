@@ -39,6 +39,7 @@ function diffAll(prev: StageInputs, cur: StageInputs): string[] {
   if (prev.runAs !== cur.runAs) out.push(`runAs changed to ${cur.runAs ?? "the base's user"}`);
   if (prev.network !== cur.network) out.push(`network changed to ${cur.network}`);
   out.push(...diffBinds(prev, cur));
+  if (!same(prev.tmpfs ?? [], cur.tmpfs ?? [])) out.push("tmpfs mounts changed");
   return out;
 }
 

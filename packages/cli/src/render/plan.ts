@@ -23,6 +23,8 @@ export function renderPlan(plan: Plan, o: { color: boolean; quiet?: boolean }): 
       out += paint[e.status](line) + "\n";
     }
   }
+  // Docker users' .dockerignore applies silently otherwise: say so, since its syntax is Docker's.
+  if (plan.ignoreFile === ".dockerignore" && !o.quiet) out += kleur.dim("local() sources leave out what .dockerignore lists (there is no .mstageignore)") + "\n";
   return out + summary(plan) + "\n";
 }
 
@@ -75,5 +77,6 @@ export function planJson(plan: Plan): unknown {
     summary: counts(plan),
     changes: planHasChanges(plan),
     filesRead: plan.filesRead,
+    ignoreFile: plan.ignoreFile ?? null,
   };
 }

@@ -8,7 +8,8 @@ import { callerLocation } from "./location.ts";
 export interface LocalOptions extends FileOptions {
   /**
    * gitignore-style patterns, relative to the source directory, of files to leave out (and out of
-   * the stage key). A `.mstageignore` beside `images.ts` applies as well.
+   * the stage key). A `.mstageignore` beside `images.ts` applies as well or, when there is none, a
+   * `.dockerignore` there (in Docker's syntax: paths from the directory of `images.ts`).
    * @example local("./web", { exclude: ["node_modules/", "*.log"] })
    */
   exclude?: string[];

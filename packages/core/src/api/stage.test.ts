@@ -98,3 +98,13 @@ test("healthcheck is Docker's HEALTHCHECK: shell or exec test, Go durations in n
   assert.throws(() => stage("ob", { from: scratch(), onBuild: ["ONBUILD RUN x"] }), { name: "StageError", message: /cannot be a trigger/ });
   assert.deepEqual(stage("ob2", { from: scratch(), onBuild: ["RUN make"] }).spec.onBuild, ["RUN make"]);
 });
+
+test("binds take another stage's path (a dependency) and tmpfs takes absolute paths", () => {
+  const deps = stage("deps", { from: scratch() });
+  const s = stage("binder", { from: scratch(), shell: ["/bin/sh", "-c"], run: "true", binds: { "/src": "./src", "/deps/": deps.path("/out") }, tmpfs: ["/tmp/"] });
+  assert.deepEqual(s.spec.binds.map((b) => b.target), ["/src"]);
+  assert.deepEqual(s.spec.stageBinds.map((b) => [b.target, b.from.stage.name, b.from.path]), [["/deps", "deps", "/out"]]);
+  assert.deepEqual(s.spec.tmpfs, ["/tmp"]);
+  assert.throws(() => stage("bad-tmpfs", { from: scratch(), tmpfs: ["tmp"] }), { name: "StageError", message: /"tmp" is not absolute/ });
+  assert.throws(() => stage("bad-bind", { from: scratch(), binds: { "/x": inline("no") as never } }), { name: "StageError", message: /must be a host path, \{ host, readonly\? \} or someStage\.path/ });
+});

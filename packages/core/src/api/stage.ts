@@ -3,7 +3,7 @@
 import { posix } from "node:path";
 import { StageError, type SourceLocation } from "../errors.ts";
 import { STAGE_BRAND, isStage } from "../model.ts";
-import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
+import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageBind, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
 import { didYouMean } from "../suggest.ts";
 import { BASE_BRAND, SOURCE_BRAND, branded, describe, isBase, isSource } from "./brand.ts";
 import { checkFileOptions, fileOptions } from "./sources.ts";
@@ -128,12 +128,22 @@ export interface StageOptions {
    */
   network?: "host" | "none";
   /**
-   * Host directories (relative to `images.ts` or absolute) mounted at a target path during `run`,
-   * never part of the layer. Read-only by default, and then their contents are part of the stage
-   * key; a writable bind (`readonly: false`) means the stage is never served from cache.
+   * Host directories (relative to `images.ts` or absolute) or another stage's path mounted at a
+   * target path during `run`, never part of the layer. Read-only by default, and then their
+   * contents are part of the stage key; a writable host bind (`readonly: false`) means the stage is
+   * never served from cache. `someStage.path(p)` mounts that stage's `p` read-only and makes the
+   * stage a dependency (BuildKit's `RUN --mount=type=bind,from=stage,source=p`); for an image, make
+   * a stage of it: `stage("tools", { from: image("…") }).path("/usr/bin")`.
    * @example binds: { "/src": "./src", "/out": { host: "./dist", readonly: false } }
+   * @example binds: { "/deps": deps.path("/out/node_modules") }
    */
-  binds?: Record<string, string | { host: string; readonly?: boolean }>;
+  binds?: Record<string, string | { host: string; readonly?: boolean } | StagePathSource>;
+  /**
+   * Empty tmpfs mounts during `run` (BuildKit's `RUN --mount=type=tmpfs`): what a step writes
+   * there is never part of the layer or seen by a later stage.
+   * @example tmpfs: ["/tmp", "/var/cache/apt"]
+   */
+  tmpfs?: string[];
   /**
    * Persistent cache directories (target → cache id) kept across builds and shared by stages using
    * the same id; never in the layer or the key (BuildKit's `--mount=type=cache`).
@@ -200,7 +210,7 @@ export interface HealthcheckOptions {
 
 const KEYS: readonly (keyof StageOptions)[] = [
   "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
-  "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "caches", "secrets", "squash",
+  "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "tmpfs", "caches", "secrets", "squash",
   "tags", "platform",
 ];
 
@@ -379,13 +389,17 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
   if (network !== "host" && network !== "none") fail("network", `must be "host" or "none", got ${describe(o.network)}`);
 
   const binds: Bind[] = [];
+  const stageBinds: StageBind[] = [];
   for (const [target, value] of entries(o.binds, "binds", `{ "/src": "./src" }`, fail)) {
     if (!target.startsWith("/")) fail("binds", `target ${JSON.stringify(target)} is not absolute: it is the path inside the sandbox`);
-    if (typeof value === "string" && value !== "") binds.push(Object.freeze({ target: cleanPath(target), host: value, readonly: true }));
+    if (isSource(value) && value.kind === "stage-path") stageBinds.push(Object.freeze({ target: cleanPath(target), from: value }));
+    else if (typeof value === "string" && value !== "") binds.push(Object.freeze({ target: cleanPath(target), host: value, readonly: true }));
     else if (isPlainObject(value) && typeof value.host === "string" && value.host !== "" && (value.readonly === undefined || typeof value.readonly === "boolean") && Object.keys(value).every((k) => k === "host" || k === "readonly")) {
       binds.push(Object.freeze({ target: cleanPath(target), host: value.host, readonly: value.readonly ?? true }));
-    } else fail("binds", `the bind for ${JSON.stringify(target)} must be a host path or { host, readonly? }, got ${describe(value)}`);
+    } else fail("binds", `the bind for ${JSON.stringify(target)} must be a host path, { host, readonly? } or someStage.path(…), got ${describe(value)}`);
   }
+  const tmpfs = optionalStringArray(o.tmpfs, "tmpfs", `["/tmp"]`, fail) ?? [];
+  for (const t of tmpfs) if (!t.startsWith("/")) fail("tmpfs", `${JSON.stringify(t)} is not absolute: it is the path inside the sandbox`);
 
   const caches = stringRecord(o.caches, "caches", `{ "/root/.cache/go-build": "go-build" }`, fail);
   for (const [target, id] of Object.entries(caches)) {
@@ -429,6 +443,8 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     annotations: Object.freeze(annotations),
     network,
     binds: Object.freeze(binds),
+    stageBinds: Object.freeze(stageBinds),
+    tmpfs: Object.freeze(tmpfs.map(cleanPath)),
     caches: Object.freeze(caches),
     secrets: Object.freeze(secrets),
     squash,

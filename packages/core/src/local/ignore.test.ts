@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { IgnoreRules } from "./ignore.ts";
+import { IgnoreRules, dockerignorePatterns } from "./ignore.ts";
 
 const rules = (...p: string[]) => new IgnoreRules(p);
 
@@ -51,4 +51,17 @@ test("comments, blank lines and escaped specials", () => {
 
 test("a file inside an ignored directory is ignored through the directory", () => {
   assert.equal(rules("vendor").ignores("vendor/x/y.go", false), true);
+});
+
+test(".dockerignore patterns are Docker's: paths from the context root, ** across directories, ! re-includes", () => {
+  const d = (text: string) => new IgnoreRules(dockerignorePatterns(text), ".dockerignore");
+  const r = d("# comment\n*.log\n**/*.tmp\n/node_modules/\n./build/../dist\n!keep.log\n\n");
+  assert.deepEqual(dockerignorePatterns("*.log\n !x \n/a//b/\n."), ["/*.log", "!/x", "/a/b"]);
+  assert.equal(r.ignores("a.log", false), true);
+  assert.equal(r.ignores("sub/a.log", false), false, "unlike gitignore, *.log matches only at the top");
+  assert.equal(r.ignores("sub/deep/x.tmp", false), true);
+  assert.equal(r.ignores("node_modules/x/y.js", false), true);
+  assert.equal(r.ignores("dist", true), true);
+  assert.equal(r.ignores("keep.log", false), false);
+  assert.equal(r.file, ".dockerignore");
 });

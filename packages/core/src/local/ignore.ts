@@ -1,4 +1,5 @@
-// gitignore-syntax patterns, for `.mstageignore` and `local(…, { exclude })`.
+// gitignore-syntax patterns, for `.mstageignore` and `local(…, { exclude })`, and the translation
+// of a `.dockerignore` (Docker's own syntax) into them.
 
 interface Rule {
   re: RegExp;
@@ -9,7 +10,14 @@ interface Rule {
 /** A compiled pattern list: the last matching pattern decides, as in gitignore. */
 export class IgnoreRules {
   private readonly rules: Rule[];
-  constructor(patterns: readonly string[]) {
+  /**
+   * @param file the ignore file the patterns came from (".mstageignore" or ".dockerignore"), so a
+   * plan can say which one applied
+   */
+  constructor(
+    patterns: readonly string[],
+    readonly file?: string,
+  ) {
     this.rules = patterns.map(compile).filter((r): r is Rule => r !== undefined);
   }
 
@@ -30,6 +38,40 @@ export class IgnoreRules {
 
 export function parseIgnoreFile(text: string): string[] {
   return text.split(/\r?\n/);
+}
+
+/**
+ * A `.dockerignore` as gitignore patterns. Docker's patterns (moby/patternmatcher) are paths from
+ * the context root, cleaned like Go's filepath.Clean, where `*` and `?` stay within one name, `**`
+ * spans directories, `!` re-includes, and a match on a directory covers what is below it. So each
+ * becomes an anchored gitignore pattern: `*.log` matches only at the top, as in Docker.
+ */
+export function dockerignorePatterns(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    let p = raw.trim();
+    if (p === "" || p.startsWith("#")) continue;
+    let negate = "";
+    if (p.startsWith("!")) {
+      negate = "!";
+      p = p.slice(1).trim();
+    }
+    p = cleanPath(p);
+    if (p === "" || p === ".") continue;
+    out.push(`${negate}/${p}`);
+  }
+  return out;
+}
+
+/** Go's filepath.Clean for a relative pattern, minus any leading "/" (Docker strips it too). */
+function cleanPath(p: string): string {
+  const parts: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return parts.join("/");
 }
 
 function compile(line: string): Rule | undefined {

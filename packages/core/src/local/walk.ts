@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSyn
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
-import { IgnoreRules, parseIgnoreFile } from "./ignore.ts";
+import { IgnoreRules, dockerignorePatterns, parseIgnoreFile } from "./ignore.ts";
 
 export interface LocalEntry {
   /**
@@ -21,15 +21,26 @@ export interface LocalEntry {
   stat?: Stats;
 }
 
-/** Project-wide ignore rules: `.mstageignore` beside images.ts. Read once per project and run. */
+/**
+ * Project-wide ignore rules: `.mstageignore` beside images.ts (gitignore syntax) or, when there is
+ * none, the `.dockerignore` a Docker user already has (Docker's syntax). `file` says which one was
+ * read. Read once per project and run.
+ */
 export function projectIgnore(projectDir: string): IgnoreRules {
-  let text = "";
+  const own = readIfExists(join(projectDir, ".mstageignore"));
+  if (own !== undefined) return new IgnoreRules(parseIgnoreFile(own), ".mstageignore");
+  const docker = readIfExists(join(projectDir, ".dockerignore"));
+  if (docker !== undefined) return new IgnoreRules(dockerignorePatterns(docker), ".dockerignore");
+  return new IgnoreRules([]);
+}
+
+function readIfExists(path: string): string | undefined {
   try {
-    text = readFileSync(join(projectDir, ".mstageignore"), "utf8");
+    return readFileSync(path, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    return undefined;
   }
-  return new IgnoreRules(parseIgnoreFile(text));
 }
 
 /** The host path of a local source (or bind): relative to the project directory unless absolute. */

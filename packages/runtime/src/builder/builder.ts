@@ -13,7 +13,7 @@ import type { Digest } from "../oci/digest.ts";
 import { applyCopy } from "./copy.ts";
 import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
-import { hostPathInRoot } from "../sandbox/paths.ts";
+import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
 import { CorruptLayerError, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import type { BaseProvider, PreparedBase } from "./bases.ts";
@@ -221,10 +221,10 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         await copyInto(upper);
       } else if (changes) {
         // Bind and cache targets are mount points: the sandbox keeps them out of the upper dir.
-        const mountpoints = [...spec.binds.map((b) => b.target), ...Object.keys(spec.caches)];
+        const mountpoints = [...spec.binds.map((b) => b.target), ...spec.stageBinds.map((b) => b.target), ...spec.tmpfs, ...Object.keys(spec.caches)];
         await withRootfs({ lowers, upper, work: ovlWork, mountpoints, tmpDir: work }, async (merged) => {
           await copyInto(merged);
-          if (spec.run.length) await runScripts(stage, runConfig, merged, signal);
+          if (spec.run.length) await withStageRoots(spec.stageBinds.map((b) => b.from.stage), (roots) => runScripts(stage, runConfig, merged, roots, signal));
         });
       }
       emit({ type: "stage-phase", stage: stage.name, phase: "commit" });
@@ -273,7 +273,14 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     });
   }
 
-  async function runScripts(stage: Stage, config: ImageConfig, merged: string, signal: AbortSignal): Promise<void> {
+  /** Runs `fn` with each stage's result mounted read-only (for binds from a stage's path). */
+  async function withStageRoots<T>(stages: Stage[], fn: (roots: Map<Stage, string>) => Promise<T>, roots = new Map<Stage, string>()): Promise<T> {
+    const next = stages.find((s) => !roots.has(s));
+    if (!next) return fn(roots);
+    return withStageRoot(next, (root) => withStageRoots(stages, fn, new Map(roots).set(next, root)));
+  }
+
+  async function runScripts(stage: Stage, config: ImageConfig, merged: string, roots: Map<Stage, string>, signal: AbortSignal): Promise<void> {
     const spec = stage.spec;
     const shell = spec.shell;
     const shellPath = hostPathInRoot(merged, shell[0]!, { followLast: true });
@@ -285,6 +292,13 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const env = runEnv(config);
 
     const binds = spec.binds.map((b) => ({ target: b.target, host: resolve(o.projectDir, b.host), readonly: b.readonly }));
+    for (const b of spec.stageBinds) {
+      const r = resolveInRoot(roots.get(b.from.stage)!, b.from.path);
+      if (r.missing.length) {
+        throw new StageError(stage.name, `${b.from.stage.name}.path("${b.from.path}") does not exist in stage "${b.from.stage.name}"'s result`, `binds["${b.target}"]`, stage.definedAt);
+      }
+      binds.push({ target: b.target, host: r.existing, readonly: true });
+    }
     const caches = await Promise.all(Object.entries(spec.caches).map(async ([target, id]) => ({ target, dir: await o.store.cacheDir(id) })));
     const secrets = await Promise.all(Object.entries(spec.secrets).map(async ([id, s]) => ({ id, data: await readSecret(stage, id, s) })));
 
@@ -307,6 +321,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         network: spec.network,
         binds,
         caches,
+        tmpfs: [...spec.tmpfs],
         secrets,
         signal,
         onOutput: (chunk: string, stream: "stdout" | "stderr") => out[stream].push(chunk),

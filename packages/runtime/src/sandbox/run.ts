@@ -53,6 +53,8 @@ export interface RunStepOptions {
   network: "host" | "none";
   binds?: StepBind[];
   caches?: StepCache[];
+  /** Empty tmpfs mounts at these paths inside the rootfs (BuildKit's `--mount=type=tmpfs`). */
+  tmpfs?: string[];
   secrets?: StepSecret[];
   /** Aborting kills the step's whole process tree; runStep then rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -197,6 +199,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
       mkdirSync(c.dir, { recursive: true });
       plan.bind(c.dir, plan.target(c.target, "dir"), false);
     }
+    for (const t of opts.tmpfs ?? []) plan.mount("tmpfs", plan.target(t, "dir"), "tmpfs", "nosuid,nodev");
     if (secrets.length) {
       const dir = plan.target("/run/secrets", "dir");
       plan.mount("tmpfs", dir, "tmpfs", "mode=0755,nosuid,nodev,noexec,size=16m");
