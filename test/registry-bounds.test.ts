@@ -227,3 +227,36 @@ describe("the client library on a misbehaving registry", () => {
     }
   });
 });
+
+test("a pulled layer that is not a tar is one error naming the stage and the image", async () => {
+  const d = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
+  const junk = Buffer.from("not a tar at all; ".repeat(100));
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [d(junk)] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: d(config), size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: d(junk), size: junk.length }],
+    }),
+  );
+  const reg = await serve((req, res) => {
+    const type = { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": d(manifest) };
+    if (req.url === "/v2/") return void res.writeHead(200).end("{}");
+    if (req.url?.includes("/manifests/")) return void res.writeHead(200, type).end(req.method === "HEAD" ? undefined : manifest);
+    if (req.url?.endsWith(d(config))) return void res.writeHead(200).end(config);
+    if (req.url?.endsWith(d(junk))) return void res.writeHead(200).end(junk);
+    res.writeHead(404).end();
+  });
+  const dir = mkdtempSync(join(tmpdir(), "mstage-bounds-"));
+  writeFileSync(join(dir, "images.ts"), `import { image, stage } from "mstage";\nexport const app = stage("app", { from: image("${reg.host}/x/y:1"), env: { A: "1" } });\n`);
+  try {
+    const r = await upMeasured(dir);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`stage "app", key "from": base ${reg.host.replace(/\./g, "\\.")}/x/y:1: layer ${d(junk)} is not a valid tar: it is not a tar archive`), r.stderr);
+    assert.doesNotMatch(r.stderr, /internal error/);
+  } finally {
+    await reg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
