@@ -2,11 +2,11 @@
 // summary, --json, --detailed-exitcode, target selection, and a stat cache that reads no file twice.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { copyFixture, mstage } from "./helpers/mstage-cli.ts";
-import { recordProjectBuilt } from "./helpers/record-build.ts";
 
 interface JsonPlan {
   stages: { name: string; status: string; reasons: string[]; target: boolean; layerKey: string | null; configKey: string | null }[];
@@ -14,12 +14,34 @@ interface JsonPlan {
   filesRead: number;
 }
 
-/** A built copy of the plan-basic fixture with its own store. */
+/** `mstage up` in `dir`, which must succeed. */
+function up(dir: string, env: Record<string, string>): void {
+  const r = mstage(dir, ["up", "-q"], env);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+let template: { dir: string; store: string } | undefined;
+
+/**
+ * A built copy of the plan-basic fixture with its own store: built once by a real `mstage up`, then
+ * copied (cp -a keeps the store's mapped owners) for each test, and a no-op `up` in the copy warms
+ * its stat cache as it would a user's.
+ */
 async function builtProject(): Promise<{ dir: string; store: string; env: Record<string, string> }> {
-  const dir = copyFixture("plan-basic");
+  if (!template) {
+    const t = { dir: copyFixture("plan-basic"), store: mkdtempSync(join(tmpdir(), "mstage-plan-store-")) };
+    up(t.dir, { MSTAGE_STORE: t.store });
+    template = t;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "mstage-plan-basic-"));
   const store = mkdtempSync(join(tmpdir(), "mstage-plan-store-"));
-  await recordProjectBuilt(dir, store);
-  return { dir, store, env: { MSTAGE_STORE: store } };
+  for (const [from, to] of [[template.dir, dir], [template.store, store]]) {
+    const r = spawnSync("cp", ["-a", `${from}/.`, to], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const env = { MSTAGE_STORE: store };
+  up(dir, env);
+  return { dir, store, env };
 }
 
 function plan(dir: string, env: Record<string, string>, args: string[] = []): JsonPlan {
@@ -134,7 +156,7 @@ test("an added exported stage is new; exporting the unused one makes it needed",
 test("a config-only change upstream is a config-only change for the stage built on it", async () => {
   const { dir, env } = await builtProject();
   writeFileSync(join(dir, "images.ts"), readFileSync(join(dir, "images.ts"), "utf8") + `export const child = stage("child", { from: app });\n`);
-  await recordProjectBuilt(dir, env.MSTAGE_STORE);
+  up(dir, env);
   edit(dir, "images.ts", `labels: { version: "1" }`, `labels: { version: "2" }`);
   const p = plan(dir, env);
   assert.deepEqual(entry(p, "app").reasons, ["config only: labels"]);
@@ -146,7 +168,7 @@ test("reverting an edit whose result is still in the store rebuilds nothing but 
   const { dir, env } = await builtProject();
   const original = readFileSync(join(dir, "src/main.go"), "utf8");
   writeFileSync(join(dir, "src/main.go"), original + "// edited\n");
-  await recordProjectBuilt(dir, env.MSTAGE_STORE);
+  up(dir, env);
   writeFileSync(join(dir, "src/main.go"), original);
   const p = plan(dir, env);
   assert.equal(entry(p, "tools").status, "config");

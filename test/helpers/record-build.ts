@@ -1,5 +1,7 @@
 // Records a project as built, through the same calls `mstage up` makes after building: the store's
-// result record per stage key, then recordBuild + saveState. Used by plan tests (no build runs).
+// result record per stage key, then recordBuild + saveState. Only for projects no real `up` can build
+// offline: plan-keys' fixture of fake image/oci/debian pins, and bench/plan.sh's 200-stage project.
+// Plan tests on buildable projects (plan.test.ts) run a real `mstage up` instead.
 import { join } from "node:path";
 import { buildGraph, loadState, planStages, recordBuild, saveState } from "@mstage/core";
 import { Store } from "@mstage/runtime";
