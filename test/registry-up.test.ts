@@ -41,6 +41,16 @@ describe("up and plan with a registry", { skip: whyNot() }, () => {
     return { digest: desc.digest as string, manifest };
   };
 
+  /** The document of the referrer of `subject` with this artifact type, from a layout of the project. */
+  const attestation = (dir: string, subject: string, artifactType: string): Buffer => {
+    const index = JSON.parse(readFileSync(join(project, dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string; artifactType?: string }> };
+    for (const m of index.manifests.filter((d) => d.artifactType === artifactType)) {
+      const manifest = JSON.parse(readFileSync(join(project, dir, "blobs", "sha256", m.digest.slice(7)), "utf8"));
+      if (manifest.subject?.digest === subject) return readFileSync(join(project, dir, "blobs", "sha256", manifest.layers[0].digest.slice(7)));
+    }
+    assert.fail(`no ${artifactType} referrer of ${subject} in ${dir}`);
+  };
+
   before(async () => {
     reg = await startRegistry();
     tmp = mkdtempSync(join(tmpdir(), "mstage-regup-"));
@@ -102,6 +112,13 @@ export const app = stage("app", {
     assert.match(second.out, /0 built, 1 cached/);
     assert.doesNotMatch(second.all, /\[app\] run/);
     assert.equal(layoutImage("oci-b", "app").digest, want);
+    // The attestations come through the cache too: the same SBOM bytes, and a provenance that names
+    // the pulled base by its digest.
+    const sbom = (dir: string) => attestation(dir, want, "application/spdx+json");
+    assert.ok(sbom("oci-b").equals(sbom("oci")), "the SBOM made from cached layers is the same bytes");
+    const provenance = JSON.parse(attestation("oci-b", want, "application/vnd.in-toto+json").toString("utf8"));
+    const deps = provenance.predicate.buildDefinition.resolvedDependencies as Array<{ uri: string; digest: { sha256: string } }>;
+    assert.deepEqual(deps.find((d) => d.uri === `docker://${reg.host}/base/busybox:1`)?.digest, { sha256: base.manifest.digest.slice(7) });
   });
 
   test("when the tag moves, plan keeps the pin; --refresh names the new digest", async () => {

@@ -73,8 +73,8 @@ test("mstage ls shows the project's outputs (refs of ./oci beside images.ts) wit
     );
     const r = mstage(["-f", join(dir, "images.ts"), "--store", join(dir, "store"), "ls"], "invoker", dir);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^REF +DIGEST +SIZE +WRITTEN$/m);
-    assert.match(r.stdout, new RegExp(`^hello +sha256:a{12} +2\\.50 MB +\\d+s ago$`, "m"));
+    assert.match(r.stdout, /^REF +DIGEST +SIZE +WRITTEN +ATTESTATIONS$/m);
+    assert.match(r.stdout, new RegExp(`^hello +sha256:a{12} +2\\.50 MB +\\d+s ago +-$`, "m"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

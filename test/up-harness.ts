@@ -103,10 +103,13 @@ export function runBundle(bundle: string, o: { args?: string[] } = {}): { code: 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A layout's index as ref → manifest digest. */
+/** A layout's index as ref → manifest digest (referrers, which have no ref, are left out). */
 export function layoutRefs(layout: string): Record<string, string> {
   const index = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
-  return Object.fromEntries(index.manifests.map((m) => [m.annotations?.["org.opencontainers.image.ref.name"] ?? "", m.digest]));
+  return Object.fromEntries(index.manifests.flatMap((m) => {
+    const ref = m.annotations?.["org.opencontainers.image.ref.name"];
+    return ref === undefined ? [] : [[ref, m.digest]];
+  }));
 }
 
 /** Every file under `dir` with its size and mtime: a cheap fingerprint to show nothing changed. */

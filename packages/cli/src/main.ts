@@ -51,6 +51,8 @@ cli
   .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
   .option("--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO")
   .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
+  .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
+  .option("--sbom-format <format>", "spdx (default) or cyclonedx")
   .action(lazy(() => import("./commands/up.ts")));
 
 cli
@@ -69,6 +71,11 @@ cli
   .command("graph", "print the stage graph")
   .option("--format <format>", "text, dot or mermaid", { default: "text" })
   .action(lazy(() => import("./commands/graph.ts")));
+
+cli
+  .command("sbom <image>", "print the SBOM of a built image (a ref in ./oci, or a stage name)")
+  .option("--format <format>", "spdx, cyclonedx or table (default: table on a terminal, else spdx)")
+  .action(lazy(() => import("./commands/sbom.ts")));
 
 cli.command("ls", "outputs and cached stages: digests, sizes, ages").action(lazy(() => import("./commands/ls.ts")));
 

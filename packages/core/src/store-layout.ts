@@ -9,6 +9,7 @@
 //   gzip/<hex>             diff-id → "<digest of its gzip blob> <size>"
 //   caches/<id>/           persistent `caches` dirs of `run` steps
 //   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
+//   attestations/scan-<hex>.json  an image's package scan (for its SBOM), by its layer chain
 //   tmp/                   temp files and work dirs; same filesystem, so finished entries rename in
 //   locks/                 the store lock's files (shared holders and gc's exclusive one)
 import { existsSync, readFileSync } from "node:fs";
@@ -85,6 +86,11 @@ export class StoreLayout {
   cache(id: string): string {
     const safe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id) ? id : "h-" + sha256Hex(id).slice(0, 32);
     return join(this.cachesDir, safe);
+  }
+  /** The package scan of a layer chain, by the chain's scan key (64 hex digits). */
+  scan(key: string): string {
+    if (!/^[a-f0-9]{64}$/.test(key)) throw new Error(`invalid scan key ${JSON.stringify(key)}`);
+    return join(this.root, "attestations", `scan-${key}.json`);
   }
   /** The stat cache of the project at `projectDir` (one file per project). */
   statCache(projectDir: string): string {

@@ -97,3 +97,18 @@ export type { ApplyOptions } from "./layer/apply.ts";
 export { commitLayer, commitLayerToStore } from "./layer/commit.ts";
 export type { CommitOptions } from "./layer/commit.ts";
 export { compressLayer } from "./layer/compress.ts";
+
+// sbom/
+export { attestImage, scanImage, cachedScan, scanKey, cyclonedxDocument, CYCLONEDX_MEDIA_TYPE } from "./sbom/attest.ts";
+export type { AttestOptions, SbomFormat } from "./sbom/attest.ts";
+export { ATTESTATION_ANNOTATION, EMPTY_CONFIG_MEDIA_TYPE } from "./sbom/artifact.ts";
+export type { Artifact, AttestationKind } from "./sbom/artifact.ts";
+export { spdxDocument, SPDX_MEDIA_TYPE } from "./sbom/spdx.ts";
+export { provenanceStatement, IN_TOTO_MEDIA_TYPE, SLSA_PROVENANCE_V1 } from "./sbom/provenance.ts";
+export type { ProvenanceInput, ResourceDescriptor } from "./sbom/provenance.ts";
+export type { AttestationSubject } from "./sbom/subject.ts";
+export { pushReferrers } from "./sbom/push.ts";
+export type { PushedReferrers } from "./sbom/push.ts";
+export { readGoBuildInfo, parseModInfo } from "./sbom/gobuildinfo.ts";
+export type { GoBuildInfo, GoModule } from "./sbom/gobuildinfo.ts";
+export type { ImageScan, FoundPackage, FoundFile } from "./sbom/types.ts";

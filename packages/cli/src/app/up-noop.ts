@@ -3,7 +3,7 @@
 // namespace, no runtime), so a no-op `up` costs about what `mstage plan` costs.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf } from "@mstage/core";
+import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, type OciIndexEntry } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext } from "./project.ts";
 
@@ -30,6 +30,8 @@ export async function checkNoop(o: {
   targets: string[];
   outputs: OutputSpec[];
   verbose?: boolean;
+  /** The SBOM format each output must carry (with a provenance), or false for none. */
+  attestations?: "spdx" | "cyclonedx" | false;
 }): Promise<NoopSummary | undefined> {
   // A docker-archive is rewritten every time: its digest is not recorded anywhere cheap to check.
   if (o.outputs.some((x) => x.kind !== "oci")) return undefined;
@@ -46,7 +48,9 @@ export async function checkNoop(o: {
   for (const dir of dirs) {
     const index = readOciIndex(dir);
     if (!index) return undefined;
-    const byRef = new Map(index.map((m) => [refNameOf(m), m.digest]));
+    // Referrers (SBOM, provenance) have no ref name: only named entries are the refs.
+    const byRef = new Map(index.filter((m) => refNameOf(m) !== undefined).map((m) => [refNameOf(m), m.digest]));
+    if (!attestationsMatch(dir, index, plan.entries.filter((e) => e.target).map((e) => ctx.state.stages[e.stage.name]?.manifestDigest), o.attestations ?? "spdx")) return undefined;
     const wanted = plan.entries.filter((e) => e.target);
     // The layout is replaced whole on each write: it must hold exactly these refs.
     let refCount = 0;
@@ -64,6 +68,31 @@ export async function checkNoop(o: {
     if (byRef.size !== refCount) return undefined;
   }
   return { projectDir: config.projectDir, built: 0, cached: plan.entries.filter((e) => e.status === "cached").length, configOnly: 0, outputs };
+}
+
+const SBOM_TYPES = { spdx: "application/spdx+json", cyclonedx: "application/vnd.cyclonedx+json" } as const;
+
+/**
+ * Whether the layout's referrers are what this run would attach: with attestations, an SBOM of the
+ * asked format and a provenance for each image; without, none at all.
+ */
+function attestationsMatch(dir: string, manifests: Array<OciIndexEntry & { artifactType?: string }>, digests: Array<string | undefined>, want: "spdx" | "cyclonedx" | false): boolean {
+  const found = new Map<string, Set<string>>();
+  for (const m of manifests) {
+    if (!m.annotations?.["dev.mstage.attestation"]) continue;
+    if (!want) return false;
+    try {
+      const subject = (JSON.parse(readFileSync(ociLayoutBlob(dir, m.digest), "utf8")) as { subject?: { digest?: string } }).subject?.digest;
+      if (!subject) return false;
+      let types = found.get(subject);
+      if (!types) found.set(subject, (types = new Set()));
+      types.add(m.artifactType ?? "");
+    } catch {
+      return false;
+    }
+  }
+  if (!want) return true;
+  return digests.every((d) => d !== undefined && found.get(d)?.has(SBOM_TYPES[want]) && found.get(d)?.has("application/vnd.in-toto+json"));
 }
 
 /** Manifest + config + layer sizes of an image in a layout; undefined when a blob is missing. */

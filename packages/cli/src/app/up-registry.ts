@@ -4,7 +4,10 @@ import { UserError } from "@mstage/core";
 import {
   RegistryCache,
   RegistryClient,
+  parseReference,
   pushImages,
+  pushReferrers,
+  type Artifact,
   type BuildEventHandler,
   type BuiltImage,
   type RegistryClientOptions,
@@ -70,12 +73,24 @@ export class UpRegistry {
   }
 
   /** --push: each exported stage to each of its tags. Returns the output lines for the summary. */
-  async push(store: Store, images: { stage: string; tags: readonly string[]; image: BuiltImage }[]) {
+  async push(store: Store, images: { stage: string; tags: readonly string[]; image: BuiltImage; referrers?: Artifact[] }[]) {
     const targets = images.filter((i) => i.tags.length > 0);
     if (targets.length === 0) {
       throw new UserError(`--push: no exported stage has tags; add tags: ["registry.example.com/${images[0]?.stage ?? "app"}:1.0"] to the stage`);
     }
     const pushed = await pushImages(targets.map((t) => ({ tags: [...t.tags], image: t.image })), { source: store, client: this.client });
+    // Attestations go to each repository the image went to, once per repository.
+    const repos = new Set<string>();
+    for (const t of targets) {
+      for (const tag of t.tags) {
+        const ref = parseReference(tag);
+        const repo = `${ref.registry}/${ref.repository}@${t.image.descriptor.digest}`;
+        if (!t.referrers?.length || repos.has(repo)) continue;
+        repos.add(repo);
+        const r = await pushReferrers(this.client, ref, t.image.descriptor.digest, t.referrers, store);
+        this.onEvent?.({ type: "note", message: `${tag}: ${t.referrers.length} attestation(s) attached (${r.via === "api" ? "referrers API" : `tag ${ref.repository}:sha256-…`})` });
+      }
+    }
     return pushed.map((p, i) => {
       const img = targets.flatMap((t) => t.tags.map(() => t.image))[i]!;
       const size = img.layers.reduce((n, l) => n + l.descriptor.size, img.descriptor.size + img.configDescriptor.size);

@@ -32,6 +32,7 @@ import { createPlanContext } from "./project.ts";
 import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";
+import { UpAttestations, type AttestUpOptions } from "./up-attest.ts";
 
 export type { OutputSpec } from "./up-noop.ts";
 
@@ -57,6 +58,8 @@ export interface UpOptions {
   onPlan?: (plan: Plan) => void;
   /** --push, --cache-from/--cache-to, --insecure-registry (up-registry.ts). */
   registry?: RegistryUpOptions;
+  /** --sbom, --sbom-format (up-attest.ts); default an SPDX SBOM and a provenance per image. */
+  attest?: AttestUpOptions;
 }
 
 export interface UpSummary {
@@ -145,6 +148,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       const images: OutputImage[] = [];
       const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
       const compress = (diffId: Digest) => compressLayer(store, diffId);
+      const attest = new UpAttestations({ ...(o.attest ?? { sbom: true, format: "spdx" }), store, file: config.file, projectDir, entries: plan.entries, deps: (s) => graph.deps(s), targets: o.targets, sourceDateEpoch: sde, onNote: (message) => o.onEvent?.({ type: "note", message }) });
       o.onEvent?.({ type: "note", message: "writing outputs (a new layer is compressed once, then reused)" });
       // A build-only stage named on the command line is built and kept in the store; it becomes an
       // output only where the user asked for outputs explicitly (--output).
@@ -156,8 +160,9 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       for (const entry of written) {
         const b = stages.get(entry.stage)!;
         const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });
-        images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image });
-        pushTargets.push({ stage: entry.stage.name, tags: entry.stage.spec.tags, image });
+        const referrers = await attest.forImage(entry, b, image);
+        images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image, referrers });
+        pushTargets.push({ stage: entry.stage.name, tags: entry.stage.spec.tags, image, referrers });
         digests.set(entry.stage, image.descriptor.digest);
       }
       const specs = !images.length ? [] : o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];

@@ -21,6 +21,8 @@ interface OutputRow {
   digest: string;
   size: number;
   written: Date;
+  /** Kinds of the attestations attached to it (sbom, provenance). */
+  attestations: string[];
 }
 
 /** The refs of an OCI layout with each image's size (manifest + config + layers, as stored). */
@@ -31,7 +33,18 @@ function readLayout(dir: string): OutputRow[] {
   const index = JSON.parse(readFileSync(indexFile, "utf8")) as {
     manifests?: Array<{ digest: string; size: number; annotations?: Record<string, string> }>;
   };
-  return (index.manifests ?? []).map((m) => {
+  const attestations = new Map<string, string[]>();
+  for (const m of index.manifests ?? []) {
+    const kind = m.annotations?.["dev.mstage.attestation"];
+    if (!kind) continue;
+    try {
+      const subject = (JSON.parse(readFileSync(join(dir, "blobs", ...m.digest.split(":")), "utf8")) as { subject?: { digest?: string } }).subject?.digest;
+      if (subject) attestations.set(subject, [...(attestations.get(subject) ?? []), kind].sort());
+    } catch {
+      // A referrer without its blob attests nothing we can show.
+    }
+  }
+  return (index.manifests ?? []).filter((m) => !m.annotations?.["dev.mstage.attestation"]).map((m) => {
     let size = m.size;
     try {
       // The index is outside input: its digest names a file only once it is a digest.
@@ -44,7 +57,7 @@ function readLayout(dir: string): OutputRow[] {
     } catch {
       // An index entry without its manifest blob: show the manifest's own size.
     }
-    return { ref: m.annotations?.["org.opencontainers.image.ref.name"] ?? "(no name)", digest: m.digest, size, written };
+    return { ref: m.annotations?.["org.opencontainers.image.ref.name"] ?? "(no name)", digest: m.digest, size, written, attestations: attestations.get(m.digest) ?? [] };
   });
 }
 
@@ -67,8 +80,8 @@ export default async function ls(_args: string[], _opts: Record<string, unknown>
   }
   if (outputs.length) {
     process.stdout.write(kleur.cyan(`outputs in ${shortPath(layoutDir)}`) + "\n");
-    const rows = outputs.map((o) => [o.ref, o.digest.slice(0, 19), formatSize(o.size), formatAge(o.written)]);
-    process.stdout.write(table(["REF", "DIGEST", "SIZE", "WRITTEN"], rows, new Set([2])) + "\n");
+    const rows = outputs.map((o) => [o.ref, o.digest.slice(0, 19), formatSize(o.size), formatAge(o.written), o.attestations.join(",") || "-"]);
+    process.stdout.write(table(["REF", "DIGEST", "SIZE", "WRITTEN", "ATTESTATIONS"], rows, new Set([2])) + "\n");
   }
   if (!results.length) {
     process.stdout.write(`no stages in the store ${g.store}\n`);

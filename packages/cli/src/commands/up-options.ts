@@ -6,8 +6,9 @@ import { UserError } from "@mstage/core";
 import type { OutputSpec } from "../app/up-noop.ts";
 import type { UpOptions } from "../app/up-run.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
+import { parseAttestOptions } from "../app/attest-options.ts";
 
-export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry">> & Pick<UpOptions, "noCache" | "refresh" | "offline">;
+export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline">;
 
 /** Reads the build options as cac hands them over. */
 export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
@@ -18,6 +19,7 @@ export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
     refresh: opts.refresh === true,
     offline: opts.offline === true,
     registry: parseRegistryOptions(opts),
+    attest: parseAttestOptions(opts),
   };
 }
 

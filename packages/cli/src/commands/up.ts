@@ -11,13 +11,13 @@ import { parseUpOptions } from "./up-options.ts";
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const started = Date.now();
   const flags = parseUpOptions(opts);
-  const { outputs, noCache, registry } = flags;
+  const { outputs, noCache, registry, attest } = flags;
   const mode = resolveProgressMode(opts.progress, g.quiet, process.stderr);
   if (opts.watch) return (await import("./watch.ts")).default(args, opts, g);
   const color = g.color && process.stdout.isTTY === true;
 
   if (!process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
-    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose });
+    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
       return 0;

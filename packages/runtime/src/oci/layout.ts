@@ -21,6 +21,8 @@ import { Annotation, MediaType, isImageManifestType, isIndexType, type Descripto
 export interface OutputImage {
   refs: string[];
   image: BuiltImage;
+  /** Artifacts whose `subject` is this image (its SBOM and provenance), listed in index.json without a ref. */
+  referrers?: ReadonlyArray<{ descriptor: Descriptor; config: Descriptor; layers: readonly Descriptor[] }>;
 }
 
 export interface WriteLayoutOptions {
@@ -54,8 +56,8 @@ export async function writeOciLayout(
   try {
     await mkdir(join(tmp, "blobs", "sha256"), { recursive: true });
     const done = new Set<Digest>();
-    for (const { image } of images) {
-      for (const d of imageBlobs(image)) {
+    for (const { image, referrers } of images) {
+      for (const d of [...imageBlobs(image), ...(referrers ?? []).flatMap((r) => [r.descriptor, r.config, ...r.layers])]) {
         options.signal?.throwIfAborted();
         if (done.has(d.digest)) continue;
         const how = await placeBlob(store, d, join(tmp, "blobs", "sha256", digestHex(d.digest)));
@@ -108,7 +110,18 @@ export function layoutIndex(images: OutputImage[], kept: Descriptor[] = []): Ima
       });
     }
   }
-  manifests.sort((a, b) => cmp(a.annotations?.[Annotation.refName] ?? "", b.annotations?.[Annotation.refName] ?? "") || cmp(a.digest, b.digest));
+  // Referrers (an image's SBOM and provenance) have no ref: they follow the refs, found by reading
+  // their `subject` as OCI 1.1 tools do.
+  const listed = new Set(manifests.map((m) => m.digest));
+  for (const { referrers } of images) {
+    for (const r of referrers ?? []) {
+      if (listed.has(r.descriptor.digest)) continue;
+      listed.add(r.descriptor.digest);
+      manifests.push(r.descriptor);
+    }
+  }
+  const ref = (d: Descriptor) => d.annotations?.[Annotation.refName];
+  manifests.sort((a, b) => (ref(a) === undefined ? 1 : 0) - (ref(b) === undefined ? 1 : 0) || cmp(ref(a) ?? "", ref(b) ?? "") || cmp(a.digest, b.digest));
   return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
 }
 
