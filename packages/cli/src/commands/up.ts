@@ -1,6 +1,7 @@
 // `mstage up`: plan, build what changed, write the outputs. Building runs inside mstage's user
 // namespace (re-executing itself there first), where layers owned by mapped ids can be read and
 // written. A no-op `up` is decided before that, with core alone: no namespace, no runtime loaded.
+import { constants } from "node:os";
 import { UserError } from "@mstage/core";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
@@ -31,9 +32,15 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const { runUp } = await import("../app/up-run.ts");
   const progress = createProgress(mode);
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new UserError("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  // `on`, not `once`: Ctrl-C reaches every process of the terminal's group, and a second delivery
+  // (or a second Ctrl-C while steps stop) must not kill mstage before it has cleaned up.
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interruptedBy ??= sig;
+    controller.abort(new UserError("interrupted"));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     const summary = await runUp({
       ...flags,
@@ -47,6 +54,12 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
     progress.stop();
     process.stdout.write(renderSummary({ ...summary, ms: Date.now() - started }, { quiet: g.quiet, color }));
     return 0;
+  } catch (e) {
+    if (!interruptedBy) throw e;
+    // The user stopped it: not a failure of any stage. Exit as shells report a death by that signal.
+    progress.stop();
+    process.stderr.write(`interrupted: the build stopped; stages that finished are kept in the store\n`);
+    return 128 + constants.signals[interruptedBy];
   } finally {
     progress.stop();
     process.off("SIGINT", onSignal);

@@ -72,7 +72,7 @@ class PlainProgress implements ProgressRenderer {
       case "stage-done":
         return this.line(e.stage, kleur.green(describeDone(e)));
       case "stage-failed":
-        return this.line(e.stage, kleur.red(`failed after ${formatDuration(e.ms)}`));
+        return this.line(e.stage, e.interrupted ? kleur.yellow(`interrupted after ${formatDuration(e.ms)}`) : kleur.red(`failed after ${formatDuration(e.ms)}`));
       case "output":
         return;
     }
@@ -125,7 +125,11 @@ class TtyProgress implements ProgressRenderer {
         return;
       case "stage-failed":
         this.live.delete(e.stage);
-        this.scroll(`${kleur.red("✗")} ${e.stage} ${kleur.red(`failed after ${formatDuration(e.ms)}`)}`);
+        this.scroll(
+          e.interrupted
+            ? `${kleur.yellow("■")} ${e.stage} ${kleur.yellow(`interrupted after ${formatDuration(e.ms)}`)}`
+            : `${kleur.red("✗")} ${e.stage} ${kleur.red(`failed after ${formatDuration(e.ms)}`)}`,
+        );
         return;
       case "output":
         return;

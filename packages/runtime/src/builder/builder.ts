@@ -80,7 +80,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
       } catch (e) {
         const error = noSpace(e) ? new StageError(stage.name, `no space left on the device of the store ${o.store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt) : e;
-        emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started });
+        emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started, interrupted: o.signal?.aborted === true });
         throw error;
       }
     },

@@ -17,7 +17,8 @@ export type BuildEvent =
   /** A stage served from the store: nothing of it was touched. */
   | { type: "stage-cached"; stage: string }
   | { type: "stage-done"; stage: string; outcome: StageOutcome; ms: number; layers: number }
-  | { type: "stage-failed"; stage: string; error: unknown; ms: number }
+  /** `interrupted`: the build was stopped (Ctrl-C, SIGTERM), the stage itself did not fail. */
+  | { type: "stage-failed"; stage: string; error: unknown; ms: number; interrupted?: boolean }
   /** An image written to an output. */
   | { type: "output"; dest: string; ref: string; digest: Digest; size: number };
 
