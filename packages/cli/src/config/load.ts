@@ -72,10 +72,13 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   const temp = join(projectDir, `.${basename(file)}.timestamp-${Date.now()}-${process.pid}-${++loads}.mjs`);
   const collection = beginStageCollection({ projectDir });
   let stages: Stage[] = [];
-  let mod: Record<string, unknown>;
+  const targets: Stage[] = [];
   try {
     writeFileSync(temp, code);
-    mod = await import(pathToFileURL(temp).href);
+    const mod = (await import(pathToFileURL(temp).href)) as Record<string, unknown>;
+    // Exported promises (`export const app = makeApp()` with an async makeApp) are awaited while
+    // the collection is open, so the stages they create are found like any other.
+    await findStages(mod, targets, new Set());
   } catch (e) {
     throw configError(e, file, dependencies, options.verbose === true);
   } finally {
@@ -86,24 +89,23 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
       // already gone
     }
   }
-  const targets: Stage[] = [];
-  findStages(mod, targets, new Set());
   // Files a frontend read (a Dockerfile, a stacker.yaml) are part of the config too.
   for (const f of collection.files()) if (!dependencies.includes(f)) dependencies.push(f);
   return { file, projectDir, stages, targets, dependencies };
 }
 
-/** Every Stage in the module's exports, recursively through arrays and plain objects. */
-function findStages(x: unknown, out: Stage[], seen: Set<unknown>): void {
+/** Every Stage in the module's exports, recursively through arrays, plain objects and promises. */
+async function findStages(x: unknown, out: Stage[], seen: Set<unknown>): Promise<void> {
   if (typeof x !== "object" || x === null || seen.has(x)) return;
   seen.add(x);
   if (isStage(x)) {
     if (!out.includes(x)) out.push(x);
     return;
   }
+  if (typeof (x as { then?: unknown }).then === "function") return findStages(await (x as PromiseLike<unknown>), out, seen);
   const proto = Object.getPrototypeOf(x);
-  if (Array.isArray(x)) x.forEach((v) => findStages(v, out, seen));
-  else if (proto === Object.prototype || proto === null) Object.values(x).forEach((v) => findStages(v, out, seen));
+  if (Array.isArray(x)) for (const v of x) await findStages(v, out, seen);
+  else if (proto === Object.prototype || proto === null) for (const v of Object.values(x)) await findStages(v, out, seen);
 }
 
 function cachePath(file: string): string {
