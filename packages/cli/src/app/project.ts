@@ -4,6 +4,7 @@ import {
   LockedBaseIdentity,
   RegistryError,
   StoreLayout,
+  UserError,
   layerInStore,
   loadState,
   readStoredResult,
@@ -12,7 +13,18 @@ import {
   type LockFile,
   type PlanContext,
   type Stage,
+  type StageGraph,
 } from "@mstage/core";
+
+/**
+ * `plan`, `up` and `watch` need something to build: a config that exports no stage (and names none
+ * on the command line) is a mistake, said the same way by each, with exit 1.
+ */
+export function requireTargets(graph: StageGraph, file: string): void {
+  if (graph.targets.length === 0) {
+    throw new UserError(`${file} exports no stage, so there is nothing to build: export at least one, e.g. \`export const app = stage("app", {...})\``);
+  }
+}
 
 export interface PlanContextOptions {
   projectDir: string;

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, type OciIndexEntry } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext } from "./project.ts";
+import { createPlanContext, requireTargets } from "./project.ts";
 
 export type OutputSpec = { kind: "oci"; dir: string } | { kind: "docker-archive"; file: string };
 
@@ -39,6 +39,7 @@ export async function checkNoop(o: {
   if (process.env.SOURCE_DATE_EPOCH) return undefined;
   const config = await loadConfig(o.file, { verbose: o.verbose });
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
+  requireTargets(graph, config.file);
   const ctx = await createPlanContext({ projectDir: config.projectDir, store: o.store });
   const plan = await planStages(graph, ctx);
   if (!plan.entries.every((e) => e.status === "cached" || e.status === "unused")) return undefined;

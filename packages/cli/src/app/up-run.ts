@@ -28,7 +28,7 @@ import {
   type OutputImage,
 } from "@mstage/runtime";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext } from "./project.ts";
+import { createPlanContext, requireTargets } from "./project.ts";
 import type { OutputSpec } from "./up-noop.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UpRegistry, type RegistryUpOptions } from "./up-registry.ts";
@@ -77,7 +77,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   const config = o.config ?? (await loadConfig(o.file, { verbose: o.verbose }));
   const projectDir = config.projectDir;
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
-  if (graph.order.length === 0) throw new UserError(`${config.file} exports no stage: export at least one, e.g. \`export const app = stage("app", {...})\``);
+  requireTargets(graph, config.file);
 
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");

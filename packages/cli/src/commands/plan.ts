@@ -2,7 +2,7 @@
 // be resolved in a registry (not pinned in images.lock, or --refresh).
 import { buildGraph, planHasChanges, planStages } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
-import { createPlanContext } from "../app/project.ts";
+import { createPlanContext, requireTargets } from "../app/project.ts";
 import type { GlobalOptions } from "../options.ts";
 import { renderPlan, planJson } from "../render/plan.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
@@ -44,6 +44,7 @@ class RemoteResults {
 export default async function plan(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const config = await loadConfig(g.file, { verbose: g.verbose });
   const graph = buildGraph(config.stages, config.targets, args);
+  requireTargets(graph, config.file);
   const registry = parseRegistryOptions(opts);
   const remote = new RemoteResults(opts.offline ? [] : (registry.cacheFrom ?? []), registry.insecure ?? []);
   const ctx = await createPlanContext({
