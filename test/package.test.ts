@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { REPO, layoutRefs } from "./up-harness.ts";
+import { REPO, layoutRefs, skopeoInspect, tool } from "./up-harness.ts";
 import { testCacheDir } from "./helpers/rootfs.ts";
 
 interface Result {
@@ -123,6 +123,14 @@ test("the packed tarball installs with npm where this repo was never seen; init,
   const refs = layoutRefs(join(project, "oci"));
   assert.deepEqual(Object.keys(refs), ["app"], "the build-only stage is not an output");
   t.diagnostic(`npm install -g ${(global.ms / 1000).toFixed(1)} s; from it to a first built image ${(firstImage / 1000).toFixed(1)} s (up ${(up.ms / 1000).toFixed(1)} s, ${/\d+ built/.exec(up.stdout)?.[0]})`);
+
+  await t.test("every history entry is dated SOURCE_DATE_EPOCH, the debian() base's too", (t) => {
+    if (!tool("skopeo")) return t.skip("skopeo missing: run .ci/setup");
+    const config = skopeoInspect(join(project, "oci"), "app", true) as { created: string; history: { created?: string; created_by: string }[] };
+    assert.equal(config.created, "1970-01-01T00:00:00Z");
+    assert.match(config.history[0]!.created_by, /^mstage debian bookworm/);
+    assert.deepEqual(config.history.map((h) => h.created), config.history.map(() => "1970-01-01T00:00:00Z"), "no undated entry (podman history would say 292 years ago)");
+  });
 
   await t.test("the starter image runs its command", async () => {
     // In mstage's own sandbox, on the store's layers: examples.test.ts judges OCI outputs with runc.

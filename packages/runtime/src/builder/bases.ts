@@ -24,7 +24,7 @@ import {
   type OciBase,
   type Stage,
 } from "@mstage/core";
-import { emptyImageConfig } from "../oci/config.ts";
+import { createdTimestamp, emptyImageConfig } from "../oci/config.ts";
 import { digestHex, parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
 import { isGzipLayerType, isImageManifestType, isIndexType, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
 import { pullImage, resolveDigest } from "../registry/pull.ts";
@@ -71,6 +71,11 @@ export class BaseProvider implements BaseIdentity {
 
   constructor(private readonly o: BaseProviderOptions) {}
 
+  /** When images made here say they were created: SOURCE_DATE_EPOCH, like their layers' file times. */
+  private created(): string {
+    return createdTimestamp(this.o.sourceDateEpoch ?? 0);
+  }
+
   get platform(): Platform {
     return this.o.platform;
   }
@@ -107,14 +112,14 @@ export class BaseProvider implements BaseIdentity {
       case "debian": {
         const id = await this.resolveBase(base, stage);
         const made = await this.o.store.getResult(id);
-        if (made) return { layers: made.layers, config: made.config };
-        if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, this.o.platform) };
+        if (made) return { layers: made.layers, config: dated(made.config, this.created()) };
+        if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, this.o.platform, this.created()) };
         if (await this.makeDebian(base, stage)) {
           throw new StageError(stage.name, `debian ${debianLockKey(base)}: the mirror now installs other package versions than images.lock pinned; images.lock is updated, run mstage up again`, "from", stage.definedAt);
         }
         const r = await this.o.store.getResult(id);
         if (!r) throw new Error(`debian base ${debianLockKey(base)} vanished from the store during the build`);
-        return { layers: r.layers, config: r.config };
+        return { layers: r.layers, config: dated(r.config, this.created()) };
       }
       case "oci":
         return this.prepareOci(base, stage);
@@ -215,7 +220,7 @@ export class BaseProvider implements BaseIdentity {
             if (e.code !== "EEXIST" && e.code !== "ENOTEMPTY") throw e;
           });
         }
-        const config = debianConfig(base, layer, this.o.platform);
+        const config = debianConfig(base, layer, this.o.platform, this.created());
         const record: StageResult = { key: id, layers: [layer], config, history: config.history ?? [], created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
         await this.o.store.putResult(id, record);
       }
@@ -377,11 +382,20 @@ interface PulledImage {
 }
 
 /** A debian() base's image config: nothing but its one layer, so `prepare` can rebuild it from that. */
-function debianConfig(base: DebianBase, layer: LayerRef, platform: Platform): ImageConfig {
+function debianConfig(base: DebianBase, layer: LayerRef, platform: Platform, created: string): ImageConfig {
   const config = emptyImageConfig(platform);
   config.rootfs.diff_ids = [layer.diffId];
   config.history = [{ created_by: `mstage debian ${debianLockKey(base)}`, comment: "mstage" }];
-  return config;
+  return dated(config, created);
+}
+
+/**
+ * The config with SOURCE_DATE_EPOCH's time on itself and on every history entry that has none, as
+ * the stages' own entries have: an undated entry reads as year 1 ("292 years ago" in podman history).
+ * Also applied to debian() bases that a store made before their entries were dated.
+ */
+function dated(config: ImageConfig, created: string): ImageConfig {
+  return { ...config, created: config.created ?? created, history: (config.history ?? []).map((h) => ({ ...h, created: h.created ?? created })) };
 }
 
 function sameVersions(a: Record<string, string>, b: Record<string, string>): boolean {
