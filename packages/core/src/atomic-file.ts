@@ -1,6 +1,10 @@
-// The project's own small files (images.lock, .mstage/state.json, the stat cache): written whole
-// through a temp file and a rename, so a crash or a second mstage never leaves half a file.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+// The one way mstage replaces a file: write a temp file, rename it over the target, so a crash or a
+// second mstage never leaves half a file. Two flavours of the same steps: the project's own small
+// files (images.lock, .mstage/state.json, the stat cache, the compile cache), written synchronously
+// beside their target; and the store's entries, fsynced with their directory, their temp file in the
+// store's tmp/ so that gc can clear what a dead writer left.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
 let seq = 0;
@@ -16,5 +20,39 @@ export function writeFileAtomicSync(file: string, data: string): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/**
+ * Writes `data` to `dest` so that it survives a crash: into the fresh temp file `tmp` (same
+ * filesystem), fsync, rename, fsync of the parent directory.
+ */
+export async function writeFileDurably(dest: string, data: string | Uint8Array, tmp: string): Promise<void> {
+  const fh = await open(tmp, "wx", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dirname(dest));
+}
+
+/** Flushes a directory's entry table, so a rename into it survives a crash. */
+export function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -2,11 +2,11 @@
 // (bare imports stay external), `import "mstage"` resolves to this CLI's own API instance, and the
 // bundle is written beside images.ts, imported, and deleted. A compile cache in .mstage/ skips
 // esbuild when no input file changed, which keeps a no-op `plan` close to node's start-up time.
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as core from "@mstage/core";
-import { UserError, beginStageCollection, isStage, type Stage } from "@mstage/core";
+import { UserError, beginStageCollection, isStage, writeFileAtomicSync, type Stage } from "@mstage/core";
 import { codeFrame, filterStack, firstUserFrame, frameOf } from "./frames.ts";
 
 export interface LoadedConfig {
@@ -179,11 +179,7 @@ async function compile(file: string): Promise<{ code: string; dependencies: stri
   const inputs: Record<string, string> = {};
   for (const d of dependencies) inputs[d] = fingerprint(d) ?? "";
   try {
-    const path = cachePath(file);
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: CACHE_VERSION, file, inputs, code } satisfies CompileCache));
-    renameSync(tmp, path);
+    writeFileAtomicSync(cachePath(file), JSON.stringify({ version: CACHE_VERSION, file, inputs, code } satisfies CompileCache));
   } catch {
     // A read-only project still loads; it just compiles every time.
   }

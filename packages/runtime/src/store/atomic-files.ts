@@ -3,9 +3,9 @@
 // so a reader sees either nothing or the whole thing, and an interrupted write leaves only tmp/
 // garbage that no reader ever looks at.
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fsyncDir, writeFileDurably } from "@mstage/core";
 
 /** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
 export function processTag(): string {
@@ -37,37 +37,12 @@ export function tempName(tmpDir: string, hint = ""): string {
   return join(tmpDir, `${processTag()}.${randomBytes(6).toString("hex")}${hint ? "." + hint : ""}`);
 }
 
-/** Flushes a directory's entry table, so a rename into it survives a crash. */
-export function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, "r");
-    fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+/** Writes `data` to `dest` durably (core's writer), its temp file in the store's `tmpDir`. */
+export async function writeFileAtomic(dest: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
+  await writeFileDurably(dest, data, tempName(tmpDir));
 }
 
-/** Writes `data` to `dest` atomically: temp file in `tmpDir`, fsync, rename, fsync of the parent. */
-export async function writeFileAtomic(dest: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
-  const tmp = tempName(tmpDir);
-  const fh = await open(tmp, "wx", 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, dest);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(dirname(dest));
-}
+export { fsyncDir };
 
 /** Node error code of `e`, if any. */
 export function errno(e: unknown): string | undefined {
