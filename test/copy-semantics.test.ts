@@ -105,6 +105,17 @@ for (const user of testUsers()) {
       assert.match(lines(workdir, "/wd2/ids")[0]!, new RegExp(`1000:0 ${sha("1000\n0\n")}$`));
     });
 
+    await t.test("8: wildcards copy each match as Docker does, include keeps only what matches", () => {
+      assert.deepEqual(entryLines(local, (p) => !p.startsWith("globbed")).map((l) => l.replace(/ sha256:\w+/, "")), [
+        "/globbed dir 0755 0:0 ",
+        "/globbed/deep dir 0755 0:0 ",
+        "/globbed/deep/x file 0644 0:0",
+        "/globbed/lfile file 0644 0:0",
+      ], "sub/ldir's contents and sub/lfile, not sub/other");
+      assert.match(lines(local, "/one-glob")[0]!, /^\/one-glob file 0644 0:0 /, "a single match is copied as if it were named");
+      assert.deepEqual(entryLines(extras, (p) => !p.startsWith("inc")).map((l) => l.split(" ").slice(0, 2).join(" ")), ["/inc dir", "/inc/run.sh file", "/inc/sub dir", "/inc/sub/g2 file"]);
+    });
+
     await t.test("7: owner names resolve in the destination's /etc/passwd and /etc/group; an unknown one names the stage and key", async () => {
       assert.deepEqual(lines(local, "/ldir-app", "/owned-f").map((l) => l.replace(/ sha256:\w+/, "")), ["/ldir-app dir 0755 1000:1000 ", "/owned-f file 0640 1000:2000"]);
       assert.match(lines(extras, "/etc/motd")[0]!, /^\/etc\/motd file 0600 1000:2000 /);
@@ -115,6 +126,12 @@ export const ghost = stage("ghost", { from: oci(${JSON.stringify(join(baseDir, "
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /stage "ghost".*copy\["\/x"\]|copy\["\/x"\].*stage "ghost"/s);
       assert.match(r.stderr, /user "ghost" is not in the destination's \/etc\/passwd/);
+      writeAs(user.name, join(project, "images.ts"), `import { local, oci, stage } from "mstage";
+export const none = stage("none", { from: oci(${JSON.stringify(join(baseDir, "layout"))}, "base"), copy: { "/x/": local("./sub/zz*") } });
+`);
+      const g = await mstage(["up", "-q"]);
+      assert.equal(g.code, 1, g.stderr);
+      assert.match(g.stderr, /sub\/zz\*: no files match/, "a wildcard that matches nothing is an error, as in Docker (item 8)");
     });
   });
 }

@@ -33,6 +33,8 @@ COPY --chown=app d /ldir-app/
 COPY --chown=1000:extra f /owned-f
 COPY d /opt/existing/
 COPY --chmod=0600 f /f600
+COPY sub/l* /globbed/
+COPY sub/lf* /one-glob
 `,
   },
   {
@@ -81,6 +83,8 @@ export const localFiles = stage("local", {
     "/owned-f": local("./f", { owner: "1000:extra" }),
     "/opt/existing/": local("./d"),
     "/f600": local("./f", { mode: 0o600 }),
+    "/globbed/": local("./sub/l*"),
+    "/one-glob": local("./sub/lf*"),
   },
 });
 
@@ -106,12 +110,13 @@ export const extras = stage("extras", {
     "/into": local("./f"), // a dangling symlink destination: the file is written where it points
     "/as-file": local("./f"),
     "/etc/motd": inline("hi\\n", { owner: "app:extra", mode: 0o600 }),
+    "/inc/": local("./d", { include: ["*.sh", "sub/"] }),
   },
 });
 `;
 }
 
-/** The build context both builders copy from: f (0640), d/ with a 0700 subdir, a hardlink, a script and a symlink. */
+/** The build context both builders copy from: f (0640), d/ with a 0700 subdir, a hardlink, a script and a symlink; sub/ for wildcards. */
 export function writeContext(dir: string): void {
   writeFileSync(join(dir, "f"), "f\n");
   chmodSync(join(dir, "f"), 0o640);
@@ -122,4 +127,9 @@ export function writeContext(dir: string): void {
   chmodSync(join(dir, "d/run.sh"), 0o755);
   symlinkSync("g", join(dir, "d/sym"));
   chmodSync(join(dir, "d/sub"), 0o700);
+  // For wildcards: sub/l* matches a file and a directory (whose contents are copied), not "other".
+  mkdirSync(join(dir, "sub/ldir/deep"), { recursive: true });
+  writeFileSync(join(dir, "sub/lfile"), "lfile\n");
+  writeFileSync(join(dir, "sub/ldir/deep/x"), "x\n");
+  writeFileSync(join(dir, "sub/other"), "other\n");
 }

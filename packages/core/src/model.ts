@@ -37,6 +37,8 @@ export interface LocalSource extends FileOptions {
   readonly path: string;
   /** gitignore-style patterns, relative to `path`. */
   readonly exclude: readonly string[];
+  /** gitignore-style patterns, relative to `path`: only what they match is copied; empty: everything. */
+  readonly include?: readonly string[];
 }
 
 export interface StagePathSource extends FileOptions {

@@ -249,15 +249,16 @@ class Hasher {
   }
 
   private local(src: LocalSource, s: Stage, key: string): LocalDigest {
-    return this.hash(src.path, src.exclude, true, s, key);
+    return this.hash(src.path, src.exclude, true, s, key, src.include ?? []);
   }
 
-  private hash(path: string, exclude: readonly string[], useIgnore: boolean, s: Stage, key: string): LocalDigest {
-    const id = `${useIgnore}\0${path}\0${exclude.join("\0")}`;
+  /** `useIgnore`: a local() source (project ignore file, include patterns, wildcards); otherwise a bind. */
+  private hash(path: string, exclude: readonly string[], useIgnore: boolean, s: Stage, key: string, include: readonly string[] = []): LocalDigest {
+    const id = `${useIgnore}\0${path}\0${exclude.join("\0")}\0\0${include.join("\0")}`;
     let d = this.locals.get(id);
     if (!d) {
       try {
-        d = hashLocal(path, this.ctx.projectDir, { exclude, projectIgnore: useIgnore ? this.ignore : undefined }, this.cache);
+        d = hashLocal(path, this.ctx.projectDir, { exclude, include, projectIgnore: useIgnore ? this.ignore : undefined, glob: useIgnore }, this.cache);
       } catch (e) {
         if (!(e instanceof UserError) || e instanceof StageError) throw e;
         throw new StageError(s.name, `local ${e.message}`, key, s.definedAt, { cause: e });

@@ -2,7 +2,7 @@
 // build cancels it (the sandbox kills the step's whole process tree and unmounts) and starts over
 // with the newest files. A config that fails to load or a step that fails is reported, and the
 // last good graph keeps being watched until the next good save.
-import { IgnoreRules, UserError, localPath, projectIgnore, type LocalSource, type Plan } from "@mstage/core";
+import { IgnoreRules, UserError, globBase, localPath, projectIgnore, type LocalSource, type Plan } from "@mstage/core";
 import type { BuildEvent } from "@mstage/runtime";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { runUp, type UpOptions, type UpSummary } from "../app/up-run.ts";
@@ -122,7 +122,7 @@ export function targetsOf(config: LoadedConfig): WatchTarget[] {
   for (const f of config.dependencies) out.set(f, { path: f });
   const generated = [`${dir}/oci`, `${dir}/.mstage`];
   const addLocal = (src: LocalSource) => {
-    const root = localPath(src.path, dir);
+    const root = localPath(globBase(src.path), dir);
     const exclude = new IgnoreRules(src.exclude);
     out.set(root, {
       path: root,

@@ -13,12 +13,21 @@ export interface LocalOptions extends FileOptions {
    * @example local("./web", { exclude: ["node_modules/", "*.log"] })
    */
   exclude?: string[];
+  /**
+   * gitignore-style patterns, relative to the source directory: only the files they match (and the
+   * directories leading to them) are copied and keyed (BuildKit's include filter).
+   * @example local("./src", { include: ["*.js", "package.json"] }) // any depth, as in .gitignore
+   */
+  include?: string[];
 }
 
 /**
  * Files from the host, relative to the directory of `images.ts` (or absolute). Hashed by content
  * (path, type, mode, symlink target and bytes; never mtime), so touching a file rebuilds nothing.
- * A directory copies its contents to the destination.
+ * A directory copies its contents to the destination; hardlinks between its files stay hardlinks.
+ * Wildcards (`*`, `?`, `[…]`) work as in Docker's `COPY sub/l* /dest/`: each match is a source (a
+ * file goes in by its name, a directory's contents are copied), and no match is an error.
+ * @example copy: { "/app/": local("./dist/*.js") }
  * @example copy: { "/src": local("./src", { exclude: ["*.test.go"] }) }
  * @example copy: { "/usr/local/bin/run.sh": local("./run.sh", { mode: 0o755 }) }
  */
@@ -27,15 +36,20 @@ export function local(path: string, options: LocalOptions = {}): LocalSource {
   if (typeof path !== "string" || path === "") {
     throw locatedError(at, `local(): the path must be a non-empty string, got ${describe(path)}`);
   }
-  checkFileOptions("local", options, ["exclude", "mode", "owner"], at);
+  checkFileOptions("local", options, ["exclude", "include", "mode", "owner"], at);
   const exclude = options.exclude ?? [];
   if (!Array.isArray(exclude) || exclude.some((p) => typeof p !== "string")) {
     throw locatedError(at, `local(): "exclude" must be an array of strings, got ${describe(exclude)}`);
+  }
+  const include = options.include ?? [];
+  if (!Array.isArray(include) || include.some((p) => typeof p !== "string" || p.trim() === "")) {
+    throw locatedError(at, `local(): "include" must be an array of patterns like "*.js", got ${describe(include)}`);
   }
   return branded(SOURCE_BRAND, {
     kind: "local" as const,
     path,
     exclude: Object.freeze([...exclude]),
+    ...(include.length ? { include: Object.freeze([...include]) } : {}),
     ...fileOptions(options),
   });
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { local } from "../api/sources.ts";
 import { hashLocal } from "./hash.ts";
 import { StatCache } from "./statcache.ts";
-import { projectIgnore, walkLocal } from "./walk.ts";
+import { projectIgnore, walkLocal, walkLocalSync } from "./walk.ts";
 
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "mstage-hash-"));
@@ -122,4 +122,20 @@ test("the project's .mstage/ and its oci/ output layout are never part of a loca
   const rels = (await walkLocal(local("."), dir)).map((e) => e.rel);
   assert.ok(!rels.some((r) => r.startsWith(".mstage") || r.startsWith("oci")), rels.join());
   assert.ok(rels.includes("sub/oci/oci-layout"), "only the project's own output is left out");
+});
+
+test("wildcards list each match like Docker's COPY; include keeps matches and the directories to them", () => {
+  const dir = mkdtempSync(join(tmpdir(), "walk-glob-"));
+  mkdirSync(join(dir, "sub/ldir/deep"), { recursive: true });
+  writeFileSync(join(dir, "sub/lfile"), "1");
+  writeFileSync(join(dir, "sub/ldir/deep/x"), "2");
+  writeFileSync(join(dir, "sub/other"), "3");
+  const rels = (path: string, o: Parameters<typeof walkLocalSync>[2] = {}) => walkLocalSync(path, dir, { glob: true, ...o }).map((e) => e.rel);
+  assert.deepEqual(rels("sub/l*"), ["deep", "deep/x", "lfile"]);
+  assert.deepEqual(rels("sub/lf?le"), [""], "one match is the source itself");
+  assert.deepEqual(rels("sub/[!o]*"), ["deep", "deep/x", "lfile"]);
+  assert.throws(() => rels("sub/zz*"), /sub\/zz\*: no files match/);
+  assert.deepEqual(rels("sub", { include: ["x"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
+  assert.deepEqual(rels("sub", { include: ["ldir/"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
+  assert.throws(() => walkLocalSync("sub/l*", dir, {}), /no such file or directory/, "without glob (a bind) the name is literal");
 });

@@ -1,9 +1,8 @@
 // Content digest of a local source (or a read-only bind): relative path, type, mode, symlink target
 // and bytes of every entry; never mtime, never the absolute host path.
 import { sha256Hex } from "../canonical.ts";
-import type { IgnoreRules } from "./ignore.ts";
 import type { StatCache } from "./statcache.ts";
-import { localPath, walkLocalSync } from "./walk.ts";
+import { globBase, localPath, walkLocalSync, type WalkOptions } from "./walk.ts";
 
 export interface LocalDigest {
   /** "sha256:<hex>" over the whole entry list. */
@@ -15,13 +14,13 @@ export interface LocalDigest {
 export function hashLocal(
   path: string,
   projectDir: string,
-  o: { exclude?: readonly string[]; projectIgnore?: IgnoreRules },
+  o: WalkOptions,
   cache: StatCache,
 ): LocalDigest {
   const files: Record<string, string> = {};
   let text = "";
   const entries = walkLocalSync(path, projectDir, o);
-  if (entries.length === 0 || entries[0].rel !== "") cache.walkedDir(localPath(path, projectDir));
+  if (entries.length === 0 || entries[0].rel !== "") cache.walkedDir(localPath(o.glob ? globBase(path) : path, projectDir));
   for (const e of entries) {
     const content = e.type === "file" ? cache.fileDigest(e.abs, e.stat!) : e.type === "symlink" ? e.linkTarget! : "";
     // One line per entry; JSON-quoted strings keep newlines in names from forging lines.

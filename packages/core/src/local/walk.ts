@@ -54,14 +54,129 @@ export function localPath(path: string, projectDir: string): string {
  * `oci/` (when it is an OCI layout) are always left out.
  */
 export async function walkLocal(src: LocalSource, projectDir: string): Promise<LocalEntry[]> {
-  return walkLocalSync(src.path, projectDir, { exclude: src.exclude, projectIgnore: projectIgnore(projectDir) });
+  return walkLocalSync(src.path, projectDir, { exclude: src.exclude, include: src.include, projectIgnore: projectIgnore(projectDir), glob: true });
 }
 
-export function walkLocalSync(
-  path: string,
-  projectDir: string,
-  o: { exclude?: readonly string[]; projectIgnore?: IgnoreRules },
-): LocalEntry[] {
+export interface WalkOptions {
+  /** gitignore patterns relative to the source directory: left out. */
+  exclude?: readonly string[];
+  /** gitignore patterns relative to the source directory: when given, only what matches (and the directories leading to it). */
+  include?: readonly string[];
+  projectIgnore?: IgnoreRules;
+  /** `*`, `?` and `[…]` in `path` are wildcards (a `local()` source; never a bind). */
+  glob?: boolean;
+}
+
+/** Whether a local() path has Docker COPY wildcards (`*`, `?`, `[`) in it. */
+export function isGlob(path: string): boolean {
+  return /[*?[]/.test(path);
+}
+
+/** The part of a path before its first wildcard component: the directory a glob is matched under. */
+export function globBase(path: string): string {
+  const parts = path.split("/");
+  const i = parts.findIndex((p) => isGlob(p));
+  return i < 0 ? path : parts.slice(0, i).join("/") || (path.startsWith("/") ? "/" : ".");
+}
+
+export function walkLocalSync(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
+  const entries = o.glob && isGlob(path) ? walkGlob(path, projectDir, o) : walkOne(path, projectDir, o);
+  return o.include?.length ? included(entries, new IgnoreRules(o.include)) : entries;
+}
+
+/**
+ * Docker's `COPY sub/l* dest/`: every match (Go filepath.Match per name, sorted) is a source of its
+ * own; a single match is as if it were written out; with several, each file goes in by its name
+ * and each directory's contents are copied. No match is an error, as in Docker.
+ */
+function walkGlob(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
+  const abs = localPath(path, projectDir);
+  let found = [abs.startsWith("/") ? "/" : ""];
+  for (const part of abs.split("/").filter(Boolean)) {
+    const next: string[] = [];
+    for (const dir of found) {
+      if (!isGlob(part)) {
+        next.push(join(dir, part));
+        continue;
+      }
+      let names: string[];
+      try {
+        names = readdirSync(dir).sort();
+      } catch {
+        continue;
+      }
+      const re = globRegExp(part);
+      for (const n of names) if (re.test(n)) next.push(join(dir, n));
+    }
+    found = next.filter((p) => existsSync(p) || lstatExists(p));
+  }
+  const project = o.projectIgnore && !o.projectIgnore.empty ? o.projectIgnore : undefined;
+  found = found.filter((p) => {
+    const rel = relative(projectDir, p);
+    if (rel.startsWith("..") || isAbsolute(rel)) return true;
+    return !project?.ignores(rel.split(sep).join("/"), statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false);
+  });
+  if (found.length === 0) throw new UserError(`${path}: no files match (Docker's COPY fails the same way)`);
+  if (found.length === 1) return walkOne(found[0]!, projectDir, o);
+  const out: LocalEntry[] = [];
+  for (const m of found) {
+    for (const e of walkOne(m, projectDir, o)) out.push(e.rel === "" ? { ...e, rel: m.split("/").pop()! } : e);
+  }
+  return out;
+}
+
+function lstatExists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One name's wildcard pattern as Go's filepath.Match reads it: `*`, `?`, `[…]` (with `^`/`!`), `\` escapes. */
+function globRegExp(part: string): RegExp {
+  let re = "";
+  for (let i = 0; i < part.length; i++) {
+    const c = part[i]!;
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = part.indexOf("]", i + 2);
+      if (end < 0) re += "\\[";
+      else {
+        let cls = part.slice(i + 1, end).replace(/\\/g, "\\\\");
+        if (cls.startsWith("^") || cls.startsWith("!")) cls = "^" + cls.slice(1);
+        re += `[${cls}]`;
+        i = end;
+      }
+    } else if (c === "\\" && i + 1 < part.length) re += escapeRe(part[++i]!);
+    else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function escapeRe(c: string): string {
+  return /[.+^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
+}
+
+/** Only entries `include` matches, and the directories on the way to them. */
+function included(entries: LocalEntry[], include: IgnoreRules): LocalEntry[] {
+  if (entries.length === 1 && entries[0]!.rel === "") return entries;
+  const keep = new Set<string>();
+  // A matched directory brings everything below it (entries come depth first, parents before children).
+  const dirs: string[] = [];
+  for (const e of entries) {
+    const below = dirs.some((d) => e.rel.startsWith(d + "/"));
+    if (!below && !include.ignores(e.rel, e.type === "dir")) continue;
+    if (e.type === "dir") dirs.push(e.rel);
+    keep.add(e.rel);
+    for (let i = e.rel.lastIndexOf("/"); i > 0; i = e.rel.lastIndexOf("/", i - 1)) keep.add(e.rel.slice(0, i));
+  }
+  return entries.filter((e) => keep.has(e.rel));
+}
+
+function walkOne(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
   const root = localPath(path, projectDir);
   let st: Stats;
   try {

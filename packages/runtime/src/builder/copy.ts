@@ -96,7 +96,13 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       return;
     }
     case "local": {
-      const entries = await walkLocal(source, ctx.projectDir);
+      let entries;
+      try {
+        entries = await walkLocal(source, ctx.projectDir);
+      } catch (e) {
+        if (isUserError(e)) fail(`local ${(e as Error).message}`);
+        throw e;
+      }
       const tree = new TreeCopy(rules);
       if (entries.length === 1 && entries[0]!.rel === "") {
         const e = entries[0]!;
