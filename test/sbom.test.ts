@@ -17,8 +17,14 @@ import { registryUnavailable, startRegistry, type RunningRegistry } from "./help
 
 const root = testUsers()[0]!;
 const cacheDir = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${process.getuid?.() ?? 0}`);
-/** The SPDX 2.3 schema (spdx/spdx-spec, support/2.3: schemas/spdx-schema.json), kept beside the test store. */
-const SPDX_SCHEMA = process.env.MSTAGE_SPDX_SCHEMA ?? join(cacheDir, "spdx-2.3-schema.json");
+/**
+ * The SPDX 2.3 JSON schema (spdx/spdx-spec, branch support/2.3, schemas/spdx-schema.json). It is not
+ * ours to commit: it is read from shared/ beside the checkout (where CI lays it) or MSTAGE_SPDX_SCHEMA.
+ */
+const SPDX_SCHEMA =
+  process.env.MSTAGE_SPDX_SCHEMA ??
+  [join(REPO, "..", "shared", "spdx", "spdx-2.3-schema.json"), join(REPO, "..", "..", "shared", "spdx", "spdx-2.3-schema.json")].find((p) => existsSync(p)) ??
+  join(REPO, "..", "shared", "spdx", "spdx-2.3-schema.json");
 
 function whyNot(): string | undefined {
   const missing = ["mmdebstrap", "dpkg-query", "tar"].filter((t) => !tool(t));
@@ -144,12 +150,14 @@ describe("SBOM and provenance attestations", { skip: whyNot() }, () => {
     }
   });
 
-  test("a Go binary in a scratch image is listed with its modules from its build info", async () => {
+  test("a Go binary in a scratch image is listed with its modules from its build info (and npm and apk packages beside it)", async () => {
     const doc = JSON.parse(referrers(greeter).get("application/spdx+json")!.toString("utf8")) as { packages: Array<{ name: string; versionInfo?: string; externalRefs?: Array<{ referenceLocator: string }> }> };
     const purls = doc.packages.map((p) => p.externalRefs?.[0]?.referenceLocator ?? "");
     assert.ok(purls.includes("pkg:golang/example.com/greet@v0.1.0"), purls.join("\n"));
     assert.ok(purls.includes("pkg:golang/example.com/greeter"), "the main module");
     assert.ok(purls.some((p) => /^pkg:golang\/stdlib@go1\.\d+/.test(p)), "the Go toolchain");
+    assert.ok(purls.includes("pkg:npm/%40acme/left-pad@1.3.0"), "the npm package under node_modules");
+    assert.ok(purls.includes("pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64"), "the apk database's package");
     const table = expectOk(await mstage(["sbom", "greeter", "--format", "table"]), "sbom table").stdout;
     assert.match(table, /golang\s+example\.com\/greet\s+v0\.1\.0/);
   });
