@@ -45,12 +45,24 @@ test("mstage builds the same images as buildah bud from the same Dockerfiles", {
   expectOk(await mstageAs("root", project, store)(["up", "-q", "--output", `oci:${join(dir, "mstage")}`]), "mstage up");
   t.diagnostic(`mstage up of ${SCENARIOS.length} scenarios: ${Date.now() - started} ms`);
 
+  // The same Dockerfiles through dockerfile(): each built as written, in its own context.
+  for (const s of SCENARIOS) {
+    const ctx = join(dir, `ctx-${s.name}`);
+    mkdirSync(ctx);
+    writeContext(ctx);
+    writeFileSync(join(ctx, "Dockerfile"), s.dockerfile(base));
+  }
+  writeFileSync(
+    join(dir, "images.ts"),
+    `import { dockerfile } from "mstage";\n` + SCENARIOS.map((s, i) => `export const s${i} = dockerfile("./ctx-${s.name}/Dockerfile", { name: "${s.name}" });\n`).join(""),
+  );
+  const frontend = Date.now();
+  expectOk(await mstageAs("root", dir, store)(["up", "-q", "--output", `oci:${join(dir, "dockerfile")}`]), "mstage up (dockerfile())");
+  t.diagnostic(`mstage up of the ${SCENARIOS.length} Dockerfiles with dockerfile(): ${Date.now() - frontend} ms`);
+
   for (const s of SCENARIOS) {
     await t.test(s.name, () => {
       const ctx = join(dir, `ctx-${s.name}`);
-      mkdirSync(ctx);
-      writeContext(ctx);
-      writeFileSync(join(ctx, "Dockerfile"), s.dockerfile(base));
       buildahBud(ctx, join(dir, "buildah"), s.name);
 
       const ours = imageEntries(join(dir, "mstage"), s.name);
@@ -58,6 +70,13 @@ test("mstage builds the same images as buildah bud from the same Dockerfiles", {
       const skip = (p: string) => !!s.runArtifacts && RUN_MOUNTPOINTS.has(p) && !ours.has(p);
       assert.deepEqual(entryLines(ours, skip), entryLines(theirs, skip));
       assert.deepEqual(configFields(readImage(join(dir, "mstage"), s.name).config), configFields(readImage(join(dir, "buildah"), s.name).config));
+    });
+    await t.test(`${s.name}, its Dockerfile through dockerfile()`, () => {
+      const ours = imageEntries(join(dir, "dockerfile"), s.name);
+      const theirs = imageEntries(join(dir, "buildah"), s.name);
+      const skip = (p: string) => !!s.runArtifacts && RUN_MOUNTPOINTS.has(p) && !ours.has(p);
+      assert.deepEqual(entryLines(ours, skip), entryLines(theirs, skip));
+      assert.deepEqual(configFields(readImage(join(dir, "dockerfile"), s.name).config), configFields(readImage(join(dir, "buildah"), s.name).config));
     });
   }
 });

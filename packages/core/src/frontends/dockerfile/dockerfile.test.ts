@@ -68,10 +68,10 @@ test("the seed's two-stage Dockerfile becomes a chain of steps and a stage on sc
       "",
     ].join("\n"),
   });
-  assert.deepEqual(stages.map((s) => s.name), ["app.build.1", "app.build.2", "app.1.1", "app"]);
-  const [copyMain, build] = stages;
-  assert.deepEqual(copyMain!.spec.from, { kind: "image", ref: "golang:1.21" });
-  assert.equal(copyMain!.spec.workdir, "/src");
+  assert.deepEqual(stages.map((s) => s.name), ["app.build.1", "app.build.2", "app.build.3", "app.1.1", "app"]);
+  const [workdir, copyMain, build] = stages;
+  assert.deepEqual(workdir!.spec.from, { kind: "image", ref: "golang:1.21" });
+  assert.equal(workdir!.spec.workdir, "/src");
   const [dest, src] = copyMain!.spec.copy[0]!;
   assert.equal(dest, "/src/main.go");
   assert.equal(src.kind === "inline" && src.text, 'package main\nimport "fmt"\nfunc main() {\n  fmt.Println("hello, world")\n}\n');
@@ -111,10 +111,10 @@ test("ARG before FROM, build args, FROM a stage, exec-form RUN, ENV expansion, U
     { args: { VERSION: "2" } },
   );
   assert.ok(files.some((f) => f.endsWith("/Dockerfile")));
-  const [copy, exec, shell] = stages;
-  assert.deepEqual(copy!.spec.from, { kind: "image", ref: "busybox:stable" });
-  assert.deepEqual(copy!.spec.env, { APP: "/opt/app", V: "2" });
-  assert.equal(copy!.spec.workdir, "/opt/app");
+  const [workdir, copy, exec, shell] = stages;
+  assert.deepEqual(workdir!.spec.from, { kind: "image", ref: "busybox:stable" });
+  assert.deepEqual(workdir!.spec.env, { APP: "/opt/app", V: "2" });
+  assert.equal(workdir!.spec.workdir, "/opt/app");
   const [dest, src] = copy!.spec.copy[0]!;
   assert.equal(dest, "/opt/app/");
   assert.deepEqual({ kind: src.kind, path: (src as { path: string }).path, mode: src.mode, owner: src.owner }, { kind: "local", path: "./run.sh", mode: 0o755, owner: "1000:1000" });
@@ -164,9 +164,8 @@ test("an unknown instruction and a syntax error name Dockerfile:LINE and show th
 
 test("what mstage cannot build yet is refused at its line, never skipped", () => {
   assert.match(errorOf("FROM busybox\nCOPY *.go /src/\n").message, /Dockerfile:2: COPY \*\.go: wildcards are not supported yet/);
-  assert.match(errorOf("FROM busybox\nHEALTHCHECK CMD true\n").message, /Dockerfile:2: HEALTHCHECK is not supported yet/);
   assert.match(errorOf("FROM busybox\nRUN --mount=type=bind,target=/x true\n").message, /Dockerfile:2: RUN --mount=type=bind is not supported yet/);
-  assert.match(errorOf("FROM busybox\nCOPY --chown=app:app a /a\n").message, /Dockerfile:2: .*user and group names are not supported yet/);
+  assert.match(errorOf("FROM busybox\nHEALTHCHECK --bogus=1 CMD true\n").message, /Dockerfile:2: HEALTHCHECK --bogus is not a HEALTHCHECK flag/);
   assert.match(errorOf("FROM busybox\nENV PATH=/x:$PATH\n").message, /Dockerfile:2: \$PATH is not set by an ARG or ENV/);
   assert.match(errorOf("FROM busybox\n", { args: { NOPE: "1" } }).message, /args\.NOPE is not declared by any ARG/);
   assert.match(errorOf("FROM busybox\n", { target: "nope" }).message, /target "nope" is not a stage/);
@@ -189,4 +188,16 @@ test("plan names the Dockerfile line of a changed step and a changed build arg b
   });
   assert.deepEqual(diffInputs(inputs("make", {}), inputs("make all", {})), ["Dockerfile:7 RUN changed"]);
   assert.deepEqual(diffInputs(inputs("export V='1'\nmake", { V: "1" }), inputs("export V='2'\nmake", { V: "2" })), ["ARG V changed"]);
+});
+
+test("HEALTHCHECK, ONBUILD, owner names and port ranges go to their stage keys", () => {
+  const { target } = load({
+    Dockerfile: 'FROM busybox\nCOPY --chown=app:staff f /f\nHEALTHCHECK --interval=5s --retries=2 CMD wget -q localhost || exit 1\nONBUILD RUN make\nEXPOSE 8000-8001/udp\n',
+    f: "f",
+  });
+  const copy = chain(target)[0]!;
+  assert.equal(copy.spec.copy[0]![1].owner, "app:staff");
+  assert.deepEqual(target.spec.healthcheck, { test: ["CMD-SHELL", "wget -q localhost || exit 1"], interval: 5_000_000_000, retries: 2 });
+  assert.deepEqual(target.spec.onBuild, ["RUN make"]);
+  assert.deepEqual(target.spec.expose, ["8000/udp", "8001/udp"]);
 });

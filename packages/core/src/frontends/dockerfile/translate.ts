@@ -7,7 +7,7 @@ import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import { isAbsolute, posix, relative, resolve } from "node:path";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage, StageOrigin } from "../../model.ts";
-import { image, scratch } from "../../api/bases.ts";
+import { image, oci, scratch } from "../../api/bases.ts";
 import { inline, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { DockerfileError, type Instruction, type ParsedDockerfile } from "./parse.ts";
@@ -152,14 +152,14 @@ export function translateDockerfile(t: TranslateInput): Stage {
       const up = chainOf(parent);
       chain = { ...up, stage: up.stage, base: up.stage ?? up.base, env: new Map(up.env) };
     } else {
-      if (!/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(ref)) fail(fromIns.line, `FROM ${ref}: not an image reference`);
-      chain = { stage: undefined, base: image(ref), env: new Map(), envKnown: false, shell: DEFAULT_SHELL };
+      chain = { stage: undefined, base: imageBase(ref, fromIns), env: new Map(), envKnown: false, shell: DEFAULT_SHELL };
     }
 
     const args = new Map<string, string | undefined>();
     let pending = emptyPending();
     let steps = 0;
     let cmdSet = false;
+    const onBuild: string[] = [];
     let cmd: string[] | undefined;
     let last: Instruction = fromIns;
 
@@ -221,6 +221,8 @@ export function translateDockerfile(t: TranslateInput): Stage {
           const abs = posix.resolve(chain.workdir ?? "/", w);
           chain.workdir = abs;
           pending.workdir = abs;
+          // WORKDIR makes its directory, owned by the USER in effect then: a step of its own.
+          step(ins, {}, { file: t.display, line: ins.line, instruction: "WORKDIR", args: usedArgs });
           break;
         }
         case "USER":
@@ -228,7 +230,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
           break;
         case "EXPOSE":
           for (const p of words(ins, ins.args)) {
-            if (!/^\d+(\/(tcp|udp|sctp))?$/i.test(p)) fail(ins.line, `EXPOSE ${p}: only single ports like 8080 or 53/udp are supported yet (port ranges come with issue 10)`);
+            if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) fail(ins.line, `EXPOSE ${p}: not a port like 8080, 53/udp or 8000-8010/tcp`);
             pending.expose.push(p.toLowerCase());
           }
           break;
@@ -260,8 +262,13 @@ export function translateDockerfile(t: TranslateInput): Stage {
           step(ins, { copy: copySpec(ins) }, { file: t.display, line: ins.line, instruction: ins.keyword, args: usedArgs });
           break;
         case "HEALTHCHECK":
+          pending.healthcheck = healthcheckOf(ins);
+          break;
         case "ONBUILD":
-          fail(ins.line, `${ins.keyword} is not supported yet (it needs the healthcheck/onBuild config of issue 10)`);
+          // Recorded in the image for images built FROM it, as Docker does; nothing runs here.
+          if (/^\s*(ONBUILD|FROM|MAINTAINER)\b/i.test(ins.args)) fail(ins.line, `ONBUILD ${ins.args.split(/\s/)[0]} is not allowed`);
+          onBuild.push(ins.args.trim());
+          pending.onBuild = [...onBuild];
           break;
         case "MAINTAINER":
           noFlags();
@@ -281,6 +288,37 @@ export function translateDockerfile(t: TranslateInput): Stage {
       }
     }
     return chain;
+
+    function healthcheckOf(ins: Instruction): NonNullable<StageOptions["healthcheck"]> {
+      const words = ins.command.trim();
+      if (/^none$/i.test(words)) {
+        if (ins.flags.length) fail(ins.line, "HEALTHCHECK NONE takes no flags");
+        return "none";
+      }
+      const m = /^CMD\s+([\s\S]+)$/i.exec(ins.args.trim());
+      if (!m) fail(ins.line, "HEALTHCHECK needs CMD <command> or NONE");
+      const rest = m![1]!.trim();
+      let test: string | string[] = rest;
+      if (rest.startsWith("[")) {
+        try {
+          const v: unknown = JSON.parse(rest);
+          if (Array.isArray(v) && v.every((x) => typeof x === "string")) test = v as string[];
+        } catch {
+          // shell form
+        }
+      }
+      const out: { test: string | string[]; interval?: string; timeout?: string; startPeriod?: string; startInterval?: string; retries?: number } = { test };
+      const names: Record<string, "interval" | "timeout" | "startPeriod" | "startInterval"> = { interval: "interval", timeout: "timeout", "start-period": "startPeriod", "start-interval": "startInterval" };
+      for (const f of ins.flags) {
+        const v = f.value ?? "";
+        if (f.name === "retries") {
+          if (!/^\d+$/.test(v)) fail(ins.line, `HEALTHCHECK --retries=${v}: a whole number`);
+          out.retries = Number(v);
+        } else if (names[f.name]) out[names[f.name]!] = v;
+        else fail(ins.line, `HEALTHCHECK --${f.name} is not a HEALTHCHECK flag`);
+      }
+      return out;
+    }
 
     function runSpec(ins: Instruction): Omit<StageOptions, "from"> {
       const out: Omit<StageOptions, "from"> & { caches: Record<string, string>; secrets: Record<string, { env: string } | { file: string }> } = { caches: {}, secrets: {} };
@@ -372,8 +410,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
           if (ref === b) fail(ins.line, `${ins.keyword} --from=${fromRef} names the stage it is in`);
           fromStage = chainOf(ref).stage!;
         } else {
-          if (!/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(fromRef)) fail(ins.line, `--from=${fromRef}: not a stage name, index or image reference`);
-          fromStage = defineStage(`${stageName(b)}.from-l${ins.line}`, { from: image(fromRef) }, located(ins.line));
+          fromStage = defineStage(`${stageName(b)}.from-l${ins.line}`, { from: imageBase(fromRef, ins) }, located(ins.line));
         }
       }
 
@@ -410,10 +447,20 @@ export function translateDockerfile(t: TranslateInput): Stage {
     }
 
     function ownerOf(ins: Instruction, v: string): string {
-      const m = /^(\d+)(?::(\d+))?$/.exec(v);
-      if (!m) fail(ins.line, `${ins.keyword} --chown=${v}: user and group names are not supported yet (they come with issue 10); use numeric ids like 1000:1000`);
-      return `${m![1]}:${m![2] ?? m![1]}`;
+      // Docker: a uid without a gid uses the same number as the gid; names resolve in the image.
+      const m = /^(\d+)$/.exec(v);
+      if (m) return `${m[1]}:${m[1]}`;
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?(?::[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?$/.test(v)) fail(ins.line, `${ins.keyword} --chown=${v}: not a user[:group] like app:app or 1000:1000`);
+      return v;
     }
+  }
+
+  /** An image reference; buildah's `oci:DIR[:REF]` names an OCI layout on this machine. */
+  function imageBase(ref: string, ins: Instruction): Base {
+    const layout = /^oci:([^:]+)(?::(.+))?$/.exec(ref);
+    if (layout) return oci(localPath(resolve(t.contextDir, layout[1]!)), layout[2]);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(ref)) fail(ins.line, `${ins.keyword === "FROM" ? "FROM" : "--from="}${ref}: not an image reference`);
+    return image(ref);
   }
 
   /** A path under the context as local() takes it: relative to images.ts. */
@@ -426,6 +473,8 @@ export function translateDockerfile(t: TranslateInput): Stage {
 }
 
 interface Pending {
+  healthcheck?: StageOptions["healthcheck"];
+  onBuild?: string[];
   env: Record<string, string>;
   labels: Record<string, string>;
   expose: string[];
@@ -442,7 +491,7 @@ function emptyPending(): Pending {
 }
 
 function hasPending(p: Pending): boolean {
-  return Object.keys(p.env).length > 0 || Object.keys(p.labels).length > 0 || p.expose.length > 0 || p.volumes.length > 0 || p.workdir !== undefined || p.user !== undefined || p.cmd !== undefined || p.entrypoint !== undefined || p.stopSignal !== undefined;
+  return Object.keys(p.env).length > 0 || Object.keys(p.labels).length > 0 || p.expose.length > 0 || p.volumes.length > 0 || p.workdir !== undefined || p.user !== undefined || p.cmd !== undefined || p.entrypoint !== undefined || p.stopSignal !== undefined || p.healthcheck !== undefined || p.onBuild !== undefined;
 }
 
 /** The accumulated instructions as stage keys; a USER before a step is also the step's runAs. */
@@ -457,6 +506,8 @@ function pendingOptions(p: Pending): Omit<StageOptions, "from"> {
     ...(p.cmd !== undefined ? { cmd: [...p.cmd] } : {}),
     ...(p.entrypoint !== undefined ? { entrypoint: [...p.entrypoint] } : {}),
     ...(p.stopSignal !== undefined ? { stopSignal: p.stopSignal } : {}),
+    ...(p.healthcheck !== undefined ? { healthcheck: p.healthcheck } : {}),
+    ...(p.onBuild !== undefined ? { onBuild: [...p.onBuild] } : {}),
   };
 }
 
