@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runHarness, type HarnessResult } from "./helpers/sandbox-harness.ts";
+import { HARNESS, REPO, runHarness, type HarnessResult } from "./helpers/sandbox-harness.ts";
 import { asUser, testUsers } from "./helpers/users.ts";
 import { MSTAGE_BIN, expectOk, mstageAs, userDir, writeAs } from "./up-harness.ts";
 
@@ -51,6 +51,22 @@ for (const user of testUsers()) {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    test("a step that is not on a terminal (as in `mstage up`) cannot open the terminal mstage runs on, so it cannot type into the user's shell", { skip: spawnSync("script", ["--version"]).status === 0 ? undefined : "util-linux `script` is not installed (it provides the pseudo-terminal)" }, async () => {
+      const probe = sh('if (exec 3<>/dev/tty) 2>/dev/null; then echo "step has the terminal"; else echo "step has no terminal"; fi');
+      // The tty step (as in `mstage shell`) is the control: it is given the terminal on purpose.
+      const scenario = { base: "busybox", steps: [{ argv: probe }, { argv: probe, tty: true }] };
+      const c = asUser(user.name, [process.execPath, "--import", "tsx", HARNESS, JSON.stringify(scenario)]);
+      const quoted = [c.cmd, ...c.args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+      const child = spawn("script", ["-qec", `exec ${quoted}`, "/dev/null"], { cwd: REPO, env: c.env, stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      const code = await new Promise((resolve) => child.once("close", resolve));
+      assert.equal(code, 0, out);
+      assert.match(out, /^step has the terminal\r?$/m, `the control step did not get the terminal:\n${out}`);
+      const result = JSON.parse(out.split(/\r?\n/).filter((l) => l.startsWith('{"steps"')).pop()!) as HarnessResult;
+      assert.equal(result.steps[0].stdout, "step has no terminal\n");
     });
 
     describe("/proc as runc leaves it", () => {

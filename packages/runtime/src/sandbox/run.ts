@@ -242,6 +242,10 @@ function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: Run
     const child = spawn(cmd, args, {
       stdio: [opts.tty ? "inherit" : "ignore", io, io, "pipe", ...secrets.map(() => "pipe" as const)],
       env: { PATH: hostPath() },
+      // A new session (setsid), as runc gives a container: without it the step still has the
+      // terminal that mstage runs on as its controlling terminal, opens /dev/tty and types into the
+      // user's shell with TIOCSTI. Only `mstage shell` hands its terminal to the step.
+      detached: !opts.tty,
     });
     let ready = false;
     let setupErr = "";
