@@ -34,6 +34,7 @@ cli
   .option("--detailed-exitcode", "exit 0 when nothing would change, 2 when something would")
   .option("--cache-from <ref>", "also count stages held in a registry cache: registry://HOST/REPO")
   .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
+  .option("--platform <list>", "plan only these platforms, e.g. linux/arm64 (comma-separated)")
   .action(lazy(() => import("./commands/plan.ts")));
 
 cli
@@ -53,6 +54,7 @@ cli
   .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
   .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
   .option("--sbom-format <format>", "spdx (default) or cyclonedx")
+  .option("--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)")
   .action(lazy(() => import("./commands/up.ts")));
 
 cli

@@ -1,6 +1,7 @@
 // Options every command accepts, resolved once in main.ts.
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { UserError, canonicalPlatform } from "@mstage/core";
 
 export interface GlobalOptions {
   /** Absolute path of images.ts. */
@@ -26,4 +27,12 @@ export function resolveGlobalOptions(raw: Record<string, unknown>): GlobalOption
     quiet: raw.q === true || raw.quiet === true,
     verbose: raw.v === true || raw.verbose === true,
   };
+}
+
+/** `--platform linux/amd64,linux/arm64` (repeatable): the platforms to build; undefined when not given. */
+export function platformOption(raw: unknown): string[] | undefined {
+  if (raw === undefined || raw === false) return undefined;
+  const list = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => String(v).split(",")).map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new UserError(`--platform needs a platform like linux/arm64 (or several: linux/amd64,linux/arm64)`);
+  return [...new Set(list.map(canonicalPlatform))];
 }

@@ -20,7 +20,9 @@ export interface BaseIdentity {
 
 /** A debian() base is its canonical arguments plus the package versions it resolved to (null: none pinned yet). */
 export function debianIdentity(base: DebianBase, versions: Readonly<Record<string, string>> | null): string {
-  return "sha256:" + sha256Hex(canonicalJson({ suite: base.suite, variant: base.variant, mirror: base.mirror, packages: base.packages, pinned: versions }));
+  // amd64 unnamed: the identities of bases made before platforms were honoured stay valid.
+  const platform = base.platform && base.platform !== "linux/amd64" ? base.platform : undefined;
+  return "sha256:" + sha256Hex(canonicalJson({ suite: base.suite, variant: base.variant, mirror: base.mirror, packages: base.packages, pinned: versions, platform }));
 }
 
 /** The digest an image reference pins by itself (`name@sha256:…`), if it does. */
@@ -50,7 +52,7 @@ export class LockedBaseIdentity implements BaseIdentity {
         return lock.images[base.ref] ?? (resolveTag ? await resolveTag(base, stage) : undefined);
       }
       case "oci":
-        return ociBaseEntry(base, this.o.projectDir).entry.digest;
+        return ociBaseEntry(base, this.o.projectDir, stage.spec.platform).entry.digest;
       case "debian":
         return debianIdentity(base, this.o.lock.debian[debianLockKey(base)]?.packages ?? null);
     }

@@ -1,13 +1,21 @@
 // The stage graph: edges from `from` (a stage base, or a tarball of a stage's path) and from
-// `someStage.path()` copies. Only what the targets reach is built; the rest is unused.
+// `someStage.path()` copies. Only what the targets reach is built; the rest is unused. Its nodes
+// are per-platform instances of the stages (instances.ts).
 import { UserError } from "./errors.ts";
+import { instantiate, specDeps, type InstanceOptions, type StageOutput } from "./instances.ts";
 import type { Stage } from "./model.ts";
 import { didYouMean } from "./suggest.ts";
 
 export interface StageGraph {
-  /** Stages the targets need, topological: dependencies first, otherwise in definition order. */
+  /**
+   * Stage instances the targets need, topological: dependencies first, otherwise in definition
+   * order; a stage built for several platforms appears once per platform ("hello [linux/arm64]").
+   */
   order: Stage[];
+  /** The instances written out as images. */
   targets: Stage[];
+  /** Per target stage: its instances, and whether its ref is an image index. */
+  outputs: StageOutput[];
   /** Defined stages no target reaches: never built. */
   unused: Stage[];
   /** The stages `s` reads from, in spec order (base first). */
@@ -16,24 +24,16 @@ export interface StageGraph {
 
 /** The stages a stage depends on directly: its base, its tarball's stage, its copies' stages. */
 export function stageDeps(s: Stage): Stage[] {
-  const out: Stage[] = [];
-  const add = (d: Stage) => {
-    if (!out.includes(d)) out.push(d);
-  };
-  const from = s.spec.from;
-  if (from.kind === "stage") add(from.stage);
-  if (from.kind === "tarball" && from.source.kind === "stage-path") add(from.source.stage);
-  for (const [, source] of s.spec.copy) if (source.kind === "stage-path") add(source.stage);
-  for (const b of s.spec.stageBinds ?? []) add(b.from.stage);
-  return out;
+  return specDeps(s.spec);
 }
 
 /**
  * @param stages every stage the config defined, in definition order
  * @param targets the exported stages
  * @param selected stage names chosen on the command line; replace `targets` when given
+ * @param options.platforms `--platform`: which platforms to build
  */
-export function buildGraph(stages: Stage[], targets: Stage[], selected?: string[]): StageGraph {
+export function buildGraph(stages: Stage[], targets: Stage[], selected?: string[], options: InstanceOptions = {}): StageGraph {
   const all = [...stages];
   // Stages reached only through references (defined outside the collection) still belong.
   for (const s of [...all, ...targets]) collect(s, all);
@@ -69,9 +69,12 @@ export function buildGraph(stages: Stage[], targets: Stage[], selected?: string[
   chosen.forEach(mark);
   for (const s of all) if (reach.has(s)) visit(s);
 
+  // Spec functions may reach stages for some platforms only; what they reach is what is built.
+  const built = instantiate(order, [...new Set(chosen)], options);
   return {
-    order,
-    targets: [...new Set(chosen)],
+    order: built.order,
+    targets: built.outputs.flatMap((o) => o.instances),
+    outputs: built.outputs,
     unused: all.filter((s) => !reach.has(s)),
     deps: stageDeps,
   };

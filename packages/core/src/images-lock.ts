@@ -49,9 +49,13 @@ export async function writeLock(projectDir: string, lock: LockFile): Promise<voi
   writeFileAtomicSync(file, pretty);
 }
 
-/** The key of a debian() base in images.lock: its canonical arguments, readable. */
+/**
+ * The key of a debian() base in images.lock: its canonical arguments, readable. The platform is
+ * named unless it is linux/amd64, the one every lock written before platforms were honoured meant.
+ */
 export function debianLockKey(b: DebianBase): string {
   const mirror = b.mirror ? ` ${b.mirror}` : "";
   const pkgs = b.packages.length ? ` +${[...b.packages].sort().join(",")}` : "";
-  return `${b.suite}/${b.variant ?? "minbase"}${mirror}${pkgs}`;
+  const platform = b.platform && b.platform !== "linux/amd64" ? ` for ${b.platform}` : "";
+  return `${b.suite}/${b.variant ?? "minbase"}${mirror}${pkgs}${platform}`;
 }

@@ -22,9 +22,10 @@ export type {
   SecretSource,
   StageOrigin,
   Healthcheck,
+  TargetPlatform,
 } from "./model.ts";
 export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
-export type { StageOptions, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export type { StageOptions, StageSpecFunction, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
@@ -42,7 +43,7 @@ export { LAYER_FORMAT, layerKey, configKey } from "./keys.ts";
 export { canonicalJson, sha256Hex } from "./canonical.ts";
 export type { StageInputs, BaseInput, SourceInput, CopyInput, BindInput, ConfigInputs } from "./keys.ts";
 export { planStages, planHasChanges, displayPath } from "./plan.ts";
-export { hostPlatform, parsePlatform, formatPlatform, platformMatches, selectPlatform } from "./platform.ts";
+export { parsePlatform, formatPlatform, canonicalPlatform, hostPlatform, platformMatches, selectPlatform } from "./platform.ts";
 export type { Platform } from "./platform.ts";
 export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";

@@ -85,6 +85,8 @@ export interface DebianBase {
   readonly packages: readonly string[];
   readonly mirror?: string;
   readonly variant?: string;
+  /** Set by the graph from its stage's platform: the architecture mmdebstrap installs. */
+  readonly platform?: string;
 }
 
 export interface Bind {
@@ -162,8 +164,26 @@ export interface StageSpec {
   readonly secrets: Readonly<Record<string, SecretSource>>;
   readonly squash: boolean;
   readonly tags: readonly string[];
+  /**
+   * "os/arch[/variant]" (canonical spelling) or "host". Always a concrete platform on the
+   * per-platform instances the graph builds (see instances.ts).
+   */
   readonly platform?: string;
   readonly origin?: StageOrigin;
+  /** The platforms an exported stage is built for, canonical spelling; its ref is an image index. */
+  readonly platforms?: readonly string[];
+}
+
+/** What a stage's spec function is given: the platform the stage is being built for. */
+export interface TargetPlatform {
+  /** "linux/arm64" */
+  readonly platform: string;
+  /** "linux" (Go's GOOS) */
+  readonly os: string;
+  /** "amd64", "arm64", "arm" (Go's GOARCH, OCI's architecture) */
+  readonly arch: string;
+  /** "v7" for linux/arm/v7 */
+  readonly variant?: string;
 }
 
 /** Recognised by brand (Symbol.for), never by instanceof: a second copy of the package still works. */
@@ -180,6 +200,13 @@ export interface Stage {
    * @example copy: { "/bin/hello": build.path("/out/hello", { mode: 0o755 }) }
    */
   path(path: string, options?: FileOptions): StagePathSource;
+  /**
+   * The spec for one target platform: a stage defined with a function (`stage(name, (t) => ({…}))`)
+   * calls it with that platform; any other stage returns `spec`.
+   */
+  specFor(target: string): StageSpec;
+  /** On the per-platform instances the graph builds: the stage as `images.ts` defined it. */
+  readonly definition?: Stage;
 }
 
 export function isStage(x: unknown): x is Stage {

@@ -6,7 +6,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { isSha256Digest } from "./digest.ts";
 import { UserError } from "./errors.ts";
 import type { OciBase } from "./model.ts";
-import type { Platform } from "./platform.ts";
+import { hostPlatform, parsePlatform, selectPlatform, type Platform } from "./platform.ts";
 
 /** The annotation that names an image in a layout's index. */
 export const REF_NAME = "org.opencontainers.image.ref.name";
@@ -41,10 +41,12 @@ export function refNameOf(entry: OciIndexEntry): string | undefined {
 }
 
 /**
- * The index entry an oci() base means: the one its ref names, or the layout's only one. Its digest
- * is the base's identity (an image manifest, or a nested index the builder picks a platform from).
+ * The index entry an oci() base means: the one its ref names, or the layout's only one; of several
+ * that all name their platform (a multi-platform image written flat), the one for `platform`
+ * (default the host's). Its digest is the base's identity (an image manifest, or a nested index the
+ * builder picks a platform from).
  */
-export function ociBaseEntry(base: OciBase, projectDir: string): { dir: string; entry: OciIndexEntry } {
+export function ociBaseEntry(base: OciBase, projectDir: string, platform?: string): { dir: string; entry: OciIndexEntry } {
   const dir = isAbsolute(base.layout) ? base.layout : resolve(projectDir, base.layout);
   let text: string;
   try {
@@ -65,6 +67,11 @@ export function ociBaseEntry(base: OciBase, projectDir: string): { dir: string; 
     if (!isSha256Digest(m?.digest)) {
       throw new UserError(`oci(${JSON.stringify(base.layout)}): ${join(dir, "index.json")} names a manifest as ${JSON.stringify(m?.digest)}, which is not a sha256 digest (sha256:<64 hex digits>)`);
     }
+  }
+  const named = base.ref === undefined ? manifests : manifests.filter((x) => refNameOf(x) === base.ref);
+  if (named.length > 1 && named.every((m) => m.platform && !/index|manifest\.list/.test(m.mediaType ?? ""))) {
+    const want = platform && platform !== "host" ? parsePlatform(platform) : hostPlatform();
+    return { dir, entry: selectPlatform(named, want, `oci(${JSON.stringify(base.layout)}${base.ref !== undefined ? `, ${JSON.stringify(base.ref)}` : ""})`) };
   }
   if (base.ref !== undefined) {
     const m = manifests.find((x) => refNameOf(x) === base.ref);

@@ -150,7 +150,8 @@ class Hasher {
   async inputsOf(s: Stage, done: Map<Stage, PlanEntry>, users: Map<Stage, string | undefined>): Promise<StageInputs> {
     const spec = s.spec;
     const files: StageInputs["files"] = {};
-    const platform = spec.platform ?? formatPlatform(hostPlatform());
+    // The graph's instances always name a concrete platform; a bare stage is the host's.
+    const platform = spec.platform && spec.platform !== "host" ? spec.platform : formatPlatform(hostPlatform());
     const upstream = (d: Stage) => {
       const e = done.get(d);
       if (!e) throw new Error(`internal: stage "${d.name}" planned after "${s.name}"`);

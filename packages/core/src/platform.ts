@@ -22,6 +22,11 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
 }
 
+/** The one spelling of a platform that keys, names and images.lock use ("linux/aarch64" → "linux/arm64"). */
+export function canonicalPlatform(s: string): string {
+  return formatPlatform(parsePlatform(s));
+}
+
 /** The platform this process runs on, in OCI spelling. */
 export function hostPlatform(): Platform {
   const arch: Record<string, string> = { x64: "amd64", ia32: "386", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loong64" };

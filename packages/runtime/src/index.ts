@@ -30,8 +30,8 @@ export {
 export type { StageConfigFields, ConfigPhase } from "./oci/config.ts";
 export type { OciBlobStore, LayerCompressor } from "./oci/blobs.ts";
 export { gzipBlob } from "./oci/gzip.ts";
-export { buildImage, imageBlobs, imageSize } from "./oci/manifest.ts";
-export type { ImageInput, BuiltImage } from "./oci/manifest.ts";
+export { buildImage, buildIndex, imageBlobs, imageSize, isBuiltIndex } from "./oci/manifest.ts";
+export type { ImageInput, BuiltImage, BuiltIndex, BuiltOutput } from "./oci/manifest.ts";
 export { writeOciLayout, layoutIndex } from "./oci/layout.ts";
 export type { OutputImage, WriteLayoutOptions } from "./oci/layout.ts";
 export { writeDockerArchive, repoTag } from "./oci/docker-archive.ts";
@@ -79,6 +79,7 @@ export { runStep } from "./sandbox/run.ts";
 export type { RunStepOptions, StepResult, StepBind, StepCache, StepSecret } from "./sandbox/run.ts";
 export { resolveInRoot, hostPathInRoot, mkdirInRoot } from "./sandbox/paths.ts";
 export { runDoctorChecks } from "./sandbox/doctor.ts";
+export { foreignRunProblem, runsNatively } from "./sandbox/binfmt.ts";
 export type { DoctorCheck } from "./sandbox/doctor.ts";
 
 // store/

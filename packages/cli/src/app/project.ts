@@ -12,6 +12,7 @@ import {
   type ImageBase,
   type LockFile,
   type PlanContext,
+  type Platform,
   type Stage,
   type StageGraph,
 } from "@mstage/core";

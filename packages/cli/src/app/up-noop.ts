@@ -32,14 +32,17 @@ export async function checkNoop(o: {
   verbose?: boolean;
   /** The SBOM format each output must carry (with a provenance), or false for none. */
   attestations?: "spdx" | "cyclonedx" | false;
+  platforms?: string[];
 }): Promise<NoopSummary | undefined> {
   // A docker-archive is rewritten every time: its digest is not recorded anywhere cheap to check.
   if (o.outputs.some((x) => x.kind !== "oci")) return undefined;
   // The created time comes from SOURCE_DATE_EPOCH and is not part of any key.
   if (process.env.SOURCE_DATE_EPOCH) return undefined;
   const config = await loadConfig(o.file, { verbose: o.verbose });
-  const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
+  const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined, { platforms: o.platforms });
   requireTargets(graph, config.file);
+  // An image index's digest is not recorded in the state: up writes the layout again (cheaply).
+  if (graph.outputs.some((x) => x.index)) return undefined;
   const ctx = await createPlanContext({ projectDir: config.projectDir, store: o.store });
   const plan = await planStages(graph, ctx);
   if (!plan.entries.every((e) => e.status === "cached" || e.status === "unused")) return undefined;

@@ -9,7 +9,9 @@ import {
   pushReferrers,
   type Artifact,
   type BuildEventHandler,
-  type BuiltImage,
+  imageSize,
+  type BuiltOutput,
+  type Digest,
   type RegistryClientOptions,
   type Store,
 } from "@mstage/runtime";
@@ -73,7 +75,7 @@ export class UpRegistry {
   }
 
   /** --push: each exported stage to each of its tags. Returns the output lines for the summary. */
-  async push(store: Store, images: { stage: string; tags: readonly string[]; image: BuiltImage; referrers?: Artifact[] }[]) {
+  async push(store: Store, images: { stage: string; tags: readonly string[]; image: BuiltOutput; referrers?: { subject: Digest; artifacts: Artifact[] }[] }[]) {
     const targets = images.filter((i) => i.tags.length > 0);
     if (targets.length === 0) {
       throw new UserError(`--push: no exported stage has tags; add tags: ["registry.example.com/${images[0]?.stage ?? "app"}:1.0"] to the stage`);
@@ -81,19 +83,22 @@ export class UpRegistry {
     const pushed = await pushImages(targets.map((t) => ({ tags: [...t.tags], image: t.image })), { source: store, client: this.client });
     // Attestations go to each repository the image went to, once per repository.
     const repos = new Set<string>();
+    // Of a multi-platform image, each platform's image has its own.
     for (const t of targets) {
       for (const tag of t.tags) {
         const ref = parseReference(tag);
-        const repo = `${ref.registry}/${ref.repository}@${t.image.descriptor.digest}`;
-        if (!t.referrers?.length || repos.has(repo)) continue;
-        repos.add(repo);
-        const r = await pushReferrers(this.client, ref, t.image.descriptor.digest, t.referrers, store);
-        this.onEvent?.({ type: "note", message: `${tag}: ${t.referrers.length} attestation(s) attached (${r.via === "api" ? "referrers API" : `tag ${ref.repository}:sha256-…`})` });
+        for (const { subject, artifacts } of t.referrers ?? []) {
+          const repo = `${ref.registry}/${ref.repository}@${subject}`;
+          if (!artifacts.length || repos.has(repo)) continue;
+          repos.add(repo);
+          const r = await pushReferrers(this.client, ref, subject, artifacts, store);
+          this.onEvent?.({ type: "note", message: `${tag}: ${artifacts.length} attestation(s) attached${t.referrers!.length > 1 ? ` to ${subject.slice(0, 19)}…` : ""} (${r.via === "api" ? "referrers API" : `tag ${ref.repository}:sha256-…`})` });
+        }
       }
     }
     return pushed.map((p, i) => {
       const img = targets.flatMap((t) => t.tags.map(() => t.image))[i]!;
-      const size = img.layers.reduce((n, l) => n + l.descriptor.size, img.descriptor.size + img.configDescriptor.size);
+      const size = imageSize(img);
       return { dest: "push:registry", ref: p.ref, digest: p.digest, size };
     });
   }

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import {
   UserError,
   buildGraph,
+  formatPlatform,
   hostPlatform,
   planStages,
   recordBuild,
@@ -17,13 +18,19 @@ import {
   BaseProvider,
   Store,
   buildImage,
+  buildIndex,
   buildPlan,
+  imageSize,
+  isBuiltIndex,
   sourceDateEpochFrom,
   compressLayer,
   writeDockerArchive,
   writeOciLayout,
   type BuildEventHandler,
+  type BuiltImage,
+  type BuiltOutput,
   type BuiltStage,
+  type Artifact,
   type Digest,
   type OutputImage,
 } from "@mstage/runtime";
@@ -60,6 +67,8 @@ export interface UpOptions {
   registry?: RegistryUpOptions;
   /** --sbom, --sbom-format (up-attest.ts); default an SPDX SBOM and a provenance per image. */
   attest?: AttestUpOptions;
+  /** --platform: build only these of a stage's platforms (or these for a stage without any). */
+  platforms?: string[];
 }
 
 export interface UpSummary {
@@ -76,7 +85,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   const started = Date.now();
   const config = o.config ?? (await loadConfig(o.file, { verbose: o.verbose }));
   const projectDir = config.projectDir;
-  const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined);
+  const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined, { platforms: o.platforms });
   requireTargets(graph, config.file);
 
   const store = await Store.open(o.store);
@@ -90,7 +99,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       store,
       projectDir,
       lock,
-      platform: hostPlatform(),
       refresh: o.refresh,
       offline: o.offline,
       sourceDateEpoch: sde,
@@ -153,27 +161,40 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       // A build-only stage named on the command line is built and kept in the store; it becomes an
       // output only where the user asked for outputs explicitly (--output).
       const exported = new Set(config.targets);
-      const written = plan.entries.filter((e) => e.target && (exported.has(e.stage) || o.outputs.length > 0));
-      for (const e of plan.entries) {
-        if (e.target && !written.includes(e)) o.onEvent?.({ type: "note", message: `${e.stage.name} is build-only: kept in the store, not written as an output (pass --output oci:DIR to write it)` });
+      const written = graph.outputs.filter((out) => exported.has(out.stage) || o.outputs.length > 0);
+      for (const out of graph.outputs) {
+        if (!written.includes(out)) o.onEvent?.({ type: "note", message: `${out.stage.name} is build-only: kept in the store, not written as an output (pass --output oci:DIR to write it)` });
       }
-      for (const entry of written) {
-        const b = stages.get(entry.stage)!;
-        const image = await buildImage(store, { config: b.config, annotations: entry.stage.spec.annotations, base: b.base }, { compress });
-        const referrers = await attest.forImage(entry, b, image);
-        images.push({ refs: [entry.stage.name, ...entry.stage.spec.tags], image, referrers });
-        pushTargets.push({ stage: entry.stage.name, tags: entry.stage.spec.tags, image, referrers });
-        digests.set(entry.stage, image.descriptor.digest);
+      for (const out of written) {
+        const spec = out.stage.spec;
+        const built: BuiltImage[] = [];
+        const referrers: { subject: Digest; artifacts: Artifact[] }[] = [];
+        for (const instance of out.instances) {
+          const b = stages.get(instance)!;
+          const image = await buildImage(store, { config: b.config, annotations: instance.spec.annotations, base: b.base }, { compress });
+          // Each platform's image gets its own SBOM and provenance (their subject is that image).
+          referrers.push({ subject: image.descriptor.digest, artifacts: await attest.forImage(b.entry, b, image) });
+          digests.set(instance, image.descriptor.digest);
+          built.push(image);
+        }
+        // A stage built for a list of platforms is one ref: an index of its per-platform images.
+        const image: BuiltOutput = out.index ? await buildIndex(store, built, spec.annotations) : built[0]!;
+        images.push({ refs: [out.stage.name, ...spec.tags], image, referrers: referrers.flatMap((r) => r.artifacts) });
+        pushTargets.push({ stage: out.stage.name, tags: spec.tags, image, referrers });
       }
       const specs = !images.length ? [] : o.outputs.length ? o.outputs : [{ kind: "oci" as const, dir: resolve(projectDir, "oci") }];
       for (const spec of specs) {
         o.signal?.throwIfAborted();
+        let shown = images;
         // `up some targets` leaves the output's other images as they were.
         if (spec.kind === "oci") await writeOciLayout(spec.dir, images, store, { signal: o.signal, keepOtherRefs: o.targets.length > 0 });
-        else await writeDockerArchive(spec.file, images, store, { signal: o.signal, sourceDateEpoch: sde });
+        else {
+          shown = images.map((img) => ({ refs: img.refs, image: archiveImage(img, o.onEvent) }));
+          await writeDockerArchive(spec.file, shown as Array<{ refs: string[]; image: BuiltImage }>, store, { signal: o.signal, sourceDateEpoch: sde });
+        }
         const dest = spec.kind === "oci" ? `oci:${spec.dir}` : `docker-archive:${spec.file}`;
-        for (const img of images) {
-          const size = img.image.layers.reduce((n, l) => n + l.descriptor.size, img.image.descriptor.size + img.image.configDescriptor.size);
+        for (const img of shown) {
+          const size = imageSize(img.image);
           for (const ref of img.refs) {
             outputs.push({ dest, ref, digest: img.image.descriptor.digest, size });
             o.onEvent?.({ type: "output", dest, ref, digest: img.image.descriptor.digest, size });
@@ -200,4 +221,17 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     await registry.close();
     await storeLock.release();
   }
+}
+
+/**
+ * A docker-archive holds one image per ref, no index: a multi-platform output contributes its image
+ * for this machine's platform, or else its first, and says which.
+ */
+function archiveImage(img: OutputImage, onEvent?: BuildEventHandler): BuiltImage {
+  if (!isBuiltIndex(img.image)) return img.image;
+  const host = formatPlatform(hostPlatform());
+  const platformOf = (i: BuiltImage) => `${i.config.os}/${i.config.architecture}${i.config.variant ? `/${i.config.variant}` : ""}`;
+  const chosen = img.image.images.find((i) => platformOf(i) === host) ?? img.image.images[0]!;
+  onEvent?.({ type: "note", message: `docker-archive has no image index: ${img.refs[0]} is written for ${platformOf(chosen)} only` });
+  return chosen;
 }

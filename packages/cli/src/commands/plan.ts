@@ -3,7 +3,7 @@
 import { buildGraph, planHasChanges, planStages } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext, requireTargets } from "../app/project.ts";
-import type { GlobalOptions } from "../options.ts";
+import { platformOption, type GlobalOptions } from "../options.ts";
 import { renderPlan, planJson } from "../render/plan.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
 
@@ -43,7 +43,7 @@ class RemoteResults {
 
 export default async function plan(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
   const config = await loadConfig(g.file, { verbose: g.verbose });
-  const graph = buildGraph(config.stages, config.targets, args);
+  const graph = buildGraph(config.stages, config.targets, args, { platforms: platformOption(opts.platform) });
   requireTargets(graph, config.file);
   const registry = parseRegistryOptions(opts);
   const remote = new RemoteResults(opts.offline ? [] : (registry.cacheFrom ?? []), registry.insecure ?? []);

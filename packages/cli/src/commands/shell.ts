@@ -37,7 +37,7 @@ export default async function shell(args: string[], opts: Record<string, unknown
     } finally {
       progress.stop();
     }
-    const built = [...summary.stages.values()].find((b) => b.stage.name === name);
+    const built = [...summary.stages.values()].find((b) => b.stage.name === name || b.stage.definition?.name === name);
     if (!built) throw new UserError(`stage "${name}" was not built`);
     // stdio is inherited, terminal or not: `echo cmd | mstage shell app` works like `sh` does.
     return await runtime.openShell(store, built, { argv, tty: true });

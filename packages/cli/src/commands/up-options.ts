@@ -5,10 +5,11 @@ import { resolve } from "node:path";
 import { UserError } from "@mstage/core";
 import type { OutputSpec } from "../app/up-noop.ts";
 import type { UpOptions } from "../app/up-run.ts";
+import { platformOption } from "../options.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
 import { parseAttestOptions } from "../app/attest-options.ts";
 
-export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline">;
+export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline" | "platforms">;
 
 /** Reads the build options as cac hands them over. */
 export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
@@ -20,6 +21,7 @@ export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
     offline: opts.offline === true,
     registry: parseRegistryOptions(opts),
     attest: parseAttestOptions(opts),
+    platforms: platformOption(opts.platform),
   };
 }
 

@@ -18,7 +18,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const color = g.color && process.stdout.isTTY === true;
 
   if (!process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
-    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false });
+    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
       return 0;

@@ -1,6 +1,6 @@
 // The images.ts API: `stage()`, the bases and the sources.
 export { stage, beginStageCollection } from "./stage.ts";
-export type { StageOptions, HealthcheckOptions } from "./stage.ts";
+export type { StageOptions, HealthcheckOptions, StageSpecFunction } from "./stage.ts";
 export { image, scratch, oci, tarball, debian } from "./bases.ts";
 export type { ImageOptions, DebianOptions } from "./bases.ts";
 export { local, inline } from "./sources.ts";

@@ -3,7 +3,8 @@
 import { posix } from "node:path";
 import { StageError, type SourceLocation } from "../errors.ts";
 import { STAGE_BRAND, isStage } from "../model.ts";
-import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageBind, StageOrigin, StagePathSource, StageSpec } from "../model.ts";
+import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageBind, StageOrigin, StagePathSource, StageSpec, TargetPlatform } from "../model.ts";
+import { canonicalPlatform, formatPlatform, hostPlatform, parsePlatform } from "../platform.ts";
 import { didYouMean } from "../suggest.ts";
 import { BASE_BRAND, SOURCE_BRAND, branded, describe, isBase, isSource } from "./brand.ts";
 import { checkFileOptions, fileOptions } from "./sources.ts";
@@ -167,10 +168,20 @@ export interface StageOptions {
    */
   tags?: string[];
   /**
-   * The platform to build for; default the host's.
-   * @example platform: "linux/amd64"
+   * The platform to build for; default the host's, or, for a stage another stage reads from, that
+   * stage's platform. `"host"` pins the stage to the build machine however it is used (cross-compile
+   * in it, and read the target platform from the spec function's argument). A `run` for another
+   * architecture goes through the kernel's binfmt_misc handlers (qemu-user-static).
+   * @example platform: "linux/arm64"
+   * @example platform: "host"
    */
   platform?: string;
+  /**
+   * Build this stage once per platform, with every stage it reads from that does not pin its own
+   * `platform`; its ref in the outputs is an OCI image index of the per-platform images.
+   * @example platforms: ["linux/amd64", "linux/arm64"]
+   */
+  platforms?: string[];
 }
 
 /** `healthcheck` of a stage (Docker's `HEALTHCHECK` options). */
@@ -208,10 +219,17 @@ export interface HealthcheckOptions {
   retries?: number;
 }
 
+/**
+ * A spec written as a function of the platform the stage is being built for: how per-platform values
+ * (GOARCH, a download URL) reach the config.
+ * @example stage("build", (t) => ({ platform: "host", from: golang, env: { GOARCH: t.arch }, run: "go build -o /out/app ." }))
+ */
+export type StageSpecFunction = (target: TargetPlatform) => StageOptions;
+
 const KEYS: readonly (keyof StageOptions)[] = [
   "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
   "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "tmpfs", "caches", "secrets", "squash",
-  "tags", "platform",
+  "tags", "platform", "platforms",
 ];
 
 /** Stage names become image refs and file names: a lowercase OCI repository path component. */
@@ -260,12 +278,23 @@ export function noteConfigFile(path: string): void {
 
 class StageImpl implements Stage {
   readonly [STAGE_BRAND] = true as const;
+  private readonly perTarget: Map<string, StageSpec>;
   constructor(
     readonly name: string,
     readonly spec: StageSpec,
     readonly definedAt: SourceLocation | undefined,
+    private readonly make?: (target: string) => StageSpec,
+    readonly definition?: Stage,
   ) {
+    this.perTarget = new Map();
     Object.freeze(this);
+  }
+
+  specFor(target: string): StageSpec {
+    if (!this.make) return this.spec;
+    let s = this.perTarget.get(target);
+    if (!s) this.perTarget.set(target, (s = this.make(target)));
+    return s;
   }
 
   path(path: string, options: FileOptions = {}): StagePathSource {
@@ -304,7 +333,7 @@ class StageImpl implements Stage {
  * });
  * export const hello = stage("hello", { from: scratch(), copy: { "/hello": build.path("/out/hello") }, cmd: ["/hello"] });
  */
-export function stage(name: string, spec: StageOptions): Stage {
+export function stage(name: string, spec: StageOptions | StageSpecFunction): Stage {
   return defineStage(name, spec, callerLocation(stage));
 }
 
@@ -312,7 +341,7 @@ export function stage(name: string, spec: StageOptions): Stage {
  * `stage()` for frontends: `at` is where errors point (a Dockerfile line), `origin` what plan names.
  * Not part of the public API.
  */
-export function defineStage(name: string, spec: StageOptions, at: SourceLocation | undefined, origin?: StageOrigin): Stage {
+export function defineStage(name: string, spec: StageOptions | StageSpecFunction, at: SourceLocation | undefined, origin?: StageOrigin): Stage {
   const label = typeof name === "string" ? name : String(name);
   const fail = (key: string | undefined, message: string): never => {
     throw new StageError(label, message, key, at);
@@ -328,12 +357,29 @@ export function defineStage(name: string, spec: StageOptions, at: SourceLocation
     const where = previous.definedAt ? ` at ${previous.definedAt.file.split("/").pop()}:${previous.definedAt.line}` : "";
     fail(undefined, `a stage named "${name}" is already defined${where}; stage names must be unique`);
   }
-  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-    fail(undefined, `the spec must be an object like { from: image("…"), run: "…" }, got ${describe(spec)}`);
-  }
-  let normalised = validateSpec(spec, fail);
-  if (origin) normalised = Object.freeze({ ...normalised, origin: Object.freeze({ ...origin, ...(origin.args ? { args: Object.freeze({ ...origin.args }) } : {}) }) });
-  const s = new StageImpl(name, normalised, at);
+  const options = (target: string): StageOptions => {
+    const o = typeof spec === "function" ? spec(targetPlatform(target)) : spec;
+    if (typeof o !== "object" || o === null || Array.isArray(o)) {
+      fail(undefined, `the spec must be an object like { from: image("…"), run: "…" }${typeof spec === "function" ? " (returned by the spec function)" : ""}, got ${describe(o)}`);
+    }
+    return o;
+  };
+  const withOrigin = (s: StageSpec): StageSpec =>
+    origin ? Object.freeze({ ...s, origin: Object.freeze({ ...origin, ...(origin.args ? { args: Object.freeze({ ...origin.args }) } : {}) }) }) : s;
+  // A spec function is called at once for the host (so mistakes show here, with this line), then
+  // once per platform the graph builds the stage for.
+  const normalised = withOrigin(validateSpec(options(formatPlatform(hostPlatform())), fail));
+  const make =
+    typeof spec === "function"
+      ? (target: string) => {
+          const s = validateSpec(options(target), fail);
+          if (s.platform !== normalised.platform || String(s.platforms) !== String(normalised.platforms)) {
+            fail("platform", `the spec function must give the same platform and platforms for every target (for ${target} it gave ${s.platform ?? s.platforms ?? "none"})`);
+          }
+          return withOrigin(s);
+        }
+      : undefined;
+  const s = new StageImpl(name, normalised, at, make);
   collection?.set(name, s);
   return s;
 }
@@ -420,8 +466,18 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
   if (typeof squash !== "boolean") fail("squash", `wrong type: expected true or false, got ${describe(o.squash)}`);
   const tags = optionalStringArray(o.tags, "tags", `["registry.example.com/app:1.0"]`, fail) ?? [];
   for (const t of tags) if (!TAG.test(t)) fail("tags", `${JSON.stringify(t)} is not an image reference like "registry.example.com/app:1.0"`);
-  const platform = optionalString(o.platform, "platform", `"linux/amd64"`, fail);
-  if (platform !== undefined && !PLATFORM.test(platform)) fail("platform", `${JSON.stringify(platform)} is not a platform like "linux/amd64"`);
+  const platform = optionalString(o.platform, "platform", `"linux/arm64" or "host"`, fail);
+  if (platform !== undefined && platform !== "host" && !PLATFORM.test(platform)) fail("platform", `${JSON.stringify(platform)} is not a platform like "linux/arm64" (or "host")`);
+  let platforms: string[] | undefined;
+  if (o.platforms !== undefined) {
+    const list = optionalStringArray(o.platforms, "platforms", `["linux/amd64", "linux/arm64"]`, fail)!;
+    if (list.length === 0) fail("platforms", `is empty: list at least one platform, like ["linux/amd64", "linux/arm64"]`);
+    if (platform !== undefined) fail("platforms", `set either "platform" (one) or "platforms" (an image index of several), not both`);
+    for (const p of list) if (!PLATFORM.test(p)) fail("platforms", `${JSON.stringify(p)} is not a platform like "linux/arm64"${p === "host" ? ` ("host" belongs in "platform")` : ""}`);
+    platforms = list.map(canonicalPlatform);
+    const dup = platforms.find((p, i) => platforms!.indexOf(p) !== i);
+    if (dup) fail("platforms", `lists ${dup} twice`);
+  }
 
   const spec: StageSpec = {
     from,
@@ -449,7 +505,8 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     secrets: Object.freeze(secrets),
     squash,
     tags: Object.freeze(tags),
-    ...(platform !== undefined ? { platform } : {}),
+    ...(platform !== undefined ? { platform: platform === "host" ? platform : canonicalPlatform(platform) } : {}),
+    ...(platforms !== undefined ? { platforms: Object.freeze(platforms) } : {}),
   };
   return Object.freeze(spec);
 }
@@ -554,4 +611,18 @@ function toHealthcheck(x: unknown, fail: Fail): Healthcheck {
     out.retries = x.retries;
   }
   return Object.freeze(out);
+}
+
+function targetPlatform(target: string): TargetPlatform {
+  const p = parsePlatform(target);
+  return Object.freeze({ platform: formatPlatform(p), os: p.os, arch: p.architecture, ...(p.variant ? { variant: p.variant } : {}) });
+}
+
+/**
+ * A per-platform instance of a stage, as the graph builds it (instances.ts): its own name
+ * ("hello [linux/arm64]") and a spec whose platform is concrete and whose stage references point at
+ * other instances. Not part of the public API.
+ */
+export function stageInstance(definition: Stage, name: string, spec: StageSpec): Stage {
+  return new StageImpl(name, Object.freeze(spec), definition.definedAt, undefined, definition);
 }

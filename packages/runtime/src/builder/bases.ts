@@ -11,8 +11,11 @@ import {
   debianIdentity,
   debianLockKey,
   formatPlatform,
+  hostPlatform,
   ociBaseEntry,
   ociLayoutBlob,
+  parsePlatform,
+  platformMatches,
   selectPlatform,
   sha256Hex,
   writeFileAtomicSync,
@@ -52,7 +55,6 @@ export interface BaseProviderOptions {
   projectDir: string;
   /** images.lock as read; updated in place when a tag or a debian() base is (re)resolved. */
   lock: LockFile;
-  platform: Platform;
   /** Re-resolve image tags and debian package versions instead of using images.lock. */
   refresh?: boolean;
   /** Never contact a registry: tags must be in images.lock. */
@@ -76,16 +78,12 @@ export class BaseProvider implements BaseIdentity {
     return createdTimestamp(this.o.sourceDateEpoch ?? 0);
   }
 
-  get platform(): Platform {
-    return this.o.platform;
-  }
-
   /**
    * The base's identity for the stage key, the same one core's LockedBaseIdentity reads from
    * images.lock, after resolving what the lock does not pin (which updates the lock).
    */
   resolveBase(base: Base, stage: Stage): Promise<string> {
-    const k = baseKey(base);
+    const k = baseKey(base, stage);
     let p = this.identities.get(k);
     if (!p) {
       p = this.computeIdentity(base, stage);
@@ -102,7 +100,8 @@ export class BaseProvider implements BaseIdentity {
    * registry when gc has dropped that record.
    */
   async prepare(base: Base, stage: Stage, known?: readonly LayerRef[], blobs?: readonly Digest[]): Promise<PreparedBase> {
-    const empty = { layers: [], config: emptyImageConfig(this.o.platform) };
+    const platform = stagePlatform(stage);
+    const empty = { layers: [], config: emptyImageConfig(platform) };
     switch (base.kind) {
       case "scratch":
       case "tarball":
@@ -113,7 +112,7 @@ export class BaseProvider implements BaseIdentity {
         const id = await this.resolveBase(base, stage);
         const made = await this.o.store.getResult(id);
         if (made) return { layers: made.layers, config: dated(made.config, this.created()) };
-        if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, this.o.platform, this.created()) };
+        if (known?.length === 1) return { layers: [...known], config: debianConfig(base, known[0]!, platform, this.created()) };
         if (await this.makeDebian(base, stage)) {
           throw new StageError(stage.name, `debian ${debianLockKey(base)}: the mirror now installs other package versions than images.lock pinned; images.lock is updated, run mstage up again`, "from", stage.definedAt);
         }
@@ -122,9 +121,9 @@ export class BaseProvider implements BaseIdentity {
         return { layers: r.layers, config: dated(r.config, this.created()) };
       }
       case "oci":
-        return this.prepareOci(base, stage);
+        return checkBasePlatform(await this.prepareOci(base, stage), stage, `oci(${JSON.stringify(base.layout)})`);
       case "image":
-        return this.prepareImage(base, stage, blobs);
+        return checkBasePlatform(await this.prepareImage(base, stage, blobs), stage, base.ref);
     }
   }
 
@@ -157,7 +156,7 @@ export class BaseProvider implements BaseIdentity {
       await this.resolveBase(base, stage);
       return false;
     }
-    const k = baseKey(base);
+    const k = baseKey(base, stage);
     let p = this.making.get(k);
     if (!p) {
       p = this.buildDebian(base, stage);
@@ -220,7 +219,7 @@ export class BaseProvider implements BaseIdentity {
             if (e.code !== "EEXIST" && e.code !== "ENOTEMPTY") throw e;
           });
         }
-        const config = debianConfig(base, layer, this.o.platform, this.created());
+        const config = debianConfig(base, layer, stagePlatform(stage), this.created());
         const record: StageResult = { key: id, layers: [layer], config, history: config.history ?? [], created: new Date(0).toISOString(), stage: `debian ${lockKey}` };
         await this.o.store.putResult(id, record);
       }
@@ -240,7 +239,7 @@ export class BaseProvider implements BaseIdentity {
   /** core's one reading of an oci() base's index, its errors tied to the stage. */
   private ociEntry(base: OciBase, stage: Stage): ReturnType<typeof ociBaseEntry> {
     try {
-      return ociBaseEntry(base, this.o.projectDir);
+      return ociBaseEntry(base, this.o.projectDir, stage.spec.platform);
     } catch (e) {
       if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, "from", stage.definedAt, { cause: e });
       throw e;
@@ -254,11 +253,7 @@ export class BaseProvider implements BaseIdentity {
     let bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, "index.json names a manifest", fail), fail);
     if (isIndexType(desc.mediaType)) {
       const nested = parseLayoutJson<ImageIndex>(bytes, `index ${desc.digest}`, fail);
-      try {
-        desc = selectPlatform(nested.manifests ?? [], this.o.platform, "the layout's index");
-      } catch (e) {
-        throw fail((e as Error).message);
-      }
+      desc = this.choose((nested.manifests ?? []).filter((m) => !isIndexType(m.mediaType)), stage, `oci(${JSON.stringify(base.layout)}${base.ref ? `, ${JSON.stringify(base.ref)}` : ""})`);
       bytes = await readLayoutBlob(layout, layoutDigest(desc.digest, `index ${entry.digest} names a manifest`, fail), fail);
     }
     if (sha256Digest(bytes) !== desc.digest) throw fail(`manifest ${desc.digest} does not match its content`);
@@ -269,6 +264,16 @@ export class BaseProvider implements BaseIdentity {
     manifest.config.digest = layoutDigest(manifest.config.digest, `manifest ${desc.digest} names its config`, fail);
     for (const [i, l] of manifest.layers.entries()) l.digest = layoutDigest(l.digest, `manifest ${desc.digest} names layer ${i}`, fail);
     return { layout, manifestDigest: desc.digest as Digest, manifest };
+  }
+
+  /** The index entry for the stage's platform; none is a StageError naming the platforms there are. */
+  private choose<T extends { platform?: Platform }>(entries: T[], stage: Stage, what: string): T {
+    try {
+      return selectPlatform(entries, stagePlatform(stage), what);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      throw new StageError(stage.name, `${e.message.replace(/ \(choose one with the platform option\)$/, "")}: build this stage for one of those (platform/platforms), or use a base that has ${formatPlatform(stagePlatform(stage))}`, "from", stage.definedAt);
+    }
   }
 
   private async prepareOci(base: OciBase, stage: Stage): Promise<PreparedBase> {
@@ -310,7 +315,7 @@ export class BaseProvider implements BaseIdentity {
 
   private async prepareImage(base: ImageBase, stage: Stage, stored?: readonly Digest[]): Promise<PreparedBase> {
     const digest = await this.resolveBase(base, stage);
-    const platform = base.platform ?? formatPlatform(this.o.platform);
+    const platform = formatPlatform(base.platform ? parsePlatform(base.platform) : stagePlatform(stage));
     // A pulled base is remembered under its pinned digest: a cached or config-only stage on it
     // needs neither the registry nor its layers.
     const key = sha256Hex(`image-base\n${base.ref}\n${digest}\n${platform}`);
@@ -324,7 +329,7 @@ export class BaseProvider implements BaseIdentity {
     if (fromBlobs) return this.recordImage(key, base, ref, fromBlobs);
     const emit = this.o.onEvent ?? (() => {});
     emit({ type: "stage-phase", stage: stage.name, phase: `pull ${base.ref}` });
-    const pulled = await pullImage(ref, { ...(this.o.registry ?? {}), store: this.o.store, platform: base.platform ?? this.o.platform });
+    const pulled = await pullImage(ref, { ...(this.o.registry ?? {}), store: this.o.store, platform: platform });
     const layers: LayerRef[] = [];
     for (const l of pulled.layers) {
       if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size });
@@ -403,12 +408,12 @@ function sameVersions(a: Record<string, string>, b: Record<string, string>): boo
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
-function baseKey(base: Base): string {
+function baseKey(base: Base, stage: Stage): string {
   switch (base.kind) {
     case "debian":
       return `debian:${debianLockKey(base)}`;
     case "oci":
-      return `oci:${base.layout}:${base.ref ?? ""}`;
+      return `oci:${base.layout}:${base.ref ?? ""}:${formatPlatform(stagePlatform(stage))}`;
     case "image":
       return `image:${base.ref}:${base.platform ?? ""}`;
     default:
@@ -444,3 +449,22 @@ function parseLayoutJson<T>(bytes: Buffer, what: string, fail: (msg: string) => 
     throw fail(`${what} is not a JSON document`);
   }
 }
+/**
+ * An image's config says what it runs on; a stage built for another platform on it would write an
+ * image whose config lies (and run the wrong binaries), so it is refused.
+ */
+export function checkBasePlatform(base: PreparedBase, stage: Stage, what: string): PreparedBase {
+  const { os, architecture, variant } = base.config;
+  if (!os || !architecture) return base;
+  const want = stagePlatform(stage);
+  if (platformMatches(want, { os, architecture, ...(variant ? { variant } : {}) })) return base;
+  const have = formatPlatform(parsePlatform(`${os}/${architecture}${variant ? `/${variant}` : ""}`));
+  throw new StageError(stage.name, `${what} is an image for ${have}, not ${formatPlatform(want)}: build this stage with platform: "${have}", or use a base that has ${formatPlatform(want)}`, "from", stage.definedAt);
+}
+
+/** The platform a stage is built for: the graph's instances always name it; a bare stage is the host's. */
+export function stagePlatform(stage: Stage): Platform {
+  const p = stage.spec.platform;
+  return p && p !== "host" ? parsePlatform(p) : hostPlatform();
+}
+

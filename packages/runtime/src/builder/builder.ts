@@ -5,7 +5,7 @@
 import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
 import { createReadStream } from "node:fs";
 import { join, resolve } from "node:path";
-import { StageError, StepError, UserError, type PlanEntry, type Stage } from "@mstage/core";
+import { StageError, StepError, UserError, formatPlatform, type PlanEntry, type Stage } from "@mstage/core";
 import { createHash } from "node:crypto";
 import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv, squashLayers, stageHistoryEntry } from "../oci/config.ts";
 import type { ImageConfig } from "../oci/types.ts";
@@ -16,7 +16,8 @@ import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./event
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
 import { CorruptLayerError, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
-import type { BaseProvider, PreparedBase } from "./bases.ts";
+import { checkBasePlatform, stagePlatform, type BaseProvider, type PreparedBase } from "./bases.ts";
+import { foreignRunProblem } from "../sandbox/binfmt.ts";
 
 export interface BuildOptions {
   store: Store;
@@ -98,7 +99,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     if (from.kind === "stage") {
       const up = built.get(from.stage);
       if (!up) throw new Error(`stage "${stage.name}": base stage "${from.stage.name}" was not built first`);
-      return { layers: up.result.layers, config: up.config, base: up.base, blobs: up.result.blobs };
+      return checkBasePlatform({ layers: up.result.layers, config: up.config, base: up.base, blobs: up.result.blobs }, stage, `stage "${from.stage.name}"`);
     }
     return o.bases.prepare(from, stage, known, blobs);
   }
@@ -135,7 +136,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     emit({ type: "stage-phase", stage: stage.name, phase: "squash" });
     const lowers = await lowerDirs(layers);
     const layer = await withRootfs({ lowers }, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
-    const config = emptyImageConfig(o.bases.platform);
+    const config = emptyImageConfig(stagePlatform(stage));
     config.rootfs.diff_ids = [layer.diffId];
     await o.store.putResult(key, { key, layers: [layer], config, history: [], created: createdTimestamp(sde), stage: `${stage.name} (squashed)` });
     return layer;
@@ -282,6 +283,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
 
   async function runScripts(stage: Stage, config: ImageConfig, merged: string, roots: Map<Stage, string>, signal: AbortSignal): Promise<void> {
     const spec = stage.spec;
+    const foreign = foreignRunProblem(stagePlatform(stage));
+    if (foreign) throw new StageError(stage.name, `run: this stage is built for ${formatPlatform(stagePlatform(stage))}; ${foreign}`, "run", stage.definedAt);
     const shell = spec.shell;
     const shellPath = hostPathInRoot(merged, shell[0]!, { followLast: true });
     if (!(await lstat(shellPath).catch(() => undefined))) {

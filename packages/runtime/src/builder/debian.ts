@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError, type DebianBase } from "@mstage/core";
+import { UserError, parsePlatform, type DebianBase } from "@mstage/core";
 import { LineSplitter } from "./events.ts";
 
 export interface DebianRootfs {
@@ -26,6 +26,7 @@ export async function buildDebianRootfs(
     // Device nodes cannot be made in a user namespace; the sandbox gives steps a /dev of its own.
     "--skip=output/dev",
     "--skip=output/mknod",
+    ...(base.platform ? [`--architectures=${debianArchitecture(base.platform)}`] : []),
     ...(base.packages.length ? [`--include=${[...base.packages].join(",")}`] : []),
     base.suite,
     rootfs,
@@ -74,4 +75,12 @@ export function parseDpkgStatus(text: string): Record<string, string> {
     }
   }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Debian's name for an OCI platform's architecture (dpkg --print-architecture). */
+export function debianArchitecture(platform: string): string {
+  const p = parsePlatform(platform);
+  const names: Record<string, string> = { "386": "i386", ppc64le: "ppc64el", mips64le: "mips64el", mipsle: "mipsel" };
+  if (p.architecture === "arm") return p.variant === "v5" || p.variant === "v6" ? "armel" : "armhf";
+  return names[p.architecture] ?? p.architecture;
 }

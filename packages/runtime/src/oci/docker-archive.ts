@@ -14,7 +14,7 @@ import { UserError } from "@mstage/core";
 import { canonicalBlob } from "./canonical.ts";
 import type { OciBlobStore } from "./blobs.ts";
 import { digestHex, type Digest } from "./digest.ts";
-import type { OutputImage } from "./layout.ts";
+import type { BuiltImage } from "./manifest.ts";
 import { isGzipLayerType } from "./types.ts";
 
 /** One entry of a docker-archive's manifest.json. */
@@ -30,10 +30,13 @@ export interface WriteArchiveOptions {
   sourceDateEpoch?: number;
 }
 
-/** Writes `images` into one docker-archive tar at `file`, replacing it atomically. */
+/**
+ * Writes `images` into one docker-archive tar at `file`, replacing it atomically. The format has no
+ * image index: a multi-platform output passes the one platform's image it wants.
+ */
 export async function writeDockerArchive(
   file: string,
-  images: OutputImage[],
+  images: Array<{ refs: string[]; image: BuiltImage }>,
   store: OciBlobStore,
   options: WriteArchiveOptions = {},
 ): Promise<DockerArchiveManifestEntry[]> {

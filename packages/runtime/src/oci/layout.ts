@@ -14,13 +14,14 @@ import { basename, dirname, join, resolve } from "node:path";
 import { UserError, canonicalJson } from "@mstage/core";
 import type { OciBlobStore } from "./blobs.ts";
 import { digestHex, digestOf, parseDigest, type Digest } from "./digest.ts";
-import { imageBlobs, type BuiltImage } from "./manifest.ts";
+import { imageBlobs, type BuiltOutput } from "./manifest.ts";
 import { Annotation, MediaType, isImageManifestType, isIndexType, type Descriptor, type ImageIndex, type ImageManifest, type OciLayoutFile } from "./types.ts";
 
 /** One image in an output, and the names it goes by (the stage name and each of its tags). */
 export interface OutputImage {
   refs: string[];
-  image: BuiltImage;
+  /** An image, or an image index of per-platform images (a stage built with `platforms`). */
+  image: BuiltOutput;
   /** Artifacts whose `subject` is this image (its SBOM and provenance), listed in index.json without a ref. */
   referrers?: ReadonlyArray<{ descriptor: Descriptor; config: Descriptor; layers: readonly Descriptor[] }>;
 }

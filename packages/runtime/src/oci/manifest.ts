@@ -4,7 +4,7 @@ import { canonicalBlob } from "./canonical.ts";
 import type { LayerCompressor, OciBlobStore } from "./blobs.ts";
 import type { Digest } from "./digest.ts";
 import { gzipBlob } from "./gzip.ts";
-import { Annotation, MediaType, type Descriptor, type ImageConfig, type ImageManifest } from "./types.ts";
+import { Annotation, MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from "./types.ts";
 
 export interface ImageInput {
   /** The final config (see config.ts); its rootfs.diff_ids name the layers, base first. */
@@ -86,11 +86,46 @@ export async function buildImage(
   };
 }
 
-/** Every blob an image needs, deduplicated: manifest, config, layers. */
-export function imageBlobs(image: BuiltImage): Descriptor[] {
+/** A multi-platform image: an OCI image index of per-platform images, all blobs in the store. */
+export interface BuiltIndex {
+  index: ImageIndex;
+  /** The index's own descriptor (no platform). */
+  descriptor: Descriptor;
+  /** In the index's order. */
+  images: BuiltImage[];
+}
+
+/** What an output ref points at. */
+export type BuiltOutput = BuiltImage | BuiltIndex;
+
+export function isBuiltIndex(x: BuiltOutput): x is BuiltIndex {
+  return "images" in x;
+}
+
+/**
+ * Writes an image index of `images` (each descriptor carries its platform) into the store. Same
+ * images in the same order → same bytes → same digest.
+ */
+export async function buildIndex(store: OciBlobStore, images: BuiltImage[], annotations?: Readonly<Record<string, string>>): Promise<BuiltIndex> {
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: images.map((i) => i.descriptor),
+    ...(annotations && Object.keys(annotations).length ? { annotations: { ...annotations } } : {}),
+  };
+  const blob = canonicalBlob(index);
+  await store.writeBlob(blob.bytes, blob.digest);
+  return { index, descriptor: { mediaType: MediaType.ociIndex, digest: blob.digest, size: blob.size }, images };
+}
+
+/** Every blob an image or index needs, deduplicated: manifests, configs, layers. */
+export function imageBlobs(image: BuiltOutput): Descriptor[] {
   const seen = new Set<Digest>();
   const out: Descriptor[] = [];
-  for (const d of [image.descriptor, image.configDescriptor, ...image.layers.map((l) => l.descriptor)]) {
+  const all = isBuiltIndex(image)
+    ? [image.descriptor, ...image.images.flatMap((i) => [i.descriptor, i.configDescriptor, ...i.layers.map((l) => l.descriptor)])]
+    : [image.descriptor, image.configDescriptor, ...image.layers.map((l) => l.descriptor)];
+  for (const d of all) {
     if (seen.has(d.digest)) continue;
     seen.add(d.digest);
     out.push(d);
@@ -99,6 +134,6 @@ export function imageBlobs(image: BuiltImage): Descriptor[] {
 }
 
 /** Total bytes of an image as stored in a layout (manifest + config + compressed layers). */
-export function imageSize(image: BuiltImage): number {
+export function imageSize(image: BuiltOutput): number {
   return imageBlobs(image).reduce((n, d) => n + d.size, 0);
 }

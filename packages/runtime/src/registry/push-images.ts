@@ -3,7 +3,7 @@
 // on the same registry, and so are those of the base image when it came from that registry.
 import type { Readable } from "node:stream";
 import type { Digest } from "../oci/digest.ts";
-import type { BuiltImage } from "../oci/manifest.ts";
+import { isBuiltIndex, type BuiltImage, type BuiltOutput } from "../oci/manifest.ts";
 import { Annotation, MediaType } from "../oci/types.ts";
 import { RegistryClient, type RegistryClientOptions } from "./client.ts";
 import { pushImage, type BlobSource, type PushProgress } from "./push.ts";
@@ -12,7 +12,8 @@ import { formatReference, parseReference, type Reference } from "./reference.ts"
 export interface PushTarget {
   /** References to push to, e.g. `registry.example.com/app:1.0`. */
   tags: string[];
-  image: BuiltImage;
+  /** An image index is pushed as its images (by digest), then the index under each tag. */
+  image: BuiltOutput;
 }
 
 export interface PushedTag {
@@ -43,27 +44,50 @@ export async function pushImages(targets: PushTarget[], opts: PushImagesOptions)
     const results: PushedTag[] = [];
     // One tag after another: each later tag can mount what the earlier ones uploaded.
     for (const job of jobs) {
-      const manifestBytes = await readAll(opts.source.openBlob(job.image.descriptor.digest));
-      const baseName = job.image.manifest.annotations?.[Annotation.baseName];
-      const mountFrom = [...(known.get(job.ref.registry) ?? [])];
-      if (baseName) {
-        try {
-          const base = parseReference(baseName);
-          if (base.registry === job.ref.registry) mountFrom.push(base.repository);
-        } catch {
-          // a base named by a layout path, not a reference: nothing to mount from
+      const pushOne = async (ref: Reference, image: BuiltImage) => {
+        const manifestBytes = await readAll(opts.source.openBlob(image.descriptor.digest));
+        const baseName = image.manifest.annotations?.[Annotation.baseName];
+        const mountFrom = [...(known.get(ref.registry) ?? [])];
+        if (baseName) {
+          try {
+            const base = parseReference(baseName);
+            if (base.registry === ref.registry) mountFrom.push(base.repository);
+          } catch {
+            // a base named by a layout path, not a reference: nothing to mount from
+          }
         }
+        return pushImage({
+          ref,
+          manifest: { bytes: manifestBytes, mediaType: image.descriptor.mediaType ?? MediaType.ociManifest },
+          config: { digest: image.configDescriptor.digest, size: image.configDescriptor.size },
+          layers: image.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size })),
+          source: opts.source,
+          mountFrom,
+          client,
+          onProgress: opts.onProgress && ((p) => opts.onProgress!(formatReference(ref), p)),
+        });
+      };
+      let res;
+      if (isBuiltIndex(job.image)) {
+        // A registry accepts an index only when every manifest it lists is there.
+        const blobs = { present: 0, mounted: 0, uploaded: 0 };
+        for (const image of job.image.images) {
+          const r = await pushOne({ registry: job.ref.registry, repository: job.ref.repository, digest: image.descriptor.digest }, image);
+          for (const k of ["present", "mounted", "uploaded"] as const) blobs[k] += r.blobs[k];
+          remember(job.ref);
+        }
+        const pushed = await pushImage({
+          ref: job.ref,
+          manifest: { bytes: await readAll(opts.source.openBlob(job.image.descriptor.digest)), mediaType: MediaType.ociIndex },
+          layers: [],
+          source: opts.source,
+          client,
+          onProgress: opts.onProgress && ((p) => opts.onProgress!(formatReference(job.ref), p)),
+        });
+        res = { ...pushed, blobs };
+      } else {
+        res = await pushOne(job.ref, job.image);
       }
-      const res = await pushImage({
-        ref: job.ref,
-        manifest: { bytes: manifestBytes, mediaType: job.image.descriptor.mediaType ?? MediaType.ociManifest },
-        config: { digest: job.image.configDescriptor.digest, size: job.image.configDescriptor.size },
-        layers: job.image.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size })),
-        source: opts.source,
-        mountFrom,
-        client,
-        onProgress: opts.onProgress && ((p) => opts.onProgress!(formatReference(job.ref), p)),
-      });
       remember(job.ref);
       results.push({ ref: formatReference(job.ref), digest: res.digest, blobs: res.blobs });
     }

@@ -27,7 +27,8 @@ export interface PushOptions extends RegistryClientOptions {
   ref: string | Reference;
   /** The manifest exactly as it will be stored; its sha256 is the pushed digest. */
   manifest: { bytes: Uint8Array; mediaType: string };
-  config: PushBlob;
+  /** None for an image index, whose manifests are pushed first, by digest. */
+  config?: PushBlob;
   layers: PushBlob[];
   source: BlobSource;
   /** Other repositories of the same registry (names or references) that may hold the blobs. */
@@ -56,7 +57,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const counts = { present: 0, mounted: 0, uploaded: 0 };
   const client = opts.client ?? new RegistryClient(opts);
   try {
-    const blobs = uniqueBlobs([opts.config, ...opts.layers]);
+    const blobs = uniqueBlobs([...(opts.config ? [opts.config] : []), ...opts.layers]);
     await forEachLimit(blobs, opts.concurrency ?? 4, async (b) => {
       const how = await pushBlob(client, r, b, opts.source, mountFrom, opts.chunkSize, opts.onProgress);
       counts[how]++;

@@ -7,6 +7,8 @@ import { userInfo } from "node:os";
 import { promisify } from "node:util";
 import { capabilityOptions } from "./containment.ts";
 import { addRangeCommand, planIdMapping } from "./subid.ts";
+import { formatPlatform } from "@mstage/core";
+import { EMULATED_PLATFORMS, QEMU_INSTALL, binfmtHandler, foreignRunProblem } from "./binfmt.ts";
 import { findTool } from "./tools.ts";
 import { probeUserNamespace } from "./userns.ts";
 
@@ -173,10 +175,26 @@ function mmdebstrapCheck(): DoctorCheck {
     : { name: "mmdebstrap (for debian() bases)", ok: false, required: false, detail: "not installed: debian() bases cannot be built", fix: "sudo apt-get install mmdebstrap" };
 }
 
+/** Emulation of other architectures, for `run` in stages built for them (platform/platforms). */
+function binfmtCheck(): DoctorCheck {
+  const name = "emulation of other platforms (binfmt_misc, for run in foreign-platform stages)";
+  const results = EMULATED_PLATFORMS.map((p) => ({ p: formatPlatform(p), problem: foreignRunProblem(p), handler: binfmtHandler(p) }));
+  const bad = results.filter((r) => r.problem);
+  if (!bad.length) return { name, ok: true, required: false, detail: results.map((r) => `${r.p} via ${r.handler?.interpreter}`).join(", ") };
+  const unmounted = bad.some((r) => r.problem!.includes("not mounted"));
+  return {
+    name,
+    ok: false,
+    required: false,
+    detail: `cannot run ${bad.map((r) => r.p).join(", ")}: ${unmounted ? "binfmt_misc is not mounted" : "no binfmt_misc handler with the F flag"}`,
+    fix: unmounted ? `sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && ${QEMU_INSTALL}` : QEMU_INSTALL,
+  };
+}
+
 /** Runs every check; `storeDir` is where the overlay probe runs (the store's filesystem matters). */
 export async function runDoctorChecks(opts: { storeDir: string }): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [await toolsCheck(), userNamespaceCheck(), uidmapCheck(), rangeCheck()];
   if (checks.slice(0, 3).every((c) => c.ok)) checks.push(...(await probeChecks(opts.storeDir)));
-  checks.push(mmdebstrapCheck());
+  checks.push(mmdebstrapCheck(), binfmtCheck());
   return checks;
 }
