@@ -9,8 +9,13 @@ import { canonicalJson } from "./canonical.ts";
 import type { DebianBase } from "./model.ts";
 
 export interface LockFile {
-  /** ref as written in images.ts → manifest digest */
+  /** ref as written in images.ts → manifest digest (an index's, for a multi-platform tag) */
   images: Record<string, string>;
+  /**
+   * A multi-platform tag's per-platform manifest digests, as pulled: ref → platform → digest. The
+   * pull of a pinned platform fetches that manifest directly.
+   */
+  platforms: Record<string, Record<string, string>>;
   /** debianLockKey(base) → resolved package versions */
   debian: Record<string, { packages: Record<string, string> }>;
 }
@@ -25,7 +30,7 @@ export async function readLock(projectDir: string): Promise<LockFile> {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, debian: {} };
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, platforms: {}, debian: {} };
     throw e;
   }
   let data: Partial<LockFile> | null;
@@ -40,12 +45,23 @@ export async function readLock(projectDir: string): Promise<LockFile> {
       throw new UserError(`${file}: images[${JSON.stringify(ref)}] is ${JSON.stringify(digest)}, not a sha256 digest (sha256:<64 hex digits>); fix it or delete the entry to re-resolve`);
     }
   }
-  return { images, debian: data?.debian ?? {} };
+  const platforms = data?.platforms ?? {};
+  for (const [ref, byPlatform] of Object.entries(platforms)) {
+    for (const [platform, digest] of Object.entries(byPlatform ?? {})) {
+      if (!isSha256Digest(digest)) {
+        throw new UserError(`${file}: platforms[${JSON.stringify(ref)}][${JSON.stringify(platform)}] is ${JSON.stringify(digest)}, not a sha256 digest (sha256:<64 hex digits>); fix it or delete the entry to re-resolve`);
+      }
+    }
+  }
+  return { images, platforms, debian: data?.debian ?? {} };
 }
 
 export async function writeLock(projectDir: string, lock: LockFile): Promise<void> {
   const file = lockPath(projectDir);
-  const pretty = JSON.stringify(JSON.parse(canonicalJson(lock)), null, 2) + "\n";
+  // No empty "platforms": the lock of a project without multi-platform tags reads as before.
+  const { platforms, ...rest } = lock;
+  const data = Object.keys(platforms ?? {}).length ? lock : rest;
+  const pretty = JSON.stringify(JSON.parse(canonicalJson(data)), null, 2) + "\n";
   writeFileAtomicSync(file, pretty);
 }
 

@@ -324,7 +324,10 @@ export class BaseProvider implements BaseIdentity {
       const manifestDigest = parseDigest(known.history[0]?.comment ?? digest);
       return { layers: known.layers, config: known.config, base: { name: base.ref, digest: manifestDigest }, blobs: known.blobs };
     }
-    const ref = `${base.ref.replace(/@sha256:[a-f0-9]{64}$/, "")}@${digest}`;
+    const name = base.ref.replace(/@sha256:[a-f0-9]{64}$/, "");
+    // A multi-platform tag pins each platform's manifest too: that one is fetched directly.
+    const pinnedManifest = this.o.refresh ? undefined : this.o.lock.platforms[base.ref]?.[platform];
+    const ref = `${name}@${pinnedManifest ?? digest}`;
     const fromBlobs = stored && (await this.imageFromBlobs(stored));
     if (fromBlobs) return this.recordImage(key, base, ref, fromBlobs);
     const emit = this.o.onEvent ?? (() => {});
@@ -336,6 +339,10 @@ export class BaseProvider implements BaseIdentity {
       layers.push({ diffId: l.diffId, size: l.size });
     }
     const config = pulled.config as unknown as ImageConfig;
+    if (pulled.resolvedDigest !== pulled.manifestDigest && this.o.lock.platforms[base.ref]?.[platform] !== pulled.manifestDigest) {
+      (this.o.lock.platforms[base.ref] ??= {})[platform] = pulled.manifestDigest;
+      this.lockChanged = true;
+    }
     return this.recordImage(key, base, ref, { layers, config, manifestDigest: pulled.manifestDigest, configDigest: pulled.configDigest });
   }
 
