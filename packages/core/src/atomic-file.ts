@@ -3,7 +3,7 @@
 // files (images.lock, .mstage/state.json, the stat cache, the compile cache), written synchronously
 // beside their target; and the store's entries, fsynced with their directory, their temp file in the
 // store's tmp/ so that gc can clear what a dead writer left.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -28,13 +28,7 @@ export function writeFileAtomicSync(file: string, data: string): void {
  * filesystem), fsync, rename, fsync of the parent directory.
  */
 export async function writeFileDurably(dest: string, data: string | Uint8Array, tmp: string): Promise<void> {
-  const fh = await open(tmp, "wx", 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeNewFileSynced(tmp, data);
   try {
     await rename(tmp, dest);
   } catch (e) {
@@ -42,6 +36,28 @@ export async function writeFileDurably(dest: string, data: string | Uint8Array, 
     throw e;
   }
   fsyncDir(dirname(dest));
+}
+
+/** Creates `file` (it must not exist) with `data`, fsynced: a step of a durable write. */
+export async function writeNewFileSynced(file: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(file, "wx", 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A project file's text, or undefined when it does not exist (images.lock, state.json). */
+export function readFileIfPresent(file: string): string | undefined {
+  try {
+    // Sync: on a no-op plan, loading node:fs/promises and a FileHandle costs more than the read.
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
 }
 
 /** Flushes a directory's entry table, so a rename into it survives a crash. */

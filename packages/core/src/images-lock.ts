@@ -1,7 +1,6 @@
 // `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
 // package versions. JSON with sorted keys so diffs stay small.
-import { readFileSync } from "node:fs";
-import { writeFileAtomicSync } from "./atomic-file.ts";
+import { readFileIfPresent, writeFileAtomicSync } from "./atomic-file.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { isSha256Digest } from "./digest.ts";
@@ -26,13 +25,8 @@ export function lockPath(projectDir: string): string {
 
 export async function readLock(projectDir: string): Promise<LockFile> {
   const file = lockPath(projectDir);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { images: {}, platforms: {}, debian: {} };
-    throw e;
-  }
+  const text = readFileIfPresent(file);
+  if (text === undefined) return { images: {}, platforms: {}, debian: {} };
   let data: Partial<LockFile> | null;
   try {
     data = JSON.parse(text) as Partial<LockFile>;

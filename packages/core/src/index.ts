@@ -48,7 +48,7 @@ export type { Platform } from "./platform.ts";
 export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";
 export type { ProjectState, StageRecord } from "./state.ts";
-export { writeFileAtomicSync, writeFileDurably, fsyncDir } from "./atomic-file.ts";
+export { writeFileAtomicSync, writeFileDurably, writeNewFileSynced, fsyncDir } from "./atomic-file.ts";
 export { readLock, writeLock, debianLockKey, lockPath } from "./images-lock.ts";
 export type { LockFile } from "./images-lock.ts";
 export { closest, didYouMean } from "./suggest.ts";

@@ -1,10 +1,9 @@
 // The project state, `.mstage/state.json` beside images.ts: per stage name, the inputs and keys of
 // its last build, so `plan` can say why a stage changes.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { isSha256Digest } from "./digest.ts";
-import { writeFileAtomicSync } from "./atomic-file.ts";
+import { readFileIfPresent, writeFileAtomicSync } from "./atomic-file.ts";
 import type { StageInputs } from "./keys.ts";
 import type { Stage } from "./model.ts";
 
@@ -28,14 +27,8 @@ export function statePath(projectDir: string): string {
 
 export async function loadState(projectDir: string): Promise<ProjectState> {
   const file = statePath(projectDir);
-  let text: string;
-  try {
-    // Sync: on a no-op plan, loading node:fs/promises and a FileHandle costs more than the read.
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, stages: {} };
-    throw e;
-  }
+  const text = readFileIfPresent(file);
+  if (text === undefined) return { version: 1, stages: {} };
   try {
     const data = JSON.parse(text) as ProjectState;
     if (data.version !== 1 || typeof data.stages !== "object" || data.stages === null) throw new Error("unknown format");

@@ -83,14 +83,7 @@ export class BaseProvider implements BaseIdentity {
    * images.lock, after resolving what the lock does not pin (which updates the lock).
    */
   resolveBase(base: Base, stage: Stage): Promise<string> {
-    const k = baseKey(base, stage);
-    let p = this.identities.get(k);
-    if (!p) {
-      p = this.computeIdentity(base, stage);
-      this.identities.set(k, p);
-      p.catch(() => this.identities.delete(k));
-    }
-    return p;
+    return memoised(this.identities, baseKey(base, stage), () => this.computeIdentity(base, stage));
   }
 
   /**
@@ -157,12 +150,7 @@ export class BaseProvider implements BaseIdentity {
       return false;
     }
     const k = baseKey(base, stage);
-    let p = this.making.get(k);
-    if (!p) {
-      p = this.buildDebian(base, stage);
-      this.making.set(k, p);
-      p.catch(() => this.making.delete(k));
-    }
+    const p = memoised(this.making, k, () => this.buildDebian(base, stage));
     const [before, after] = await Promise.all([this.resolveBase(base, stage), p]);
     if (before === after) return false;
     this.identities.set(k, Promise.resolve(after));
@@ -408,6 +396,17 @@ function debianConfig(base: DebianBase, layer: LayerRef, platform: Platform, cre
  */
 function dated(config: ImageConfig, created: string): ImageConfig {
   return { ...config, created: config.created ?? created, history: (config.history ?? []).map((h) => ({ ...h, created: h.created ?? created })) };
+}
+
+/** One promise per key while it is pending or fulfilled; a rejected one is forgotten, so a retry tries again. */
+function memoised<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let p = map.get(key);
+  if (!p) {
+    p = make();
+    map.set(key, p);
+    p.catch(() => map.delete(key));
+  }
+  return p;
 }
 
 function sameVersions(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { UserError, canonicalJson } from "@mstage/core";
+import { UserError, canonicalJson, writeNewFileSynced } from "@mstage/core";
 import type { OciBlobStore } from "./blobs.ts";
 import { digestHex, digestOf, parseDigest, type Digest } from "./digest.ts";
 import { imageBlobs, type BuiltOutput } from "./manifest.ts";
@@ -74,8 +74,8 @@ export async function writeOciLayout(
       done.add(d);
     }
     const layoutFile: OciLayoutFile = { imageLayoutVersion: "1.0.0" };
-    await writeFileSynced(join(tmp, "oci-layout"), canonicalJson(layoutFile));
-    await writeFileSynced(join(tmp, "index.json"), canonicalJson(index));
+    await writeNewFileSynced(join(tmp, "oci-layout"), canonicalJson(layoutFile));
+    await writeNewFileSynced(join(tmp, "index.json"), canonicalJson(index));
     options.signal?.throwIfAborted();
     const dropped = (await previousRefs(target)).filter((r) => !index.manifests.some((m) => m.annotations?.[Annotation.refName] === r));
     await swapIn(tmp, target);
@@ -174,16 +174,6 @@ async function placeFile(src: string, dest: string): Promise<"link" | "copy"> {
   }
   await copyFile(src, dest);
   return "copy";
-}
-
-async function writeFileSynced(file: string, text: string): Promise<void> {
-  const fh = await open(file, "wx", 0o644);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
