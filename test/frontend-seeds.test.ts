@@ -74,6 +74,13 @@ function project(prefix: string, files: Record<string, string>): { dir: string; 
   return { dir, mstage };
 }
 
+/** Two layouts' `ref` have the same layers and the same config. */
+function sameImage(a: string, b: string, ref: string): void {
+  const [x, y] = [a, b].map((l) => skopeoInspect(l, ref, true) as { rootfs: unknown; config: unknown });
+  assert.deepEqual(y!.rootfs, x!.rootfs);
+  assert.deepEqual(y!.config, x!.config);
+}
+
 function runImage(layout: string, ref: string): string {
   const bundle = unpack(layout, ref);
   cleanup.push(bundle);
@@ -105,6 +112,13 @@ test("seed 002: both Dockerfiles build as written, golang:1.21 through the regis
   assert.deepEqual(a!.rootfs, b!.rootfs);
   assert.deepEqual(a!.config.Cmd, ["/bin/hello"]);
 
+  // mstage convert writes an images.ts that plans cleanly and builds the same image.
+  const converted = project("seed-002-convert", { "Dockerfile.named": dockerfiles[1]! });
+  expectOk(await converted.mstage(["convert", "Dockerfile.named", "--name", "named"]), "convert");
+  expectOk(await converted.mstage(["plan"]), "plan of the converted images.ts");
+  expectOk(await converted.mstage(["up", "--progress", "plain"]), "up of the converted images.ts");
+  sameImage(join(dir, "oci"), join(converted.dir, "oci"), "named");
+
   // Editing the RUN line re-runs that step only, and plan names the line.
   writeFileSync(join(dir, "Dockerfile.named"), dockerfiles[1]!.replace("go build -o /bin/hello", "go build -trimpath -o /bin/hello"));
   const edited = expectOk(await mstage(["plan"]), "plan after an edit");
@@ -128,6 +142,12 @@ test("seed 000: the two-stage stacker file builds as written; the build_only lay
   assert.ok(paths.includes("hello_stacker") && !paths.some((p) => p.startsWith("stacker")), `rootfs: ${paths.filter((p) => !p.includes("/")).join(" ")}`);
   const r = runBundle(bundle, { args: ["/hello_stacker"] });
   assert.equal(r.stdout, "Hello Stacker!\n", r.stderr);
+
+  const converted = project("seed-000-convert", files);
+  expectOk(await converted.mstage(["convert", "hello.stacker.yaml"]), "convert");
+  assert.match(readFileSync(join(converted.dir, "images.ts"), "utf8"), /^export const hello = stage\("hello"/m);
+  expectOk(await converted.mstage(["up", "--progress", "plain"]), "up of the converted images.ts");
+  sameImage(join(dir, "oci"), join(converted.dir, "oci"), "hello");
 });
 
 test("seed 001: a tar made by a build_only layer is the next layer's rootfs; a bind the build layer writes is overlaid into a distroless layer", { skip, timeout: 10 * 60_000 }, async () => {

@@ -90,6 +90,14 @@ cli
 
 cli.command("init", "write a starter images.ts").action(lazy(() => import("./commands/init.ts")));
 
+cli
+  .command("convert <file>", "write an images.ts from a Dockerfile or a stacker.yaml")
+  .option("-o, --output <file>", "where to write it (default images.ts)")
+  .option("--print", "print it instead of writing it")
+  .option("--name <name>", "the image's stage name for a Dockerfile (default: its directory's name)")
+  .option("--target <stage>", "the Dockerfile stage to convert (default: the last)")
+  .action(lazy(() => import("./commands/convert.ts")));
+
 cli.command("doctor", "check that this machine can run rootless builds").action(lazy(() => import("./commands/doctor.ts")));
 
 cli.help();

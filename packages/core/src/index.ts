@@ -30,6 +30,7 @@ export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
 export { stacker } from "./frontends/stacker/index.ts";
+export { convertToImagesTs } from "./frontends/convert.ts";
 export type { StackerOptions } from "./frontends/stacker/index.ts";
 export { parseFrame } from "./api/location.ts";
 
