@@ -1,9 +1,10 @@
 // The `mstage` command line: parses arguments with cac, runs one command, and maps every error to
 // an exit code in one place.
 import { cac } from "cac";
-import { UserError } from "@mstage/core";
+import { UserError, didYouMean } from "@mstage/core";
 import { resolveGlobalOptions, type GlobalOptions } from "./options.ts";
 import { renderError } from "./render/errors.ts";
+import { VERSION } from "./version.ts";
 
 type Handler = (args: string[], opts: Record<string, unknown>, g: GlobalOptions) => Promise<number>;
 
@@ -37,33 +38,32 @@ cli
   .option("--platform <list>", "plan only these platforms, e.g. linux/arm64 (comma-separated)")
   .action(lazy(() => import("./commands/plan.ts")));
 
-cli
-  .command("up [...targets]", "build the stages whose inputs changed and write the images")
-  .option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
-  .option("--push", "push each exported stage to its tags")
-  .option("--no-cache [stage]", "rebuild everything, or one stage")
-  .option("--rebuild <stage>", "rebuild this stage and what depends on it (what --no-cache=<stage> means)")
-  .option("--jobs <n>", "stages built at once (default: CPU count)")
-  .option("--watch", "rebuild as files are saved")
-  .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
-  .option("--json", "with --watch or --progress plain: a JSON event stream")
-  .option("--refresh", "re-resolve image tags and debian package versions")
-  .option("--offline", "use only images.lock and the store")
-  .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
-  .option("--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO")
-  .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
-  .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
-  .option("--sbom-format <format>", "spdx (default) or cyclonedx")
-  .option("--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)")
-  .action(lazy(() => import("./commands/up.ts")));
+/** The build options, declared once: `watch` takes every one of them, as `up --watch` does. */
+function buildOptions<C extends ReturnType<typeof cli.command>>(c: C, o: { watch: boolean }): C {
+  c.option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
+    .option("--push", "push each exported stage to its tags")
+    .option("--no-cache [stage]", "rebuild everything, or one stage")
+    .option("--rebuild <stage>", "rebuild this stage and what depends on it (what --no-cache=<stage> means)")
+    .option("--jobs <n>", "stages built at once (default: CPU count)");
+  if (!o.watch) c.option("--watch", "rebuild as files are saved");
+  return c
+    .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
+    .option("--json", "a JSON event stream on stdout, one event a line (see README)")
+    .option("--refresh", "re-resolve image tags and debian package versions")
+    .option("--offline", "use only images.lock and the store")
+    .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
+    .option("--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO")
+    .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
+    .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
+    .option("--sbom-format <format>", "spdx (default) or cyclonedx")
+    .option("--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)");
+}
 
-cli
-  .command("watch [...targets]", "alias of `up --watch`")
-  .option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
-  .option("--jobs <n>", "stages built at once (default: CPU count)")
-  .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
-  .option("--json", "a JSON event stream on stdout, one event a line")
-  .action(lazy(() => import("./commands/watch.ts")));
+buildOptions(cli.command("up [...targets]", "build the stages whose inputs changed and write the images"), { watch: false }).action(
+  lazy(() => import("./commands/up.ts")),
+);
+
+buildOptions(cli.command("watch [...targets]", "alias of `up --watch`"), { watch: true }).action(lazy(() => import("./commands/watch.ts")));
 
 cli
   .command("shell <stage> [...cmd]", "a throw-away sandbox on a stage's result")
@@ -100,8 +100,27 @@ cli
 
 cli.command("doctor", "check that this machine can run rootless builds").action(lazy(() => import("./commands/doctor.ts")));
 
-cli.help();
-cli.version("0.1.0");
+// cac prints "(default: true)" after every --no-… flag, which reads as if the flag were on.
+cli.help((sections) => sections.map((x) => ({ ...x, body: x.body.replace(/^(\s*--no-.*?)\s*\(default: true\)$/gm, "$1") })));
+// -v is --verbose alone; the version is -V, as in node, npm and git.
+cli.version(VERSION, "-V, --version");
+
+/** cac's parse errors (unknown flag, missing argument or value) in one line naming the flag. */
+function commandLineError(e: Error): UserError {
+  const cmd = cli.matchedCommand;
+  const where = cmd ? `mstage ${cmd.name}` : "mstage";
+  const unknown = /^Unknown option `([^`]+)`/.exec(e.message);
+  if (unknown) {
+    const flag = unknown[1]!;
+    const known = [...(cmd?.options ?? []), ...cli.globalCommand.options].flatMap((o) => o.rawName.split(/[\s,]+/).filter((w) => w.startsWith("-")));
+    return new UserError(`unknown option ${flag} for ${where}${didYouMean(flag, known)}; see \`${where} --help\``);
+  }
+  const missingArgs = /^missing required args for command `(.+)`$/.exec(e.message);
+  if (missingArgs) return new UserError(`${where} needs more arguments: mstage ${missingArgs[1]}`);
+  const missingValue = /^option `(.+?)` value is missing$/.exec(e.message);
+  if (missingValue) return new UserError(`${missingValue[1]!.split(" ")[0]} needs a value: ${where} ${missingValue[1]}`);
+  return new UserError(`${where}: ${e.message}`);
+}
 
 async function main(): Promise<void> {
   try {
@@ -113,7 +132,8 @@ async function main(): Promise<void> {
       return;
     }
     await cli.runMatchedCommand();
-  } catch (e) {
+  } catch (caught) {
+    const e = caught instanceof Error && caught.name === "CACError" ? commandLineError(caught) : caught;
     const verbose = process.argv.includes("-v") || process.argv.includes("--verbose");
     process.stderr.write(renderError(e, { verbose, color: !process.argv.includes("--no-color") }));
     process.exitCode = 1;
