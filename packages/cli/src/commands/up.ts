@@ -6,6 +6,7 @@ import { UserError } from "@mstage/core";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
+import { jsonEventLine, planEvent, type JsonEvent } from "../render/events-json.ts";
 import { checkNoop } from "../app/up-noop.ts";
 import { parseUpOptions } from "./up-options.ts";
 
@@ -13,11 +14,15 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const started = Date.now();
   const flags = parseUpOptions(opts);
   const { outputs, noCache, registry, attest } = flags;
-  const mode = resolveProgressMode(opts.progress, g.quiet, process.stderr);
+  // --json: the event stream on stdout (the same events as `watch --json`) instead of progress and summary.
+  const json = opts.json === true;
+  const mode = json ? "quiet" : resolveProgressMode(opts.progress, g.quiet, process.stderr);
   if (opts.watch) return (await import("./watch.ts")).default(args, opts, g);
   const color = g.color && process.stdout.isTTY === true;
+  const emit = (e: JsonEvent) => process.stdout.write(jsonEventLine(e));
 
-  if (!process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
+  // The no-op path prints a summary only; a JSON reader gets the full stream of the normal path.
+  if (!json && !process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
     const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
@@ -49,12 +54,16 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
       targets: args,
       verbose: g.verbose,
       signal: controller.signal,
-      onEvent: (e) => progress.onEvent(e),
+      onEvent: json ? emit : (e) => progress.onEvent(e),
+      onPlan: json ? (plan) => emit(planEvent(plan)) : undefined,
     });
     progress.stop();
-    process.stdout.write(renderSummary({ ...summary, ms: Date.now() - started }, { quiet: g.quiet, color }));
+    const ms = Date.now() - started;
+    if (json) emit({ type: "result", built: summary.built, cached: summary.cached, configOnly: summary.configOnly, ms });
+    else process.stdout.write(renderSummary({ ...summary, ms }, { quiet: g.quiet, color }));
     return 0;
   } catch (e) {
+    if (json) emit(interruptedBy ? { type: "cancelled", reason: "interrupted" } : { type: "build-error", message: e instanceof Error ? e.message : String(e) });
     if (!interruptedBy) throw e;
     // The user stopped it: not a failure of any stage. Exit as shells report a death by that signal.
     progress.stop();

@@ -5,6 +5,7 @@ import { reexecInUserNamespace } from "@mstage/runtime";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, formatDuration, resolveProgressMode } from "../render/progress.ts";
 import { renderError } from "../render/errors.ts";
+import { jsonEventLine } from "../render/events-json.ts";
 import { runWatch, type WatchEvent } from "../watch/session.ts";
 import { parseUpOptions } from "./up-options.ts";
 
@@ -23,7 +24,7 @@ export default async function watch(args: string[], opts: Record<string, unknown
   };
   const onEvent = (e: WatchEvent) => {
     if (json) {
-      process.stdout.write(JSON.stringify(jsonable(e)) + "\n");
+      process.stdout.write(jsonEventLine(e));
       return;
     }
     switch (e.type) {
@@ -79,10 +80,4 @@ export default async function watch(args: string[], opts: Record<string, unknown
       process.stdin.pause();
     }
   }
-}
-
-/** Events as data: errors become their messages. */
-function jsonable(e: WatchEvent): unknown {
-  if (e.type === "stage-failed") return { ...e, error: e.error instanceof Error ? e.error.message : String(e.error) };
-  return { ...e, time: new Date().toISOString() };
 }

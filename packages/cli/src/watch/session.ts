@@ -2,11 +2,11 @@
 // build cancels it (the sandbox kills the step's whole process tree and unmounts) and starts over
 // with the newest files. A config that fails to load or a step that fails is reported, and the
 // last good graph keeps being watched until the next good save.
-import { IgnoreRules, UserError, globBase, localPath, projectIgnore, type LocalSource, type Plan } from "@mstage/core";
+import { IgnoreRules, UserError, globBase, localPath, projectIgnore, type LocalSource } from "@mstage/core";
 import type { BuildEvent } from "@mstage/runtime";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { runUp, type UpOptions, type UpSummary } from "../app/up-run.ts";
-import { summary as planSummary } from "../render/plan.ts";
+import { planEvent, type PlanEvent } from "../render/events-json.ts";
 import { watchTargets, type ChangeBatch, type WatchTarget } from "./watcher.ts";
 
 /** One line of the machine-readable stream (`--json`), or a human line otherwise. */
@@ -15,7 +15,7 @@ export type WatchEvent =
   | { type: "watching"; files: number }
   | { type: "change"; paths: string[] }
   | { type: "config-error"; message: string }
-  | { type: "plan"; summary: string; stages: Array<{ name: string; status: string; reasons: string[] }> }
+  | PlanEvent
   | { type: "cancelled"; reason: string }
   | { type: "build-error"; message: string }
   | { type: "result"; built: number; cached: number; ms: number; saveToOutputMs?: number }
@@ -104,14 +104,6 @@ export async function runWatch(o: WatchOptions): Promise<number> {
   build?.controller.abort(new UserError("interrupted"));
   await Promise.all([watcher.close(), build?.done]);
   return 0;
-}
-
-function planEvent(plan: Plan): WatchEvent {
-  return {
-    type: "plan",
-    summary: planSummary(plan),
-    stages: plan.entries.map((e) => ({ name: e.stage.name, status: e.status, reasons: e.reasons })),
-  };
 }
 
 /** What a build of this config reads from the host: its own files, local() sources, read-only binds. */
