@@ -6,6 +6,8 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError, parsePlatform, type DebianBase } from "@mstage/core";
 import { LineSplitter } from "./events.ts";
+import { foreignRunProblem, runsNatively } from "../sandbox/binfmt.ts";
+import { findTool } from "../sandbox/tools.ts";
 
 export interface DebianRootfs {
   rootfs: string;
@@ -18,6 +20,13 @@ export async function buildDebianRootfs(
   workDir: string,
   o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void },
 ): Promise<DebianRootfs> {
+  // Another architecture's packages run their maintainer scripts through emulation; mmdebstrap
+  // checks that with arch-test, and says only "install arch-test" when it is missing.
+  if (base.platform && !runsNatively(parsePlatform(base.platform))) {
+    const problem = foreignRunProblem(parsePlatform(base.platform));
+    if (problem) throw new UserError(`debian() for ${base.platform}: ${problem}`);
+    if (!findTool("arch-test")) throw new UserError(`debian() for ${base.platform} needs arch-test, which mmdebstrap uses to check the emulator: apt-get install arch-test`);
+  }
   const rootfs = join(workDir, "rootfs");
   await mkdir(rootfs, { recursive: true });
   const args = [
