@@ -152,7 +152,7 @@ for (const user of testUsers()) {
     });
   });
 
-  test(`a build killed with SIGKILL during a step leaves nothing in the temp dir, and gc clears what it left in the store (${user.name})`, { timeout: 3 * 60_000 }, async (t) => {
+  test(`a build killed with SIGKILL during a step (with another stage's path bound) leaves nothing in the temp dir, and gc clears what it left in the store (${user.name})`, { timeout: 3 * 60_000 }, async (t) => {
     const why = user.skip ?? busybox;
     if (why) return t.skip(why);
     const project = userDir(user.name, "kill-project");
@@ -162,12 +162,14 @@ for (const user of testUsers()) {
       for (const d of [project, store, temp]) rmSync(d, { recursive: true, force: true });
     });
     const token = `mstage-kill-${randomBytes(6).toString("hex")}`;
+    // The bind of another stage's path keeps that stage's rootfs mounted (read-only) during the step.
     writeAs(user.name, join(project, "images.ts"), `import { local, scratch, stage } from "mstage";
+const tools = stage("tools", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) } });
 export const sleeper = stage("sleeper", {
-  from: scratch(),
-  copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) },
+  from: tools,
   shell: ["/bin/busybox", "sh", "-c"],
-  run: "echo ready; /bin/busybox sleep 100; : ${token}",
+  binds: { "/tools": tools.path("/bin") },
+  run: "test -x /tools/busybox && echo ready; /bin/busybox sleep 100; : ${token}",
 });
 `);
     const c = asUser(user.name, [process.execPath, MSTAGE_BIN, "up", "--progress", "plain"], { MSTAGE_STORE: store, TMPDIR: temp, NO_COLOR: "1" });

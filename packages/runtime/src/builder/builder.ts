@@ -135,7 +135,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     if (hit?.layers.length === 1) return hit.layers[0]!;
     emit({ type: "stage-phase", stage: stage.name, phase: "squash" });
     const lowers = await lowerDirs(layers);
-    const layer = await withRootfs({ lowers }, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
+    const layer = await withReadOnlyRoot(lowers, (merged) => commitLayerToStore(o.store, merged, { sourceDateEpoch: sde }));
     const config = emptyImageConfig(stagePlatform(stage));
     config.rootfs.diff_ids = [layer.diffId];
     await o.store.putResult(key, { key, layers: [layer], config, history: [], created: createdTimestamp(sde), stage: `${stage.name} (squashed)` });
@@ -180,7 +180,17 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   async function withStageRoot<T>(stage: Stage, fn: (root: string) => Promise<T>): Promise<T> {
     const b = built.get(stage);
     if (!b) throw new Error(`stage "${stage.name}" is read before it was built`);
-    return withRootfs({ lowers: await lowerDirs(b.result.layers) }, fn);
+    return withReadOnlyRoot(await lowerDirs(b.result.layers), fn);
+  }
+
+  /** A read-only mount whose mountpoint lives in the store's tmp/, so a killed build leaves nothing in $TMPDIR (gc clears it). */
+  async function withReadOnlyRoot<T>(lowers: string[], fn: (root: string) => Promise<T>): Promise<T> {
+    const tmp = o.store.tmpDir("rootfs");
+    try {
+      return await withRootfs({ lowers, tmpDir: tmp }, fn);
+    } finally {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   async function buildStage(entry: PlanEntry, signal: AbortSignal): Promise<StageResult> {
