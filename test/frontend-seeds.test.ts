@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
 import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
-import { catHeredocs, indentedBlocks, quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
+import { catHeredocs, fenced, indentedBlocks, quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
 import { listRootfs } from "./up-harness.ts";
 
 const root = testUsers()[0]!;
@@ -179,4 +179,13 @@ test("seed 001: a tar made by a build_only layer is the next layer's rootfs; a b
   cleanup.push(image);
   assert.ok(listRootfs(image).includes("dir_to_overlay/binaryfile"));
   assert.deepEqual(Object.keys(layoutRefs(join(ov.dir, "oci"))), ["contents"]);
+});
+
+test("seed 003: the openSUSE Dockerfile translates and plans; building it needs zypper's repositories and GitHub, which this machine cannot reach", { skip }, async () => {
+  const [text] = fenced(seedText("003"), "dockerfile");
+  const { mstage } = project("seed-003", { Dockerfile: text!, "images.ts": `import { dockerfile } from "mstage";\nexport const echo = dockerfile("./Dockerfile", { name: "echo-server" });\n` });
+  const plan = expectOk(await mstage(["plan", "--offline"]), "plan --offline");
+  // Four steps in the first stage (two RUNs, WORKDIR, the RUN after ENV), two in the second, then the image.
+  const names = [...plan.stdout.matchAll(/^\+ (\S+)/gm)].map((m) => m[1]);
+  assert.deepEqual(names, ["echo-server.0.1", "echo-server.0.2", "echo-server.0.3", "echo-server.0.4", "echo-server.1.1", "echo-server.1.2", "echo-server"]);
 });

@@ -59,7 +59,12 @@ export function convertToImagesTs(c: ConvertInput): string {
     if (p.stopSignal) out.push(`stopSignal: ${JSON.stringify(p.stopSignal)}`);
     if (Object.keys(p.annotations).length) out.push(`annotations: ${JSON.stringify(p.annotations)}`);
     if (p.network !== "host") out.push(`network: ${JSON.stringify(p.network)}`);
-    if (p.binds.length) out.push(`binds: {${p.binds.map((b) => ` ${JSON.stringify(b.target)}: ${b.readonly ? JSON.stringify(b.host) : `{ host: ${JSON.stringify(b.host)}, readonly: false }`}`).join(",")} }`);
+    const binds = [
+      ...p.binds.map((b) => `${JSON.stringify(b.target)}: ${b.readonly ? JSON.stringify(b.host) : `{ host: ${JSON.stringify(b.host)}, readonly: false }`}`),
+      ...p.stageBinds.map((b) => `${JSON.stringify(b.target)}: ${sourceText(b.from)}`),
+    ];
+    if (binds.length) out.push(`binds: { ${binds.join(", ")} }`);
+    if (p.tmpfs.length) out.push(`tmpfs: ${JSON.stringify(p.tmpfs)}`);
     if (Object.keys(p.caches).length) out.push(`caches: ${JSON.stringify(p.caches)}`);
     if (Object.keys(p.secrets).length) out.push(`secrets: ${JSON.stringify(p.secrets)}`);
     if (p.tags.length) out.push(`tags: ${JSON.stringify(p.tags)}`);
@@ -150,6 +155,7 @@ function topo(stages: readonly Stage[], exported: readonly Stage[]): Stage[] {
     if (s.spec.from.kind === "stage") d.push(s.spec.from.stage);
     if (s.spec.from.kind === "tarball" && s.spec.from.source.kind === "stage-path") d.push(s.spec.from.source.stage);
     for (const [, src] of s.spec.copy) if (src.kind === "stage-path") d.push(src.stage);
+    for (const b of s.spec.stageBinds) d.push(b.from.stage);
     return d;
   };
   const visit = (s: Stage) => {

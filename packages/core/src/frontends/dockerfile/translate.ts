@@ -6,7 +6,7 @@
 import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import { isAbsolute, posix, relative, resolve } from "node:path";
 import type { SourceLocation } from "../../errors.ts";
-import type { Base, Source, Stage, StageOrigin } from "../../model.ts";
+import type { Base, Source, Stage, StageOrigin, StagePathSource } from "../../model.ts";
 import { image, oci, scratch } from "../../api/bases.ts";
 import { inline, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
@@ -321,7 +321,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
     }
 
     function runSpec(ins: Instruction): Omit<StageOptions, "from"> {
-      const out: Omit<StageOptions, "from"> & { caches: Record<string, string>; secrets: Record<string, { env: string } | { file: string }> } = { caches: {}, secrets: {} };
+      const out: Omit<StageOptions, "from"> & RunMounts = { caches: {}, secrets: {}, tmpfs: [], binds: {} };
       for (const f of ins.flags) {
         if (f.name === "network") {
           const v = f.value ?? "";
@@ -347,7 +347,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
       return { ...out, shell: [...chain.shell], run: script };
     }
 
-    function mount(ins: Instruction, value: string, out: { caches: Record<string, string>; secrets: Record<string, { env: string } | { file: string }> }) {
+    function mount(ins: Instruction, value: string, out: RunMounts) {
       const opts = new Map<string, string>();
       for (const part of value.split(",")) {
         const eq = part.indexOf("=");
@@ -371,7 +371,28 @@ export function translateDockerfile(t: TranslateInput): Stage {
         const s = t.secrets[id!];
         if (!s) fail(ins.line, `RUN --mount=type=secret,id=${id}: give the secret to dockerfile(), e.g. secrets: { ${JSON.stringify(id)}: { env: "MY_SECRET" } }`);
         out.secrets[id!] = s!;
-      } else fail(ins.line, `RUN --mount=type=${type} is not supported yet (bind and tmpfs mounts come with issue 10)`);
+      } else if (type === "tmpfs") {
+        allowed(["type", "target", "dst", "destination"]);
+        if (!targetPath) fail(ins.line, "RUN --mount=type=tmpfs needs target=");
+        out.tmpfs.push(posix.resolve(chain.workdir ?? "/", targetPath!));
+      } else if (type === "bind") {
+        // Read-only, as BuildKit's default; its writes (rw) would be thrown away there but kept here.
+        allowed(["type", "target", "dst", "destination", "source", "src", "from"]);
+        if (!targetPath) fail(ins.line, "RUN --mount=type=bind needs target=");
+        const target = posix.resolve(chain.workdir ?? "/", targetPath!);
+        const source = opts.get("source") ?? opts.get("src") ?? "/";
+        const from = opts.get("from");
+        if (target in out.binds) fail(ins.line, `RUN --mount: two mounts at ${target}`);
+        if (from !== undefined) {
+          const ref = blockRef(from, ins, true);
+          const st = ref ? chainOf(ref).stage! : defineStage(`${stageName(b)}.mount-l${ins.line}`, { from: imageBase(from, ins) }, located(ins.line));
+          out.binds[target] = st.path(posix.resolve("/", source));
+        } else {
+          const rel = posix.normalize(source.replace(/^\/+/, ""));
+          if (rel === ".." || rel.startsWith("../")) fail(ins.line, `RUN --mount=type=bind,source=${source}: outside the build context`);
+          out.binds[target] = localPath(resolve(t.contextDir, rel));
+        }
+      } else fail(ins.line, `RUN --mount=type=${type} is not supported`);
     }
 
     function copySpec(ins: Instruction): Record<string, Source> {
@@ -427,7 +448,8 @@ export function translateDockerfile(t: TranslateInput): Stage {
           put(dirDest ? posix.join(dest, h.name) : dest, inline(text, fileOpts));
           continue;
         }
-        if (/[*?[]/.test(src)) fail(ins.line, `${ins.keyword} ${src}: wildcards are not supported yet (globs come with issue 10)`);
+        const glob = /[*?[]/.test(src);
+        if (glob && fromStage) fail(ins.line, `${ins.keyword} --from with wildcards (${src}) is not supported yet`);
         if (fromStage) {
           const p = posix.resolve("/", src);
           put(dest, fromStage.path(p, fileOpts));
@@ -437,6 +459,11 @@ export function translateDockerfile(t: TranslateInput): Stage {
         const rel = posix.normalize(src.replace(/^\/+/, ""));
         if (rel === ".." || rel.startsWith("../")) fail(ins.line, `${ins.keyword} ${src}: the source is outside the build context`);
         const abs = resolve(t.contextDir, rel);
+        if (glob) {
+          // local() matches wildcards as Docker does (each match a source; none is an error).
+          put(dest, local(localPath(abs), fileOpts));
+          continue;
+        }
         if (!existsSync(abs)) fail(ins.line, `${ins.keyword} ${src}: no such file in the build context ${t.contextDir}`);
         const isDir = statSync(abs).isDirectory();
         if (add && !isDir && isArchive(abs)) fail(ins.line, `ADD ${src}: extracting archives is not supported yet (archive() comes with issue 10)`);
@@ -470,6 +497,13 @@ export function translateDockerfile(t: TranslateInput): Stage {
     if (isAbsolute(rel)) return abs;
     return rel.startsWith("..") ? rel : `./${rel}`;
   }
+}
+
+interface RunMounts {
+  caches: Record<string, string>;
+  secrets: Record<string, { env: string } | { file: string }>;
+  tmpfs: string[];
+  binds: Record<string, string | StagePathSource>;
 }
 
 interface Pending {
