@@ -21,6 +21,7 @@ import {
   unpack,
   writeAs,
 } from "./up-harness.ts";
+import { arm64Emulation } from "./helpers/multiarch.ts";
 
 const missing = ["skopeo", "umoci", "runc", "mmdebstrap"].filter((t) => !tool(t));
 
@@ -151,6 +152,29 @@ const service = async (t: TestContext) => {
   assert.equal(runBundle(bundle, { args: ["id", "-un"] }).stdout.trim(), "app");
 };
 
+const crossGo = async (t: TestContext) => {
+  if (skipAll) return t.skip(skipAll);
+  const { project, mstage, layout } = example("cross-go", root.name);
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  const plan = expectOk(await mstage(["plan"]), "plan");
+  assert.match(plan.stdout, /build \[linux\/arm64\]/, "the host build stage is planned once per target platform");
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  const index = JSON.parse(readFileSync(join(layout, "blobs", "sha256", layoutRefs(layout).hello!.slice(7)), "utf8")) as { mediaType: string; manifests: { platform: { architecture: string } }[] };
+  assert.equal(index.mediaType, "application/vnd.oci.image.index.v1+json");
+  assert.deepEqual(index.manifests.map((m) => m.platform.architecture), ["amd64", "arm64"]);
+  for (const [arch, elf] of [["amd64", /ELF 64-bit LSB executable, x86-64/], ["arm64", /ELF 64-bit LSB executable, ARM aarch64/]] as const) {
+    const single = join(project, `single-${arch}`);
+    execFileSync("skopeo", ["copy", "-q", "--override-arch", arch, `oci:${layout}:hello`, `oci:${single}:${arch}`]);
+    const bundle = unpack(single, arch);
+    t.after(() => rmSync(bundle, { recursive: true, force: true }));
+    assert.match(execFileSync("file", [join(bundle, "rootfs/hello")], { encoding: "utf8" }), elf, `the ${arch} image holds an ${arch} binary`);
+    // The arm64 one runs too where qemu-user-static's binfmt handler is registered (.ci/setup).
+    if (arch === "arm64" && arm64Emulation()) continue;
+    const run = runBundle(bundle);
+    assert.equal(run.stdout.trim(), `Hello from mstage on linux/${arch}!`, run.stderr);
+  }
+};
+
 const helloGoUnprivileged = async (t: TestContext) => {
   const user = testUsers()[1]!;
   if (skipAll ?? user.skip) return t.skip((skipAll ?? user.skip)!);
@@ -181,3 +205,6 @@ test("the examples build and run", { timeout: 20 * 60_000, concurrency: 2 }, asy
     t.test("hello-go as the unprivileged mstage-test user", { timeout: 15 * 60_000 }, helloGoUnprivileged),
   ]);
 });
+
+// After the others: it reuses the debian() toolchain hello-go made in root's shared store.
+test("cross-go: one native build stage cross-compiles Go for amd64 and arm64 into an image index", { timeout: 10 * 60_000 }, crossGo);
