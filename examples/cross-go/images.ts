@@ -2,9 +2,9 @@
 // build stage runs on the build machine (`platform: "host"`, BuildKit's `FROM --platform=$BUILDPLATFORM`)
 // and is written as a function of the platform it builds for, so GOARCH follows it. The exported
 // image is built once per platform, and its ref in ./oci is an OCI image index of both.
-import { debian, local, scratch, stage } from "mstage";
+import { debian, local, scratch, stage, stageFor } from "mstage";
 
-const build = stage("build", (target) => ({
+const build = stageFor("build", (target) => ({
   platform: "host",
   from: debian({ suite: "bookworm", packages: ["golang-go"] }),
   workdir: "/src",

@@ -1,6 +1,7 @@
 // The public `mstage` package: the images.ts API and its types, nothing internal.
 export {
   stage,
+  stageFor,
   image,
   scratch,
   oci,
@@ -14,6 +15,8 @@ export {
 export type {
   Stage,
   StageOptions,
+  StageSpecFunction,
+  TargetPlatform,
   HealthcheckOptions,
   Base,
   Source,

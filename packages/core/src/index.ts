@@ -24,7 +24,7 @@ export type {
   Healthcheck,
   TargetPlatform,
 } from "./model.ts";
-export { stage, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
+export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
 export type { StageOptions, StageSpecFunction, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";

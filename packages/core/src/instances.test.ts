@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { debian, image, scratch } from "./api/index.ts";
-import { stage } from "./api/stage.ts";
+import { stage, stageFor } from "./api/stage.ts";
 import { buildGraph } from "./graph.ts";
 import type { Stage } from "./model.ts";
 
@@ -12,7 +12,7 @@ test("a target with platforms is built once per platform with what it reads; pin
   const tools = stage("i-tools", { from: image("alpine:3.20"), run: "make" });
   const emu = stage("i-emu", { from: image("alpine:3.20"), platform: "linux/arm64", run: "true" });
   // A host stage's spec function sees the target platform: GOARCH follows it.
-  const build = stage("i-build", (t) => ({ platform: "host", from: tools, env: { GOARCH: t.arch }, run: "go build" }));
+  const build = stageFor("i-build", (t) => ({ platform: "host", from: tools, env: { GOARCH: t.arch }, run: "go build" }));
   const app = stage("i-app", {
     platforms: ["linux/amd64", "linux/aarch64"],
     from: scratch(),
@@ -68,6 +68,6 @@ test("stage() checks platform and platforms at once", () => {
   assert.throws(() => stage("i-bad2", { from: scratch(), platforms: ["host"] }), /"host" belongs in "platform"/);
   assert.throws(() => stage("i-bad3", { from: scratch(), platforms: ["linux/arm64", "linux/aarch64"] }), /lists linux\/arm64 twice/);
   assert.throws(() => stage("i-bad4", { from: scratch(), platforms: [] }), /is empty/);
-  assert.throws(() => stage("i-bad5", (t) => ({ from: scratch(), platform: t.arch === "amd64" ? "linux/amd64" : "linux/arm64" })).specFor("linux/arm64"), /the same platform and platforms for every target/);
+  assert.throws(() => stageFor("i-bad5", (t) => ({ from: scratch(), platform: t.arch === "amd64" ? "linux/amd64" : "linux/arm64" })).specFor("linux/arm64"), /the same platform and platforms for every target/);
   assert.equal(stage("i-ok", { from: scratch(), platform: "linux/aarch64" }).spec.platform, "linux/arm64");
 });

@@ -201,7 +201,7 @@ export interface Stage {
    */
   path(path: string, options?: FileOptions): StagePathSource;
   /**
-   * The spec for one target platform: a stage defined with a function (`stage(name, (t) => ({…}))`)
+   * The spec for one target platform: a stage defined with a function (`stageFor(name, (t) => ({…}))`)
    * calls it with that platform; any other stage returns `spec`.
    */
   specFor(target: string): StageSpec;

@@ -33,6 +33,7 @@ const API_KEY = Symbol.for("mstage.api");
 /** The images.ts API, as `import ... from "mstage"` sees it. */
 const API = {
   stage: core.stage,
+  stageFor: core.stageFor,
   image: core.image,
   scratch: core.scratch,
   oci: core.oci,

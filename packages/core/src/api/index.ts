@@ -1,5 +1,5 @@
 // The images.ts API: `stage()`, the bases and the sources.
-export { stage, beginStageCollection } from "./stage.ts";
+export { stage, stageFor, beginStageCollection } from "./stage.ts";
 export type { StageOptions, HealthcheckOptions, StageSpecFunction } from "./stage.ts";
 export { image, scratch, oci, tarball, debian } from "./bases.ts";
 export type { ImageOptions, DebianOptions } from "./bases.ts";

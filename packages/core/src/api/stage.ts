@@ -333,8 +333,24 @@ class StageImpl implements Stage {
  * });
  * export const hello = stage("hello", { from: scratch(), copy: { "/hello": build.path("/out/hello") }, cmd: ["/hello"] });
  */
-export function stage(name: string, spec: StageOptions | StageSpecFunction): Stage {
+export function stage(name: string, spec: StageOptions): Stage {
   return defineStage(name, spec, callerLocation(stage));
+}
+
+/**
+ * `stage()` with its spec written as a function of the platform the stage is built for: how
+ * per-platform values (GOARCH, a download URL) reach the config. Called once for the host when
+ * `images.ts` loads, then once per platform a build needs; define other stages outside it.
+ * @example
+ * const build = stageFor("build", (target) => ({
+ *   platform: "host", // runs natively, once per target platform
+ *   from: debian({ suite: "bookworm", packages: ["golang-go"] }),
+ *   env: { CGO_ENABLED: "0", GOOS: target.os, GOARCH: target.arch },
+ *   run: "go build -o /out/hello .",
+ * }));
+ */
+export function stageFor(name: string, spec: StageSpecFunction): Stage {
+  return defineStage(name, spec, callerLocation(stageFor));
 }
 
 /**
