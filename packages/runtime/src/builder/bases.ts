@@ -192,6 +192,7 @@ export class BaseProvider implements BaseIdentity {
         sourceDateEpoch: this.o.sourceDateEpoch ?? 0,
         signal: this.o.signal,
         onLine: (line) => emit({ type: "log", stage: stage.name, line, stream: "stderr" }),
+        onPhase: (phase) => emit({ type: "stage-phase", stage: stage.name, phase: `debian: ${phase}` }),
       });
       if (pinned && !sameVersions(pinned, versions)) {
         emit({ type: "note", stage: stage.name, message: `debian ${lockKey}: the mirror now has other package versions than images.lock; images.lock updated` });

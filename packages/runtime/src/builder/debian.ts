@@ -18,7 +18,7 @@ export interface DebianRootfs {
 export async function buildDebianRootfs(
   base: DebianBase,
   workDir: string,
-  o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void },
+  o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void; onPhase?: (phase: string) => void },
 ): Promise<DebianRootfs> {
   // Another architecture's packages run their maintainer scripts through emulation; mmdebstrap
   // checks that with arch-test, and says only "install arch-test" when it is missing.
@@ -42,10 +42,17 @@ export async function buildDebianRootfs(
     ...(base.mirror ? [base.mirror] : []),
   ];
   const tail: string[] = [];
+  const errors: string[] = [];
   const lines = new LineSplitter((line) => {
+    if (isMountNoise(line)) return;
     tail.push(line);
     if (tail.length > 20) tail.shift();
-    o.onLine?.(line);
+    if (/^E: /.test(line)) errors.push(line.slice(3).trim());
+    // mmdebstrap's "I: installing essential packages..." are its phases: shown on the stage's
+    // progress line rather than scrolled as output.
+    const info = /^I: (.*?)\.*$/.exec(line);
+    if (info && o.onPhase) o.onPhase(info[1]!);
+    else o.onLine?.(line);
   });
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn("mmdebstrap", args, {
@@ -62,12 +69,25 @@ export async function buildDebianRootfs(
   });
   lines.flush();
   if (code !== 0) {
-    throw new UserError(`mmdebstrap ${args.join(" ")} failed with exit code ${code}`, { detail: tail.join("\n") });
+    // mmdebstrap's own cause ("Unable to locate package nodejss") leads, also under -q, where no
+    // step output was shown; its last lines follow.
+    const cause = errors.find((e) => !/^(mmdebstrap failed|run_chroot failed|apt-get .* failed)/.test(e)) ?? errors[0];
+    throw new UserError(`debian ${base.suite}: ${cause ?? `mmdebstrap failed with exit code ${code}`}`, {
+      detail: `mmdebstrap ${args.join(" ")} exited with ${code}; its last lines:\n${tail.join("\n")}`,
+    });
   }
   // mmdebstrap copies the host's resolver config and name; neither belongs in an image (the
   // sandbox binds the host's resolv.conf for steps that use the network).
   for (const f of ["etc/resolv.conf", "etc/hostname"]) await rm(join(rootfs, f), { force: true });
   return { rootfs, versions: parseDpkgStatus(await readFile(join(rootfs, "var/lib/dpkg/status"), "utf8")) };
+}
+
+/**
+ * Lines mmdebstrap's chroot setup prints when /proc or /sys cannot be mounted in a user namespace:
+ * it falls back to bind mounts and goes on, so they say nothing a user can act on.
+ */
+function isMountNoise(line: string): boolean {
+  return /^mount: .*: permission denied\.?$/.test(line) || /^\s*dmesg\(1\) may have more information after failed mount/.test(line) || /^W: since mounting \/(proc|sys) normally failed/.test(line);
 }
 
 /** Installed packages and versions from a dpkg status file. */
