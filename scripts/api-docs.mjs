@@ -54,7 +54,10 @@ function slugger() {
 /** The markdown page for the declarations in `dts` (the text of index.d.ts). */
 export function apiPage(dts) {
   const sf = ts.createSourceFile("index.d.ts", dts, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
-  const functions = sf.statements.filter((s) => ts.isFunctionDeclaration(s) && isExported(s));
+  // Overloads are one entry: the first declaration's TSDoc, every signature.
+  const declared = sf.statements.filter((s) => ts.isFunctionDeclaration(s) && isExported(s));
+  const functions = declared.filter((f, i) => declared.findIndex((g) => g.name.text === f.name.text) === i);
+  const overloads = (f) => declared.filter((g) => g.name.text === f.name.text);
   const types = sf.statements.filter((s) => (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) && isExported(s));
 
   // Headings in page order, so repeated anchors (stage(), Stage) are numbered as GitHub does.
@@ -68,11 +71,11 @@ export function apiPage(dts) {
   const toc = [];
   for (const f of functions) {
     const name = f.name.text;
-    const params = f.parameters.map((p) => p.getText(sf)).join(", ");
     const heading = `${name}()`;
     toc.push(link(heading));
     const doc = docOf(f);
-    body.push(`### ${heading}`, "", "```ts", `function ${name}(${params}): ${f.type?.getText(sf) ?? "void"}`, "```", "");
+    const signatures = overloads(f).map((o) => `function ${name}(${o.parameters.map((p) => p.getText(sf)).join(", ")}): ${o.type?.getText(sf) ?? "void"}`);
+    body.push(`### ${heading}`, "", "```ts", ...signatures, "```", "");
     if (doc.description) body.push(doc.description, "");
     const documented = f.parameters.filter((p) => doc.params.has(p.name.getText(sf)));
     for (const p of documented) body.push(`- \`${p.name.getText(sf)}\`: ${doc.params.get(p.name.getText(sf))}`);
