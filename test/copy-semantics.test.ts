@@ -116,6 +116,19 @@ for (const user of testUsers()) {
       assert.deepEqual(entryLines(extras, (p) => !p.startsWith("inc")).map((l) => l.split(" ").slice(0, 2).join(" ")), ["/inc dir", "/inc/run.sh file", "/inc/sub dir", "/inc/sub/g2 file"]);
     });
 
+    await t.test("9: archive() extracts a tar (gz, xz, bz2, zst, plain) with its owners, modes, symlinks and hardlinks", () => {
+      const want = (dir: string) => [
+        `/${dir}/pkg dir 0755 1000:2000 `,
+        `/${dir}/pkg/bin dir 0755 1000:2000 `,
+        `/${dir}/pkg/bin/tool file 4755 1000:2000 links=${dir}/pkg/bin/tool,${dir}/pkg/bin/tool2`,
+        `/${dir}/pkg/bin/tool2 file 4755 1000:2000 links=${dir}/pkg/bin/tool,${dir}/pkg/bin/tool2`,
+        `/${dir}/pkg/link symlink 0777 1000:2000 -> bin/tool`,
+      ];
+      const got = (img: Map<string, ImageEntry>, dir: string) => entryLines(img, (p) => !p.startsWith(dir + "/")).map((l) => l.replace(/ sha256:\w+/, ""));
+      for (const d of ["gz", "xz", "bz2", "plain"]) assert.deepEqual(got(local, `unpacked/${d}`), want(`unpacked/${d}`));
+      assert.deepEqual(got(extras, "unpacked/zst"), want("unpacked/zst"));
+    });
+
     await t.test("7: owner names resolve in the destination's /etc/passwd and /etc/group; an unknown one names the stage and key", async () => {
       assert.deepEqual(lines(local, "/ldir-app", "/owned-f").map((l) => l.replace(/ sha256:\w+/, "")), ["/ldir-app dir 0755 1000:1000 ", "/owned-f file 0640 1000:2000"]);
       assert.match(lines(extras, "/etc/motd")[0]!, /^\/etc\/motd file 0600 1000:2000 /);

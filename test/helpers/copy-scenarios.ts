@@ -1,7 +1,9 @@
 // Dockerfiles and their images.ts equivalents, one exported stage per Dockerfile, all on the offline
 // base of buildah.ts' makeFeatureBase. copy-buildah.test.ts builds both and compares them entry by
 // entry; copy-semantics.test.ts checks mstage's results against what BuildKit documents.
-import { chmodSync, linkSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface Scenario {
@@ -35,6 +37,10 @@ COPY d /opt/existing/
 COPY --chmod=0600 f /f600
 COPY sub/l* /globbed/
 COPY sub/lf* /one-glob
+ADD a.tar.gz /unpacked/gz/
+ADD a.tar.xz /unpacked/xz/
+ADD a.tar.bz2 /unpacked/bz2/
+ADD a.tar /unpacked/plain/
 `,
   },
   {
@@ -60,7 +66,7 @@ STOPSIGNAL SIGINT
 /** images.ts for all scenarios on the base layout `base`. */
 export function scenarioImagesTs(base: string): string {
   const b = JSON.stringify(base);
-  return `import { inline, local, oci, stage } from "mstage";
+  return `import { archive, inline, local, oci, stage } from "mstage";
 
 const src = stage("src", { from: oci(${b}, "base") });
 export const fromStage = stage("from-stage", {
@@ -85,6 +91,10 @@ export const localFiles = stage("local", {
     "/f600": local("./f", { mode: 0o600 }),
     "/globbed/": local("./sub/l*"),
     "/one-glob": local("./sub/lf*"),
+    "/unpacked/gz/": archive(local("./a.tar.gz")),
+    "/unpacked/xz/": archive(local("./a.tar.xz")),
+    "/unpacked/bz2/": archive(local("./a.tar.bz2")),
+    "/unpacked/plain/": archive(local("./a.tar")),
   },
 });
 
@@ -111,6 +121,7 @@ export const extras = stage("extras", {
     "/as-file": local("./f"),
     "/etc/motd": inline("hi\\n", { owner: "app:extra", mode: 0o600 }),
     "/inc/": local("./d", { include: ["*.sh", "sub/"] }),
+    "/unpacked/zst/": archive(local("./a.tar.zst")),
   },
 });
 `;
@@ -132,4 +143,15 @@ export function writeContext(dir: string): void {
   writeFileSync(join(dir, "sub/lfile"), "lfile\n");
   writeFileSync(join(dir, "sub/ldir/deep/x"), "x\n");
   writeFileSync(join(dir, "sub/other"), "other\n");
+  // Archives for ADD / archive(): owned by 1000:2000, with a setuid file, a symlink and a hardlink.
+  const src = mkdtempSync(join(tmpdir(), "mstage-archive-src-"));
+  mkdirSync(join(src, "pkg/bin"), { recursive: true });
+  writeFileSync(join(src, "pkg/bin/tool"), "#!/bin/sh\n");
+  chmodSync(join(src, "pkg/bin/tool"), 0o4755);
+  linkSync(join(src, "pkg/bin/tool"), join(src, "pkg/bin/tool2"));
+  symlinkSync("bin/tool", join(src, "pkg/link"));
+  const tar = ["--sort=name", "--mtime=@0", "--numeric-owner", "--owner=1000", "--group=2000", "-C", src];
+  execFileSync("tar", [...tar, "-cf", join(dir, "a.tar"), "pkg"]);
+  for (const [ext, flag] of [["gz", "-z"], ["xz", "-J"], ["bz2", "-j"], ["zst", "--zstd"]]) execFileSync("tar", [...tar, flag!, "-cf", join(dir, `a.tar.${ext}`), "pkg"]);
+  rmSync(src, { recursive: true, force: true });
 }

@@ -9,6 +9,7 @@ export {
   debian,
   local,
   inline,
+  archive,
   dockerfile,
   stacker,
 } from "@mstage/core";

@@ -11,6 +11,7 @@ export type {
   LocalSource,
   StagePathSource,
   InlineSource,
+  ArchiveSource,
   ScratchBase,
   ImageBase,
   StageBase,
@@ -24,7 +25,7 @@ export type {
   Healthcheck,
   TargetPlatform,
 } from "./model.ts";
-export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline } from "./api/index.ts";
+export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive } from "./api/index.ts";
 export type { StageOptions, StageSpecFunction, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";

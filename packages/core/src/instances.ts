@@ -121,7 +121,10 @@ export function specDeps(spec: StageSpec): Stage[] {
   const from = spec.from;
   if (from.kind === "stage") add(from.stage);
   if (from.kind === "tarball" && from.source.kind === "stage-path") add(from.source.stage);
-  for (const [, source] of spec.copy) if (source.kind === "stage-path") add(source.stage);
+  for (const [, source] of spec.copy) {
+    if (source.kind === "stage-path") add(source.stage);
+    if (source.kind === "archive" && source.source.kind === "stage-path") add(source.source.stage);
+  }
   for (const b of spec.stageBinds ?? []) add(b.from.stage);
   return out;
 }

@@ -19,6 +19,7 @@ export type BaseInput =
 export type SourceInput =
   | { kind: "local"; path: string; exclude: string[]; digest: string }
   | { kind: "stage-path"; stage: string; key: string; path: string }
+  | { kind: "archive"; source: SourceInput }
   | { kind: "inline"; digest: string };
 
 export interface CopyInput {
@@ -119,6 +120,8 @@ function sourceMaterial(s: SourceInput): unknown {
       return { kind: s.kind, digest: s.digest };
     case "stage-path":
       return { kind: s.kind, key: s.key, path: s.path };
+    case "archive":
+      return { kind: s.kind, source: sourceMaterial(s.source) };
   }
 }
 

@@ -29,7 +29,7 @@ export interface FileOptions {
   owner?: Owner;
 }
 
-export type Source = LocalSource | StagePathSource | InlineSource;
+export type Source = LocalSource | StagePathSource | InlineSource | ArchiveSource;
 
 export interface LocalSource extends FileOptions {
   readonly kind: "local";
@@ -51,6 +51,15 @@ export interface StagePathSource extends FileOptions {
 export interface InlineSource extends FileOptions {
   readonly kind: "inline";
   readonly text: string;
+}
+
+/** A tar (plain, gzip, bzip2, xz or zstd) extracted into the destination directory (Docker's `ADD x.tar.gz /dst/`). */
+export interface ArchiveSource {
+  readonly kind: "archive";
+  readonly source: LocalSource | StagePathSource;
+  /** Extracted entries keep the tar's own owners and modes; options are not taken. */
+  readonly mode?: undefined;
+  readonly owner?: undefined;
 }
 
 export type Base = ScratchBase | ImageBase | StageBase | OciBase | TarballBase | DebianBase;

@@ -168,6 +168,8 @@ class Hasher {
           return { kind: "stage-path", stage: src.stage.name, key: upstream(src.stage), path: src.path };
         case "inline":
           return { kind: "inline", digest: "sha256:" + sha256Hex(src.text) };
+        case "archive":
+          return { kind: "archive", source: source(src.source, key) };
       }
     };
 

@@ -129,6 +129,8 @@ function diffSource(what: string, a: SourceInput, b: SourceInput, pa: StageInput
     }
     case "inline":
       return (a as typeof b).digest !== b.digest ? [`inline file ${what.replace(/^copy to /, "")} changed`] : [];
+    case "archive":
+      return diffSource(what, (a as typeof b).source, b.source, pa, pb);
   }
 }
 

@@ -41,6 +41,7 @@ const API = {
   debian: core.debian,
   local: core.local,
   inline: core.inline,
+  archive: core.archive,
   dockerfile: core.dockerfile,
   stacker: core.stacker,
 };

@@ -127,7 +127,10 @@ export function targetsOf(config: LoadedConfig): WatchTarget[] {
     });
   };
   for (const s of config.stages) {
-    for (const [, src] of s.spec.copy) if (src.kind === "local") addLocal(src);
+    for (const [, src] of s.spec.copy) {
+      if (src.kind === "local") addLocal(src);
+      if (src.kind === "archive" && src.source.kind === "local") addLocal(src.source);
+    }
     if (s.spec.from.kind === "tarball" && s.spec.from.source.kind === "local") addLocal(s.spec.from.source);
     for (const b of s.spec.binds) if (b.readonly) out.set(localPath(b.host, dir), { path: localPath(b.host, dir) });
   }

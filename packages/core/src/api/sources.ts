@@ -1,7 +1,7 @@
 // Sources: what `copy` values and `tarball()` take. `someStage.path()` lives with the stage.
 import { locatedError } from "../errors.ts";
-import type { FileOptions, InlineSource, LocalSource } from "../model.ts";
-import { SOURCE_BRAND, branded, describe } from "./brand.ts";
+import type { ArchiveSource, FileOptions, InlineSource, LocalSource, StagePathSource } from "../model.ts";
+import { SOURCE_BRAND, branded, describe, isSource } from "./brand.ts";
 import { callerLocation } from "./location.ts";
 
 /** Options of `local()`. */
@@ -64,6 +64,25 @@ export function inline(text: string, options: FileOptions = {}): InlineSource {
   if (typeof text !== "string") throw locatedError(at, `inline(): the text must be a string, got ${describe(text)}`);
   checkFileOptions("inline", options, ["mode", "owner"], at);
   return branded(SOURCE_BRAND, { kind: "inline" as const, text, ...fileOptions(options) });
+}
+
+/**
+ * A tar archive extracted into the destination directory, as Docker's `ADD x.tar.gz /dst/` does:
+ * plain, gzip, bzip2, xz or zstd (told by its first bytes); entries keep the owners, modes and
+ * xattrs the archive gives them; entries that would land outside the destination (`..`, absolute
+ * names, symlinked parents) are refused, as for layers. Keyed by the archive's bytes.
+ * @example copy: { "/opt/": archive(local("./vendor/tool-1.2.tar.gz")) }
+ * @example copy: { "/srv/site/": archive(build.path("/out/site.tar.zst")) }
+ */
+export function archive(source: LocalSource | StagePathSource): ArchiveSource {
+  const at = callerLocation(archive);
+  if (!isSource(source) || (source.kind !== "local" && source.kind !== "stage-path")) {
+    throw locatedError(at, `archive(): the source must be local(…) or someStage.path(…), got ${describe(source)}`);
+  }
+  if (source.mode !== undefined || source.owner !== undefined) {
+    throw locatedError(at, `archive(): the archive's entries keep their own owners and modes; drop mode/owner from its source`);
+  }
+  return branded(SOURCE_BRAND, { kind: "archive" as const, source });
 }
 
 /** A user and optional group, each a name (as useradd allows) or a number. */

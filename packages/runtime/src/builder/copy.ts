@@ -6,10 +6,11 @@
 // their owner, mode, xattrs and hardlinks unless `owner`/`mode` say otherwise.
 import { chmod, chown, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, type Stats } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { StageError, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
 import { resolveInRoot } from "../sandbox/paths.ts";
 import { resolveOwner } from "../sandbox/passwd.ts";
+import { extractArchive } from "./archive.ts";
 import { isOverlayPrivate, readTreeXattrs, writeXattrs } from "../layer/xattr.ts";
 
 export interface CopyContext {
@@ -111,6 +112,30 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       }
       const top = dirTarget(root, dest, made, fail);
       for (const e of entries) await tree.put(e.abs, e.stat ?? (await lstat(e.abs)), join(top, e.rel), e.linkTarget);
+      return;
+    }
+    case "archive": {
+      const inner = source.source;
+      const top = dirTarget(root, dest, ROOT, fail);
+      const what = inner.kind === "local" ? `archive ${inner.path}` : `archive ${inner.stage.name}.path("${inner.path}")`;
+      const extract = async (file: string) => {
+        const st = await lstat(file).catch(() => undefined);
+        if (!st?.isFile()) fail(`${what} is not a file`);
+        try {
+          await extractArchive(file, top, what, ctx.onNote);
+        } catch (e) {
+          if (isUserError(e)) fail((e as Error).message);
+          throw e;
+        }
+      };
+      if (inner.kind === "local") return extract(resolve(ctx.projectDir, inner.path));
+      const direct = await ctx.topLayerFile?.(inner.stage, inner.path);
+      if (direct) return extract(direct);
+      await ctx.withStageRoot(inner.stage, async (from) => {
+        const r = resolveInRoot(from, inner.path);
+        if (r.missing.length) fail(`${inner.stage.name}.path("${inner.path}") does not exist in stage "${inner.stage.name}"'s result`);
+        await extract(r.existing);
+      });
       return;
     }
     case "stage-path": {
