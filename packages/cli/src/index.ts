@@ -10,6 +10,7 @@ export {
   local,
   inline,
   archive,
+  http,
   dockerfile,
   stacker,
 } from "@mstage/core";
@@ -23,6 +24,7 @@ export type {
   Source,
   FileOptions,
   LocalOptions,
+  HttpOptions,
   ImageOptions,
   DebianOptions,
   DockerfileOptions,

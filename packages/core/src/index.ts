@@ -12,6 +12,7 @@ export type {
   StagePathSource,
   InlineSource,
   ArchiveSource,
+  HttpSource,
   ScratchBase,
   ImageBase,
   StageBase,
@@ -25,8 +26,8 @@ export type {
   Healthcheck,
   TargetPlatform,
 } from "./model.ts";
-export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive } from "./api/index.ts";
-export type { StageOptions, StageSpecFunction, HealthcheckOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive, http } from "./api/index.ts";
+export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";

@@ -20,6 +20,7 @@ export type SourceInput =
   | { kind: "local"; path: string; exclude: string[]; digest: string }
   | { kind: "stage-path"; stage: string; key: string; path: string }
   | { kind: "archive"; source: SourceInput }
+  | { kind: "http"; url: string; digest: string }
   | { kind: "inline"; digest: string };
 
 export interface CopyInput {
@@ -122,6 +123,8 @@ function sourceMaterial(s: SourceInput): unknown {
       return { kind: s.kind, key: s.key, path: s.path };
     case "archive":
       return { kind: s.kind, source: sourceMaterial(s.source) };
+    case "http":
+      return { kind: s.kind, url: s.url, digest: s.digest };
   }
 }
 

@@ -29,7 +29,15 @@ export interface FileOptions {
   owner?: Owner;
 }
 
-export type Source = LocalSource | StagePathSource | InlineSource | ArchiveSource;
+export type Source = LocalSource | StagePathSource | InlineSource | ArchiveSource | HttpSource;
+
+/** A file downloaded at build time and checked against its sha256 (BuildKit's `ADD --checksum=… URL`). */
+export interface HttpSource extends FileOptions {
+  readonly kind: "http";
+  readonly url: string;
+  /** "sha256:<64 hex>": the download must have exactly these bytes; it is the source's key. */
+  readonly sha256: string;
+}
 
 export interface LocalSource extends FileOptions {
   readonly kind: "local";

@@ -170,6 +170,8 @@ class Hasher {
           return { kind: "inline", digest: "sha256:" + sha256Hex(src.text) };
         case "archive":
           return { kind: "archive", source: source(src.source, key) };
+        case "http":
+          return { kind: "http", url: src.url, digest: src.sha256 };
       }
     };
 

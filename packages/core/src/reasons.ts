@@ -131,6 +131,11 @@ function diffSource(what: string, a: SourceInput, b: SourceInput, pa: StageInput
       return (a as typeof b).digest !== b.digest ? [`inline file ${what.replace(/^copy to /, "")} changed`] : [];
     case "archive":
       return diffSource(what, (a as typeof b).source, b.source, pa, pb);
+    case "http": {
+      const p = a as typeof b;
+      if (p.url !== b.url) return [`${what}: now from ${b.url}`];
+      return p.digest !== b.digest ? [`${what}: checksum of ${b.url} changed`] : [];
+    }
   }
 }
 

@@ -42,6 +42,7 @@ const API = {
   local: core.local,
   inline: core.inline,
   archive: core.archive,
+  http: core.http,
   dockerfile: core.dockerfile,
   stacker: core.stacker,
 };

@@ -1,6 +1,6 @@
 // Sources: what `copy` values and `tarball()` take. `someStage.path()` lives with the stage.
 import { locatedError } from "../errors.ts";
-import type { ArchiveSource, FileOptions, InlineSource, LocalSource, StagePathSource } from "../model.ts";
+import type { ArchiveSource, FileOptions, HttpSource, InlineSource, LocalSource, StagePathSource } from "../model.ts";
 import { SOURCE_BRAND, branded, describe, isSource } from "./brand.ts";
 import { callerLocation } from "./location.ts";
 
@@ -83,6 +83,43 @@ export function archive(source: LocalSource | StagePathSource): ArchiveSource {
     throw locatedError(at, `archive(): the archive's entries keep their own owners and modes; drop mode/owner from its source`);
   }
   return branded(SOURCE_BRAND, { kind: "archive" as const, source });
+}
+
+/** Options of `http()`. */
+export interface HttpOptions extends FileOptions {
+  /**
+   * The file's sha256 ("sha256:…" or 64 hex digits), required: it pins the download and keys the
+   * stage, so a plan needs no network and a changed file on the server is an error, not a rebuild.
+   * @example http("https://example.com/tool.tar.gz", { sha256: "sha256:5f2b…" })
+   */
+  sha256: string;
+}
+
+/**
+ * A file downloaded when the stage builds (BuildKit's `ADD --checksum=sha256:… https://…`), checked
+ * against `sha256`. A destination ending in `/` gets the file by the URL's last path segment.
+ * Like Docker's ADD, the file's mode is 0600 unless `mode` says otherwise; it belongs to root
+ * unless `owner` says otherwise.
+ * @example copy: { "/usr/local/bin/tini": http("https://github.com/krallin/tini/releases/download/v0.19.0/tini", { sha256: "93dcc18adc78c65a028a84799ecf8ad40c936fdfc5f2a57b1acda5a8117fa82c", mode: 0o755 }) }
+ */
+export function http(url: string, options: HttpOptions): HttpSource {
+  const at = callerLocation(http);
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof url !== "string" || !parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw locatedError(at, `http(): the URL must be http:// or https://, got ${describe(url)}`);
+  }
+  if (typeof options !== "object" || options === null || options.sha256 === undefined) {
+    throw locatedError(at, `http(): give the file's checksum, like http(${JSON.stringify(url)}, { sha256: "sha256:…" }): it pins the download (get it with \`curl -sL URL | sha256sum\`)`);
+  }
+  checkFileOptions("http", options, ["sha256", "mode", "owner"], at);
+  const m = typeof options.sha256 === "string" ? /^(?:sha256:)?([a-f0-9]{64})$/.exec(options.sha256) : null;
+  if (!m) throw locatedError(at, `http(): "sha256" must be 64 hex digits (optionally "sha256:" first), got ${describe(options.sha256)}`);
+  return branded(SOURCE_BRAND, { kind: "http" as const, url, sha256: `sha256:${m[1]}`, ...fileOptions(options) });
 }
 
 /** A user and optional group, each a name (as useradd allows) or a number. */

@@ -108,3 +108,14 @@ test("binds take another stage's path (a dependency) and tmpfs takes absolute pa
   assert.throws(() => stage("bad-tmpfs", { from: scratch(), tmpfs: ["tmp"] }), { name: "StageError", message: /"tmp" is not absolute/ });
   assert.throws(() => stage("bad-bind", { from: scratch(), binds: { "/x": inline("no") as never } }), { name: "StageError", message: /must be a host path, \{ host, readonly\? \} or someStage\.path/ });
 });
+
+test("http() needs a sha256 and an http(s) URL; archive() takes a local or stage source", async () => {
+  const { http, archive } = await import("./sources.ts");
+  assert.equal(http("https://example.com/a.tgz", { sha256: "a".repeat(64) }).sha256, `sha256:${"a".repeat(64)}`);
+  assert.throws(() => http("https://example.com/a.tgz", {} as never), /give the file's checksum/);
+  assert.throws(() => http("ftp://example.com/a", { sha256: "a".repeat(64) }), /must be http:\/\/ or https:\/\//);
+  assert.throws(() => http("https://example.com/a", { sha256: "abc" }), /"sha256" must be 64 hex digits/);
+  assert.equal(archive(local("./x.tar.gz")).source.kind, "local");
+  assert.throws(() => archive(inline("x") as never), /archive\(\): the source must be local/);
+  assert.throws(() => archive(local("./x.tar", { mode: 0o644 })), /keep their own owners and modes/);
+});

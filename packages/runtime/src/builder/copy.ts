@@ -11,6 +11,7 @@ import { StageError, isUserError, walkLocal, type Source, type Stage } from "@ms
 import { resolveInRoot } from "../sandbox/paths.ts";
 import { resolveOwner } from "../sandbox/passwd.ts";
 import { extractArchive } from "./archive.ts";
+import { download, urlFileName } from "./download.ts";
 import { isOverlayPrivate, readTreeXattrs, writeXattrs } from "../layer/xattr.ts";
 
 export interface CopyContext {
@@ -112,6 +113,19 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       }
       const top = dirTarget(root, dest, made, fail);
       for (const e of entries) await tree.put(e.abs, e.stat ?? (await lstat(e.abs)), join(top, e.rel), e.linkTarget);
+      return;
+    }
+    case "http": {
+      const target = fileTarget(root, dest, intoDir, urlFileName(source.url), made, fail);
+      await rm(target, { force: true, recursive: true });
+      try {
+        await download(source.url, source.sha256, target);
+      } catch (e) {
+        if (isUserError(e)) fail((e as Error).message);
+        throw e;
+      }
+      // Docker's ADD gives a downloaded file 0600.
+      await finish(target, owner ?? ROOT, source.mode ?? 0o600);
       return;
     }
     case "archive": {

@@ -1,0 +1,56 @@
+// http(url, { sha256 }) (issue 10, item 9; BuildKit's ADD --checksum): the file is downloaded when
+// the stage builds, from a server on loopback, and accepted only with the pinned checksum.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { imageEntries } from "./helpers/image-entries.ts";
+import { expectOk, mstageAs, testUsers, userDir, writeAs } from "./up-harness.ts";
+
+test("http() downloads a pinned file at build time and refuses one whose checksum differs", { timeout: 2 * 60_000 }, async (t) => {
+  const body = Buffer.from("#!/bin/sh\necho downloaded\n");
+  const sha = createHash("sha256").update(body).digest("hex");
+  let requests = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    if (req.url === "/files/tool.sh") res.end(body);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const user = testUsers()[0]!.name;
+  const project = userDir(user, "http-src");
+  const store = userDir(user, "http-src-store");
+  t.after(() => {
+    server.close();
+    rmSync(project, { recursive: true, force: true });
+    rmSync(store, { recursive: true, force: true });
+  });
+  const imagesTs = (digest: string) => `import { http, scratch, stage } from "mstage";
+export const dl = stage("dl", {
+  from: scratch(),
+  copy: {
+    "/opt/": http("${base}/files/tool.sh", { sha256: "${digest}" }),
+    "/usr/local/bin/tool": http("${base}/files/tool.sh", { sha256: "sha256:${digest}", mode: 0o755, owner: "1000:1000" }),
+  },
+});
+`;
+  writeAs(user, join(project, "images.ts"), imagesTs(sha));
+  const mstage = mstageAs(user, project, store);
+  expectOk(await mstage(["plan"]), "plan");
+  assert.equal(requests, 0, "plan needs no network: the checksum is the key");
+  expectOk(await mstage(["up", "-q"]), "up");
+  const img = imageEntries(join(project, "oci"), "dl");
+  assert.deepEqual([img.get("opt/tool.sh")?.mode, img.get("opt/tool.sh")?.uid, img.get("opt/tool.sh")?.content], [0o600, 0, `sha256:${sha}`], "by the URL's name, 0600 like Docker's ADD");
+  assert.deepEqual([img.get("usr/local/bin/tool")?.mode, img.get("usr/local/bin/tool")?.uid], [0o755, 1000]);
+
+  await t.test("a checksum that does not match fails the stage and names the URL", async () => {
+    writeAs(user, join(project, "images.ts"), imagesTs("0".repeat(64)));
+    const r = await mstage(["up", "-q"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`stage "dl".*${base.replace(/\./g, "\\.")}/files/tool\\.sh has sha256 sha256:${sha}, not the sha256:0{64}`, "s"));
+  });
+});
