@@ -8,7 +8,7 @@ import { isAbsolute, posix, relative, resolve } from "node:path";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage, StageOrigin, StagePathSource } from "../../model.ts";
 import { image, oci, scratch } from "../../api/bases.ts";
-import { inline, local } from "../../api/sources.ts";
+import { archive, inline, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { DockerfileError, type Instruction, type ParsedDockerfile } from "./parse.ts";
 import { WordError, expandWord, expandWords, rawWords, type Lookup } from "./words.ts";
@@ -466,7 +466,11 @@ export function translateDockerfile(t: TranslateInput): Stage {
         }
         if (!existsSync(abs)) fail(ins.line, `${ins.keyword} ${src}: no such file in the build context ${t.contextDir}`);
         const isDir = statSync(abs).isDirectory();
-        if (add && !isDir && isArchive(abs)) fail(ins.line, `ADD ${src}: extracting archives is not supported yet (archive() comes with issue 10)`);
+        if (add && !isDir && isArchive(abs)) {
+          if (Object.keys(fileOpts).length) fail(ins.line, `ADD ${src}: --chown/--chmod on an extracted archive are not supported: its entries keep the archive's owners and modes`);
+          put(dirDest ? dest : dest + "/", archive(local(localPath(abs))));
+          continue;
+        }
         const excl = [...ignoreBelow(t.ignore, rel === "." ? "" : rel), ...exclude.map((e) => "/" + e.replace(/^\/+/, ""))];
         put(dest, local(localPath(abs), { ...fileOpts, ...(excl.length && isDir ? { exclude: excl } : {}) }));
       }
