@@ -102,7 +102,7 @@ test("the packed tarball installs with npm where this repo was never seen; init,
     const bundled = readdirSync(join(installed, "dist"), { recursive: true }).map(String).filter((f) => f.endsWith(".mjs"));
     const imported = new Set<string>();
     for (const f of bundled) {
-      for (const m of readFileSync(join(installed, "dist", f), "utf8").matchAll(/(?:\bfrom|\bimport\(?)\s*["']((?:@[a-z0-9._-]+\/)?[a-z0-9][a-z0-9._-]*)(?:\/[^"']*)?["']/g)) {
+      for (const m of readFileSync(join(installed, "dist", f), "utf8").matchAll(/(?:\bfrom|\bimport\(?|\brequire\w*\()\s*["']((?:@[a-z0-9._-]+\/)?[a-z0-9][a-z0-9._-]*)(?:\/[^"']*)?["']/g)) {
         const spec = m[1]!;
         // "mstage" itself appears in the starter images.ts that init writes.
         if (spec === "mstage") continue;

@@ -1,7 +1,13 @@
 // Reads a Dockerfile into instructions with dockerfile-ast (the parser VS Code's Docker extension
 // uses): instruction boundaries, line continuations, comments inside continued lines, flags and
 // the `# escape=` directive. Heredoc bodies and exec-form JSON are read here, as BuildKit does.
-import { DockerfileParser } from "dockerfile-ast";
+import { createRequire } from "node:module";
+
+// Loaded on first use: every `plan` loads this module with the API, and the parser (with the
+// language-server packages under it) costs more than a no-op plan of a project without Dockerfiles.
+const requireLazily = createRequire(import.meta.url);
+let parser: typeof import("dockerfile-ast").DockerfileParser | undefined;
+const dockerfileParser = () => (parser ??= (requireLazily("dockerfile-ast") as typeof import("dockerfile-ast")).DockerfileParser);
 
 export interface Heredoc {
   name: string;
@@ -55,7 +61,7 @@ const WITH_FLAGS = new Set(["FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"]);
 const HEREDOC = /<<(-?)(["']?)([A-Za-z0-9_.-]+)\2/g;
 
 export function parseDockerfile(text: string): ParsedDockerfile {
-  const df = DockerfileParser.parse(text);
+  const df = dockerfileParser().parse(text);
   const escape = df.getEscapeCharacter();
   const lines = text.split(/\r?\n/);
   const instructions: Instruction[] = [];

@@ -5,12 +5,18 @@
 // later layer copies from: it then depends on that layer, and its key follows that layer's run.
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, posix, relative, resolve, sep } from "node:path";
-import { LineCounter, isMap, isScalar, parseDocument, type Document } from "yaml";
+import { createRequire } from "node:module";
+import type { Document } from "yaml";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage } from "../../model.ts";
 import { image, oci, scratch, tarball } from "../../api/bases.ts";
 import { local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
+
+// Loaded on first use, like the Dockerfile parser: a plan without stacker files never pays for it.
+const requireLazily = createRequire(import.meta.url);
+let yamlModule: typeof import("yaml") | undefined;
+const yaml = () => (yamlModule ??= requireLazily("yaml") as typeof import("yaml"));
 
 /** A stacker.yaml mistake at one line (0: not tied to a line). */
 export class StackerError extends Error {
@@ -67,6 +73,7 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     loaded.add(file);
     const display = displayOf(file);
     const text = substitute(input.read(file), input.substitutions, file);
+    const { LineCounter, isMap, isScalar, parseDocument } = yaml();
     const lc = new LineCounter();
     // YAML 1.1, as stacker's Go parser reads it: a mode of 0644 is octal.
     const doc: Document = parseDocument(text, { lineCounter: lc, version: "1.1" });
