@@ -178,7 +178,7 @@ for (const user of testUsers()) {
       assert.deepEqual(treeFingerprint(join(store, "layers")), storeBefore);
     });
 
-    await t.test("Ctrl-C stops a running step: exit 1, no stray process, no mount, no work dir", async () => {
+    await t.test("Ctrl-C stops a running step: exit 130, no stray process, no mount, no work dir", async () => {
       const file = join(project, "images.ts");
       const good = readFileSync(file, "utf8");
       const marker = `mstage-interrupt-${process.pid}`;
@@ -200,7 +200,7 @@ for (const user of testUsers()) {
         });
         child.kill("SIGINT");
         const code = await closed;
-        assert.equal(code, 1, stderr);
+        assert.equal(code, 130, stderr);
         assert.match(stderr, /interrupted/);
         const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
         assert.ok(!ps.includes(marker), "the step's processes are gone");
