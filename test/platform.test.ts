@@ -93,6 +93,14 @@ for (const user of testUsers()) {
     const again = expectOk(await mstage(["up"]), "second up");
     assert.match(again.stdout, /0 built, 2 cached/);
     assert.equal(indexOf(layout, "hello").digest, index.digest, "the same inputs give the same index");
+
+    // A docker-archive has no index: it gets this machine's platform, or the one --platform chose.
+    const archive = join(dir, "hello.tar");
+    const host = expectOk(await mstage(["up", "--output", `docker-archive:${archive}`]), "up --output docker-archive");
+    assert.match(host.stdout + host.stderr, /docker-archive has no image index: \S+ is written for linux\/amd64 only/);
+    assert.equal(archiveArchitecture(archive), "amd64");
+    expectOk(await mstage(["up", "--platform", "linux/arm64", "--output", `docker-archive:${archive}`]), "up --platform linux/arm64 --output docker-archive");
+    assert.equal(archiveArchitecture(archive), "arm64", "--platform chooses the archive's image");
   });
 }
 
@@ -191,3 +199,11 @@ test("errors: a base without the platform, and a foreign run with no binfmt hand
   assert.match(doctor.out, /! emulation of other platforms .*: cannot run linux\/arm64, linux\/arm\/v7: no binfmt_misc handler with the F flag\n\s+fix: sudo apt-get install qemu-user-static binfmt-support/);
   assert.ok(existsSync(join(dir, "base")));
 });
+
+/** The architecture in the config of a docker-archive's one image. */
+function archiveArchitecture(archive: string): string {
+  const read = (member: string) => execFileSync("tar", ["-xOf", archive, member], { encoding: "utf8" });
+  const [entry, ...rest] = JSON.parse(read("manifest.json")) as { Config: string }[];
+  assert.equal(rest.length, 0, "one image in the archive");
+  return (JSON.parse(read(entry!.Config)) as { architecture: string }).architecture;
+}
