@@ -2,7 +2,7 @@
 // per package found in it, and the files those packages own. IDs are derived from names and
 // purls, times from SOURCE_DATE_EPOCH, so the same image always gives the same bytes.
 import { createHash } from "node:crypto";
-import { digestHex } from "../oci/digest.ts";
+import { digestHex, type Digest } from "../oci/digest.ts";
 import { licenseRef, spdxLicenseId } from "./licenses.ts";
 import { ociPurl, type AttestationSubject } from "./subject.ts";
 import type { FoundPackage, ImageScan } from "./types.ts";
@@ -22,32 +22,8 @@ export function spdxDocument(scan: ImageScan, subject: AttestationSubject, tool:
     return id;
   };
 
-  const image = {
-    SPDXID: imageId,
-    name: subject.name,
-    versionInfo: subject.digest,
-    downloadLocation: "NOASSERTION",
-    filesAnalyzed: false,
-    primaryPackagePurpose: "CONTAINER",
-    checksums: [{ algorithm: "SHA256", checksumValue: digestHex(subject.digest) }],
-    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: ociPurl(subject.name, subject.digest) }],
-    licenseConcluded: "NOASSERTION",
-    licenseDeclared: "NOASSERTION",
-    copyrightText: "NOASSERTION",
-  };
-  const bases = subject.bases.map((b, i) => ({
-    SPDXID: `SPDXRef-BaseImage-${i + 1}`,
-    name: b.name,
-    versionInfo: b.digest,
-    downloadLocation: "NOASSERTION",
-    filesAnalyzed: false,
-    primaryPackagePurpose: "CONTAINER",
-    checksums: [{ algorithm: "SHA256", checksumValue: digestHex(b.digest) }],
-    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: ociPurl(b.name, b.digest) }],
-    licenseConcluded: "NOASSERTION",
-    licenseDeclared: "NOASSERTION",
-    copyrightText: "NOASSERTION",
-  }));
+  const image = containerPackage(imageId, subject.name, subject.digest);
+  const bases = subject.bases.map((b, i) => containerPackage(`SPDXRef-BaseImage-${i + 1}`, b.name, b.digest));
 
   const relationships: Array<Record<string, string>> = [{ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: imageId }];
   for (const b of bases) relationships.push({ spdxElementId: imageId, relationshipType: "DESCENDANT_OF", relatedSpdxElement: b.SPDXID });
@@ -133,4 +109,21 @@ function shortHash(s: string): string {
 
 function idPart(s: string): string {
   return s.replace(/[^A-Za-z0-9.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 60) || "x";
+}
+
+/** An image as an SPDX package: the built image and each of its bases alike. */
+function containerPackage(SPDXID: string, name: string, digest: Digest) {
+  return {
+    SPDXID,
+    name,
+    versionInfo: digest,
+    downloadLocation: "NOASSERTION",
+    filesAnalyzed: false,
+    primaryPackagePurpose: "CONTAINER",
+    checksums: [{ algorithm: "SHA256", checksumValue: digestHex(digest) }],
+    externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: ociPurl(name, digest) }],
+    licenseConcluded: "NOASSERTION",
+    licenseDeclared: "NOASSERTION",
+    copyrightText: "NOASSERTION",
+  };
 }
