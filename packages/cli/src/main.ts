@@ -96,6 +96,7 @@ cli
   .option("--print", "print it instead of writing it")
   .option("--name <name>", "the image's stage name for a Dockerfile (default: its directory's name)")
   .option("--target <stage>", "the Dockerfile stage to convert (default: the last)")
+  .option("--platform <platform>", "the Dockerfile's target platform, e.g. linux/arm64 (default: unpinned)")
   .action(lazy(() => import("./commands/convert.ts")));
 
 cli.command("doctor", "check that this machine can run rootless builds").action(lazy(() => import("./commands/doctor.ts")));

@@ -25,7 +25,9 @@ export default async function convert(args: string[], opts: Record<string, unkno
     if (kind === "stacker") exported = Object.values(stacker(pathArg, {}));
     else {
       const name = typeof opts.name === "string" ? opts.name : defaultName(file);
-      exported = [dockerfile(pathArg, { name, ...(typeof opts.target === "string" ? { target: opts.target } : {}) })];
+      const stageOpt = typeof opts.target === "string" ? { target: opts.target } : {};
+      const platform = typeof opts.platform === "string" ? { platform: opts.platform } : {};
+      exported = [dockerfile(pathArg, { name, ...stageOpt, ...platform })];
     }
   } finally {
     collection.end();

@@ -68,6 +68,7 @@ export function convertToImagesTs(c: ConvertInput): string {
     if (Object.keys(p.caches).length) out.push(`caches: ${JSON.stringify(p.caches)}`);
     if (Object.keys(p.secrets).length) out.push(`secrets: ${JSON.stringify(p.secrets)}`);
     if (p.tags.length) out.push(`tags: ${JSON.stringify(p.tags)}`);
+    if (p.platform !== undefined) out.push(`platform: ${JSON.stringify(p.platform)}`);
     return `{\n${out.map((l) => `  ${l},`).join("\n")}\n}`;
   }
 

@@ -201,3 +201,42 @@ test("HEALTHCHECK, ONBUILD, owner names and port ranges go to their stage keys",
   assert.deepEqual(target.spec.onBuild, ["RUN make"]);
   assert.deepEqual(target.spec.expose, ["8000/udp", "8001/udp"]);
 });
+
+test("the predefined platform args have BuildKit's values, in FROM lines and in a stage only once declared by ARG", () => {
+  const file = [
+    "ARG TARGETARCH",
+    "FROM --platform=$BUILDPLATFORM busybox AS build",
+    "ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH",
+    "RUN echo $TARGETPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT] $BUILDPLATFORM $BUILDOS $BUILDARCH",
+    "FROM busybox:$TARGETARCH",
+    "COPY --from=build /out /out",
+    "RUN echo [$TARGETARCH]",
+    "",
+  ].join("\n");
+  const { target } = load({ Dockerfile: file }, { platform: "linux/arm/v7" });
+  const [copy, run] = chain(target).slice(-3, -1);
+  const build = (copy!.spec.copy[0]![1] as { stage: Stage }).stage;
+  assert.match(build.spec.run[0]!, /echo \$TARGETPLATFORM/);
+  assert.match(build.spec.run[0]!, /^export .*TARGETPLATFORM='linux\/arm\/v7' TARGETOS='linux' TARGETARCH='arm' TARGETVARIANT='v7' BUILDPLATFORM='linux\/amd64' BUILDOS='linux' BUILDARCH='amd64'/);
+  assert.equal(build.spec.platform, "linux/amd64", "FROM --platform=$BUILDPLATFORM pins the build stage to the build machine");
+  assert.equal(copy!.spec.from.kind, "image");
+  assert.equal((copy!.spec.from as { ref: string }).ref, "busybox:arm", "a meta ARG is visible in FROM");
+  assert.equal(copy!.spec.platform, "linux/arm/v7", "a stage without FROM --platform is built for dockerfile()'s platform");
+  assert.equal(run!.spec.platform, "linux/arm/v7");
+  assert.equal(target.spec.platform, "linux/arm/v7", "so is the stage carrying the image config");
+  assert.doesNotMatch(run!.spec.run[0]!, /export/, "TARGETARCH is not visible in a stage that does not declare it");
+  // A declared default wins over the predefined value, as BuildKit's dispatchArg does; a build arg over both.
+  const dflt = load({ Dockerfile: "FROM scratch AS x\nFROM busybox\nARG TARGETOS=plan9\nRUN echo $TARGETOS\n" });
+  const lastRun = (s: Stage) => chain(s).reverse().find((x) => x.spec.run.length)!.spec.run[0]!;
+  assert.match(lastRun(dflt.target), /TARGETOS='plan9'/);
+  assert.equal(dflt.target.spec.platform, undefined, "without a platform option a stage follows whoever reads it");
+  const given = load({ Dockerfile: "FROM busybox\nARG TARGETOS=plan9\nRUN echo $TARGETOS\n" }, { args: { TARGETOS: "linux" } });
+  assert.match(lastRun(given.target), /TARGETOS='linux'/);
+});
+
+test("a stage built FROM another stage keeps that stage's FROM --platform; a bad platform names its line", () => {
+  const { target } = load({ Dockerfile: "FROM --platform=linux/arm64 busybox AS a\nRUN true\nFROM a\nRUN true\n" }, { platform: "linux/amd64" });
+  assert.equal(target.spec.platform, "linux/arm64");
+  assert.match(errorOf("FROM --platform=linux busybox\n").message, /Dockerfile:1: FROM --platform=linux: not a platform/);
+  assert.match(errorOf("FROM busybox\n", { platform: "amd64" }).message, /invalid platform "amd64"/);
+});

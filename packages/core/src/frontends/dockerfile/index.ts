@@ -8,7 +8,7 @@ import type { Stage } from "../../model.ts";
 import { describe } from "../../api/brand.ts";
 import { callerLocation } from "../../api/location.ts";
 import { loadingProjectDir, noteConfigFile } from "../../api/stage.ts";
-import { formatPlatform, hostPlatform } from "../../platform.ts";
+import { canonicalPlatform, formatPlatform, hostPlatform } from "../../platform.ts";
 import { DockerfileError, parseDockerfile } from "./parse.ts";
 import { translateDockerfile } from "./translate.ts";
 
@@ -37,8 +37,10 @@ export interface DockerfileOptions {
    */
   context?: string;
   /**
-   * The platform to build for; only the host's for now.
-   * @example dockerfile("./Dockerfile", { name: "app", platform: "linux/amd64" })
+   * The platform to build for (`docker build --platform`): TARGETPLATFORM and its parts, and the
+   * platform of every stage without its own `FROM --platform`; a foreign RUN goes through qemu's
+   * binfmt_misc handler. Default: like stage(), the host's, or that of the stage that reads it.
+   * @example dockerfile("./Dockerfile", { name: "app", platform: "linux/arm64" })
    */
   platform?: string;
   /**
@@ -74,8 +76,13 @@ export function dockerfile(path: string, options: DockerfileOptions): Stage {
   const args = options.args ?? {};
   if (typeof args !== "object" || args === null || Object.values(args).some((v) => typeof v !== "string")) fail(`"args" must be an object of strings, got ${describe(args)}`);
   const host = formatPlatform(hostPlatform());
-  const platform = options.platform ?? host;
-  if (platform !== host) fail(`platform ${platform}: only the host's platform (${host}) is supported yet`);
+  if (options.platform !== undefined && typeof options.platform !== "string") fail(`"platform" must be a string like "linux/arm64", got ${describe(options.platform)}`);
+  let platform = host;
+  try {
+    if (options.platform !== undefined) platform = canonicalPlatform(options.platform);
+  } catch (e) {
+    fail((e as Error).message);
+  }
 
   const projectDir = loadingProjectDir() ?? (at ? dirname(at.file) : process.cwd());
   let file = resolve(projectDir, path);
@@ -107,6 +114,8 @@ export function dockerfile(path: string, options: DockerfileOptions): Stage {
       contextDir,
       projectDir,
       platform,
+      buildPlatform: host,
+      pinned: options.platform !== undefined,
       ignore,
       secrets: options.secrets ?? {},
       tags: options.tags ?? [],

@@ -10,6 +10,7 @@ import type { Base, Source, Stage, StageOrigin, StagePathSource } from "../../mo
 import { image, oci, scratch } from "../../api/bases.ts";
 import { archive, inline, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
+import { canonicalPlatform } from "../../platform.ts";
 import { DockerfileError, type Instruction, type ParsedDockerfile } from "./parse.ts";
 import { WordError, expandWord, expandWords, rawWords, type Lookup } from "./words.ts";
 
@@ -26,8 +27,12 @@ export interface TranslateInput {
   contextDir: string;
   /** Absolute directory of images.ts: local() paths are written relative to it. */
   projectDir: string;
-  /** The build (and target) platform, e.g. "linux/amd64". */
+  /** The target platform (TARGETPLATFORM), e.g. "linux/arm64"; canonical spelling. */
   platform: string;
+  /** The build machine's platform (BUILDPLATFORM). */
+  buildPlatform: string;
+  /** dockerfile() was given a platform: every stage is pinned to it (or to its FROM --platform). */
+  pinned: boolean;
   /** .dockerignore patterns of the context. */
   ignore: readonly string[];
   secrets: Readonly<Record<string, { env: string } | { file: string }>>;
@@ -41,6 +46,8 @@ interface Block {
   from: Instruction;
   body: Instruction[];
   result?: Chain;
+  /** The platform its steps are pinned to: FROM --platform, the parent stage's, or dockerfile()'s. */
+  platform?: string;
   translating?: boolean;
 }
 
@@ -65,7 +72,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
   };
 
   // ARGs before the first FROM are the "meta" args: visible in FROM lines only.
-  const meta = new Map<string, string | undefined>(platformArgs(t.platform));
+  const meta = new Map<string, string | undefined>(platformArgs(t.platform, t.buildPlatform));
   const blocks: Block[] = [];
   const declared = new Set<string>(PLATFORM_ARGS);
   for (const ins of parsed.instructions) {
@@ -138,14 +145,20 @@ export function translateDockerfile(t: TranslateInput): Stage {
 
   function translateBlock(b: Block): Chain {
     const fromIns = b.from;
+    let fromPlatform: string | undefined;
     for (const f of fromIns.flags) {
       if (f.name !== "platform") fail(fromIns.line, `FROM --${f.name} is not a FROM flag`);
       const p = expandOrFail(fromIns, () => expandWord(f.value ?? "", lookupIn(meta), { escape: parsed.escape }));
-      if (p !== t.platform) fail(fromIns.line, `FROM --platform=${p}: building for another platform than ${t.platform} is not supported yet`);
+      fromPlatform = platformOrFail(fromIns, p);
     }
     const ref = expandOrFail(fromIns, () => expandWords(fromIns.args, lookupIn(meta), { escape: parsed.escape }))[0]!;
     let chain: Chain;
     const parent = ref.toLowerCase() === "scratch" ? undefined : blocks.slice(0, b.index).find((x) => x.alias === ref.toLowerCase());
+    // BuildKit: a stage built FROM another stage runs on that stage's platform; the others on the
+    // target platform. Unpinned (no platform given), a stage follows whoever reads it, as stage() does.
+    if (parent) chainOf(parent);
+    b.platform = fromPlatform ?? parent?.platform ?? (t.pinned ? t.platform : undefined);
+    const pin: Pick<StageOptions, "platform"> = b.platform !== undefined ? { platform: b.platform } : {};
     if (ref.toLowerCase() === "scratch") {
       chain = { stage: undefined, base: scratch(), env: new Map(), envKnown: true, shell: DEFAULT_SHELL };
     } else if (parent) {
@@ -185,7 +198,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
 
     const step = (ins: Instruction, spec: Omit<StageOptions, "from">, origin: StageOrigin) => {
       steps++;
-      const options: StageOptions = { from: chain.stage ?? chain.base, ...pendingOptions(pending), ...spec };
+      const options: StageOptions = { from: chain.stage ?? chain.base, ...pendingOptions(pending), ...spec, ...pin };
       chain = { ...chain, stage: defineStage(stageName(b, steps), options, located(ins.line), origin) };
       pending = emptyPending();
     };
@@ -283,7 +296,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
       // Trailing config (or a target without steps): one stage without a layer carries it.
       const needsOwn = hasPending(pending) || !chain.stage || (isTarget && chain.stage.name !== t.name);
       if (needsOwn) {
-        const options: StageOptions = { from: chain.stage ?? chain.base, ...pendingOptions(pending), ...(isTarget && t.tags.length ? { tags: [...t.tags] } : {}) };
+        const options: StageOptions = { from: chain.stage ?? chain.base, ...pendingOptions(pending), ...(isTarget && t.tags.length ? { tags: [...t.tags] } : {}), ...pin };
         chain = { ...chain, stage: defineStage(stageName(b), options, located(last.line), { file: t.display, line: last.line, instruction: last.keyword }) };
       }
     }
@@ -486,6 +499,14 @@ export function translateDockerfile(t: TranslateInput): Stage {
     }
   }
 
+  function platformOrFail(ins: Instruction, p: string): string {
+    try {
+      return canonicalPlatform(p);
+    } catch {
+      return fail(ins.line, `${ins.keyword} --platform=${p}: not a platform like linux/amd64 or linux/arm/v7`);
+    }
+  }
+
   /** An image reference; buildah's `oci:DIR[:REF]` names an OCI layout on this machine. */
   function imageBase(ref: string, ins: Instruction): Base {
     const layout = /^oci:([^:]+)(?::(.+))?$/.exec(ref);
@@ -549,10 +570,11 @@ function pendingOptions(p: Pending): Omit<StageOptions, "from"> {
   };
 }
 
-function platformArgs(platform: string): [string, string][] {
-  const [os, arch, variant = ""] = platform.split("/");
+/** BuildKit's predefined platform args: in FROM lines, and in a stage that declares them with ARG. */
+function platformArgs(target: string, build: string): [string, string][] {
   const out: [string, string][] = [];
-  for (const prefix of ["TARGET", "BUILD"]) {
+  for (const [prefix, platform] of [["TARGET", target], ["BUILD", build]] as const) {
+    const [os, arch, variant = ""] = platform.split("/");
     out.push([`${prefix}PLATFORM`, platform], [`${prefix}OS`, os!], [`${prefix}ARCH`, arch!], [`${prefix}VARIANT`, variant]);
   }
   return out;

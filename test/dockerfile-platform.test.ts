@@ -1,0 +1,71 @@
+// dockerfile() for another platform through the built CLI: BuildKit's cross-compiling pattern
+// (`FROM --platform=$BUILDPLATFORM … AS build`, the TARGET*/BUILD* args, a final stage for the
+// target) on the offline two-platform busybox base. The build stage runs natively, the final stage's
+// RUN through qemu; `mstage convert --platform` of the same file builds the same image.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { arm64Emulation, multiarchUnavailable, writeMultiarchLayout } from "./helpers/multiarch.ts";
+import { expectOk, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir, writeAs } from "./up-harness.ts";
+
+const missing = ["skopeo", "umoci", "runc"].filter((t) => !tool(t));
+const skip = multiarchUnavailable() ?? arm64Emulation() ?? (missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined);
+
+const DOCKERFILE = `# The build stage runs on the build machine and reads the target from the args.
+FROM --platform=$BUILDPLATFORM oci:./base:busybox AS build
+ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH
+RUN echo "build on $BUILDPLATFORM ($BUILDARCH, $(uname -m)) for $TARGETPLATFORM $TARGETOS/$TARGETARCH [$TARGETVARIANT]" > /log
+
+FROM oci:./base:busybox
+COPY --from=build /log /log
+RUN echo "final [$TARGETARCH] on $(uname -m)" >> /log
+ARG TARGETARCH
+RUN echo "declared [$TARGETARCH]" >> /log
+CMD ["/bin/cat", "/log"]
+`;
+
+const EXPECTED = [
+  "build on linux/amd64 (amd64, x86_64) for linux/arm64 linux/arm64 []",
+  "final [] on aarch64",
+  "declared [arm64]",
+  "",
+].join("\n");
+
+test("dockerfile({ platform }) builds BuildKit's cross-compiling pattern: a native build stage, an arm64 final stage through qemu, the platform args scoped as BuildKit scopes them", { skip, timeout: 5 * 60_000 }, async (t) => {
+  const user = testUsers()[0]!.name;
+  const dir = userDir(user, "df-platform");
+  const store = userDir(user, "df-platform-store");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(store, { recursive: true, force: true }));
+  writeMultiarchLayout(join(dir, "base"));
+  writeAs(user, join(dir, "Dockerfile"), DOCKERFILE);
+  writeAs(user, join(dir, "images.ts"), `import { dockerfile } from "mstage";\nexport const app = dockerfile("./Dockerfile", { name: "app", platform: "linux/arm64" });\n`);
+  const mstage = mstageAs(user, dir, store);
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+
+  const config = skopeoInspect(join(dir, "oci"), "app", true) as { architecture: string; os: string; config: { Cmd: string[] } };
+  assert.equal(config.architecture, "arm64");
+  assert.equal(config.os, "linux");
+  const bundle = unpack(join(dir, "oci"), "app");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.equal(readFileSync(join(bundle, "rootfs/log"), "utf8"), EXPECTED);
+  const r = runBundle(bundle);
+  assert.equal(r.code, 0, `runc run of the arm64 image: ${r.stderr}`);
+  assert.equal(r.stdout, EXPECTED);
+
+  // convert pins each stage's platform, so its images.ts builds the same image.
+  expectOk(await mstage(["convert", "Dockerfile", "--name", "app", "--platform", "linux/arm64", "-o", "converted.ts"]), "convert");
+  const converted = readFileSync(join(dir, "converted.ts"), "utf8");
+  assert.match(converted, /platform: "linux\/amd64"/);
+  assert.match(converted, /platform: "linux\/arm64"/);
+  const other = userDir(user, "df-platform-convert");
+  t.after(() => rmSync(other, { recursive: true, force: true }));
+  writeMultiarchLayout(join(other, "base"));
+  writeAs(user, join(other, "images.ts"), converted);
+  expectOk(await mstageAs(user, other, store)(["up", "--progress", "plain"]), "up of the converted images.ts");
+  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "app", true) as { rootfs: unknown; config: unknown; architecture: string });
+  assert.deepEqual(b!.rootfs, a!.rootfs);
+  assert.deepEqual(b!.config, a!.config);
+  assert.equal(b!.architecture, "arm64");
+});
