@@ -24,6 +24,8 @@ COPY --from=src --chown=app:extra /opt/src /chowned/
 COPY --from=src /opt/src/tool /single/
 COPY --from=src /opt/src /opt/existing/
 COPY --from=src /opt/src/sub/plain.txt /into/
+COPY --from=src /opt/src/s* /globbed/
+COPY --from=src /opt/src/sub/p*.txt /one-glob
 `,
   },
   {
@@ -77,6 +79,8 @@ export const fromStage = stage("from-stage", {
     "/single/": src.path("/opt/src/tool"),
     "/opt/existing/": src.path("/opt/src"),
     "/into/": src.path("/opt/src/sub/plain.txt"),
+    "/globbed/": src.path("/opt/src/s*"),
+    "/one-glob": src.path("/opt/src/sub/p*.txt"),
   },
 });
 

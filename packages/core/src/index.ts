@@ -39,7 +39,7 @@ export { parseFrame } from "./api/location.ts";
 // graph, local sources, keys, state and plan: used by the CLI and the builder.
 export { buildGraph, stageDeps } from "./graph.ts";
 export type { StageGraph } from "./graph.ts";
-export { walkLocal, localPath, projectIgnore, globBase } from "./local/walk.ts";
+export { walkLocal, localPath, projectIgnore, globBase, globRegExp, isGlob } from "./local/walk.ts";
 export { IgnoreRules } from "./local/ignore.ts";
 export type { LocalEntry } from "./local/walk.ts";
 export { LAYER_FORMAT, layerKey, configKey } from "./keys.ts";

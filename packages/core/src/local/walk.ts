@@ -135,7 +135,7 @@ function lstatExists(p: string): boolean {
 }
 
 /** One name's wildcard pattern as Go's filepath.Match reads it: `*`, `?`, `[…]` (with `^`/`!`), `\` escapes. */
-function globRegExp(part: string): RegExp {
+export function globRegExp(part: string): RegExp {
   let re = "";
   for (let i = 0; i < part.length; i++) {
     const c = part[i]!;

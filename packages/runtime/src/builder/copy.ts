@@ -5,9 +5,9 @@
 // leaves an existing destination directory's owner and mode alone; files from another stage keep
 // their owner, mode, xattrs and hardlinks unless `owner`/`mode` say otherwise.
 import { chmod, chown, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, type Stats } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { StageError, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readdirSync, type Stats } from "node:fs";
+import { basename, dirname, join, posix, resolve } from "node:path";
+import { StageError, globRegExp, isGlob, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
 import { resolveInRoot } from "../sandbox/paths.ts";
 import { resolveOwner } from "../sandbox/passwd.ts";
 import { extractArchive } from "./archive.ts";
@@ -153,6 +153,7 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       return;
     }
     case "stage-path": {
+      if (isGlob(source.path)) return copyStageGlob(root, dest, source, rules, made, ctx, fail);
       const direct = await ctx.topLayerFile?.(source.stage, source.path);
       const missing = () => fail(`${source.stage.name}.path("${source.path}") does not exist in stage "${source.stage.name}"'s result`);
       const copyFrom = async (abs: string) => {
@@ -178,6 +179,61 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       return;
     }
   }
+}
+
+/**
+ * Docker's `COPY --from=stage /src/*.so /lib/`, as for local wildcards: every match (Go's
+ * filepath.Match per name, sorted) is a source of its own; a single one is as if it were written
+ * out; with several, each file goes in by its name and each directory's contents are copied.
+ */
+async function copyStageGlob(root: string, dest: string, source: Source & { kind: "stage-path" }, rules: Rules, made: Ids, ctx: CopyContext, fail: (m: string) => never): Promise<void> {
+  const what = `${source.stage.name}.path("${source.path}")`;
+  await ctx.withStageRoot(source.stage, async (from) => {
+    const matches = globInRoot(from, source.path);
+    if (matches.length === 0) fail(`${what}: no files match in stage "${source.stage.name}"'s result (Docker's COPY fails the same way)`);
+    const tree = new TreeCopy(rules);
+    const several = matches.length > 1;
+    if (several && !dest.endsWith("/")) fail(`${what} matches ${matches.length} files: the destination must be a directory ending in "/"`);
+    for (const m of matches) {
+      const abs = resolveInRoot(from, m).existing;
+      const st = await lstat(abs);
+      if (st.isDirectory()) {
+        const top = dirTarget(root, dest, made, fail);
+        await tree.putTree(abs, top);
+        await copyXattrs(abs, ".", top, ".", ctx, true);
+      } else {
+        const target = fileTarget(root, dest, dest.endsWith("/"), posix.basename(m), made, fail);
+        await tree.put(abs, st, target);
+        await copyXattrs(dirname(abs), basename(abs), dirname(target), basename(target), ctx);
+      }
+    }
+  });
+}
+
+/** The paths in `root` (as paths inside it) that a wildcard path matches, symlinks followed inside the root. */
+function globInRoot(root: string, pattern: string): string[] {
+  let found = ["/"];
+  for (const part of pattern.split("/").filter(Boolean)) {
+    const next: string[] = [];
+    for (const p of found) {
+      if (!isGlob(part)) {
+        next.push(posix.join(p, part));
+        continue;
+      }
+      const r = resolveInRoot(root, p);
+      if (r.missing.length) continue;
+      let names: string[];
+      try {
+        names = readdirSync(r.existing).sort();
+      } catch {
+        continue;
+      }
+      const re = globRegExp(part);
+      for (const n of names) if (re.test(n)) next.push(posix.join(p, n));
+    }
+    found = next.filter((p) => resolveInRoot(root, p).missing.length === 0);
+  }
+  return found;
 }
 
 /**

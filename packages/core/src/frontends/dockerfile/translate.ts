@@ -462,7 +462,6 @@ export function translateDockerfile(t: TranslateInput): Stage {
           continue;
         }
         const glob = /[*?[]/.test(src);
-        if (glob && fromStage) fail(ins.line, `${ins.keyword} --from with wildcards (${src}) is not supported yet`);
         if (fromStage) {
           const p = posix.resolve("/", src);
           put(dest, fromStage.path(p, fileOpts));
