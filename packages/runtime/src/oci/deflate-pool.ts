@@ -1,0 +1,117 @@
+// Worker threads that raw-deflate one block each, for the parallel gzip in gzip.ts. The workers'
+// code is a string evaluated in the thread, so the same pool works from the TypeScript sources, the
+// bundled CLI and the npm package alike (no worker file to find beside the bundle).
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+
+/** One block to deflate: `dict` is the previous block's tail (≤ 32 KiB), `last` ends the stream. */
+export interface DeflateJob {
+  block: Buffer;
+  dict: Buffer | undefined;
+  last: boolean;
+  level: number;
+}
+
+// Each block is its own raw deflate stream primed with the dictionary. A block that is not the last
+// ends with a sync flush (an empty stored block: byte-aligned, not final), so the streams
+// concatenate into one valid deflate stream; the last block's Z_FINISH sets BFINAL.
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const zlib = require("node:zlib");
+parentPort.on("message", ({ id, block, dict, last, level }) => {
+  try {
+    const input = Buffer.from(block.buffer, block.byteOffset, block.byteLength);
+    const out = zlib.deflateRawSync(input, {
+      level,
+      memLevel: 8,
+      windowBits: 15,
+      strategy: zlib.constants.Z_DEFAULT_STRATEGY,
+      ...(dict ? { dictionary: dict } : {}),
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+    });
+    const copy = new Uint8Array(out.length);
+    copy.set(out);
+    parentPort.postMessage({ id, out: copy }, [copy.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ id, error: String(e && e.message || e) });
+  }
+});
+`;
+
+interface Pending {
+  resolve: (out: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+class DeflatePool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: Array<{ id: number; job: DeflateJob }> = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+
+  constructor(readonly size: number) {}
+
+  run(job: DeflateJob): Promise<Buffer> {
+    const id = this.nextId++;
+    const result = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.queue.push({ id, job });
+    this.dispatch();
+    return result;
+  }
+
+  private dispatch(): void {
+    while (this.queue.length) {
+      const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
+      if (!worker) return;
+      const { id, job } = this.queue.shift()!;
+      worker.ref();
+      // The block is a buffer of its own (gzip.ts copies into it), so it moves instead of copying.
+      const transfer = job.block.byteOffset === 0 && job.block.byteLength === job.block.buffer.byteLength ? [job.block.buffer as ArrayBuffer] : [];
+      worker.postMessage({ id, block: job.block, dict: job.dict, last: job.last, level: job.level }, transfer);
+    }
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.on("message", (msg: { id: number; out?: Uint8Array; error?: string }) => {
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      // An idle worker must not keep the process alive.
+      worker.unref();
+      this.idle.push(worker);
+      if (msg.error !== undefined) p?.reject(new Error(`deflate failed in a compression worker: ${msg.error}`));
+      else p?.resolve(Buffer.from(msg.out!.buffer, msg.out!.byteOffset, msg.out!.byteLength));
+      this.dispatch();
+    });
+    worker.on("error", (e) => this.fail(worker, e));
+    worker.on("exit", (code) => this.fail(worker, new Error(`a compression worker exited with code ${code}`)));
+    this.all.push(worker);
+    return worker;
+  }
+
+  /** A worker died: every block still pending fails (the streams waiting on them end with the error). */
+  private fail(worker: Worker, e: Error): void {
+    const i = this.all.indexOf(worker);
+    if (i < 0) return;
+    this.all.splice(i, 1);
+    const j = this.idle.indexOf(worker);
+    if (j >= 0) this.idle.splice(j, 1);
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}
+
+const pools = new Map<number, DeflatePool>();
+
+/** Workers used when the caller names no count: every core, at most 16. */
+export function defaultDeflateWorkers(): number {
+  return Math.max(1, Math.min(16, availableParallelism()));
+}
+
+/** The process-wide pool of `workers` threads (made on first use; idle threads do not hold the process). */
+export function deflatePool(workers = defaultDeflateWorkers()): { size: number; run(job: DeflateJob): Promise<Buffer> } {
+  let pool = pools.get(workers);
+  if (!pool) pools.set(workers, (pool = new DeflatePool(workers)));
+  return pool;
+}
