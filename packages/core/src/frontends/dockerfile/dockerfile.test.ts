@@ -239,3 +239,38 @@ test("a stage built FROM another stage keeps that stage's FROM --platform; a bad
   assert.match(errorOf("FROM --platform=linux busybox\n").message, /Dockerfile:1: FROM --platform=linux: not a platform/);
   assert.match(errorOf("FROM busybox\n", { platform: "amd64" }).message, /invalid platform "amd64"/);
 });
+
+test("COPY --parents keeps each source's path under the destination, below a /./ pivot, wildcards and ** matched in the context", () => {
+  const { target } = load({
+    Dockerfile: [
+      "FROM busybox AS build",
+      "FROM busybox",
+      "COPY --parents a/b/f.txt x/./y/g.txt /dst/",
+      "COPY --parents */*.go /go/",
+      "COPY --parents src/**/*.h /inc",
+      "COPY --parents a /whole/",
+      "COPY --parents --from=build /opt/./lib/libz.so /usr/",
+      "",
+    ].join("\n"),
+    "a/b/f.txt": "f",
+    "x/y/g.txt": "g",
+    "p/main.go": "m",
+    "q/util.go": "u",
+    "q/util.txt": "no",
+    "src/z.h": "z",
+    "src/deep/er/w.h": "w",
+  });
+  const copies = chain(target).flatMap((s) => s.spec.copy.map(([d, src]) => `${d} <- ${src.kind === "local" ? src.path : `${(src as { stage: Stage }).stage.name}:${(src as { path: string }).path}`}`));
+  assert.deepEqual(copies, [
+    "/dst/a/b/f.txt <- ./a/b/f.txt",
+    "/dst/y/g.txt <- ./x/y/g.txt",
+    "/go/p/main.go <- ./p/main.go",
+    "/go/q/util.go <- ./q/util.go",
+    "/inc/src/deep/er/w.h <- ./src/deep/er/w.h",
+    "/inc/src/z.h <- ./src/z.h",
+    "/whole/a/ <- ./a",
+    "/usr/lib/libz.so <- app.build:/opt/lib/libz.so",
+  ]);
+  assert.match(errorOf("FROM busybox\nCOPY --parents nope/*.c /src/\n").message, /Dockerfile:2: COPY --parents nope\/\*\.c: no files match/);
+  assert.match(errorOf("FROM busybox AS b\nFROM busybox\nCOPY --parents --from=b /x/*.c /src/\n").message, /Dockerfile:3: COPY --parents --from with wildcards/);
+});

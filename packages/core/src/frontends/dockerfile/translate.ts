@@ -3,7 +3,7 @@
 // instruction and the ones after it, as in Docker. ENV, WORKDIR, USER and the config-only
 // instructions ride on the next step (or on a last, layer-less stage). Anything mstage cannot
 // build exactly as Docker would is an error naming the line, never a silent skip.
-import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { existsSync, openSync, readSync, readdirSync, closeSync, statSync } from "node:fs";
 import { isAbsolute, posix, relative, resolve } from "node:path";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage, StageOrigin, StagePathSource } from "../../model.ts";
@@ -11,6 +11,7 @@ import { image, oci, scratch } from "../../api/bases.ts";
 import { archive, inline, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { canonicalPlatform } from "../../platform.ts";
+import { globRegExp, isGlob } from "../../local/walk.ts";
 import { DockerfileError, type Instruction, type ParsedDockerfile } from "./parse.ts";
 import { WordError, expandWord, expandWords, rawWords, type Lookup } from "./words.ts";
 
@@ -413,6 +414,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
       let fromRef: string | undefined;
       let owner: string | undefined;
       let mode: number | undefined;
+      let parents = false;
       const exclude: string[] = [];
       for (const f of ins.flags) {
         const v = f.value ?? "";
@@ -424,6 +426,10 @@ export function translateDockerfile(t: TranslateInput): Stage {
         } else if (f.name === "link") {
           // --link changes how BuildKit stacks the layer, not the files it holds.
         } else if (f.name === "exclude" && !add) exclude.push(word(ins, v));
+        else if (f.name === "parents" && !add) {
+          if (f.value !== undefined && f.value !== "true" && f.value !== "false") fail(ins.line, `COPY --parents=${f.value}: true or false`);
+          parents = f.value !== "false";
+        }
         else fail(ins.line, `${ins.keyword} --${f.name} is not supported yet`);
       }
       const heredocNames = new Set(ins.heredocs.map((h) => h.name));
@@ -431,7 +437,8 @@ export function translateDockerfile(t: TranslateInput): Stage {
       if (all.length < 2) fail(ins.line, `${ins.keyword} requires at least two arguments: source(s) and destination`);
       const sources = all.slice(0, -1);
       let dest = all[all.length - 1]!;
-      const dirDest = dest.endsWith("/") || dest === "." || sources.length > 1;
+      // --parents keeps each source's path (below a "/./" in it, if any) under the destination directory.
+      const dirDest = dest.endsWith("/") || dest === "." || sources.length > 1 || parents;
       if (sources.length > 1 && !dest.endsWith("/")) fail(ins.line, `${ins.keyword} with several sources needs a destination ending in "/"`);
       dest = posix.resolve(chain.workdir ?? "/", dest) + (dirDest ? "/" : "");
       if (dest === "//") dest = "/";
@@ -462,6 +469,10 @@ export function translateDockerfile(t: TranslateInput): Stage {
           continue;
         }
         const glob = /[*?[]/.test(src);
+        if (parents) {
+          copyParents(src, glob);
+          continue;
+        }
         if (fromStage) {
           const p = posix.resolve("/", src);
           put(dest, fromStage.path(p, fileOpts));
@@ -487,6 +498,34 @@ export function translateDockerfile(t: TranslateInput): Stage {
         put(dest, local(localPath(abs), { ...fileOpts, ...(excl.length && isDir ? { exclude: excl } : {}) }));
       }
       return copy;
+
+      /** One source of COPY --parents: its path below the pivot ("a/./b/c" keeps "b/c") goes under dest. */
+      function copyParents(src: string, glob: boolean) {
+        const pivot = src.indexOf("/./");
+        const prefix = pivot < 0 ? "" : posix.normalize(src.slice(0, pivot).replace(/^\/+/, ""));
+        const rest = posix.normalize((pivot < 0 ? src : src.slice(pivot + 3)).replace(/^\/+/, ""));
+        const keep = (rel: string) => posix.join(dest, rel === "." ? "" : rel);
+        if (fromStage) {
+          if (glob) fail(ins.line, `${ins.keyword} --parents --from with wildcards (${src}) is not supported yet: name the paths`);
+          put(keep(rest), fromStage.path(posix.resolve("/", prefix, rest), fileOpts));
+          return;
+        }
+        for (const rel of [prefix, rest]) {
+          if (rel === ".." || rel.startsWith("../")) fail(ins.line, `${ins.keyword} ${src}: the source is outside the build context`);
+        }
+        const base = resolve(t.contextDir, prefix);
+        // Wildcards are matched when images.ts loads: each match is a source, kept at its own path.
+        const matches = glob ? matchContext(base, rest) : [rest];
+        if (matches.length === 0) fail(ins.line, `${ins.keyword} --parents ${src}: no files match in the build context ${t.contextDir}`);
+        for (const rel of matches) {
+          const abs = resolve(base, rel);
+          if (!existsSync(abs)) fail(ins.line, `${ins.keyword} ${src}: no such file in the build context ${t.contextDir}`);
+          const isDir = statSync(abs).isDirectory();
+          const ctxRel = relative(t.contextDir, abs);
+          const excl = [...ignoreBelow(t.ignore, ctxRel), ...exclude.map((e) => "/" + e.replace(/^\/+/, ""))];
+          put(keep(rel) + (isDir && rel !== "." ? "/" : ""), local(localPath(abs), { ...fileOpts, ...(excl.length && isDir ? { exclude: excl } : {}) }));
+        }
+      }
     }
 
     function ownerOf(ins: Instruction, v: string): string {
@@ -633,6 +672,51 @@ function ignoreBelow(patterns: readonly string[], rel: string): string[] {
     if (mine !== undefined) out.push(`${neg ? "!" : ""}/${mine}`);
   }
   return out;
+}
+
+/**
+ * The paths below `dir` (relative, sorted) that `pattern` matches: Go's filepath.Match per name,
+ * and `**` for any number of directories, as BuildKit matches COPY --parents sources.
+ */
+function matchContext(dir: string, pattern: string): string[] {
+  const parts = pattern.split("/").filter((p) => p !== "" && p !== ".");
+  const out = new Set<string>();
+  const walk = (rel: string, i: number) => {
+    if (i === parts.length) {
+      out.add(rel === "" ? "." : rel);
+      return;
+    }
+    const part = parts[i]!;
+    const here = rel === "" ? dir : resolve(dir, rel);
+    if (part === "**") {
+      walk(rel, i + 1);
+      for (const name of subdirs(here)) walk(rel === "" ? name : `${rel}/${name}`, i);
+      return;
+    }
+    if (!isGlob(part)) {
+      const next = rel === "" ? part : `${rel}/${part}`;
+      if (existsSync(resolve(dir, next))) walk(next, i + 1);
+      return;
+    }
+    const re = globRegExp(part);
+    let names: string[] = [];
+    try {
+      names = readdirSync(here).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) if (re.test(name)) walk(rel === "" ? name : `${rel}/${name}`, i + 1);
+  };
+  walk("", 0);
+  return [...out].sort();
+}
+
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
 }
 
 function isArchive(abs: string): boolean {
