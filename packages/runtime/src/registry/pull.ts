@@ -112,7 +112,8 @@ async function throughEndpoints<T>(client: RegistryClient, ref: string | Referen
   for (const [i, e] of list.entries()) {
     try {
       const out = await fn(e.ref);
-      if (e.mirror) client.options.onNote?.(`${written} ${verb} through mirror ${e.mirror} (${client.registries.file ?? "registries.conf"})`);
+      if (e.alias) client.options.onNote?.(`${written} is ${e.alias.name} by the short-name alias in ${e.alias.file}`);
+      if (e.mirror) client.options.onNote?.(`${written} ${verb} through mirror ${e.mirror} (${e.file ?? client.registries.file ?? "registries.conf"})`);
       else if (e.ref.registry !== list[0]!.ref.registry) client.options.onNote?.(`${written} ${verb} from ${e.ref.registry}`);
       return out;
     } catch (err) {
