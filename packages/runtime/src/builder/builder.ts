@@ -1,7 +1,8 @@
 // The builder: executes a plan. Stages run in dependency order, independent ones in parallel (up to
 // `jobs`); a cached or config-only stage is served from its stored result without touching its
 // layers. A stage that builds: its base's layers become overlay lower dirs, `copy` and `run` write
-// the upper dir, and the upper dir is committed as the stage's one layer.
+// the upper dir, and the upper dir is committed as the stage's one layer and then kept as that
+// layer's extracted dir.
 import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
 import { createReadStream } from "node:fs";
 import { join, resolve } from "node:path";
@@ -15,7 +16,7 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { CorruptLayerError, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, adoptCommittedDir, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import { checkBasePlatform, stagePlatform, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
 
@@ -240,7 +241,12 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       }
       emit({ type: "stage-phase", stage: stage.name, phase: "commit" });
       let own: LayerRef | undefined;
-      if (from.kind === "tarball" || (await hasEntries(upper))) own = await commitLayerToStore(o.store, upper, { sourceDateEpoch: sde });
+      if (from.kind === "tarball" || (await hasEntries(upper))) {
+        own = await commitLayerToStore(o.store, upper, { sourceDateEpoch: sde });
+        // The blob is durable now; the upper dir becomes the layer's extracted form by one rename,
+        // so a later stage on this one mounts it instead of extracting the tar just written.
+        await adoptCommittedDir(o.store, own.diffId, upper, { sourceDateEpoch: sde });
+      }
       // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
       const config = finalConfig(stage, base.config, own, undefined, sde);
       return {

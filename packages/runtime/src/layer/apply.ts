@@ -256,6 +256,8 @@ class Applier {
           break;
         }
         this.chown(rel, header.uid ?? 0, header.gid ?? 0);
+        const t = header.mtime ?? new Date(0);
+        utimesSync(path, t, t);
         break;
       }
       case "character-device":
