@@ -1,30 +1,28 @@
 // A minimal /dev, built once per mounted rootfs (a stage's session) and bind-mounted (recursively,
 // one mount call) into each of its steps: a tmpfs with null/zero/full/random/urandom/tty bound from the host, /dev/pts (a new
-// devpts instance), /dev/shm and the usual symlinks. Building it per step cost ~15 process spawns.
+// devpts instance), /dev/shm and the usual symlinks. Made with two processes (a shell script of
+// mkdir/ln/cp/mount cost about twenty), and ldd is asked once per mstage process.
 // It also carries /dev/.mstage: the host's setpriv with its loader and libraries, which switches to a
 // step's user after pivot_root has made the host's filesystem unreachable (see setup-script.ts).
 import { execFile } from "node:child_process";
-import { mkdirSync, realpathSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
+import { fstabLine } from "./fstab.ts";
 import { hostPath, requireTool } from "./tools.ts";
 
 const run = promisify(execFile);
 
-const SCRIPT = String.raw`set -e
-d=$1
-mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs "$d"
-for n in null zero full random urandom tty; do : >"$d/$n"; mount --bind "/dev/$n" "$d/$n"; done
-mkdir -m 755 "$d/pts"; mkdir -m 1777 "$d/shm"
-mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$d/pts"
-mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm "$d/shm"
-ln -s pts/ptmx "$d/ptmx"; ln -s /proc/self/fd "$d/fd"
-ln -s /proc/self/fd/0 "$d/stdin"; ln -s /proc/self/fd/1 "$d/stdout"; ln -s /proc/self/fd/2 "$d/stderr"
-shift
-mkdir -m 755 "$d/.mstage" "$d/.mstage/old"
-cp "$@" "$d/.mstage/"
-`;
+/** Host devices bound into every step's /dev. */
+const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
+const LINKS: Array<[name: string, target: string]> = [
+  ["ptmx", "pts/ptmx"],
+  ["fd", "/proc/self/fd"],
+  ["stdin", "/proc/self/fd/0"],
+  ["stdout", "/proc/self/fd/1"],
+  ["stderr", "/proc/self/fd/2"],
+];
 
 /** Where the helper is seen inside a step, and how to run it there (loader, library path, binary). */
 export const HELPER_DIR = "/dev/.mstage";
@@ -103,17 +101,42 @@ export function devTemplate(merged: string): Promise<DevTemplate> {
   return t;
 }
 
+/**
+ * Two processes: `mount` puts a tmpfs at `dir`, this process fills it (files, dirs, links, the
+ * helper's copies), and one `mount --all` binds the devices and mounts devpts and /dev/shm.
+ */
 async function makeTemplate(dir: string): Promise<DevTemplate> {
+  let mounted = false;
+  const fstab = `${dir}.fstab`;
   try {
     const h = await hostHelpers();
     mkdirSync(dir);
-    await run("/bin/sh", ["-c", SCRIPT, "mstage-dev", dir, ...h.files], { env: { PATH: hostPath() } });
+    await run(requireTool("mount"), ["-n", "-t", "tmpfs", "-o", "nosuid,mode=755,size=65536k", "tmpfs", dir]);
+    mounted = true;
+    const at = (name: string) => join(dir, name);
+    for (const n of DEVICES) writeFileSync(at(n), "", { mode: 0o644 });
+    for (const [d, mode] of [["pts", 0o755], ["shm", 0o1777], [".mstage", 0o755], [".mstage/old", 0o755]] as const) {
+      mkdirSync(at(d));
+      chmodSync(at(d), mode);
+    }
+    for (const [name, target] of LINKS) symlinkSync(target, at(name));
+    for (const f of h.files) copyFileSync(f, join(dir, ".mstage", basename(f)));
+    const lines = [
+      ...DEVICES.map((n) => fstabLine(`/dev/${n}`, at(n), "none", "bind")),
+      fstabLine("devpts", at("pts"), "devpts", "newinstance,ptmxmode=0666,mode=620"),
+      fstabLine("shm", at("shm"), "tmpfs", "nosuid,nodev,noexec,mode=1777"),
+    ];
+    writeFileSync(fstab, lines.join("\n") + "\n");
+    await run(requireTool("mount"), ["-n", "--all", "--fstab", fstab], { env: { PATH: hostPath() } });
     return { dir, setpriv: h.setpriv, umount: h.umount };
   } catch (e) {
+    if (mounted) await run(requireTool("umount"), ["-R", "-l", dir]).catch(() => undefined);
     throw new UserError(`could not build the sandbox's /dev: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, {
       cause: e,
       detail: "run `mstage doctor`",
     });
+  } finally {
+    rmSync(fstab, { force: true });
   }
 }
 
