@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -53,4 +53,41 @@ export const dl = stage("dl", {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`stage "dl".*${base.replace(/\./g, "\\.")}/files/tool\\.sh has sha256 sha256:${sha}, not the sha256:0{64}`, "s"));
   });
+});
+
+test("http() without sha256 needs --allow-unpinned, which pins the download in images.lock until --refresh", { timeout: 2 * 60_000 }, async (t) => {
+  let body = "v1\n";
+  const server = createServer((req, res) => (req.url === "/latest.txt" ? res.end(body) : res.writeHead(404).end()));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/latest.txt`;
+  const user = testUsers()[0]!.name;
+  const project = userDir(user, "http-unpinned");
+  const store = userDir(user, "http-unpinned-store");
+  t.after(() => {
+    server.close();
+    rmSync(project, { recursive: true, force: true });
+    rmSync(store, { recursive: true, force: true });
+  });
+  const digest = (s: string) => "sha256:" + createHash("sha256").update(s).digest("hex");
+  writeAs(user, join(project, "images.ts"), `import { http, scratch, stage } from "mstage";
+export const dl = stage("dl", { from: scratch(), copy: { "/etc/latest.txt": http("${url}") } });
+`);
+  const mstage = mstageAs(user, project, store);
+  for (const cmd of ["plan", "up"]) {
+    const r = await mstage([cmd, "-q"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /stage "dl", key "copy\["\/etc\/latest\.txt"\]": http\("http:\/\/127\.0\.0\.1:\d+\/latest\.txt"\) has no sha256 and images\.lock does not pin it: add \{ sha256: "sha256:…" \}.*or run mstage up --allow-unpinned/);
+  }
+  expectOk(await mstage(["up", "-q", "--allow-unpinned"]), "up --allow-unpinned");
+  const lock = () => JSON.parse(readFileSync(join(project, "images.lock"), "utf8"));
+  assert.deepEqual(lock().http, { [url]: digest("v1\n") });
+  assert.equal(imageEntries(join(project, "oci"), "dl").get("etc/latest.txt")?.content, digest("v1\n"));
+
+  body = "v2\n";
+  const plan = JSON.parse(expectOk(await mstage(["plan", "--json"]), "plan without the flag: images.lock pins the URL").stdout);
+  assert.equal(plan.stages[0].status, "cached");
+  const up = expectOk(await mstage(["up", "--json", "--refresh", "--allow-unpinned"]), "up --refresh --allow-unpinned");
+  assert.match(up.stdout, new RegExp(`http ${url.replace(/[.]/g, "\\.")} now ${digest("v2\n").slice(0, 19)}`));
+  assert.deepEqual(lock().http, { [url]: digest("v2\n") });
+  assert.equal(imageEntries(join(project, "oci"), "dl").get("etc/latest.txt")?.content, digest("v2\n"));
 });

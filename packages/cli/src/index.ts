@@ -11,6 +11,7 @@ export {
   inline,
   archive,
   http,
+  git,
   dockerfile,
   stacker,
 } from "@mstage/core";
@@ -25,6 +26,7 @@ export type {
   FileOptions,
   LocalOptions,
   HttpOptions,
+  GitOptions,
   ImageOptions,
   DebianOptions,
   DockerfileOptions,

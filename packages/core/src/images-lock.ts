@@ -1,5 +1,6 @@
 // `images.lock` (committed beside images.ts): image tags pinned to digests, debian() bases pinned to
-// package versions. JSON with sorted keys so diffs stay small.
+// package versions, git() refs to commits, unpinned http() URLs to their digests. JSON with sorted
+// keys so diffs stay small.
 import { readFileIfPresent, writeFileAtomicSync } from "./atomic-file.ts";
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
@@ -17,6 +18,15 @@ export interface LockFile {
   platforms: Record<string, Record<string, string>>;
   /** debianLockKey(base) → resolved package versions */
   debian: Record<string, { packages: Record<string, string> }>;
+  /** gitLockKey(url, ref) → the commit the ref resolved to (40 hex digits). */
+  git: Record<string, string>;
+  /** URL of an http() source without sha256 (allowed by --allow-unpinned) → the digest downloaded. */
+  http: Record<string, string>;
+}
+
+/** The key of a git() source in images.lock: "URL#ref", as BuildKit's ADD writes a git source. */
+export function gitLockKey(url: string, ref: string): string {
+  return `${url}#${ref}`;
 }
 
 export function lockPath(projectDir: string): string {
@@ -26,7 +36,7 @@ export function lockPath(projectDir: string): string {
 export async function readLock(projectDir: string): Promise<LockFile> {
   const file = lockPath(projectDir);
   const text = readFileIfPresent(file);
-  if (text === undefined) return { images: {}, platforms: {}, debian: {} };
+  if (text === undefined) return { images: {}, platforms: {}, debian: {}, git: {}, http: {} };
   let data: Partial<LockFile> | null;
   try {
     data = JSON.parse(text) as Partial<LockFile>;
@@ -47,14 +57,26 @@ export async function readLock(projectDir: string): Promise<LockFile> {
       }
     }
   }
-  return { images, platforms, debian: data?.debian ?? {} };
+  const git = data?.git ?? {};
+  for (const [key, commit] of Object.entries(git)) {
+    if (typeof commit !== "string" || !/^[a-f0-9]{40}$/.test(commit)) {
+      throw new UserError(`${file}: git[${JSON.stringify(key)}] is ${JSON.stringify(commit)}, not a commit id (40 hex digits); fix it or delete the entry to re-resolve`);
+    }
+  }
+  const http = data?.http ?? {};
+  for (const [url, digest] of Object.entries(http)) {
+    if (!isSha256Digest(digest)) {
+      throw new UserError(`${file}: http[${JSON.stringify(url)}] is ${JSON.stringify(digest)}, not a sha256 digest (sha256:<64 hex digits>); fix it or delete the entry to download it again`);
+    }
+  }
+  return { images, platforms, debian: data?.debian ?? {}, git, http };
 }
 
 export async function writeLock(projectDir: string, lock: LockFile): Promise<void> {
   const file = lockPath(projectDir);
-  // No empty "platforms": the lock of a project without multi-platform tags reads as before.
-  const { platforms, ...rest } = lock;
-  const data = Object.keys(platforms ?? {}).length ? lock : rest;
+  // No empty "platforms", "git" or "http": the lock of a project without them reads as before.
+  const data: Partial<LockFile> = { ...lock };
+  for (const k of ["platforms", "git", "http"] as const) if (!Object.keys(lock[k] ?? {}).length) delete data[k];
   const pretty = JSON.stringify(JSON.parse(canonicalJson(data)), null, 2) + "\n";
   writeFileAtomicSync(file, pretty);
 }

@@ -13,6 +13,7 @@ export type {
   InlineSource,
   ArchiveSource,
   HttpSource,
+  GitSource,
   ScratchBase,
   ImageBase,
   StageBase,
@@ -26,8 +27,8 @@ export type {
   Healthcheck,
   TargetPlatform,
 } from "./model.ts";
-export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive, http } from "./api/index.ts";
-export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive, http, git } from "./api/index.ts";
+export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, GitOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
@@ -52,7 +53,9 @@ export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";
 export type { ProjectState, StageRecord } from "./state.ts";
 export { writeFileAtomicSync, writeFileDurably, writeNewFileSynced, fsyncDir } from "./atomic-file.ts";
-export { readLock, writeLock, debianLockKey, lockPath } from "./images-lock.ts";
+export { readLock, writeLock, debianLockKey, gitLockKey, lockPath } from "./images-lock.ts";
+export { SourcePins } from "./source-pins.ts";
+export type { SourcePinOptions } from "./source-pins.ts";
 export type { LockFile } from "./images-lock.ts";
 export { closest, didYouMean } from "./suggest.ts";
 export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, parseGzipRecord, formatGzipRecord } from "./store-layout.ts";

@@ -20,7 +20,10 @@ export type SourceInput =
   | { kind: "local"; path: string; exclude: string[]; digest: string }
   | { kind: "stage-path"; stage: string; key: string; path: string }
   | { kind: "archive"; source: SourceInput }
-  | { kind: "http"; url: string; digest: string }
+  /** digest: the config's sha256, or the one images.lock pins for an unpinned URL (undefined: not downloaded yet). */
+  | { kind: "http"; url: string; digest?: string; unpinned?: true }
+  /** commit: what `ref` resolved to (pinned in images.lock); undefined while not resolved yet. */
+  | { kind: "git"; url: string; ref: string; commit?: string; keepGitDir: boolean }
   | { kind: "inline"; digest: string };
 
 export interface CopyInput {
@@ -124,7 +127,9 @@ function sourceMaterial(s: SourceInput): unknown {
     case "archive":
       return { kind: s.kind, source: sourceMaterial(s.source) };
     case "http":
-      return { kind: s.kind, url: s.url, digest: s.digest };
+      return { kind: s.kind, url: s.url, digest: s.digest ?? `unresolved:${s.url}` };
+    case "git":
+      return { kind: s.kind, url: s.url, commit: s.commit ?? `unresolved:${s.ref}`, keepGitDir: s.keepGitDir };
   }
 }
 

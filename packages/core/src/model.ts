@@ -29,14 +29,28 @@ export interface FileOptions {
   owner?: Owner;
 }
 
-export type Source = LocalSource | StagePathSource | InlineSource | ArchiveSource | HttpSource;
+export type Source = LocalSource | StagePathSource | InlineSource | ArchiveSource | HttpSource | GitSource;
 
 /** A file downloaded at build time and checked against its sha256 (BuildKit's `ADD --checksum=… URL`). */
 export interface HttpSource extends FileOptions {
   readonly kind: "http";
   readonly url: string;
-  /** "sha256:<64 hex>": the download must have exactly these bytes; it is the source's key. */
-  readonly sha256: string;
+  /**
+   * "sha256:<64 hex>": the download must have exactly these bytes; it is the source's key.
+   * Absent: unpinned, accepted only with `--allow-unpinned` (then pinned in images.lock).
+   */
+  readonly sha256?: string;
+}
+
+/** A git checkout (BuildKit's `ADD https://…git#ref`), keyed by the commit `ref` resolves to, pinned in images.lock. */
+export interface GitSource extends FileOptions {
+  readonly kind: "git";
+  /** As given: https://, http://, git://, ssh://, file:// or scp-like `git@host:path`. */
+  readonly url: string;
+  /** A branch, a tag or a full commit id; "HEAD" (the remote's default branch) when not given. */
+  readonly ref: string;
+  /** Keep the `.git` directory in the checkout (BuildKit's `--keep-git-dir`); default false. */
+  readonly keepGitDir: boolean;
 }
 
 export interface LocalSource extends FileOptions {

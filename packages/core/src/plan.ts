@@ -22,6 +22,7 @@ import { projectIgnore } from "./local/walk.ts";
 import type { DebianBase, ImageBase, LocalSource, OciBase, Source, Stage, StagePathSource } from "./model.ts";
 import { diffInputs } from "./reasons.ts";
 import type { ProjectState } from "./state.ts";
+import type { SourcePins } from "./source-pins.ts";
 
 export type PlanStatus = "new" | "rebuild" | "config" | "cached" | "unused";
 
@@ -35,6 +36,8 @@ export interface PlanContext extends BaseIdentity {
   statCachePath?: string;
   /** true: rebuild every stage; a stage name: rebuild that one. */
   noCache?: boolean | string;
+  /** git() commits and unpinned http() digests (images.lock); without it those stay "not resolved yet". */
+  sources?: SourcePins;
 }
 
 export interface PlanEntry {
@@ -88,11 +91,13 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
     let reasons: string[] = [];
     const layerReasons = () => (prev ? diffInputs(prev.inputs, inputs) : []);
     if (unresolved) reasons.push(`base ${inputs.base.kind === "image" ? inputs.base.ref : ""} not resolved yet (run mstage up)`);
+    const pending = unresolvedSources(inputs);
+    reasons.push(...pending.map((what) => `${what} not resolved yet (run mstage up)`));
     if (writable) reasons.push(`writable bind ${writable.target} is never cached`);
     if (upstreamVolatile) reasons.push(`upstream ${upstreamVolatile.name} is always rebuilt`);
     if (forced) reasons.push("--no-cache");
 
-    if (unresolved || writable || upstreamVolatile || forced) {
+    if (unresolved || pending.length || writable || upstreamVolatile || forced) {
       status = prev ? "rebuild" : "new";
       if (writable || upstreamVolatile) volatile.add(s);
     } else if (!prev) {
@@ -157,7 +162,8 @@ class Hasher {
       if (!e) throw new Error(`internal: stage "${d.name}" planned after "${s.name}"`);
       return e.layerKey;
     };
-    const source = (src: Source, key: string): SourceInput => {
+    // `at`: the key a pin's error names (copy["/dest"]); local errors name the bare key, as before.
+    const source = async (src: Source, key: string, at = key): Promise<SourceInput> => {
       switch (src.kind) {
         case "local": {
           const d = this.local(src, s, key);
@@ -169,9 +175,15 @@ class Hasher {
         case "inline":
           return { kind: "inline", digest: "sha256:" + sha256Hex(src.text) };
         case "archive":
-          return { kind: "archive", source: source(src.source, key) };
-        case "http":
-          return { kind: "http", url: src.url, digest: src.sha256 };
+          return { kind: "archive", source: await source(src.source, key, at) };
+        case "http": {
+          const digest = await this.pin(() => this.ctx.sources?.http(src), s, at);
+          return { kind: "http", url: src.url, ...(digest ? { digest } : {}), ...(src.sha256 ? {} : { unpinned: true as const }) };
+        }
+        case "git": {
+          const commit = await this.pin(() => this.ctx.sources?.git(src), s, at);
+          return { kind: "git", url: src.url, ref: src.ref, ...(commit ? { commit } : {}), keepGitDir: src.keepGitDir };
+        }
       }
     };
 
@@ -185,7 +197,7 @@ class Hasher {
         base = { kind: "stage", stage: from.stage.name, key: upstream(from.stage), user: users.get(from.stage) };
         break;
       case "tarball":
-        base = { kind: "tarball", source: source(from.source as LocalSource | StagePathSource, "from") };
+        base = { kind: "tarball", source: await source(from.source as LocalSource | StagePathSource, "from") };
         break;
       case "image":
         base = { kind: "image", ref: from.ref, platform: from.platform ?? platform, identity: (await this.resolve(from, s)) || undefined };
@@ -199,7 +211,8 @@ class Hasher {
     }
     users.set(s, spec.user ?? (from.kind === "stage" ? users.get(from.stage) : undefined));
 
-    const copy: CopyInput[] = spec.copy.map(([dest, src]) => ({ dest, source: source(src, "copy"), mode: src.mode, owner: src.owner }));
+    const copy: CopyInput[] = [];
+    for (const [dest, src] of spec.copy) copy.push({ dest, source: await source(src, "copy", `copy["${dest}"]`), mode: src.mode, owner: src.owner });
     const binds: BindInput[] = spec.binds.map((b) => {
       if (!b.readonly) return { target: b.target, host: b.host, readonly: false };
       const d = this.hash(b.host, [], false, s, "binds");
@@ -253,6 +266,16 @@ class Hasher {
     }
   }
 
+  /** A source pin; a UserError (unknown ref, unpinned URL) becomes the stage's error at `key`. */
+  private async pin(fn: () => Promise<string | undefined> | undefined, s: Stage, key: string): Promise<string | undefined> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof StageError || !(e instanceof UserError)) throw e;
+      throw new StageError(s.name, e.message, key, s.definedAt, { cause: e });
+    }
+  }
+
   private local(src: LocalSource, s: Stage, key: string): LocalDigest {
     return this.hash(src.path, src.exclude, true, s, key, src.include ?? []);
   }
@@ -272,6 +295,17 @@ class Hasher {
     }
     return d;
   }
+}
+
+/** The git refs and unpinned URLs of a stage's copies that have no pin yet, as plan names them. */
+function unresolvedSources(i: StageInputs): string[] {
+  const out: string[] = [];
+  for (const c of i.copy) {
+    const src = c.source.kind === "archive" ? c.source.source : c.source;
+    if (src.kind === "git" && !src.commit) out.push(`git ${src.url}#${src.ref}`);
+    if (src.kind === "http" && !src.digest) out.push(`http ${src.url}`);
+  }
+  return out;
 }
 
 /** How a local path is shown in reasons: "./main.go", "../shared", "/abs/dir". */

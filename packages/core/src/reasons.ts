@@ -134,7 +134,15 @@ function diffSource(what: string, a: SourceInput, b: SourceInput, pa: StageInput
     case "http": {
       const p = a as typeof b;
       if (p.url !== b.url) return [`${what}: now from ${b.url}`];
-      return p.digest !== b.digest ? [`${what}: checksum of ${b.url} changed`] : [];
+      if (p.digest === b.digest || !b.digest) return [];
+      return [b.unpinned ? `http ${b.url} now ${short(b.digest)}` : `${what}: checksum of ${b.url} changed`];
+    }
+    case "git": {
+      const p = a as typeof b;
+      if (p.url !== b.url || p.ref !== b.ref) return [`${what}: now from git ${b.url}#${b.ref}`];
+      if (p.keepGitDir !== b.keepGitDir) return [`${what}: keepGitDir changed`];
+      // A full commit id as the ref names itself; a branch or tag that moved says where to.
+      return p.commit !== b.commit && b.commit ? [`git ${b.url}#${b.ref} now ${b.commit.slice(0, 12)}`] : [];
     }
   }
 }

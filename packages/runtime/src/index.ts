@@ -58,6 +58,8 @@ export type { RegistryClientOptions } from "./registry/client.ts";
 export { fileCredentials } from "./registry/credentials.ts";
 export type { Credentials, CredentialSource } from "./registry/credentials.ts";
 export { pullImage, resolveDigest } from "./registry/pull.ts";
+export { resolveGitRef, checkoutGit } from "./builder/git.ts";
+export { downloadDigest } from "./builder/download.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
 export { loadRegistriesConf, parseRegistriesConf, pullEndpoints } from "./registry/registries.ts";
 export type { RegistriesConf, RegistryEntry, Mirror, Endpoint } from "./registry/registries.ts";

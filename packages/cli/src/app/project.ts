@@ -3,6 +3,7 @@
 import {
   LockedBaseIdentity,
   RegistryError,
+  SourcePins,
   StoreLayout,
   UserError,
   layerInStore,
@@ -34,11 +35,21 @@ export interface PlanContextOptions {
   noCache?: boolean | string;
   /** Resolves an image tag that images.lock does not pin (the registry client, in `up`). */
   resolveImage?: (base: ImageBase, stage: Stage) => Promise<string | undefined>;
-  /** --refresh: ask resolveImage even for tags that images.lock pins. */
+  /** --refresh: ask resolveImage even for tags that images.lock pins (and resolveGit for git refs). */
   refresh?: boolean;
+  /** --offline: git refs and unpinned URLs come from images.lock only. */
+  offline?: boolean;
+  /** --allow-unpinned: an http() source without sha256 may be pinned by downloading it. */
+  allowUnpinned?: boolean;
+  /** Resolves a git ref to a commit (the runtime's ls-remote); without it an unpinned ref stays "not resolved yet". */
+  resolveGit?: (url: string, ref: string) => Promise<string>;
+  /** Downloads an unpinned URL for its digest (`up` only). */
+  resolveHttp?: (url: string) => Promise<string>;
+  /** Record resolved git commits and URL digests in the lock (`up`, which writes it). */
+  recordPins?: boolean;
 }
 
-export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile; warnings: string[] }> {
+export async function createPlanContext(o: PlanContextOptions): Promise<PlanContext & { lock: LockFile; warnings: string[]; sources: SourcePins }> {
   const [state, lock] = await Promise.all([loadState(o.projectDir), readLock(o.projectDir)]);
   const warnings: string[] = [];
   // A registry that cannot be reached leaves the tag unresolved ("not resolved yet"): plan still
@@ -76,6 +87,15 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
       return storedResultUsable(o.store, layerKey, layerPresent);
     },
     resolveBase: (base, stage) => bases.resolveBase(base, stage),
+    sources: new SourcePins({
+      lock,
+      refresh: o.refresh,
+      offline: o.offline,
+      allowUnpinned: o.allowUnpinned,
+      resolveGit: o.resolveGit,
+      resolveHttp: o.resolveHttp,
+      record: o.recordPins,
+    }),
   };
 }
 

@@ -43,7 +43,8 @@ export async function checkNoop(o: {
   requireTargets(graph, config.file);
   // An image index's digest is not recorded in the state: up writes the layout again (cheaply).
   if (graph.outputs.some((x) => x.index)) return undefined;
-  const ctx = await createPlanContext({ projectDir: config.projectDir, store: o.store });
+  // An unpinned URL or git ref not in images.lock is "not resolved yet": not a no-op; runUp decides.
+  const ctx = await createPlanContext({ projectDir: config.projectDir, store: o.store, allowUnpinned: true });
   const plan = await planStages(graph, ctx);
   if (!plan.entries.every((e) => e.status === "cached" || e.status === "unused")) return undefined;
 

@@ -17,6 +17,8 @@ import {
 import {
   BaseProvider,
   Store,
+  downloadDigest,
+  resolveGitRef,
   buildImage,
   buildIndex,
   buildPlan,
@@ -54,6 +56,8 @@ export interface UpOptions {
   noCache?: boolean | string;
   refresh?: boolean;
   offline?: boolean;
+  /** --allow-unpinned: download http() sources without sha256 and pin their digests in images.lock. */
+  allowUnpinned?: boolean;
   verbose?: boolean;
   /** Build only, write no outputs (mstage shell). */
   noOutputs?: boolean;
@@ -92,7 +96,17 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   const storeLock = await store.lock("shared");
   const registry = new UpRegistry(o.registry ?? {}, o.onEvent, o.signal);
   try {
-    const ctx = await createPlanContext({ projectDir, store: store.root, noCache: o.noCache });
+    const ctx = await createPlanContext({
+      projectDir,
+      store: store.root,
+      noCache: o.noCache,
+      refresh: o.refresh,
+      offline: o.offline,
+      allowUnpinned: o.allowUnpinned,
+      resolveGit: (url, ref) => resolveGitRef(url, ref, o.signal),
+      resolveHttp: (url) => downloadDigest(url, o.signal),
+      recordPins: true,
+    });
     const { lock, state } = ctx;
     const sde = sourceDateEpochFrom();
     const bases = new BaseProvider({
@@ -142,12 +156,12 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
         onStage: (b) => done.add(b.stage),
       });
     } catch (e) {
-      if (bases.lockChanged) await writeLock(projectDir, lock);
+      if (bases.lockChanged || ctx.sources.changed) await writeLock(projectDir, lock);
       for (const entry of plan.entries) if (done.has(entry.stage) && entry.status !== "config") recordBuild(state, entry);
       await saveState(projectDir, state);
       throw e;
     }
-    if (bases.lockChanged) await writeLock(projectDir, lock);
+    if (bases.lockChanged || ctx.sources.changed) await writeLock(projectDir, lock);
     await registry.exportResults(store, plan.entries.filter((e) => stages.has(e.stage)).map((e) => e.layerKey));
 
     const outputs: UpSummary["outputs"] = [];

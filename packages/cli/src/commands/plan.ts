@@ -53,6 +53,10 @@ export default async function plan(args: string[], opts: Record<string, unknown>
     refresh: opts.refresh === true,
     // Only a tag images.lock does not pin (or --refresh) loads the registry client; --offline never does.
     resolveImage: opts.offline ? undefined : async (base) => (await remote.runtime()).resolveDigest(base.ref, { client: await remote.client() }),
+    offline: opts.offline === true,
+    allowUnpinned: opts.allowUnpinned === true,
+    // A git ref images.lock does not pin (or every one, with --refresh) is asked of its remote.
+    resolveGit: opts.offline ? undefined : async (url, ref) => (await remote.runtime()).resolveGitRef(url, ref),
   });
   let result;
   try {

@@ -9,7 +9,7 @@ import { platformOption } from "../options.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
 import { parseAttestOptions } from "../app/attest-options.ts";
 
-export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline" | "platforms">;
+export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline" | "allowUnpinned" | "platforms">;
 
 /** Reads the build options as cac hands them over. */
 export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
@@ -19,6 +19,7 @@ export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
     noCache: noCacheOption(opts),
     refresh: opts.refresh === true,
     offline: opts.offline === true,
+    allowUnpinned: opts.allowUnpinned === true,
     registry: parseRegistryOptions(opts),
     attest: parseAttestOptions(opts),
     platforms: platformOption(opts.platform),

@@ -43,6 +43,7 @@ const API = {
   inline: core.inline,
   archive: core.archive,
   http: core.http,
+  git: core.git,
   dockerfile: core.dockerfile,
   stacker: core.stacker,
 };

@@ -1,6 +1,6 @@
 // Sources: what `copy` values and `tarball()` take. `someStage.path()` lives with the stage.
 import { locatedError } from "../errors.ts";
-import type { ArchiveSource, FileOptions, HttpSource, InlineSource, LocalSource, StagePathSource } from "../model.ts";
+import type { ArchiveSource, FileOptions, GitSource, HttpSource, InlineSource, LocalSource, StagePathSource } from "../model.ts";
 import { SOURCE_BRAND, branded, describe, isSource } from "./brand.ts";
 import { callerLocation } from "./location.ts";
 
@@ -88,11 +88,13 @@ export function archive(source: LocalSource | StagePathSource): ArchiveSource {
 /** Options of `http()`. */
 export interface HttpOptions extends FileOptions {
   /**
-   * The file's sha256 ("sha256:…" or 64 hex digits), required: it pins the download and keys the
-   * stage, so a plan needs no network and a changed file on the server is an error, not a rebuild.
+   * The file's sha256 ("sha256:…" or 64 hex digits): it pins the download and keys the stage, so a
+   * plan needs no network and a changed file on the server is an error, not a rebuild. Without it
+   * the build is refused unless `mstage up --allow-unpinned`, which downloads the file once and
+   * pins its digest in images.lock (as a tag is pinned; `--refresh` downloads it again).
    * @example http("https://example.com/tool.tar.gz", { sha256: "sha256:5f2b…" })
    */
-  sha256: string;
+  sha256?: string;
 }
 
 /**
@@ -101,8 +103,9 @@ export interface HttpOptions extends FileOptions {
  * Like Docker's ADD, the file's mode is 0600 unless `mode` says otherwise; it belongs to root
  * unless `owner` says otherwise.
  * @example copy: { "/usr/local/bin/tini": http("https://github.com/krallin/tini/releases/download/v0.19.0/tini", { sha256: "93dcc18adc78c65a028a84799ecf8ad40c936fdfc5f2a57b1acda5a8117fa82c", mode: 0o755 }) }
+ * @example copy: { "/opt/": http("https://example.com/latest.tar.gz") } // needs `up --allow-unpinned` once; images.lock pins it
  */
-export function http(url: string, options: HttpOptions): HttpSource {
+export function http(url: string, options: HttpOptions = {}): HttpSource {
   const at = callerLocation(http);
   let parsed: URL | undefined;
   try {
@@ -113,13 +116,70 @@ export function http(url: string, options: HttpOptions): HttpSource {
   if (typeof url !== "string" || !parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
     throw locatedError(at, `http(): the URL must be http:// or https://, got ${describe(url)}`);
   }
-  if (typeof options !== "object" || options === null || options.sha256 === undefined) {
-    throw locatedError(at, `http(): give the file's checksum, like http(${JSON.stringify(url)}, { sha256: "sha256:…" }): it pins the download (get it with \`curl -sL URL | sha256sum\`)`);
-  }
   checkFileOptions("http", options, ["sha256", "mode", "owner"], at);
+  if (options.sha256 === undefined) return branded(SOURCE_BRAND, { kind: "http" as const, url, ...fileOptions(options) });
   const m = typeof options.sha256 === "string" ? /^(?:sha256:)?([a-f0-9]{64})$/.exec(options.sha256) : null;
   if (!m) throw locatedError(at, `http(): "sha256" must be 64 hex digits (optionally "sha256:" first), got ${describe(options.sha256)}`);
   return branded(SOURCE_BRAND, { kind: "http" as const, url, sha256: `sha256:${m[1]}`, ...fileOptions(options) });
+}
+
+/** Options of `git()`. */
+export interface GitOptions extends FileOptions {
+  /**
+   * A branch, a tag or a full 40-digit commit id; default the remote's default branch (HEAD).
+   * `up` resolves a branch or tag to its commit once and pins it in images.lock; `--refresh`
+   * resolves it again (a moved branch then shows in `plan` and rebuilds).
+   * @example git("https://github.com/moby/buildkit.git", { ref: "v0.12.5" })
+   */
+  ref?: string;
+  /**
+   * Keep the `.git` directory in the copied checkout (BuildKit's `ADD --keep-git-dir`); default
+   * false: only the commit's files are copied.
+   * @example git("https://example.com/app.git", { ref: "main", keepGitDir: true })
+   */
+  keepGitDir?: boolean;
+}
+
+/** A full commit id: taken as it is, never resolved. */
+export const GIT_COMMIT = /^[a-f0-9]{40}$/;
+
+/**
+ * A git repository's files at one commit (BuildKit's `ADD https://…/repo.git#ref /dst`), copied
+ * into the destination directory. Keyed by the commit `ref` resolves to, which images.lock pins,
+ * so a plan needs no network and a moved branch changes nothing until `--refresh`. Files keep the
+ * modes git gives them (0644, 0755, symlinks) and belong to root unless `owner` says otherwise.
+ * Submodules are not checked out.
+ * @example copy: { "/src/": git("https://github.com/krallin/tini.git", { ref: "v0.19.0" }) }
+ * @example copy: { "/src/": git("git@github.com:me/private.git", { ref: "main", owner: "app" }) }
+ */
+export function git(url: string, options: GitOptions = {}): GitSource {
+  const at = callerLocation(git);
+  if (typeof url !== "string" || !isGitUrl(url)) {
+    throw locatedError(at, `git(): the URL must be https://, http://, git://, ssh://, file:// or like git@host:path, got ${describe(url)}`);
+  }
+  checkFileOptions("git", options, ["ref", "keepGitDir", "mode", "owner"], at);
+  const ref = options.ref ?? "HEAD";
+  // What `git check-ref-format` refuses, and anything git would read as an option.
+  if (typeof ref !== "string" || ref === "" || ref.startsWith("-") || /[\s~^:?*[\\]|\.\.|@\{|\/\/|\.lock$|\/$/.test(ref)) {
+    throw locatedError(at, `git(): "ref" must be a branch, a tag or a full commit id, got ${describe(ref)}`);
+  }
+  if (options.keepGitDir !== undefined && typeof options.keepGitDir !== "boolean") {
+    throw locatedError(at, `git(): "keepGitDir" must be true or false, got ${describe(options.keepGitDir)}`);
+  }
+  return branded(SOURCE_BRAND, { kind: "git" as const, url, ref, keepGitDir: options.keepGitDir ?? false, ...fileOptions(options) });
+}
+
+/** The URL forms git itself clones from; an option-like string ("-u…") never is one. */
+export function isGitUrl(url: string): boolean {
+  if (url.startsWith("-")) return false;
+  if (/^(https?|git|ssh|file):\/\/[^\s]+$/.test(url)) {
+    try {
+      return new URL(url).pathname !== "" || url.startsWith("file://");
+    } catch {
+      return false;
+    }
+  }
+  return /^[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:[^\s]+$/.test(url);
 }
 
 /** A user and optional group, each a name (as useradd allows) or a number. */

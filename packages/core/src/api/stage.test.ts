@@ -109,13 +109,23 @@ test("binds take another stage's path (a dependency) and tmpfs takes absolute pa
   assert.throws(() => stage("bad-bind", { from: scratch(), binds: { "/x": inline("no") as never } }), { name: "StageError", message: /must be a host path, \{ host, readonly\? \} or someStage\.path/ });
 });
 
-test("http() needs a sha256 and an http(s) URL; archive() takes a local or stage source", async () => {
+test("http() takes a sha256 (or none: pinned by up --allow-unpinned) and an http(s) URL; archive() takes a local or stage source", async () => {
   const { http, archive } = await import("./sources.ts");
   assert.equal(http("https://example.com/a.tgz", { sha256: "a".repeat(64) }).sha256, `sha256:${"a".repeat(64)}`);
-  assert.throws(() => http("https://example.com/a.tgz", {} as never), /give the file's checksum/);
+  assert.equal(http("https://example.com/a.tgz").sha256, undefined);
   assert.throws(() => http("ftp://example.com/a", { sha256: "a".repeat(64) }), /must be http:\/\/ or https:\/\//);
   assert.throws(() => http("https://example.com/a", { sha256: "abc" }), /"sha256" must be 64 hex digits/);
   assert.equal(archive(local("./x.tar.gz")).source.kind, "local");
   assert.throws(() => archive(inline("x") as never), /archive\(\): the source must be local/);
   assert.throws(() => archive(local("./x.tar", { mode: 0o644 })), /keep their own owners and modes/);
+});
+
+test("git() takes a URL git clones from and a ref that is a branch, a tag or a commit", async () => {
+  const { git } = await import("./sources.ts");
+  assert.deepEqual({ ...git("https://example.com/r.git") }, { kind: "git", url: "https://example.com/r.git", ref: "HEAD", keepGitDir: false });
+  assert.equal(git("git@github.com:me/r.git", { ref: "v1.2", keepGitDir: true, owner: "app" }).keepGitDir, true);
+  assert.throws(() => git("-uupload-pack=touch /x"), /git\(\): the URL must be/);
+  assert.throws(() => git("ext::sh -c touch% /x"), /git\(\): the URL must be/);
+  for (const ref of ["--upload-pack=x", "a..b", "a b", "x.lock", "main/", ""]) assert.throws(() => git("https://e.com/r.git", { ref }), /"ref" must be a branch/, ref);
+  assert.throws(() => git("https://e.com/r.git", { depth: 1 } as never), /unknown option "depth"/);
 });

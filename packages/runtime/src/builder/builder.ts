@@ -222,9 +222,10 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         createWorkdir(root, stage, base.config.config?.User || undefined);
         if (spec.copy.length) emit({ type: "stage-phase", stage: stage.name, phase: "copy" });
         const onNote = (message: string) => emit({ type: "note", stage: stage.name, message });
-        for (const [dest, source] of spec.copy) {
+        for (const [i, [dest, source]] of spec.copy.entries()) {
           signal.throwIfAborted();
-          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot, topLayerFile, onNote });
+          const planned = entry.inputs?.copy[i]?.source;
+          await applyCopy(root, dest, source, { stage, projectDir: o.projectDir, withStageRoot, topLayerFile, onNote, planned, signal, tmpDir: (hint) => o.store.tmpDir(hint) });
         }
       };
       if (changes && lowers.length === 0 && spec.run.length === 0) {

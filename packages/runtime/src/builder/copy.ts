@@ -4,14 +4,16 @@
 // it); a destination ending in "/" is a directory; a directory source copies its contents and
 // leaves an existing destination directory's owner and mode alone; files from another stage keep
 // their owner, mode, xattrs and hardlinks unless `owner`/`mode` say otherwise.
-import { chmod, chown, copyFile, lchown, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, copyFile, lchown, link, lstat, mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readdirSync, type Stats } from "node:fs";
 import { basename, dirname, join, posix, resolve } from "node:path";
-import { StageError, globRegExp, isGlob, isUserError, walkLocal, type Source, type Stage } from "@mstage/core";
+import { StageError, globRegExp, isGlob, isUserError, walkLocal, type Source, type SourceInput, type Stage } from "@mstage/core";
 import { resolveInRoot } from "../sandbox/paths.ts";
 import { resolveOwner } from "../sandbox/passwd.ts";
 import { extractArchive } from "./archive.ts";
 import { download, urlFileName } from "./download.ts";
+import { checkoutGit } from "./git.ts";
 import { isOverlayPrivate, readTreeXattrs, writeXattrs } from "../layer/xattr.ts";
 
 export interface CopyContext {
@@ -23,6 +25,11 @@ export interface CopyContext {
   topLayerFile?(stage: Stage, path: string): Promise<string | undefined>;
   /** Things worth telling the user (an xattr the kernel refused). */
   onNote?(message: string): void;
+  /** What the plan keyed this copy's source by: a git() source's commit, an unpinned http() source's digest. */
+  planned?: SourceInput;
+  /** A fresh scratch directory (for a git checkout), removed by the caller's cleanup. */
+  tmpDir?(name: string): string;
+  signal?: AbortSignal;
 }
 
 interface Ids {
@@ -116,16 +123,34 @@ export async function applyCopy(root: string, dest: string, source: Source, ctx:
       return;
     }
     case "http": {
+      const planned = ctx.planned?.kind === "http" ? ctx.planned.digest : undefined;
+      const sha256 = source.sha256 ?? planned;
+      if (!sha256) throw new Error(`http(${source.url}) reached the builder without a pinned digest`);
       const target = fileTarget(root, dest, intoDir, urlFileName(source.url), made, fail);
       await rm(target, { force: true, recursive: true });
       try {
-        await download(source.url, source.sha256, target);
+        await download(source.url, sha256, target, ctx.signal);
       } catch (e) {
         if (isUserError(e)) fail((e as Error).message);
         throw e;
       }
       // Docker's ADD gives a downloaded file 0600.
       await finish(target, owner ?? ROOT, source.mode ?? 0o600);
+      return;
+    }
+    case "git": {
+      const commit = ctx.planned?.kind === "git" ? ctx.planned.commit : undefined;
+      if (!commit) throw new Error(`git ${source.url}#${source.ref} reached the builder without a resolved commit`);
+      const dir = join(ctx.tmpDir ? ctx.tmpDir("git") : await mkdtemp(join(tmpdir(), "mstage-git-")), "checkout");
+      try {
+        await checkoutGit({ url: source.url, ref: source.ref, commit, dir, keepGitDir: source.keepGitDir, signal: ctx.signal });
+        await new TreeCopy(rules).putTree(dir, dirTarget(root, dest, made, fail));
+      } catch (e) {
+        if (isUserError(e)) fail((e as Error).message);
+        throw e;
+      } finally {
+        await rm(dirname(dir), { recursive: true, force: true });
+      }
       return;
     }
     case "archive": {

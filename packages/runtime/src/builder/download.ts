@@ -32,6 +32,21 @@ export async function download(url: string, sha256: string, target: string, sign
   }
 }
 
+/**
+ * The sha256 of what `url` serves now ("sha256:<hex>"), read through once: how an http() source
+ * without a checksum gets pinned (`up --allow-unpinned`); the copy then downloads it against that pin.
+ */
+export async function downloadDigest(url: string, signal?: AbortSignal): Promise<string> {
+  const timeout = AbortSignal.timeout(DEADLINE_MS);
+  const res = await fetch(url, { redirect: "follow", signal: signal ? AbortSignal.any([signal, timeout]) : timeout }).catch((e: Error) => {
+    throw new UserError(`cannot download ${url}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
+  });
+  if (!res.ok || !res.body) throw new UserError(`cannot download ${url}: the server answered ${res.status} ${res.statusText}`);
+  const hash = createHash("sha256");
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) hash.update(chunk);
+  return "sha256:" + hash.digest("hex");
+}
+
 /** The file name Docker's ADD gives a URL's download in a directory: the last path segment. */
 export function urlFileName(url: string): string {
   const name = decodeURIComponent(new URL(url).pathname.split("/").filter(Boolean).pop() ?? "");
