@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient } from "@mstage/runtime";
@@ -257,5 +257,22 @@ describe("SBOM and provenance attestations", { skip: whyNot() }, () => {
     } finally {
       await client.close();
     }
+  });
+
+  test("an image on an already scanned layer reads that layer's record: only its own new layer's files are read", async () => {
+    const helloLayers = json<{ rootfs: { diff_ids: string[] } }>(json<{ config: { digest: string } }>(hello).config.digest).rootfs.diff_ids;
+    const record = join(store, "attestations", `layer-${helloLayers.at(-1)!.slice(7)}.json`);
+    assert.ok(existsSync(record), `the scan of hello kept a record of its layer (${record})`);
+    const before = { bytes: readFileSync(record), mtime: statSync(record).mtimeMs };
+    assert.ok(Object.keys((JSON.parse(before.bytes.toString("utf8")) as { checksums: Record<string, unknown> }).checksums).includes("usr/bin/hello"), "the record has hello's own files");
+    const file = join(project, "images.ts");
+    writeFileSync(file, readFileSync(file, "utf8") + `\nexport const motd = stage("motd", { from: hello, copy: { "/etc/motd": inline("scanned once\\n") } });\n`);
+    expectOk(await mstage(["up", "motd", "--progress", "plain"]), "up motd");
+    const doc = JSON.parse(referrers(refDigest("motd")).get("application/spdx+json")!.toString("utf8")) as { packages: Array<{ name: string }>; files: Array<{ fileName: string; checksums: Array<{ algorithm: string; checksumValue: string }> }> };
+    const helloDoc = JSON.parse(firstSbom.toString("utf8")) as typeof doc;
+    assert.ok(doc.packages.some((p) => p.name === "hello"), "motd's SBOM lists the hello package of the layer below it");
+    const sums = (d: typeof doc) => JSON.stringify(d.files.find((f) => f.fileName.endsWith("usr/bin/hello"))?.checksums);
+    assert.equal(sums(doc), sums(helloDoc), "with the checksums the record kept");
+    assert.ok(readFileSync(record).equals(before.bytes) && statSync(record).mtimeMs === before.mtime, "the base layer's record was read, not made again");
   });
 });

@@ -9,7 +9,8 @@
 //   gzip/<hex>             diff-id → "<digest of its gzip blob> <size>"
 //   caches/<id>/           persistent `caches` dirs of `run` steps
 //   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
-//   attestations/scan-<hex>.json  an image's package scan (for its SBOM), by its layer chain
+//   attestations/scan-<hex>.json   an image's package scan (for its SBOM), by its layer chain
+//   attestations/layer-<hex>.json  one layer's file checksums and Go build info, by its diff-id
 //   tmp/                   temp files and work dirs; same filesystem, so finished entries rename in
 //   locks/                 the store lock's files (shared holders and gc's exclusive one)
 import { existsSync, readFileSync } from "node:fs";
@@ -68,6 +69,9 @@ export class StoreLayout {
   get locksDir(): string {
     return join(this.root, "locks");
   }
+  get attestationsDir(): string {
+    return join(this.root, "attestations");
+  }
 
   blob(digest: string): string {
     return join(this.blobsDir, checkedHex(digest, "blob digest"));
@@ -90,7 +94,11 @@ export class StoreLayout {
   /** The package scan of a layer chain, by the chain's scan key (64 hex digits). */
   scan(key: string): string {
     if (!/^[a-f0-9]{64}$/.test(key)) throw new Error(`invalid scan key ${JSON.stringify(key)}`);
-    return join(this.root, "attestations", `scan-${key}.json`);
+    return join(this.attestationsDir, `scan-${key}.json`);
+  }
+  /** What the scans learnt about the files of layer `diffId`: read again by every chain it is in. */
+  layerScan(diffId: string): string {
+    return join(this.attestationsDir, `layer-${checkedHex(diffId, "layer diff-id")}.json`);
   }
   /** The stat cache of the project at `projectDir` (one file per project). */
   statCache(projectDir: string): string {

@@ -50,7 +50,7 @@ export default async function gc(_args: string[], opts: Record<string, unknown>,
   }
   process.stdout.write(
     `${dryRun ? kleur.yellow("dry run: ") : ""}${verb} ${r.removedResults.length} result(s), ${r.removedLayers} extracted layer(s), ` +
-      `${r.removedBlobs} blob(s), ${r.removedTmp} temp entr${r.removedTmp === 1 ? "y" : "ies"}; ` +
+      `${r.removedBlobs} blob(s), ${r.removedAttestations} package scan(s), ${r.removedTmp} temp entr${r.removedTmp === 1 ? "y" : "ies"}; ` +
       `${formatSize(r.freed)} freed, store ${formatSize(r.sizeBefore)} → ${formatSize(r.sizeAfter)}\n`,
   );
   return 0;

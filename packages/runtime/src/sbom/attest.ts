@@ -1,6 +1,8 @@
 // Attestations for one output image: the SBOM (SPDX 2.3 or CycloneDX 1.5) and the SLSA provenance,
 // as OCI artifacts whose subject is the image manifest. The scan behind the SBOM is cached in the
-// store under the image's layer chain, so an image whose layers did not change is not scanned again.
+// store under the image's layer chain, so an image whose layers did not change is not scanned again;
+// a new chain reads its files' checksums and build info from each layer's record (layer-facts.ts),
+// so only the files of its changed layers are read.
 import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -13,6 +15,7 @@ import { writeFileAtomic } from "../store/atomic-files.ts";
 import type { Store } from "../store/store.ts";
 import { makeArtifact, type Artifact } from "./artifact.ts";
 import { IN_TOTO_MEDIA_TYPE, provenanceStatement, type ProvenanceInput } from "./provenance.ts";
+import { LayerFacts } from "./layer-facts.ts";
 import { scanRootfs } from "./scan.ts";
 import { SPDX_MEDIA_TYPE, spdxDocument } from "./spdx.ts";
 import type { AttestationSubject } from "./subject.ts";
@@ -69,10 +72,15 @@ function scanPath(store: Store, diffIds: readonly Digest[]): string {
   return store.layout.scan(scanKey(diffIds));
 }
 
+/** A chain's scan as the store keeps it: with its layers, so gc can tell when it is garbage. */
+interface ChainScanFile extends ImageScan {
+  layers: string[];
+}
+
 /** The cached scan of a layer chain, if one was made. */
 export async function cachedScan(store: Store, diffIds: readonly Digest[]): Promise<ImageScan | undefined> {
   try {
-    const scan = JSON.parse(await readFile(scanPath(store, diffIds), "utf8")) as ImageScan;
+    const { layers: _layers, ...scan } = JSON.parse(await readFile(scanPath(store, diffIds), "utf8")) as ChainScanFile;
     return scan.version === SCAN_VERSION ? scan : undefined;
   } catch {
     return undefined;
@@ -83,11 +91,19 @@ export async function cachedScan(store: Store, diffIds: readonly Digest[]): Prom
 export async function scanImage(store: Store, diffIds: readonly Digest[], onNote?: (m: string) => void): Promise<ImageScan> {
   const hit = await cachedScan(store, diffIds);
   if (hit) return hit;
-  const lowers: string[] = [];
-  for (const diffId of diffIds) lowers.push(await ensureLayerExtracted(store, diffId, undefined, { onNote }));
-  const scan = lowers.length ? await withRootfs({ lowers: lowers.reverse() }, (root) => scanRootfs(root)) : { version: SCAN_VERSION, packages: [], files: [] };
+  const layers: Array<{ diffId: Digest; dir: string }> = [];
+  for (const diffId of diffIds) layers.unshift({ diffId, dir: await ensureLayerExtracted(store, diffId, undefined, { onNote }) });
+  const scan = layers.length
+    ? await withRootfs({ lowers: layers.map((l) => l.dir) }, async (root) => {
+        const facts = new LayerFacts(store, root, layers);
+        const found = await scanRootfs(root, facts);
+        await facts.save();
+        return found;
+      })
+    : { version: SCAN_VERSION, packages: [], files: [] };
   const path = scanPath(store, diffIds);
   await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, JSON.stringify(scan), store.layout.tmpDir);
+  const file: ChainScanFile = { ...scan, layers: [...diffIds] };
+  await writeFileAtomic(path, JSON.stringify(file), store.layout.tmpDir);
   return scan;
 }

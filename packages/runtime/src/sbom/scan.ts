@@ -1,7 +1,8 @@
 // Scans a mounted image filesystem for packages: the dpkg and apk databases, Go binaries' build
 // info, and npm packages under node_modules; every file a package owns is hashed once (SHA-1 for
 // SPDX's required checksum, SHA-256 beside it). The result is sorted, so the same filesystem
-// always gives the same scan.
+// always gives the same scan. What is costly per file (its checksums, a Go binary's build info)
+// comes through FileFacts, which attest.ts serves from a cache kept per layer.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, open, readFile, readdir } from "node:fs/promises";
@@ -9,20 +10,29 @@ import { join } from "node:path";
 import { existingInRoot, hostPathInRoot } from "../sandbox/paths.ts";
 import { parseApkInstalled } from "./apk.ts";
 import { parseCopyright, parseFileList, parseStatus, type DpkgEntry } from "./dpkg.ts";
-import { readGoBuildInfo, type GoModule } from "./gobuildinfo.ts";
+import { readGoBuildInfo, type GoBuildInfo, type GoModule } from "./gobuildinfo.ts";
 import { purl } from "./purl.ts";
 import { SCAN_VERSION, type FoundFile, type FoundPackage, type ImageScan } from "./types.ts";
 
 const SKIP_DIRS = new Set(["/proc", "/sys", "/dev"]);
 const MAX_TEXT = 4 << 20;
 
-export async function scanRootfs(root: string): Promise<ImageScan> {
+/** The costly facts of one regular file of the image: `path` in the image, `host` the file itself. */
+export interface FileFacts {
+  checksums(path: string, host: string): Promise<{ sha1: string; sha256: string }>;
+  goBuildInfo(path: string, host: string): Promise<GoBuildInfo | undefined>;
+}
+
+/** Every fact read from the file, nothing cached. */
+export const directFacts: FileFacts = { checksums: (_path, host) => hashFile(host), goBuildInfo: (_path, host) => readGoBinary(host) };
+
+export async function scanRootfs(root: string, facts: FileFacts = directFacts): Promise<ImageScan> {
   const distro = await readOsRelease(root);
   const packages: FoundPackage[] = [...(await scanDpkg(root, distro)), ...(await scanApk(root, distro))];
   const executables: string[] = [];
   const npmManifests: string[] = [];
   await walk(root, "/", executables, npmManifests);
-  for (const path of executables) packages.push(...(await scanGoBinary(root, path)));
+  for (const path of executables) packages.push(...goPackages(path, await facts.goBuildInfo(path, join(root, path))));
   for (const path of npmManifests) {
     const p = await scanNpmPackage(root, path);
     if (p) packages.push(p);
@@ -36,7 +46,7 @@ export async function scanRootfs(root: string): Promise<ImageScan> {
     const host = hostPathInRoot(root, path);
     const st = await lstat(host).catch(() => undefined);
     if (!st?.isFile()) continue;
-    files.push({ path, ...(await hashFile(host)) });
+    files.push({ path, ...(await facts.checksums(path, host)) });
   }
   // A package's files are those that are regular files in the image (lists name directories too).
   const present = new Set(files.map((f) => f.path));
@@ -145,17 +155,20 @@ async function walk(root: string, dir: string, executables: string[], npm: strin
   }
 }
 
-async function scanGoBinary(root: string, path: string): Promise<FoundPackage[]> {
-  let info;
-  const fh = await open(join(root, path), "r").catch(() => undefined);
-  if (!fh) return [];
+/** A file's Go build info, or undefined when it is no Go binary (or cannot be read). */
+export async function readGoBinary(host: string): Promise<GoBuildInfo | undefined> {
+  const fh = await open(host, "r").catch(() => undefined);
+  if (!fh) return undefined;
   try {
-    info = await readGoBuildInfo(fh);
+    return await readGoBuildInfo(fh);
   } catch {
-    return [];
+    return undefined;
   } finally {
     await fh.close();
   }
+}
+
+function goPackages(path: string, info: GoBuildInfo | undefined): FoundPackage[] {
   if (!info) return [];
   const mod = (m: GoModule, files: string[]): FoundPackage => {
     const version = m.version === "(devel)" ? "" : m.version;
@@ -203,7 +216,7 @@ async function scanNpmPackage(root: string, path: string): Promise<FoundPackage 
   };
 }
 
-async function hashFile(path: string): Promise<{ sha1: string; sha256: string }> {
+export async function hashFile(path: string): Promise<{ sha1: string; sha256: string }> {
   const sha1 = createHash("sha1");
   const sha256 = createHash("sha256");
   for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {

@@ -36,6 +36,8 @@ export interface GcReport {
   removedBlobs: number;
   removedLayers: number;
   removedTmp: number;
+  /** Package scans (attestations/) of layers or layer chains no remaining result has. */
+  removedAttestations: number;
   /** Bytes freed (or that would be). */
   freed: number;
   sizeBefore: number;
@@ -183,7 +185,8 @@ export function collectGarbage(layout: StoreLayout, opts: GcOptions = {}): GcRep
   }
 
   const doomed = [...items.keys()].filter((item) => !refcount.get(item));
-  const freed = doomed.reduce((a, item) => a + (items.get(item) ?? 0), 0);
+  const scans = doomedScans(layout, (hex) => !!refcount.get(`layer:${hex}`) || !!refcount.get(`blob:${hex}`));
+  const freed = doomed.reduce((a, item) => a + (items.get(item) ?? 0), 0) + scans.reduce((a, f) => a + usage(f), 0);
   const tmpDir = layout.tmpDir;
   const staleTmp = readdirSync(tmpDir).filter((name) => !tagAlive(name.split(".").slice(0, 2).join(".")));
 
@@ -191,6 +194,7 @@ export function collectGarbage(layout: StoreLayout, opts: GcOptions = {}): GcRep
     // Results first: a result never points at something already gone.
     for (const i of dropped) rmSync(results[i].file, { force: true });
     for (const item of doomed) removeItem(layout, item);
+    for (const file of scans) rmSync(file, { force: true });
     for (const name of staleTmp) rmSync(join(tmpDir, name), { recursive: true, force: true });
   }
   return {
@@ -198,10 +202,42 @@ export function collectGarbage(layout: StoreLayout, opts: GcOptions = {}): GcRep
     removedBlobs: doomed.filter((i) => i.startsWith("blob:")).length,
     removedLayers: doomed.filter((i) => i.startsWith("layer:")).length,
     removedTmp: staleTmp.length,
+    removedAttestations: scans.length,
     freed,
     sizeBefore,
     sizeAfter: sizeBefore - freed,
   };
+}
+
+/**
+ * The scans in attestations/ whose layers are no longer kept: a layer's record once no result has
+ * that layer, a chain's scan once any layer of its chain is gone (or it does not say its layers).
+ */
+function doomedScans(layout: StoreLayout, kept: (diffIdHex: string) => boolean): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(layout.attestationsDir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const name of names) {
+    const file = join(layout.attestationsDir, name);
+    const layer = /^layer-([a-f0-9]{64})\.json$/.exec(name);
+    if (layer) {
+      if (!kept(layer[1]!)) out.push(file);
+    } else if (/^scan-[a-f0-9]{64}\.json$/.test(name)) {
+      let layers: unknown;
+      try {
+        layers = (JSON.parse(readFileSync(file, "utf8")) as { layers?: unknown }).layers;
+      } catch {
+        layers = undefined;
+      }
+      const alive = Array.isArray(layers) && layers.every((d) => typeof d === "string" && isDigest(d) && kept(d.slice("sha256:".length)));
+      if (!alive) out.push(file);
+    }
+  }
+  return out;
 }
 
 /** Parses "10G", "500MB" (powers of 1000, as sizes are printed), "2GiB" (powers of 1024) or bytes. */

@@ -186,6 +186,39 @@ test("gc removes what no result references; --max-size drops the least recently 
   });
 });
 
+test("gc removes the package scans of layers and layer chains that no remaining result has, and keeps the others", async () => {
+  await withStore(async (store, dir) => {
+    const layers: LayerRef[] = [];
+    for (const name of ["kept", "gone"]) {
+      const up = join(dir, name);
+      mkdirSync(up);
+      writeFileSync(join(up, name), name);
+      layers.push(await commitLayerToStore(store, up, { sourceDateEpoch: 0 }));
+    }
+    const [kept, gone] = layers as [LayerRef, LayerRef];
+    await store.putResult(sha256Digest("kept"), result(sha256Digest("kept"), [kept]));
+    const scans = store.layout.attestationsDir;
+    mkdirSync(scans, { recursive: true });
+    const chain = (name: string, diffIds: Digest[] | undefined) => {
+      const file = join(scans, `scan-${sha256Digest(name).slice(7)}.json`);
+      writeFileSync(file, JSON.stringify({ version: 2, packages: [], files: [], ...(diffIds ? { layers: diffIds } : {}) }));
+      return file;
+    };
+    for (const l of layers) writeFileSync(store.layout.layerScan(l.diffId), JSON.stringify({ version: 1, checksums: {}, go: {} }));
+    const keptChain = chain("kept", [kept.diffId]);
+    const goneChain = chain("both", [kept.diffId, gone.diffId]);
+    const oldChain = chain("old", undefined);
+
+    const r = await store.gc();
+    assert.equal(r.removedAttestations, 3);
+    assert.ok(existsSync(store.layout.layerScan(kept.diffId)), "the scan of a layer a result has stays");
+    assert.ok(existsSync(keptChain), "the scan of a chain whose layers all stay, stays");
+    assert.equal(existsSync(store.layout.layerScan(gone.diffId)), false, "the scan of a layer no result has goes");
+    assert.equal(existsSync(goneChain), false, "a chain with a gone layer goes");
+    assert.equal(existsSync(oldChain), false, "a chain scan that does not list its layers goes");
+  });
+});
+
 test("gc waits for no one and refuses while a build holds the store; builds wait for gc", async () => {
   await withStore(async (store) => {
     const build = await store.lock("shared");
