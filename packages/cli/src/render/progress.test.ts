@@ -63,3 +63,21 @@ test("durations and sizes read like a person would write them", () => {
   assert.equal(formatSize(553_600), "553.6 kB");
   assert.equal(formatSize(999), "999 B");
 });
+
+test("a phase's progress shows on the live line; plain output prints each phase once, not its counts", () => {
+  kleur.enabled = false;
+  const tty = sink({ isTTY: true, columns: 100 });
+  const live = createProgress("tty", tty);
+  live.onEvent({ type: "stage-phase", stage: "base", phase: "debian: installing essential packages", progress: "12/69 packages set up" });
+  live.stop();
+  assert.match(tty.text(), /● base debian: installing essential packages 12\/69 packages set up \d+ms\n/);
+
+  const out = sink();
+  const plain = createProgress("plain", out);
+  for (const progress of [undefined, "69 packages", "1/69 packages fetched", "2/69 packages fetched"]) {
+    plain.onEvent({ type: "stage-phase", stage: "base", phase: "debian: downloading packages with apt", ...(progress ? { progress } : {}) });
+  }
+  plain.onEvent({ type: "stage-phase", stage: "base", phase: "debian: installing essential packages", progress: "1/69 packages set up" });
+  plain.stop();
+  assert.deepEqual(out.text().trim().split("\n"), ["[base] debian: downloading packages with apt", "[base] debian: installing essential packages"]);
+});

@@ -53,6 +53,8 @@ function describeDone(e: Extract<BuildEvent, { type: "stage-done" }>): string {
 }
 
 class PlainProgress implements ProgressRenderer {
+  /** The phase last printed per stage: a phase's progress updates are for the live line only. */
+  private readonly phases = new Map<string, string>();
   constructor(private readonly out: NodeJS.WriteStream) {}
   private line(stage: string | undefined, text: string): void {
     this.out.write(stage ? `${kleur.cyan(`[${stage}]`)} ${text}\n` : `${text}\n`);
@@ -62,6 +64,8 @@ class PlainProgress implements ProgressRenderer {
       case "stage-start":
         return this.line(e.stage, kleur.bold(e.status === "config" ? "config only" : e.status === "new" ? "building (new)" : "rebuilding"));
       case "stage-phase":
+        if (this.phases.get(e.stage) === e.phase) return;
+        this.phases.set(e.stage, e.phase);
         return this.line(e.stage, kleur.gray(`${e.phase}`));
       case "log":
         return this.line(e.stage, e.line);
@@ -102,8 +106,9 @@ class TtyProgress implements ProgressRenderer {
       case "stage-phase": {
         // Bases (a debian() rootfs, a pull) are made while planning, before the stage starts.
         const l = this.live.get(e.stage);
-        if (l) l.phase = e.phase;
-        else this.live.set(e.stage, { stage: e.stage, phase: e.phase, started: Date.now(), last: "" });
+        const phase = e.progress ? `${e.phase} ${kleur.cyan(e.progress)}` : e.phase;
+        if (l) l.phase = phase;
+        else this.live.set(e.stage, { stage: e.stage, phase, started: Date.now(), last: "" });
         this.ensureTimer();
         break;
       }

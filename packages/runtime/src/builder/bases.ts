@@ -192,7 +192,7 @@ export class BaseProvider implements BaseIdentity {
         sourceDateEpoch: this.o.sourceDateEpoch ?? 0,
         signal: this.o.signal,
         onLine: (line) => emit({ type: "log", stage: stage.name, line, stream: "stderr" }),
-        onPhase: (phase) => emit({ type: "stage-phase", stage: stage.name, phase: `debian: ${phase}` }),
+        onPhase: (phase, progress) => emit({ type: "stage-phase", stage: stage.name, phase: `debian: ${phase}`, ...(progress ? { progress } : {}) }),
       });
       if (pinned && !sameVersions(pinned, versions)) {
         emit({ type: "note", stage: stage.name, message: `debian ${lockKey}: the mirror now has other package versions than images.lock; images.lock updated` });

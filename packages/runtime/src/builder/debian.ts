@@ -18,7 +18,7 @@ export interface DebianRootfs {
 export async function buildDebianRootfs(
   base: DebianBase,
   workDir: string,
-  o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void; onPhase?: (phase: string) => void },
+  o: { sourceDateEpoch: number; signal?: AbortSignal; onLine?: (line: string) => void; onPhase?: (phase: string, progress?: string) => void },
 ): Promise<DebianRootfs> {
   // Another architecture's packages run their maintainer scripts through emulation; mmdebstrap
   // checks that with arch-test, and says only "install arch-test" when it is missing.
@@ -31,6 +31,9 @@ export async function buildDebianRootfs(
   await mkdir(rootfs, { recursive: true });
   const args = [
     process.getuid?.() === 0 ? "--mode=root" : "--mode=unshare",
+    // apt's and dpkg's own lines, which the package counts of the progress line are read from;
+    // only warnings and errors of them are shown.
+    "--verbose",
     `--variant=${base.variant ?? "minbase"}`,
     // Device nodes cannot be made in a user namespace; the sandbox gives steps a /dev of its own.
     "--skip=output/dev",
@@ -43,16 +46,16 @@ export async function buildDebianRootfs(
   ];
   const tail: string[] = [];
   const errors: string[] = [];
+  const progress = new MmdebstrapProgress((phase, count) => o.onPhase?.(phase, count));
   const lines = new LineSplitter((line) => {
     if (isMountNoise(line)) return;
     tail.push(line);
     if (tail.length > 20) tail.shift();
     if (/^E: /.test(line)) errors.push(line.slice(3).trim());
-    // mmdebstrap's "I: installing essential packages..." are its phases: shown on the stage's
-    // progress line rather than scrolled as output.
-    const info = /^I: (.*?)\.*$/.exec(line);
-    if (info && o.onPhase) o.onPhase(info[1]!);
-    else o.onLine?.(line);
+    // mmdebstrap's "I: installing essential packages..." are its phases, and apt's and dpkg's lines
+    // their package counts: both go to the stage's progress line rather than scrolled as output.
+    if (progress.read(line)) return;
+    if (/^[WE]: /.test(line) || !o.onPhase) o.onLine?.(line);
   });
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn("mmdebstrap", args, {
@@ -83,10 +86,55 @@ export async function buildDebianRootfs(
 }
 
 /**
+ * mmdebstrap's phases ("I: downloading packages with apt...") and, under --verbose, how far each
+ * is: apt's "69 newly installed" gives the count, its "Get:N … pkg" lines the downloads and dpkg's
+ * "Setting up pkg" lines the installs. `read` says whether a line was one of these.
+ */
+export class MmdebstrapProgress {
+  private phase = "";
+  private total = 0;
+  private fetched = 0;
+  private setUp = 0;
+  private shown = "";
+
+  constructor(private readonly report: (phase: string, progress?: string) => void) {}
+
+  read(line: string): boolean {
+    const info = /^I: (.*?)\.*$/.exec(line);
+    if (info) {
+      this.phase = info[1]!;
+      this.fetched = 0;
+      this.setUp = 0;
+      this.show();
+      return true;
+    }
+    const planned = /^\d+ upgraded, (\d+) newly installed/.exec(line);
+    if (planned) {
+      this.total = Number(planned[1]);
+      this.fetched = 0;
+      this.setUp = 0;
+    } else if (/^Get:\d+ \S+ \S+ \S+ \S+ \S+ \S+ \S+/.test(line) && this.total > 0) this.fetched++;
+    else if (/^Setting up \S+ /.test(line)) this.setUp++;
+    else return false;
+    this.show();
+    return true;
+  }
+
+  private show(): void {
+    const of = (n: number, what: string) => `${Math.min(n, this.total || n)}/${this.total || n} ${what}`;
+    const progress = this.setUp ? of(this.setUp, "packages set up") : this.fetched ? of(this.fetched, "packages fetched") : this.total ? `${this.total} packages` : undefined;
+    const key = `${this.phase}\0${progress ?? ""}`;
+    if (key === this.shown || !this.phase) return;
+    this.shown = key;
+    this.report(this.phase, progress);
+  }
+}
+
+/**
  * Lines mmdebstrap's chroot setup prints when /proc or /sys cannot be mounted in a user namespace:
  * it falls back to bind mounts and goes on, so they say nothing a user can act on.
  */
-function isMountNoise(line: string): boolean {
+export function isMountNoise(line: string): boolean {
   return /^mount: .*: permission denied\.?$/.test(line) || /^\s*dmesg\(1\) may have more information after failed mount/.test(line) || /^W: since mounting \/(proc|sys) normally failed/.test(line);
 }
 

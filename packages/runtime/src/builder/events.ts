@@ -8,8 +8,11 @@ export type StageOutcome = "built" | "cached" | "config";
 export type BuildEvent =
   /** Work on a stage began (its dependencies are ready). */
   | { type: "stage-start"; stage: string; status: "new" | "rebuild" | "config" }
-  /** A stage moved to a new phase: "base", "copy", "run", "commit", … (shown on its live line). */
-  | { type: "stage-phase"; stage: string; phase: string }
+  /**
+   * A stage moved to a new phase: "base", "copy", "run", "commit", … (shown on its live line), or
+   * got further in it: `progress` says how far ("12/69 packages set up"), for the live line only.
+   */
+  | { type: "stage-phase"; stage: string; phase: string; progress?: string }
   /** One line of a step's output (no trailing newline). */
   | { type: "log"; stage: string; line: string; stream: "stdout" | "stderr" }
   /** Something worth saying that is not step output (skipped device nodes, lock updates, …). */
