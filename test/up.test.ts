@@ -54,6 +54,9 @@ for (const user of testUsers()) {
       // build and rootfs both wait only for base: with two jobs they run at the same time.
       const at = (s: string) => r.stderr.indexOf(s);
       assert.ok(at("[rootfs] building") < at("[build] built in") && at("[build] building") < at("[rootfs] built in"), "independent stages overlap");
+      // A stage whose inputs are still being built says what it waits for, until the last is done.
+      assert.ok(at("[app] waiting for base, build") >= 0 && at("[app] waiting for base, build") < at("[base] built in"), r.stderr);
+      assert.ok(at("[base] built in") < at("[app] waiting for build") && at("[app] waiting for build") < at("[app] building"), r.stderr);
       first = layoutRefs(layout);
       assert.deepEqual(Object.keys(first).sort(), ["app", "flat", "localhost/up-test/app:1.0", "packed"]);
       assert.equal(first["app"], first["localhost/up-test/app:1.0"]);

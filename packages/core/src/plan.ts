@@ -75,6 +75,7 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
   const entries = new Map<Stage, PlanEntry>();
   const volatile = new Set<Stage>();
   const effectiveUser = new Map<Stage, string | undefined>();
+  await hasher.resolveBases(graph.order);
 
   for (const s of graph.order) {
     const inputs = await hasher.inputsOf(s, entries, effectiveUser);
@@ -141,6 +142,8 @@ function configFields(a: ConfigInputs, b: ConfigInputs): string[] {
 class Hasher {
   private readonly ignore;
   private readonly locals = new Map<string, LocalDigest>();
+  /** Each stage's external base identity, started by resolveBases. */
+  private readonly resolving = new Map<Stage, Promise<string | undefined>>();
   constructor(
     private readonly ctx: PlanContext,
     private readonly cache: StatCache,
@@ -257,7 +260,24 @@ class Hasher {
     };
   }
 
-  private async resolve(base: ImageBase | OciBase | DebianBase, s: Stage): Promise<string | undefined> {
+  /**
+   * Starts resolving every stage's external base at once, so independent bases (a pull, a debian()
+   * rootfs not pinned yet) are prepared side by side rather than one after another. Waits for all
+   * of them, so a failure leaves none running; the stages then read their outcome in order.
+   */
+  async resolveBases(stages: readonly Stage[]): Promise<void> {
+    for (const s of stages) {
+      const from = s.spec.from;
+      if (from.kind === "image" || from.kind === "oci" || from.kind === "debian") this.resolving.set(s, this.resolveNow(from, s));
+    }
+    await Promise.allSettled(this.resolving.values());
+  }
+
+  private resolve(base: ImageBase | OciBase | DebianBase, s: Stage): Promise<string | undefined> {
+    return this.resolving.get(s) ?? this.resolveNow(base, s);
+  }
+
+  private async resolveNow(base: ImageBase | OciBase | DebianBase, s: Stage): Promise<string | undefined> {
     try {
       return await this.ctx.resolveBase(base, s);
     } catch (e) {

@@ -57,6 +57,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   const sde = o.sourceDateEpoch ?? 0;
   const entries = o.entries.filter((e) => e.status !== "unused");
   const inPlan = new Set(entries.map((e) => e.stage));
+  const waiting = new WaitingStages(entries, (s) => o.deps(s).filter((d) => inPlan.has(d)), emit);
 
   const tasks = entries.map((entry) => ({
     key: entry.stage,
@@ -73,6 +74,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
             emit({ type: "stage-start", stage: stage.name, status: "config" });
             emit({ type: "stage-done", stage: stage.name, outcome: "config", ms: Date.now() - started, layers: stored.layers.length });
           }
+          waiting.done(stage);
           return;
         }
         emit({ type: "stage-start", stage: stage.name, status: entry.status === "new" ? "new" : "rebuild" });
@@ -80,6 +82,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         await o.store.putResult(entry.layerKey, result);
         const b = await finish(entry, result, "built");
         emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
+        waiting.done(stage);
       } catch (e) {
         const error = noSpace(e) ? new StageError(stage.name, `no space left on the device of the store ${o.store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt) : e;
         emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started, interrupted: o.signal?.aborted === true });
@@ -88,6 +91,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     },
   }));
 
+  waiting.announce();
   await runGraph(tasks, o.jobs ?? 1, o.signal);
   return built;
 
@@ -364,6 +368,40 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     } catch (e) {
       throw new StageError(stage.name, `secret "${id}": cannot read ${s.file}: ${(e as Error).message}`, `secrets.${id}`, stage.definedAt);
     }
+  }
+}
+
+/**
+ * Stages that will build but wait for others: each says which ("waiting for build, base") on its
+ * progress line until the last of them is done, so a long base does not look like a hang.
+ */
+class WaitingStages {
+  private readonly left = new Map<Stage, Set<Stage>>();
+
+  constructor(entries: readonly PlanEntry[], deps: (s: Stage) => Stage[], private readonly emit: BuildEventHandler) {
+    // A cached stage is done at once: waiting for it is not worth a line.
+    const works = new Set(entries.filter((e) => e.status !== "cached").map((e) => e.stage));
+    for (const e of entries) {
+      const d = deps(e.stage).filter((x) => works.has(x));
+      if ((e.status === "new" || e.status === "rebuild") && d.length) this.left.set(e.stage, new Set(d));
+    }
+  }
+
+  announce(): void {
+    for (const s of this.left.keys()) this.say(s);
+  }
+
+  done(dep: Stage): void {
+    for (const [s, left] of this.left) {
+      if (!left.delete(dep)) continue;
+      if (left.size) this.say(s);
+      else this.left.delete(s);
+    }
+  }
+
+  private say(s: Stage): void {
+    const names = [...this.left.get(s)!].map((d) => d.name).sort();
+    this.emit({ type: "stage-phase", stage: s.name, phase: `waiting for ${names.join(", ")}` });
   }
 }
 
