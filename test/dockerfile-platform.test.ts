@@ -1,7 +1,8 @@
-// dockerfile() for another platform through the built CLI: BuildKit's cross-compiling pattern
-// (`FROM --platform=$BUILDPLATFORM … AS build`, the TARGET*/BUILD* args, a final stage for the
-// target) on the offline two-platform busybox base. The build stage runs natively, the final stage's
-// RUN through qemu; `mstage convert --platform` of the same file builds the same image.
+// The frontends for another platform through the built CLI, on the offline two-platform busybox
+// base: dockerfile() with BuildKit's cross-compiling pattern (`FROM --platform=$BUILDPLATFORM … AS
+// build`, the TARGET*/BUILD* args, a final stage for the target), the build stage native and the
+// final stage's RUN through qemu; and a stacker layer with `arch: arm64` and `build_env`. The
+// images.ts `mstage convert` writes for each builds the same image.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
@@ -68,4 +69,44 @@ test("dockerfile({ platform }) builds BuildKit's cross-compiling pattern: a nati
   assert.deepEqual(b!.rootfs, a!.rootfs);
   assert.deepEqual(b!.config, a!.config);
   assert.equal(b!.architecture, "arm64");
+});
+
+const STACKER = `build:
+  from:
+    type: oci
+    url: ./base:busybox
+  arch: arm64
+  build_env:
+    GREETING: hello from
+  run: echo "$GREETING $STACKER_LAYER_NAME on $(uname -m)" > /log
+  cmd: /bin/cat /log
+`;
+
+test("a stacker layer with arch: arm64 is built from the base's arm64 image through qemu, its build_env seen by run and absent from the config", { skip, timeout: 5 * 60_000 }, async (t) => {
+  const user = testUsers()[0]!.name;
+  const dir = userDir(user, "stacker-arch");
+  const store = userDir(user, "stacker-arch-store");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(store, { recursive: true, force: true }));
+  writeMultiarchLayout(join(dir, "base"));
+  writeAs(user, join(dir, "stacker.yaml"), STACKER);
+  writeAs(user, join(dir, "images.ts"), `import { stacker } from "mstage";\nexport const images = stacker("./stacker.yaml");\n`);
+  const mstage = mstageAs(user, dir, store);
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  const config = skopeoInspect(join(dir, "oci"), "build", true) as { architecture: string; config: { Env?: string[] } };
+  assert.equal(config.architecture, "arm64");
+  assert.ok(!(config.config.Env ?? []).some((e) => e.startsWith("GREETING=")), "build_env is not in the image's environment");
+  const bundle = unpack(join(dir, "oci"), "build");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  assert.equal(readFileSync(join(bundle, "rootfs/log"), "utf8"), "hello from build on aarch64\n");
+
+  expectOk(await mstage(["convert", "stacker.yaml", "-o", "converted.ts"]), "convert");
+  const other = userDir(user, "stacker-arch-convert");
+  t.after(() => rmSync(other, { recursive: true, force: true }));
+  writeMultiarchLayout(join(other, "base"));
+  writeAs(user, join(other, "images.ts"), readFileSync(join(dir, "converted.ts"), "utf8"));
+  expectOk(await mstageAs(user, other, store)(["up", "--progress", "plain"]), "up of the converted images.ts");
+  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "build", true) as { rootfs: unknown; config: unknown });
+  assert.deepEqual(b!.rootfs, a!.rootfs);
+  assert.deepEqual(b!.config, a!.config);
 });

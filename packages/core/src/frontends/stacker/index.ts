@@ -43,6 +43,7 @@ export function stacker(path: string, options: StackerOptions = {}): Record<stri
       file,
       projectDir,
       substitutions: subs,
+      env: process.env,
       read(f) {
         let text: string;
         try {

@@ -78,7 +78,7 @@ test("stacker keys become stage keys: imports under /stacker for run only, dest 
     ["/stacker/main.go", "local", undefined, undefined],
     ["/etc/app/", "local", 0o600, "1000:1000"],
   ]);
-  assert.deepEqual(build.spec.run, ["make -O2\ncp app /app", "rm -rf /stacker"]);
+  assert.deepEqual(build.spec.run, ["export STACKER_LAYER_NAME='build'\nmake -O2\ncp app /app", "rm -rf /stacker"]);
   assert.deepEqual(build.spec.shell, ["/bin/sh", "-x", "-e", "-c"]);
   const app = out.app!;
   assert.deepEqual(app.spec.from, { kind: "image", ref: "zothub.io/tools/busybox:stable" });
@@ -108,4 +108,38 @@ test("stacker.yaml mistakes name the file and line", () => {
   assert.match(errorOf("a:\n  from: {type: scratch}\n  rn: x\n").message, /stacker\.yaml:1: layer a: unknown key "rn"/);
   assert.match(errorOf("a: [\n").message, /stacker\.yaml:\d+: /);
   assert.match(errorOf("a:\n  from: {type: scratch}\n  generate_labels: x\n").message, /generate_labels is not supported yet/);
+});
+
+test("build_env and the host variables build_env_passthrough matches are in the run's environment, not the image's; os/arch pin the layer's platform", () => {
+  process.env.MSTAGE_TEST_PASS_A = "from host";
+  process.env.MSTAGE_TEST_PASS_AB = "not whole-name match";
+  try {
+    const { out } = load({
+      "stacker.yaml": [
+        "a:",
+        "  from: {type: scratch}",
+        "  build_env: {GREETING: \"it's\", MSTAGE_TEST_PASS_A: overridden}",
+        "  build_env_passthrough: [\"MSTAGE_TEST_PASS_.\"]",
+        "  run: echo $GREETING",
+        "  arch: arm64",
+        "b:",
+        "  from: {type: built, tag: a}",
+        "  build_env_passthrough: [\"MSTAGE_TEST_PASS_.\"]",
+        "  run: echo b",
+        "  os: linux",
+        "",
+      ].join("\n"),
+    });
+    assert.deepEqual(out.a!.spec.run, ["export STACKER_LAYER_NAME='a' MSTAGE_TEST_PASS_A='overridden' GREETING='it'\\''s'\necho $GREETING"]);
+    assert.deepEqual(out.a!.spec.env, {}, "build_env stays out of the image config");
+    assert.equal(out.a!.spec.platform, "linux/arm64");
+    assert.deepEqual(out.b!.spec.run, ["export STACKER_LAYER_NAME='b' MSTAGE_TEST_PASS_A='from host'\necho b"]);
+    assert.equal(out.b!.spec.platform, "linux/amd64", "os alone is the host's arch on that os");
+  } finally {
+    delete process.env.MSTAGE_TEST_PASS_A;
+    delete process.env.MSTAGE_TEST_PASS_AB;
+  }
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  arch: 7\n").message, /stacker\.yaml:1: layer a: os and arch must be strings/);
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  arch: z80\n  os: linux/x\n").message, /stacker\.yaml:1: layer a: os "linux\/x" and arch "z80" are not a platform/);
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  build_env: [x]\n").message, /build_env must be a map/);
 });

@@ -12,6 +12,7 @@ import type { Base, Source, Stage } from "../../model.ts";
 import { image, oci, scratch, tarball } from "../../api/bases.ts";
 import { local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
+import { canonicalPlatform, hostPlatform } from "../../platform.ts";
 
 // Loaded on first use, like the Dockerfile parser: a plan without stacker files never pays for it.
 const requireLazily = createRequire(import.meta.url);
@@ -42,6 +43,8 @@ export interface StackerInput {
   /** Absolute directory of images.ts (local() and bind paths are written relative to it). */
   projectDir: string;
   substitutions: Readonly<Record<string, string>>;
+  /** The environment `build_env_passthrough` picks from (the process's, when images.ts loads). */
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 interface Layer {
@@ -58,7 +61,8 @@ interface Layer {
 
 const KEYS = [
   "from", "import", "imports", "run", "build_only", "binds", "overlay_dirs", "environment", "labels", "annotations",
-  "entrypoint", "cmd", "full_command", "volumes", "working_dir", "runtime_user", "generate_labels", "build_env", "arch", "os",
+  "entrypoint", "cmd", "full_command", "volumes", "working_dir", "runtime_user", "generate_labels", "build_env",
+  "build_env_passthrough", "arch", "os",
 ];
 const STACKER_SHELL = ["/bin/sh", "-x", "-e", "-c"];
 const KEPT = "/.stacker-binds";
@@ -238,7 +242,8 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     const run = s.run === undefined ? [] : Array.isArray(s.run) ? s.run : [s.run];
     if (run.some((r) => typeof r !== "string")) fail(l, "run must be a script or a list of lines");
     const scripts: string[] = [];
-    if (run.length) scripts.push((run as string[]).join("\n"));
+    const envLines = buildEnvLines(l);
+    if (run.length) scripts.push(envLines + (run as string[]).join("\n"));
     for (const [host, kept] of l.kept ?? []) {
       const b = binds(l).find((x) => x.host === host)!;
       scripts.push(`mkdir -p ${KEPT} && cp -a ${b.target} ${kept}`);
@@ -289,12 +294,61 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     if (s.working_dir !== undefined) options.workdir = posix.resolve("/", String(s.working_dir));
     if (s.runtime_user !== undefined) options.user = String(s.runtime_user);
     if (s.generate_labels !== undefined) fail(l, "generate_labels is not supported yet");
-    if (s.build_env !== undefined) fail(l, "build_env is not supported yet");
-    if (s.arch !== undefined || s.os !== undefined) fail(l, "arch/os (another platform) is not supported yet");
+    const platform = platformOf(l);
+    if (platform) options.platform = platform;
     if (s.build_only !== undefined && typeof s.build_only !== "boolean") fail(l, "build_only must be true or false");
 
     const at: SourceLocation = { file: l.file, line: l.line, column: 1 };
     return defineStage(l.name, options, at, { file: l.display, line: l.line, instruction: `layer ${l.name}` });
+  }
+
+  /**
+   * What stacker puts in a run's environment besides the image's: STACKER_LAYER_NAME, the host
+   * variables build_env_passthrough matches (each pattern matches a whole name) and build_env,
+   * which wins. They are exported by the script, so they are in the layer's key but not the image.
+   * Without build_env_passthrough nothing comes from the host (stacker passes its proxy variables,
+   * TERM and SOURCE_DATE_EPOCH; mstage keeps a build independent of the shell it was started in).
+   */
+  function buildEnvLines(l: Layer): string {
+    const vars: Record<string, string> = { STACKER_LAYER_NAME: l.name };
+    const pass = l.spec.build_env_passthrough;
+    if (pass !== undefined) {
+      if (!Array.isArray(pass) || pass.some((p) => typeof p !== "string")) fail(l, `build_env_passthrough must be a list of patterns like ["HTTPS?_PROXY"]`);
+      const res = (pass as string[]).map((p) => {
+        try {
+          return new RegExp(`^(?:${p})$`);
+        } catch {
+          return fail(l, `build_env_passthrough: ${JSON.stringify(p)} is not a regular expression`);
+        }
+      });
+      for (const name of Object.keys(input.env).sort()) {
+        const v = input.env[name];
+        if (v !== undefined && res.some((r) => r.test(name))) vars[name] = v;
+      }
+    }
+    const own = l.spec.build_env;
+    if (own !== undefined) {
+      if (typeof own !== "object" || own === null || Array.isArray(own)) fail(l, "build_env must be a map of variable names to values");
+      for (const [k, v] of Object.entries(own as object)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) fail(l, `build_env: ${JSON.stringify(k)} is not a variable name`);
+        vars[k] = String(v);
+      }
+    }
+    return `export ${Object.entries(vars).map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ")}\n`;
+  }
+
+  /** stacker's `os` and `arch`: the platform the layer is built for (its base's, its run's, its config's). */
+  function platformOf(l: Layer): string | undefined {
+    const { os, arch } = l.spec;
+    if (os === undefined && arch === undefined) return undefined;
+    if ((os !== undefined && typeof os !== "string") || (arch !== undefined && typeof arch !== "string")) fail(l, "os and arch must be strings like linux and arm64");
+    const host = hostPlatform();
+    try {
+      if ([os, arch].some((x) => x !== undefined && !/^[a-z0-9_]+$/i.test(x as string))) throw new Error("not a platform");
+      return canonicalPlatform(`${os ?? host.os}/${arch ?? host.architecture}`);
+    } catch {
+      return fail(l, `os ${JSON.stringify(os ?? host.os)} and arch ${JSON.stringify(arch ?? host.architecture)} are not a platform like linux/arm64`);
+    }
   }
 
   function fromOf(l: Layer): Base | Stage {
@@ -344,6 +398,10 @@ export function substitute(text: string, subs: Readonly<Record<string, string>>,
       }),
     )
     .join("\n");
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A command string split like a shell would split words (quotes respected). */
