@@ -27,10 +27,10 @@ import {
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { HostileLayerError, UserError } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
+import { decompressor, sniffCompression, type LayerCompression } from "./decompress.ts";
 import { PaxTap } from "./pax-tap.ts";
 import { makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
 import { isOverlayPrivate, writeXattrs } from "./xattr.ts";
@@ -46,6 +46,8 @@ export interface ApplyOptions {
   onNote?: (message: string) => void;
   /** Names the layer's source in errors: `tarball ./rootfs.tar`, `layer sha256:… of docker.io/library/debian`. */
   what?: string;
+  /** The source's compression (from its media type); default: told by its first bytes. */
+  compression?: LayerCompression;
 }
 
 /** Bytes that are not a (gzip) tar at all, or a damaged one: truncated, garbage header fields, oversized headers. */
@@ -64,7 +66,7 @@ const TAR_FAULTS: [RegExp, string][] = [
 ];
 
 /** A parse failure of the archive itself (not a file system error, not one of ours) as a CorruptLayerError. */
-function corruptArchive(e: unknown, what: string, gz: boolean): unknown {
+function corruptArchive(e: unknown, what: string, compression: LayerCompression): unknown {
   if (e instanceof UserError) return e;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (typeof code === "string" && !code.startsWith("Z_")) {
@@ -73,7 +75,7 @@ function corruptArchive(e: unknown, what: string, gz: boolean): unknown {
   }
   const msg = e instanceof Error ? e.message : String(e);
   const why = TAR_FAULTS.find(([re]) => re.test(msg))?.[1] ?? msg;
-  return new CorruptLayerError(`${what} is not a valid ${gz ? "gzip-compressed " : ""}tar: ${why}`, { cause: e });
+  return new CorruptLayerError(`${what} is not a valid ${compression === "none" ? "" : `${compression}-compressed `}tar: ${why}`, { cause: e });
 }
 
 /** Normalises an archive path to "a/b" ("" for the root); rejects absolute names and "..". */
@@ -374,15 +376,15 @@ class Applier {
   }
 }
 
-/** Reads the first bytes of a stream and puts them back, to tell gzip (1f 8b) from a plain tar. */
-async function isGzip(src: Readable): Promise<boolean> {
+/** Reads the first bytes of a stream and puts them back, to tell a compressed stream from a plain tar. */
+async function peekHead(src: Readable): Promise<Buffer> {
   for (;;) {
     const chunk = src.read() as Buffer | null;
     if (chunk !== null) {
       src.unshift(chunk);
-      return chunk.length >= 2 && chunk[0] === 0x1f && chunk[1] === 0x8b;
+      return chunk;
     }
-    if (src.readableEnded) return false;
+    if (src.readableEnded) return Buffer.alloc(0);
     await new Promise<void>((resolve, reject) => {
       const done = () => {
         src.off("readable", done);
@@ -399,7 +401,7 @@ async function isGzip(src: Readable): Promise<boolean> {
       src.once("end", done);
       src.once("error", fail);
     });
-    if (src.readableEnded && src.readableLength === 0) return false;
+    if (src.readableEnded && src.readableLength === 0) return Buffer.alloc(0);
   }
 }
 
@@ -409,10 +411,11 @@ async function isGzip(src: Readable): Promise<boolean> {
  */
 export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
   const tap = new PaxTap();
-  const gz = await isGzip(source);
+  const compression = opts.compression ?? sniffCompression(await peekHead(source));
+  const unpack = decompressor(compression, opts.what ?? "the layer");
   const extract = tar.extract();
   const applier = new Applier(dir, opts);
-  const feeding = gz ? pipeline(source, createGunzip(), tap, extract) : pipeline(source, tap, extract);
+  const feeding = unpack ? pipeline(source, unpack, tap, extract) : pipeline(source, tap, extract);
   let feedError: unknown;
   const fed = feeding.catch((e) => {
     feedError = e;
@@ -428,10 +431,10 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
     extract.destroy();
     await fed;
     // The loop sees tar-stream's error; the feed may hold the real cause (zlib's, or the source's).
-    throw corruptArchive(feedError && !(e instanceof UserError) ? feedError : e, opts.what ?? "the layer", gz);
+    throw corruptArchive(feedError && !(e instanceof UserError) ? feedError : e, opts.what ?? "the layer", compression);
   }
   await fed;
-  if (feedError) throw corruptArchive(feedError, opts.what ?? "the layer", gz);
+  if (feedError) throw corruptArchive(feedError, opts.what ?? "the layer", compression);
   await applier.finish();
   return { diffId: tap.digest() };
 }

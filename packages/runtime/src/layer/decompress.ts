@@ -1,0 +1,42 @@
+// The one place a layer's compression is decided and its decompressor made: from the layer's media
+// type when it has one (pulled and oci() layers), else from the stream's first bytes (tarball()
+// sources). A new compression is one more case here.
+import type { Transform } from "node:stream";
+import { createGunzip } from "node:zlib";
+import { UserError } from "@mstage/core";
+import { MediaType, isGzipLayerType } from "../oci/types.ts";
+
+export type LayerCompression = "none" | "gzip" | "zstd";
+
+/** The compression a layer media type says, or null for a type that is not a layer tar. */
+export function compressionOfMediaType(mediaType: string): LayerCompression | null {
+  if (isGzipLayerType(mediaType)) return "gzip";
+  if (mediaType === MediaType.ociLayerZstd) return "zstd";
+  if (mediaType === MediaType.ociLayer || mediaType === "application/vnd.docker.image.rootfs.diff.tar") return "none";
+  return null;
+}
+
+/** The compression the first bytes of a stream show (gzip 1f 8b, zstd 28 b5 2f fd), else a plain tar. */
+export function sniffCompression(head: Uint8Array): LayerCompression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  return "none";
+}
+
+/** Refuses, before any byte is fetched, a compression mstage cannot unpack. */
+export function checkUnpackable(compression: LayerCompression, what: string): void {
+  if (compression === "zstd") throw new UserError(`${what} has zstd-compressed layers, which mstage cannot unpack yet; use a gzip variant of the image`);
+}
+
+/** A stream turning the compressed bytes into the tar, or null when the layer is a plain tar. */
+export function decompressor(compression: LayerCompression, what: string): Transform | null {
+  switch (compression) {
+    case "none":
+      return null;
+    case "gzip":
+      return createGunzip({ chunkSize: 1 << 18 });
+    case "zstd":
+      checkUnpackable(compression, what);
+      return null;
+  }
+}
