@@ -216,6 +216,8 @@ export type Fault =
   | { kind: "corrupt" }
   /** Forward the headers and half the body, then drop the connection. */
   | { kind: "truncate" }
+  /** Forward the headers and half the body, then send nothing more (the connection stays open); `onStall` once it holds. */
+  | { kind: "stall"; onStall?: () => void }
   | { kind: "reset" }
   | { kind: "hang" };
 
@@ -250,7 +252,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.socket.destroy();
       return;
     }
-    forward(req, res, thost!, Number(tport), fault.kind === "corrupt", fault.kind === "truncate");
+    forward(req, res, thost!, Number(tport), fault.kind === "corrupt", fault.kind === "truncate", fault.kind === "stall" ? (fault.onStall ?? (() => {})) : undefined);
   });
   const port = await listen(server);
   proxy.host = `127.0.0.1:${port}`;
@@ -258,7 +260,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return proxy;
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, host: string, port: number, corrupt: boolean, truncate = false): void {
+function forward(req: IncomingMessage, res: ServerResponse, host: string, port: number, corrupt: boolean, truncate = false, onStall?: () => void): void {
   const headers = { ...req.headers, host: `${host}:${port}` };
   const up = httpRequest({ host, port, method: req.method, path: req.url, headers }, (upRes) => {
     const h = { ...upRes.headers };
@@ -269,6 +271,14 @@ function forward(req: IncomingMessage, res: ServerResponse, host: string, port: 
     const length = Number(upRes.headers["content-length"] ?? 0);
     let sent = 0;
     upRes.on("data", (chunk: Buffer) => {
+      if (onStall && sent + chunk.length > length / 2) {
+        // Half the body is on the wire; the rest never comes, and the client waits for it.
+        res.write(chunk.subarray(0, Math.max(0, Math.floor(length / 2) - sent)), () => onStall());
+        sent = length;
+        upRes.destroy();
+        return;
+      }
+      if (onStall && sent >= length) return;
       if (truncate && sent + chunk.length > length / 2) {
         res.write(chunk.subarray(0, Math.max(0, Math.floor(length / 2) - sent)));
         upRes.destroy();

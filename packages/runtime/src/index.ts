@@ -61,6 +61,7 @@ export { pullImage, resolveDigest } from "./registry/pull.ts";
 export { resolveGitRef, checkoutGit } from "./builder/git.ts";
 export { downloadDigest } from "./builder/download.ts";
 export type { BlobSink, PulledImage, PulledLayer, PullOptions, PullProgress } from "./registry/pull.ts";
+export type { TransferProgress } from "./registry/transfer.ts";
 export { loadRegistriesConf, parseRegistriesConf, pullEndpoints } from "./registry/registries.ts";
 export type { RegistriesConf, RegistryEntry, Mirror, Endpoint } from "./registry/registries.ts";
 export { pushImage } from "./registry/push.ts";

@@ -80,7 +80,11 @@ export class UpRegistry {
     if (targets.length === 0) {
       throw new UserError(`--push: no exported stage has tags; add tags: ["registry.example.com/${images[0]?.stage ?? "app"}:1.0"] to the stage`);
     }
-    const pushed = await pushImages(targets.map((t) => ({ tags: [...t.tags], image: t.image })), { source: store, client: this.client });
+    const pushed = await pushImages(targets.map((t) => ({ tags: [...t.tags], image: t.image })), {
+      source: store,
+      client: this.client,
+      onTransfer: (p) => this.onEvent?.({ type: "transfer", direction: "push", ref: p.ref, done: p.done, total: p.total, bytesPerSecond: p.bytesPerSecond }),
+    });
     // Attestations go to each repository the image went to, once per repository.
     const repos = new Set<string>();
     // Of a multi-platform image, each platform's image has its own.

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import kleur from "kleur";
 import { UserError } from "@mstage/core";
-import { createProgress, formatDuration, formatSize, resolveProgressMode } from "./progress.ts";
+import { createProgress, formatDuration, formatSize, formatTransfer, resolveProgressMode } from "./progress.ts";
 
 function sink(o: { isTTY?: boolean; columns?: number } = {}): NodeJS.WriteStream & { text: () => string } {
   let out = "";
@@ -80,4 +80,26 @@ test("a phase's progress shows on the live line; plain output prints each phase 
   plain.onEvent({ type: "stage-phase", stage: "base", phase: "debian: installing essential packages", progress: "1/69 packages set up" });
   plain.stop();
   assert.deepEqual(out.text().trim().split("\n"), ["[base] debian: downloading packages with apt", "[base] debian: installing essential packages"]);
+});
+
+test("a pull shows bytes of the total and the rate on its stage's live line; plain output says it once, at the end", () => {
+  kleur.enabled = false;
+  assert.equal(formatTransfer(212e6, 480e6, 61e6), "212/480 MB 61 MB/s");
+  assert.equal(formatTransfer(5e5, 2.5e6, 8.25e5), "0.5/2.5 MB 825 kB/s");
+  const tty = sink({ isTTY: true, columns: 100 });
+  const p = createProgress("tty", tty);
+  p.onEvent({ type: "stage-start", stage: "app", status: "new" });
+  p.onEvent({ type: "transfer", stage: "app", direction: "pull", ref: "debian:bookworm", done: 212e6, total: 480e6, bytesPerSecond: 61e6 });
+  assert.match(tty.text(), /● app pull debian:bookworm 212\/480 MB 61 MB\/s/);
+  p.onEvent({ type: "transfer", direction: "push", ref: "127.0.0.1:5000/app:1", done: 1e6, total: 4e6, bytesPerSecond: 2e6 });
+  assert.match(tty.text(), /● push 127\.0\.0\.1:5000\/app:1 1\.0\/4\.0 MB 2\.0 MB\/s/);
+  p.onEvent({ type: "transfer", direction: "push", ref: "127.0.0.1:5000/app:1", done: 4e6, total: 4e6, bytesPerSecond: 2e6 });
+  assert.match(tty.text(), /↑ push 127\.0\.0\.1:5000\/app:1 4\.0\/4\.0 MB 2\.0 MB\/s\n/);
+  p.stop();
+
+  const plain = sink();
+  const q = createProgress("plain", plain);
+  q.onEvent({ type: "transfer", stage: "app", direction: "pull", ref: "debian:bookworm", done: 212e6, total: 480e6, bytesPerSecond: 61e6 });
+  q.onEvent({ type: "transfer", stage: "app", direction: "pull", ref: "debian:bookworm", done: 480e6, total: 480e6, bytesPerSecond: 60e6 });
+  assert.deepEqual(plain.text().trim().split("\n"), ["[app] pull debian:bookworm 480/480 MB 60 MB/s"]);
 });

@@ -46,6 +46,20 @@ export function formatSize(bytes: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+/** "212/480 MB 61 MB/s": a transfer's bytes in the unit of its total, and its rate. */
+export function formatTransfer(done: number, total: number, bytesPerSecond: number): string {
+  const [unit, name] = total >= 1e9 ? [1e9, "GB"] : total >= 1e6 ? [1e6, "MB"] : [1e3, "kB"];
+  const amount = (n: number) => (n / unit).toFixed(total / unit < 10 ? 1 : 0);
+  const rate = bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(bytesPerSecond < 1e7 ? 1 : 0)} MB/s` : `${Math.round(bytesPerSecond / 1e3)} kB/s`;
+  return `${amount(done)}/${amount(total)} ${name} ${rate}`;
+}
+
+type TransferEvent = Extract<BuildEvent, { type: "transfer" }>;
+
+function transferLine(e: TransferEvent): string {
+  return `${e.direction} ${e.ref} ${formatTransfer(e.done, e.total, e.bytesPerSecond)}`;
+}
+
 function describeDone(e: Extract<BuildEvent, { type: "stage-done" }>): string {
   if (e.outcome === "config") return `config only (nothing ran) in ${formatDuration(e.ms)}`;
   if (e.outcome === "cached") return "cached";
@@ -77,6 +91,10 @@ class PlainProgress implements ProgressRenderer {
         return this.line(e.stage, kleur.green(describeDone(e)));
       case "stage-failed":
         return this.line(e.stage, e.interrupted ? kleur.yellow(`interrupted after ${formatDuration(e.ms)}`) : kleur.red(`failed after ${formatDuration(e.ms)}`));
+      case "transfer":
+        // One line when it is over; the bytes on the way would be hundreds of lines.
+        if (e.done === e.total) this.line(e.stage, kleur.gray(transferLine(e)));
+        return;
       case "output":
         return;
     }
@@ -136,6 +154,22 @@ class TtyProgress implements ProgressRenderer {
             : `${kleur.red("✗")} ${e.stage} ${kleur.red(`failed after ${formatDuration(e.ms)}`)}`,
         );
         return;
+      case "transfer": {
+        // A pull shows on the line of the stage whose base it is; a push has a line of its own.
+        const key = e.stage ?? `${e.direction} ${e.ref}`;
+        if (e.stage === undefined && e.done === e.total) {
+          this.live.delete(key);
+          this.scroll(`${kleur.green("↑")} ${transferLine(e)}`);
+          return;
+        }
+        const counts = kleur.cyan(formatTransfer(e.done, e.total, e.bytesPerSecond));
+        const phase = e.stage ? `${e.direction} ${e.ref} ${counts}` : `${e.ref} ${counts}`;
+        const l = this.live.get(key);
+        if (l) l.phase = phase;
+        else this.live.set(key, { stage: e.stage ?? e.direction, phase, started: Date.now(), last: "" });
+        this.ensureTimer();
+        break;
+      }
       case "output":
         return;
     }

@@ -6,6 +6,7 @@ import { createReadStream } from "node:fs";
 import { readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  HostileLayerError,
   StageError,
   UserError,
   debianIdentity,
@@ -34,7 +35,7 @@ import { pullImage, resolveDigest } from "../registry/pull.ts";
 import type { RegistryClientOptions } from "../registry/client.ts";
 import { buildDebianRootfs } from "./debian.ts";
 import type { BuildEventHandler } from "./events.ts";
-import { commitLayerToStore, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, commitLayerToStore, type LayerRef, type StageResult, type Store } from "./deps.ts";
 
 export interface PreparedBase {
   /** The base's layers, bottom first. */
@@ -321,7 +322,17 @@ export class BaseProvider implements BaseIdentity {
     if (fromBlobs) return this.recordImage(key, base, ref, fromBlobs);
     const emit = this.o.onEvent ?? (() => {});
     emit({ type: "stage-phase", stage: stage.name, phase: `pull ${base.ref}` });
-    const pulled = await pullImage(ref, { ...(this.o.registry ?? {}), store: this.o.store, platform: platform });
+    const pulled = await pullImage(ref, {
+      ...(this.o.registry ?? {}),
+      store: this.o.store,
+      extractTo: this.o.store,
+      platform: platform,
+      onTransfer: (p) => emit({ type: "transfer", stage: stage.name, direction: "pull", ref: base.ref, done: p.done, total: p.total, bytesPerSecond: p.bytesPerSecond }),
+    }).catch((e) => {
+      // A layer extracted while it downloads that is no tar, or a hostile one: the stage's base is the source.
+      if (e instanceof CorruptLayerError || e instanceof HostileLayerError) throw new StageError(stage.name, `base ${base.ref}: ${e.message}`, "from", stage.definedAt, { cause: e });
+      throw e;
+    });
     const layers: LayerRef[] = [];
     for (const l of pulled.layers) {
       if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size });

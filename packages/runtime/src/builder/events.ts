@@ -22,6 +22,11 @@ export type BuildEvent =
   | { type: "stage-done"; stage: string; outcome: StageOutcome; ms: number; layers: number }
   /** `interrupted`: the build was stopped (Ctrl-C, SIGTERM), the stage itself did not fail. */
   | { type: "stage-failed"; stage: string; error: unknown; ms: number; interrupted?: boolean }
+  /**
+   * Bytes of an image pulled (for a stage's base) or pushed so far, of its total, and the rate:
+   * at most every 200 ms, the last with done = total.
+   */
+  | { type: "transfer"; stage?: string; direction: "pull" | "push"; ref: string; done: number; total: number; bytesPerSecond: number }
   /** An image written to an output. */
   | { type: "output"; dest: string; ref: string; digest: Digest; size: number };
 

@@ -1,7 +1,11 @@
 // Pulling: resolve a tag to a digest, pick the platform out of an index, and stream config and
-// layers into a blob sink, several at a time, each verified against its digest on the way in.
+// layers into a blob sink, several at a time, each verified against its digest on the way in;
+// into a store, each layer is extracted while it downloads (layer/unpack.ts).
 import { Transform, pipeline, type Readable, type TransformCallback } from "node:stream";
-import { RegistryError, UserError } from "@mstage/core";
+import { RegistryError } from "@mstage/core";
+import { checkUnpackable, compressionOfMediaType } from "../layer/decompress.ts";
+import { commitStagedLayers, discardStagedLayers, stageLayer, type StagedLayer } from "../layer/unpack.ts";
+import type { Store } from "../store/store.ts";
 import { parseDigest, type Digest } from "../oci/digest.ts";
 import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MAX_STALL_RETRIES, RegistryClient, header, isConnectionError, isTimeout, readBody, type RegistryClientOptions } from "./client.ts";
 import { MediaType, isIndexType, type Descriptor, type ImageConfig, type ImageManifest } from "../oci/types.ts";
@@ -9,6 +13,7 @@ import { MANIFEST_ACCEPT, manifestDigest, parseManifest } from "./manifest.ts";
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from "@mstage/core";
 import { formatReference, manifestSelector, parseReference, referenceName, withDigest, type Reference } from "./reference.ts";
 import { pullEndpoints } from "./registries.ts";
+import { TransferMeter, type TransferProgress } from "./transfer.ts";
 
 /**
  * Where pulled blobs go. The store's `Store` satisfies it; anything content-addressed that verifies
@@ -59,6 +64,13 @@ export interface PullOptions extends RegistryClientOptions {
   /** Blobs downloaded at once; default 4. */
   concurrency?: number;
   onProgress?: (p: PullProgress) => void;
+  /** The image's layers as a whole: bytes done of the total, and the rate. */
+  onTransfer?: (p: TransferProgress) => void;
+  /**
+   * Extract each layer into this store (the one `store` is) while it downloads, in parallel; the
+   * layers' blobs and dirs become trusted together, after one sync, once every digest matched.
+   */
+  extractTo?: Store;
   /** Reuse a client (its connections and tokens); otherwise one is made and closed. */
   client?: RegistryClient;
 }
@@ -188,11 +200,7 @@ export async function pullImage(ref: string | Reference, opts: PullOptions): Pro
       if (parsed.kind !== "image") throw new RegistryError(`${formatReference(r)} for ${formatPlatform(platform)} is a nested index, which is not supported`, 200, "GET", formatReference(r), false);
     }
     const manifest = parsed.manifest;
-    for (const l of manifest.layers) {
-      if (l.mediaType === MediaType.ociLayerZstd) {
-        throw new UserError(`${formatReference(r)} has zstd-compressed layers, which mstage cannot unpack yet; use a gzip variant of the image`);
-      }
-    }
+    for (const l of manifest.layers) checkUnpackable(compressionOfMediaType(l.mediaType) ?? "none", formatReference(r));
 
     const configBytes = await fetchBlobBytes(client, r, manifest.config, opts.store);
     const config = parseConfig(configBytes, `config of ${formatReference(r)}`);
@@ -205,7 +213,30 @@ export async function pullImage(ref: string | Reference, opts: PullOptions): Pro
       opts.onNote?.(`${formatReference(r)} is for ${platformName}, not ${formatPlatform(platform)}`);
     }
 
-    await forEachLimit(manifest.layers, opts.concurrency ?? 4, (layer) => fetchBlobToStore(client, r, layer, opts.store, opts.onProgress));
+    const meter = new TransferMeter(typeof ref === "string" ? ref : formatReference(ref), "pull", manifest.layers.reduce((n, l) => n + l.size, 0), opts.onTransfer);
+    const onProgress = (p: PullProgress) => {
+      if (p.kind === "bytes") meter.progress(p.digest, p.done);
+      else if (p.status === "present") meter.skip(p.size);
+      opts.onProgress?.(p);
+    };
+    const layers = manifest.layers.map((l, i) => ({ ...l, diffId: config.rootfs.diff_ids[i]! }));
+    if (opts.extractTo) {
+      const into = opts.extractTo;
+      const staged: StagedLayer[] = [];
+      try {
+        await forEachLimit(layers, opts.concurrency ?? 4, async (layer) => {
+          const s = await fetchLayerExtracted(client, r, layer, into, onProgress);
+          if (s) staged.push(s);
+        });
+      } catch (e) {
+        await discardStagedLayers(staged);
+        throw e;
+      }
+      await commitStagedLayers(into, staged);
+    } else {
+      await forEachLimit(layers, opts.concurrency ?? 4, (layer) => fetchBlobToStore(client, r, layer, opts.store, onProgress));
+    }
+    meter.finish();
     await opts.store.writeBlob(image.bytes, image.digest);
 
     return {
@@ -263,21 +294,67 @@ export async function fetchBlobToStore(
     onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "present" });
     return;
   }
+  await fetchWithRetries(client, r, d, onProgress, (checked) => store.writeBlob(checked, d.digest, { size: d.size, what: `blob ${d.digest} from ${referenceName(r)}` }));
+}
+
+/**
+ * Downloads one layer and extracts it on the way (layer/unpack.ts) into `store`'s tmp/; returns it
+ * staged, or nothing when the store has its blob already (extracted then when a build needs it).
+ */
+async function fetchLayerExtracted(
+  client: RegistryClient,
+  r: Reference,
+  layer: Descriptor & { diffId: Digest },
+  store: Store,
+  onProgress: (p: PullProgress) => void,
+): Promise<StagedLayer | undefined> {
+  if (store.hasBlob(layer.digest)) {
+    onProgress({ kind: "blob", digest: layer.digest, size: layer.size, status: "present" });
+    return undefined;
+  }
+  const what = `layer ${layer.digest}`;
+  try {
+    return await fetchWithRetries(client, r, layer, onProgress, (checked) => stageLayer(store, checked, layer, { what, onNote: client.options.onNote }));
+  } catch (e) {
+    if ((e as Error).name === "DigestMismatchError" && (e as { expected?: string }).expected === layer.diffId && layer.diffId !== layer.digest) {
+      throw new RegistryError(
+        `${what} of ${referenceName(r)}: its uncompressed tar hashes to ${(e as { actual?: string }).actual}, not to ${layer.diffId}, the diff_id its image config names; discarded it (the image is inconsistent)`,
+        200, "GET", referenceName(r), false, { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * GETs blob `d` and hands its body (counted: more bytes than the descriptor says fail at once, fewer
+ * at the end) to `consume`; starts again when the connection drops or stalls, as often as the
+ * client allows. A digest mismatch is not retried: it becomes a RegistryError naming the blob.
+ */
+async function fetchWithRetries<T>(
+  client: RegistryClient,
+  r: Reference,
+  d: Descriptor,
+  onProgress: ((p: PullProgress) => void) | undefined,
+  consume: (checked: Readable) => Promise<T>,
+): Promise<T> {
   onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "started" });
   let stalls = 0;
   for (let attempt = 0; ; attempt++) {
     const body = await openBlob(client, r, d.digest);
     const checked = pipeline(body, new CountingStream(d, r, onProgress), () => {});
     try {
-      await store.writeBlob(checked, d.digest, { size: d.size, what: `blob ${d.digest} from ${referenceName(r)}` });
-      break;
+      const out = await consume(checked);
+      onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "done" });
+      return out;
     } catch (e) {
       body.destroy();
       if (client.options.signal?.aborted) throw client.options.signal.reason;
-      if ((e as Error).name === "DigestMismatchError") {
+      if ((e as Error).name === "DigestMismatchError" && (e as { expected?: string }).expected === d.digest) {
         const actual = (e as { actual?: string }).actual;
         throw digestMismatch(d, r, actual ? `content with digest ${actual}` : "other content", e);
       }
+      if ((e as Error).name === "DigestMismatchError") throw e;
       // The body can fail half way (connection dropped, idle timeout): that is worth a retry too.
       const err = e instanceof RegistryError ? e : isConnectionError(e) ? client.networkError(e, "GET", `/v2/${r.repository}/blobs/${d.digest}`, `blob ${d.digest} of ${referenceName(r)}`, r.registry) : undefined;
       if (err?.temporary && attempt < client.options.retries && (!isTimeout(e) || stalls++ < MAX_STALL_RETRIES)) {
@@ -287,7 +364,6 @@ export async function fetchBlobToStore(
       throw err ?? e;
     }
   }
-  onProgress?.({ kind: "blob", digest: d.digest, size: d.size, status: "done" });
 }
 
 /** GET of a blob; the body is the raw stream, not yet verified. */

@@ -7,6 +7,7 @@ import { isBuiltIndex, type BuiltImage, type BuiltOutput } from "../oci/manifest
 import { Annotation, MediaType } from "../oci/types.ts";
 import { RegistryClient, type RegistryClientOptions } from "./client.ts";
 import { pushImage, type BlobSource, type PushProgress } from "./push.ts";
+import type { TransferProgress } from "./transfer.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 
 export interface PushTarget {
@@ -26,6 +27,8 @@ export interface PushImagesOptions extends RegistryClientOptions {
   /** Where blob bytes come from: the store. */
   source: BlobSource;
   onProgress?: (ref: string, p: PushProgress) => void;
+  /** Each image's upload as a whole (see PushOptions.onTransfer). */
+  onTransfer?: (p: TransferProgress) => void;
   client?: RegistryClient;
 }
 
@@ -65,6 +68,7 @@ export async function pushImages(targets: PushTarget[], opts: PushImagesOptions)
           mountFrom,
           client,
           onProgress: opts.onProgress && ((p) => opts.onProgress!(formatReference(ref), p)),
+          onTransfer: opts.onTransfer,
         });
       };
       let res;

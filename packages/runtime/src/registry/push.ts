@@ -1,12 +1,13 @@
 // Pushing: every blob the manifest names is checked with HEAD, mounted from a sibling repository
 // when possible, uploaded otherwise (one streamed PUT, or PATCH chunks), and then the manifest.
-import type { Readable } from "node:stream";
+import { Transform, pipeline, type Readable } from "node:stream";
 import { RegistryError } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { RegistryClient, header, type RegistryClientOptions } from "./client.ts";
 import { manifestDigest } from "./manifest.ts";
 import { forEachLimit } from "./pull.ts";
 import { formatReference, parseReference, referenceName, withDigest, type Reference } from "./reference.ts";
+import { TransferMeter, type TransferProgress } from "./transfer.ts";
 
 export interface PushBlob {
   digest: Digest;
@@ -20,6 +21,8 @@ export interface BlobSource {
 
 export type PushProgress =
   | { kind: "blob"; digest: Digest; size: number; status: "present" | "mounted" | "started" | "uploaded" }
+  /** Bytes of a blob's upload handed to the connection so far. */
+  | { kind: "bytes"; digest: Digest; size: number; done: number }
   | { kind: "manifest"; ref: string; digest: Digest };
 
 export interface PushOptions extends RegistryClientOptions {
@@ -38,6 +41,8 @@ export interface PushOptions extends RegistryClientOptions {
   /** Blobs uploaded at once; default 4. */
   concurrency?: number;
   onProgress?: (p: PushProgress) => void;
+  /** The image's blobs as a whole: bytes done of the total (those already there count at once), and the rate. */
+  onTransfer?: (p: TransferProgress) => void;
   client?: RegistryClient;
 }
 
@@ -58,10 +63,17 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const client = opts.client ?? new RegistryClient(opts);
   try {
     const blobs = uniqueBlobs([...(opts.config ? [opts.config] : []), ...opts.layers]);
+    const meter = new TransferMeter(formatReference(r), "push", blobs.reduce((n, b) => n + b.size, 0), opts.onTransfer);
+    const onProgress = (p: PushProgress) => {
+      if (p.kind === "bytes") meter.progress(p.digest, p.done);
+      else if (p.kind === "blob" && (p.status === "present" || p.status === "mounted")) meter.skip(p.size);
+      opts.onProgress?.(p);
+    };
     await forEachLimit(blobs, opts.concurrency ?? 4, async (b) => {
-      const how = await pushBlob(client, r, b, opts.source, mountFrom, opts.chunkSize, opts.onProgress);
+      const how = await pushBlob(client, r, b, opts.source, mountFrom, opts.chunkSize, onProgress);
       counts[how]++;
     });
+    if (blobs.length) meter.finish();
 
     const digest = manifestDigest(opts.manifest.bytes);
     const selector = r.tag ?? digest;
@@ -150,8 +162,9 @@ async function pushBlob(
   for (let restart = 0; ; restart++) {
     try {
       location ??= await startUpload(client, r, what);
-      if (chunkSize) await uploadChunked(client, r, b, source, location, chunkSize, what);
-      else await uploadMonolithic(client, r, b, source, location, what);
+      const sent = (done: number) => onProgress?.({ kind: "bytes", digest: b.digest, size: b.size, done });
+      if (chunkSize) await uploadChunked(client, r, b, source, location, chunkSize, what, sent);
+      else await uploadMonolithic(client, r, b, source, location, what, sent);
       break;
     } catch (e) {
       // A failed upload session cannot be trusted; a fresh one can.
@@ -189,13 +202,14 @@ function withQuery(location: string, key: string, value: string): string {
   return u.toString();
 }
 
-async function uploadMonolithic(client: RegistryClient, r: Reference, b: PushBlob, source: BlobSource, location: string, what: string): Promise<void> {
+async function uploadMonolithic(client: RegistryClient, r: Reference, b: PushBlob, source: BlobSource, location: string, what: string, sent: (done: number) => void): Promise<void> {
   const res = await client.request(r.registry, {
     method: "PUT",
     path: withQuery(location, "digest", b.digest),
     scopes: [pushScope(r)],
     headers: { "content-type": "application/octet-stream", "content-length": String(b.size) },
-    body: () => source.openBlob(b.digest),
+    // pipeline, not pipe: a stored blob that fails its digest check must fail the request.
+    body: () => pipeline(source.openBlob(b.digest), counting(sent), () => {}),
     ok: [201, 204],
     what: `upload of ${what}`,
   });
@@ -210,6 +224,7 @@ async function uploadChunked(
   location: string,
   chunkSize: number,
   what: string,
+  sent: (done: number) => void,
 ): Promise<void> {
   let offset = 0;
   let loc = location;
@@ -230,6 +245,7 @@ async function uploadChunked(
     });
     await res.body.dump();
     offset += chunk.length;
+    sent(offset);
     loc = uploadLocation(res.headers, res.url, what, r);
   }
   if (offset !== b.size) {
@@ -244,6 +260,18 @@ async function uploadChunked(
     what: `upload of ${what}`,
   });
   await res.body.dump();
+}
+
+/** Passes a blob's bytes on to the request body, telling `sent` how many went so far. */
+function counting(sent: (done: number) => void): Transform {
+  let done = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      done += chunk.length;
+      sent(done);
+      cb(null, chunk);
+    },
+  });
 }
 
 async function* chunks(stream: Readable, size: number): AsyncGenerator<Buffer> {

@@ -110,6 +110,14 @@ export async function writeBlob(
   return { digest, size };
 }
 
+/**
+ * Moves `file` (in the store's tmp/, already hashed to `digest` by its writer) into place as that
+ * blob. Not synced here: the caller made it durable first (see Store.syncFilesystem).
+ */
+export async function placeBlobFile(layout: StoreLayout, digest: Digest, file: string): Promise<void> {
+  await rename(file, layout.blob(digest));
+}
+
 /** Reads a blob, checking its digest as it streams (the stream errors at its end on a mismatch). */
 export function openBlob(layout: StoreLayout, d: Digest, opts: { verify?: boolean } = {}): Readable {
   const file = layout.blob(d);

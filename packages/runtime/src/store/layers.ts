@@ -16,8 +16,10 @@ export function hasLayerDir(layout: StoreLayout, diffId: Digest): boolean {
 /**
  * Moves `dir` (on the store's filesystem) into place as the extracted form of layer `diffId`, or
  * removes it when another copy is already there (an extraction that finished first is as good).
+ * `sync: false` when the caller has made `dir` durable and records the result durably afterwards
+ * (that record's fsync commits this rename with it).
  */
-export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string): string {
+export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string, opts: { sync?: boolean } = {}): string {
   const target = layout.layer(diffId);
   try {
     renameSync(dir, target);
@@ -25,7 +27,7 @@ export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string):
     if (!["ENOTEMPTY", "EEXIST"].includes(errno(e) ?? "")) throw e;
     rmSync(dir, { recursive: true, force: true });
   }
-  fsyncDir(layout.layersDir);
+  if (opts.sync !== false) fsyncDir(layout.layersDir);
   return target;
 }
 

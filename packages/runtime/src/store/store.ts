@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { join } from "node:path";
 import { STORE_DIRS, STORE_FORMAT, StoreLayout, UserError, layerInStore } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
-import { errno, tempName, writeFileAtomic } from "./atomic-files.ts";
+import { errno, syncFilesystem, tempName, writeFileAtomic } from "./atomic-files.ts";
 import * as blobs from "./blobs.ts";
 import { collectGarbage, listResults, type GcOptions, type GcReport, type ResultInfo } from "./gc.ts";
 import * as layers from "./layers.ts";
@@ -84,6 +84,19 @@ export class Store {
     return blobs.writeBlob(this.layout, source, expected, opts);
   }
 
+  /** See blobs.placeBlobFile: a temp file already verified as `digest` becomes that blob. */
+  placeBlobFile(digest: Digest, file: string): Promise<void> {
+    return blobs.placeBlobFile(this.layout, digest, file);
+  }
+
+  /**
+   * Makes everything written to the store's filesystem so far durable, with one syncfs (`sync -f`)
+   * instead of an fsync per file: for a pull, whose blobs and extracted files are written unsynced.
+   */
+  syncFilesystem(): Promise<void> {
+    return syncFilesystem(this.root);
+  }
+
   /** Reads a blob, checking its digest as it streams (the stream errors at its end on a mismatch). */
   openBlob(d: Digest, opts: { verify?: boolean } = {}): Readable {
     return blobs.openBlob(this.layout, d, opts);
@@ -105,8 +118,8 @@ export class Store {
   }
 
   /** Moves a finished extraction `dir` into place as layer `diffId` (or drops it if one is there). */
-  placeLayerDir(diffId: Digest, dir: string): string {
-    return layers.placeLayerDir(this.layout, diffId, dir);
+  placeLayerDir(diffId: Digest, dir: string, opts: { sync?: boolean } = {}): string {
+    return layers.placeLayerDir(this.layout, diffId, dir, opts);
   }
 
   /** See layers.adoptLayerDir. */

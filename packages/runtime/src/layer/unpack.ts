@@ -1,0 +1,118 @@
+// A layer extracted while it downloads: the compressed bytes are hashed and written to a temp
+// blob in the store's tmp/ as they arrive, and at the same time decompressed and applied to a
+// temp dir there. Neither is trusted until both digests match (the blob's, and the tar's against
+// the config's diff_id); then all layers of a pull are synced at once and renamed into place.
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { open, rm, type FileHandle } from "node:fs/promises";
+import { PassThrough, type Readable } from "node:stream";
+import { DigestMismatchError } from "@mstage/core";
+import { digestOf, type Digest } from "../oci/digest.ts";
+import type { Store } from "../store/store.ts";
+import { applyLayer } from "./apply.ts";
+import { compressionOfMediaType } from "./decompress.ts";
+
+export interface LayerToUnpack {
+  /** Digest of the blob as it comes (compressed). */
+  digest: Digest;
+  /** Digest of the uncompressed tar, from the image config. */
+  diffId: Digest;
+  mediaType: string;
+}
+
+/** A verified layer still in tmp/: its blob file and extracted dir, not yet in place. */
+export interface StagedLayer {
+  layer: LayerToUnpack;
+  blobFile: string;
+  dir: string;
+}
+
+/**
+ * Consumes `body` (the blob's bytes, whose length the caller bounds), writing it to a temp blob
+ * while extracting it into a temp dir. Rejects, keeping nothing, when the body fails (the body's
+ * own error, so the caller can retry), when the bytes do not hash to `layer.digest`
+ * (DigestMismatchError expecting the digest), when the tar is hostile or corrupt (apply's error,
+ * reported only once the blob itself proved to be what the manifest names), or when the tar does
+ * not hash to `layer.diffId` (DigestMismatchError expecting the diff-id).
+ */
+export async function stageLayer(store: Store, body: Readable, layer: LayerToUnpack, opts: { what: string; onNote?: (msg: string) => void }): Promise<StagedLayer> {
+  const blobFile = store.tmpPath("blob");
+  const dir = store.tmpDir("layer");
+  const discard = () => Promise.all([rm(blobFile, { force: true }), rm(dir, { recursive: true, force: true })]);
+  let fh: FileHandle | undefined;
+  const hash = createHash("sha256");
+  const tar = new PassThrough({ highWaterMark: 1 << 20 });
+  // apply's own pipeline reports the error; this keeps a late one from being unhandled.
+  tar.on("error", () => {});
+  let applyError: unknown;
+  let applied: Digest | undefined;
+  const applying = applyLayer(tar, dir, { mode: "overlay", compression: compressionOfMediaType(layer.mediaType) ?? undefined, what: opts.what, onNote: opts.onNote }).then(
+    (r) => void (applied = r.diffId),
+    (e) => void (applyError = e),
+  );
+  // One file write in flight while the next chunk is hashed and extracted.
+  let writing: Promise<void> | null = null;
+  try {
+    fh = await open(blobFile, "wx", 0o644);
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      if (writing) await writing;
+      writing = writeAll(fh, chunk);
+      writing.catch(() => {});
+      // A layer apply refused is still read to its end: whether the blob is the one asked for
+      // decides what the error says (a corrupted transfer, or a hostile image).
+      if (applyError === undefined && applied === undefined && !tar.destroyed && !tar.write(chunk)) {
+        await Promise.race([once(tar, "drain").catch(() => {}), applying]);
+      }
+    }
+    if (writing) await writing;
+    tar.end();
+    await applying;
+  } catch (e) {
+    await Promise.allSettled([writing]);
+    tar.destroy();
+    await applying;
+    await fh?.close();
+    await discard();
+    throw e;
+  }
+  await fh.close();
+  const digest = digestOf(hash);
+  const failure =
+    digest !== layer.digest
+      ? new DigestMismatchError(layer.digest, digest, opts.what)
+      : applyError !== undefined
+        ? applyError
+        : applied !== layer.diffId
+          ? new DigestMismatchError(layer.diffId, applied ?? "nothing", `${opts.what} (its uncompressed tar, against the image config's diff_id)`)
+          : undefined;
+  if (failure !== undefined) {
+    await discard();
+    throw failure;
+  }
+  return { layer, blobFile, dir };
+}
+
+/**
+ * Makes staged layers trusted: one sync of the store's filesystem for all their files, then each
+ * blob and dir renamed into place. The caller records its result durably afterwards, and that
+ * record's fsync commits the renames.
+ */
+export async function commitStagedLayers(store: Store, staged: readonly StagedLayer[]): Promise<void> {
+  if (staged.length === 0) return;
+  await store.syncFilesystem();
+  for (const s of staged) {
+    await store.placeBlobFile(s.layer.digest, s.blobFile);
+    store.placeLayerDir(s.layer.diffId, s.dir, { sync: false });
+  }
+}
+
+/** Removes staged layers of a pull that failed. */
+export async function discardStagedLayers(staged: readonly StagedLayer[]): Promise<void> {
+  await Promise.all(staged.flatMap((s) => [rm(s.blobFile, { force: true }), rm(s.dir, { recursive: true, force: true })]));
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+}

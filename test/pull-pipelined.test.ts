@@ -1,0 +1,134 @@
+// The pull that extracts layers while they download: killed with SIGKILL half way through a layer's
+// body, it leaves nothing trusted in the store (no layer blob, no extracted layer, no result, gc
+// --verify clean), and the next `up` completes; its --json stream reports the pull's bytes.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RegistryClient, pushImage } from "@mstage/runtime";
+import { makeTestImage, pushArgs, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from "./helpers/registry.ts";
+
+const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
+
+function whyNot(): string | undefined {
+  const r = registryUnavailable();
+  if (r) return r;
+  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
+  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
+  if (!existsSync(join(import.meta.dirname, "..", "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
+  return undefined;
+}
+
+describe("a pipelined pull", { skip: whyNot() }, () => {
+  let reg: RunningRegistry;
+  let proxy: FaultProxy;
+  let tmp: string;
+  let project: string;
+  let store: string;
+  const client = new RegistryClient();
+  // A 4 MB layer of random bytes besides busybox, so that half its body is well inside the body.
+  const base = makeTestImage({ extraLayers: [4_000_000], label: "pipelined" });
+  const big = base.layers[1]!;
+
+  const mstage = (args: string[]) => {
+    const r = spawnSync(process.execPath, [CLI, ...args, "--store", store], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
+  };
+  // The proxy lives in this process: a run that goes through it must not block the event loop.
+  const mstageAsync = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; all: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args, "--store", store], { cwd: project, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (err += d));
+      child.once("close", (code) => resolve({ code, out, all: out + err }));
+    });
+  const hex = (d: string) => d.slice("sha256:".length);
+  const entries = (sub: string) => (existsSync(join(store, sub)) ? readdirSync(join(store, sub)) : []);
+
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.host);
+    tmp = mkdtempSync(join(tmpdir(), "mstage-pipelined-"));
+    project = join(tmp, "project");
+    store = join(tmp, "store");
+    mkdirSync(project);
+    await pushImage({ ...pushArgs(base, `${reg.host}/base/big:1`), client });
+    writeFileSync(
+      join(project, "images.ts"),
+      `import { image, stage } from "mstage";
+export const app = stage("app", {
+  from: image("${proxy.host}/base/big:1"),
+  run: "test -s /data/blob0 && echo pulled > /done.txt",
+});
+`,
+    );
+  });
+  after(async () => {
+    await client.close();
+    await proxy?.stop();
+    await reg?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("SIGKILL half way through a layer's body leaves nothing trusted; the next up pulls it and builds", async () => {
+    let stalled!: () => void;
+    const holding = new Promise<void>((resolve) => (stalled = resolve));
+    proxy.decide = (req) => (req.method === "GET" && req.url?.endsWith(`/blobs/${big.digest}`) ? { kind: "stall", onStall: stalled } : { kind: "pass" });
+    // Its own process group, so the kill takes mstage and the copy of it inside the user namespace at once.
+    const child = spawn(process.execPath, [CLI, "up", "--progress", "plain", "--store", store], { cwd: project, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const closed = new Promise<NodeJS.Signals | null>((resolve) => child.once("close", (_code, signal) => resolve(signal)));
+    await Promise.race([holding, closed.then(() => assert.fail(`mstage ended before the layer's body stalled:\n${output}`))]);
+    const group = spawnSync("pgrep", ["-g", String(child.pid)], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
+    process.kill(-child.pid!, "SIGKILL");
+    assert.equal(await closed, "SIGKILL", output);
+    // The copy inside the namespace is not our child, so no event says when it is gone (and its lock
+    // with it): watch /proc until init has reaped it.
+    const deadline = Date.now() + 10_000;
+    while (group.some((pid) => existsSync(`/proc/${pid}`))) {
+      assert.ok(Date.now() < deadline, `processes ${group.join(", ")} outlived SIGKILL by 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    for (const l of base.layers) {
+      assert.ok(!entries("blobs/sha256").includes(hex(l.digest)), `layer blob ${l.digest} is in the store after the kill`);
+      assert.ok(!entries("layers").includes(hex(l.diffId)), `layer ${l.diffId} is extracted in the store after the kill`);
+    }
+    assert.deepEqual(entries("results"), [], "a result was recorded for a pull that never finished");
+    assert.ok(entries("tmp").length > 0, "the interrupted pull wrote nothing to tmp/ (was it killed before any byte of the layer?)");
+
+    const verify = mstage(["gc", "--verify"]);
+    assert.equal(verify.code, 0, verify.all);
+    assert.match(verify.out, /verified \d+ blob\(s\) and 0 extracted layer\(s\): all intact/, verify.all);
+
+    proxy.decide = () => ({ kind: "pass" });
+    const up = await mstageAsync(["up", "--json"]);
+    assert.equal(up.code, 0, up.all);
+    const events = up.out.trim().split("\n").map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
+    const pulls = events.filter((e) => e.type === "transfer" && e.direction === "pull");
+    const total = base.layers.reduce((n, l) => n + l.size, 0);
+    assert.ok(pulls.length >= 1, `no pull progress in:\n${up.out}`);
+    for (const [i, e] of pulls.entries()) {
+      assert.equal(e.stage, "app");
+      assert.equal(e.ref, `${proxy.host}/base/big:1`);
+      assert.equal(e.total, total);
+      assert.equal(typeof e.bytesPerSecond, "number");
+      if (i > 0) assert.ok((e.done as number) >= (pulls[i - 1]!.done as number), `done went down: ${JSON.stringify(pulls)}`);
+    }
+    assert.equal(pulls.at(-1)!.done, total, "the last progress event is not the whole image");
+    for (const l of base.layers) {
+      assert.ok(entries("blobs/sha256").includes(hex(l.digest)), `layer blob ${l.digest} missing after the pull`);
+      assert.ok(entries("layers").includes(hex(l.diffId)), `layer ${l.diffId} was not extracted by the pull`);
+    }
+    assert.ok(events.some((e) => e.type === "stage-done" && e.stage === "app" && e.outcome === "built"), up.out);
+    const clean = mstage(["gc", "--verify"]);
+    assert.equal(clean.code, 0, clean.all);
+    assert.match(clean.out, /and [1-9]\d* extracted layer\(s\): all intact/, clean.all);
+  });
+});
