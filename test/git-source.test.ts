@@ -132,4 +132,14 @@ export const g = stage("g", {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /key "copy\["\/src\/"\]": git git:\/\/\S+#v1 is not pinned in images\.lock and --offline resolves nothing/);
   });
+
+  await t.test("dockerfile(): ADD of a git remote with #ref checks it out as git() does", async () => {
+    writeAs(user, join(project, "Dockerfile"), `FROM scratch\nADD ${served}#v1 /tag\nADD --keep-git-dir=true --chown=7:7 ${served} /head/\n`);
+    writeAs(user, join(project, "images.ts"), `import { dockerfile } from "mstage";\nexport const d = dockerfile("./Dockerfile", { name: "d" });\n`);
+    expectOk(await mstage(["up", "-q"]), "up");
+    const d = imageEntries(join(project, "oci"), "d");
+    assert.ok(d.has("tag/README") && !d.has("tag/NEW") && !d.has("tag/.git"), "#v1, without .git");
+    assert.deepEqual([d.get("head/NEW")?.uid, d.has("head/.git/HEAD")], [7, true], "the default branch, --chown, --keep-git-dir");
+    assert.equal(JSON.parse(readFileSync(join(project, "images.lock"), "utf8")).git[`${served}#HEAD`], git(work, "rev-parse", "HEAD"));
+  });
 });

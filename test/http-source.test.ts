@@ -57,7 +57,7 @@ export const dl = stage("dl", {
 
 test("http() without sha256 needs --allow-unpinned, which pins the download in images.lock until --refresh", { timeout: 2 * 60_000 }, async (t) => {
   let body = "v1\n";
-  const server = createServer((req, res) => (req.url === "/latest.txt" ? res.end(body) : res.writeHead(404).end()));
+  const server = createServer((req, res) => (req.url === "/latest.txt" ? res.end(body) : req.url === "/other.txt" ? res.end("other\n") : res.writeHead(404).end()));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/latest.txt`;
   const user = testUsers()[0]!.name;
@@ -90,4 +90,17 @@ export const dl = stage("dl", { from: scratch(), copy: { "/etc/latest.txt": http
   assert.match(up.stdout, new RegExp(`http ${url.replace(/[.]/g, "\\.")} now ${digest("v2\n").slice(0, 19)}`));
   assert.deepEqual(lock().http, { [url]: digest("v2\n") });
   assert.equal(imageEntries(join(project, "oci"), "dl").get("etc/latest.txt")?.content, digest("v2\n"));
+
+  await t.test("dockerfile(): ADD of a URL needs --checksum or --allow-unpinned, as http() does", async () => {
+    const other = url.replace("latest.txt", "other.txt");
+    writeAs(user, join(project, "Dockerfile"), `FROM scratch\nADD --checksum=${digest("v2\n")} --chmod=755 ${url} /bin/\nADD ${other} /etc/again.txt\n`);
+    writeAs(user, join(project, "images.ts"), `import { dockerfile } from "mstage";\nexport const d = dockerfile("./Dockerfile", { name: "d" });\n`);
+    const r = await mstage(["up", "-q"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /key "copy\["\/etc\/again\.txt"\]": http\("http:\/\/127\.0\.0\.1:\d+\/other\.txt"\) has no sha256 and images\.lock does not pin it/);
+    expectOk(await mstage(["up", "-q", "--allow-unpinned"]), "up --allow-unpinned");
+    const d = imageEntries(join(project, "oci"), "d");
+    assert.deepEqual([d.get("bin/latest.txt")?.mode, d.get("bin/latest.txt")?.content], [0o755, digest("v2\n")], "--checksum, --chmod, named by the URL in a directory");
+    assert.deepEqual([d.get("etc/again.txt")?.mode, d.get("etc/again.txt")?.content], [0o600, digest("other\n")], "0600 as Docker's ADD");
+  });
 });

@@ -111,6 +111,15 @@ export function convertToImagesTs(c: ConvertInput): string {
         return `inline(${str(s.text)}${opts()})`;
       case "stage-path":
         return `${names.get(s.stage) ?? JSON.stringify(s.stage.name)}.path(${JSON.stringify(s.path)}${opts()})`;
+      case "archive":
+        helpers.add("archive");
+        return `archive(${sourceText(s.source)})`;
+      case "http":
+        helpers.add("http");
+        return `http(${JSON.stringify(s.url)}${opts({ sha256: s.sha256 })})`;
+      case "git":
+        helpers.add("git");
+        return `git(${JSON.stringify(s.url)}${opts({ ref: s.ref === "HEAD" ? undefined : s.ref, keepGitDir: s.keepGitDir || undefined })})`;
       default:
         return JSON.stringify(s);
     }

@@ -274,3 +274,29 @@ test("COPY --parents keeps each source's path under the destination, below a /./
   assert.match(errorOf("FROM busybox\nCOPY --parents nope/*.c /src/\n").message, /Dockerfile:2: COPY --parents nope\/\*\.c: no files match/);
   assert.match(errorOf("FROM busybox AS b\nFROM busybox\nCOPY --parents --from=b /x/*.c /src/\n").message, /Dockerfile:3: COPY --parents --from with wildcards/);
 });
+
+test("ADD of a URL is a download and ADD of a git remote a checkout, as BuildKit tells them apart", async () => {
+  const { gitRemote } = await import("./translate.ts");
+  assert.deepEqual(gitRemote("https://github.com/moby/buildkit.git#v0.12.5"), { url: "https://github.com/moby/buildkit.git", ref: "v0.12.5" });
+  assert.deepEqual(gitRemote("git@github.com:me/r.git"), { url: "git@github.com:me/r.git" });
+  assert.deepEqual(gitRemote("git://h/r#main:sub"), { url: "git://h/r", ref: "main", subdir: "sub" });
+  assert.equal(gitRemote("https://example.com/tool.tar.gz"), undefined, "an http(s) path not ending in .git is a download");
+  const sha = "sha256:" + "a".repeat(64);
+  const { target } = load({
+    Dockerfile: `FROM scratch\nADD --checksum=${sha} --chmod=755 https://example.com/tool /usr/bin/\nADD https://example.com/x.txt /x.txt\nADD --keep-git-dir https://example.com/r.git#v1 /src\n`,
+  });
+  const copies = chain(target).flatMap((s) => s.spec.copy.map(([dest, src]) => [dest, { ...src }]));
+  assert.deepEqual(copies, [
+    ["/usr/bin/", { kind: "http", url: "https://example.com/tool", sha256: sha, mode: 0o755 }],
+    ["/x.txt", { kind: "http", url: "https://example.com/x.txt" }],
+    ["/src/", { kind: "git", url: "https://example.com/r.git", ref: "v1", keepGitDir: true }],
+  ]);
+  for (const [line, message] of [
+    ["COPY https://example.com/x /x", /COPY takes no URLs; ADD downloads them/],
+    ["ADD --checksum=sha256:abc https://example.com/x /x", /give sha256:<64 hex digits>/],
+    ["ADD https://example.com/r.git#main:sub /x", /a git subdirectory .* is not supported yet/],
+    [`ADD --checksum=${sha} ./local /x`, /only an http\(s\) URL source takes a checksum/],
+  ] as const) {
+    assert.throws(() => load({ Dockerfile: `FROM scratch\n${line}\n`, local: "x" }), { message: new RegExp(`Dockerfile:2[\\s\\S]*${message.source}`) }, line);
+  }
+});

@@ -60,7 +60,10 @@ const OPTIONS = ["name", "target", "args", "context", "platform", "secrets", "ta
 /**
  * A Dockerfile's target stage (the last by default) as a Stage named `name`: export it, tag it,
  * build on it or copy from it (`dockerfile(...).path("/bin/hello")`). Each RUN, COPY and ADD is its
- * own cached step, so an edit re-runs only what follows it, as in Docker.
+ * own cached step, so an edit re-runs only what follows it, as in Docker. `ADD` of an http(s) URL
+ * is an `http()` source (`--checksum` pins it; without one, `up --allow-unpinned` pins it in
+ * images.lock), and of a git remote (`https://…/repo.git#ref`, `git@host:repo#ref`, `git://…`) a
+ * `git()` source.
  * @example export const hello = dockerfile("./Dockerfile", { name: "hello" });
  * @example const build = dockerfile("./Dockerfile", { name: "build", target: "build", args: { VERSION: "1.2" } });
  */

@@ -8,7 +8,7 @@ import { isAbsolute, posix, relative, resolve } from "node:path";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage, StageOrigin, StagePathSource } from "../../model.ts";
 import { image, oci, scratch } from "../../api/bases.ts";
-import { archive, inline, local } from "../../api/sources.ts";
+import { archive, git, http, inline, isGitUrl, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { canonicalPlatform } from "../../platform.ts";
 import { globRegExp, isGlob } from "../../local/walk.ts";
@@ -415,10 +415,17 @@ export function translateDockerfile(t: TranslateInput): Stage {
       let owner: string | undefined;
       let mode: number | undefined;
       let parents = false;
+      let checksum: string | undefined;
+      let keepGitDir = false;
       const exclude: string[] = [];
       for (const f of ins.flags) {
         const v = f.value ?? "";
         if (f.name === "from" && !add) fromRef = word(ins, v);
+        else if (f.name === "checksum" && add) checksum = word(ins, v);
+        else if (f.name === "keep-git-dir" && add) {
+          if (f.value !== undefined && f.value !== "true" && f.value !== "false") fail(ins.line, `ADD --keep-git-dir=${f.value}: true or false`);
+          keepGitDir = f.value !== "false";
+        }
         else if (f.name === "chown") owner = ownerOf(ins, word(ins, v));
         else if (f.name === "chmod") {
           if (!/^[0-7]{3,4}$/.test(v)) fail(ins.line, `${ins.keyword} --chmod=${v}: only octal modes like 0755 are supported`);
@@ -478,7 +485,11 @@ export function translateDockerfile(t: TranslateInput): Stage {
           put(dest, fromStage.path(p, fileOpts));
           continue;
         }
-        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src) || /^git@/.test(src)) fail(ins.line, `${ins.keyword} ${src}: URLs and git sources are not supported yet (they come with issue 10)`);
+        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src) || /^[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:/.test(src)) {
+          if (!add) fail(ins.line, `COPY ${src}: COPY takes no URLs; ADD downloads them`);
+          addRemote(src);
+          continue;
+        }
         const rel = posix.normalize(src.replace(/^\/+/, ""));
         if (rel === ".." || rel.startsWith("../")) fail(ins.line, `${ins.keyword} ${src}: the source is outside the build context`);
         const abs = resolve(t.contextDir, rel);
@@ -497,7 +508,38 @@ export function translateDockerfile(t: TranslateInput): Stage {
         const excl = [...ignoreBelow(t.ignore, rel === "." ? "" : rel), ...exclude.map((e) => "/" + e.replace(/^\/+/, ""))];
         put(dest, local(localPath(abs), { ...fileOpts, ...(excl.length && isDir ? { exclude: excl } : {}) }));
       }
+      if (checksum !== undefined && !sources.some((x) => /^https?:\/\//i.test(x) && gitRemote(x) === undefined)) {
+        fail(ins.line, `ADD --checksum=${checksum}: only an http(s) URL source takes a checksum`);
+      }
       return copy;
+
+      /**
+       * An ADD of a URL, as BuildKit reads it: a git remote (git://, ssh://, git@host:path, or an
+       * http(s) URL whose path ends in ".git", with "#ref") is checked out into the destination
+       * directory; any other http(s) URL is a download, pinned by --checksum or, without it, only
+       * with `up --allow-unpinned`.
+       */
+      function addRemote(src: string) {
+        const remote = gitRemote(src);
+        if (remote) {
+          if (remote.subdir) fail(ins.line, `ADD ${src}: a git subdirectory (#ref:${remote.subdir}) is not supported yet: check out the whole repository`);
+          if (checksum !== undefined) fail(ins.line, `ADD --checksum=${checksum} ${src}: a git source is pinned by its commit (images.lock), not a checksum`);
+          try {
+            put(dest.endsWith("/") ? dest : dest + "/", git(remote.url, { ...(remote.ref ? { ref: remote.ref } : {}), ...(keepGitDir ? { keepGitDir } : {}), ...fileOpts }));
+          } catch (e) {
+            fail(ins.line, `ADD ${src}: ${(e as Error).message.replace(/^.*?git\(\): /, "")}`);
+          }
+          return;
+        }
+        if (!/^https?:\/\//i.test(src)) fail(ins.line, `ADD ${src}: only http(s) URLs and git remotes can be added`);
+        if (keepGitDir) fail(ins.line, `ADD --keep-git-dir ${src}: not a git remote`);
+        if (checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(checksum)) fail(ins.line, `ADD --checksum=${checksum}: give sha256:<64 hex digits>`);
+        try {
+          put(dest, http(src, { ...(checksum ? { sha256: checksum } : {}), ...fileOpts }));
+        } catch (e) {
+          fail(ins.line, `ADD ${src}: ${(e as Error).message.replace(/^.*?http\(\): /, "")}`);
+        }
+      }
 
       /** One source of COPY --parents: its path below the pivot ("a/./b/c" keeps "b/c") goes under dest. */
       function copyParents(src: string, glob: boolean) {
@@ -745,3 +787,26 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+
+/**
+ * BuildKit's reading of an ADD source as a git remote (gitutil.ParseGitRef): git://, ssh:// and
+ * scp-like `user@host:path` always; http(s) only when the path ends in ".git". The fragment is
+ * `#ref` or `#ref:subdir`. Undefined: not a git remote.
+ */
+export function gitRemote(src: string): { url: string; ref?: string; subdir?: string } | undefined {
+  const hash = src.indexOf("#");
+  const url = hash < 0 ? src : src.slice(0, hash);
+  const fragment = hash < 0 ? "" : src.slice(hash + 1);
+  if (/^https?:\/\//i.test(url)) {
+    let path: string;
+    try {
+      path = new URL(url).pathname;
+    } catch {
+      return undefined;
+    }
+    if (!path.endsWith(".git")) return undefined;
+  } else if (!/^(git|ssh):\/\//i.test(url) && !/^[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:/.test(url)) return undefined;
+  if (!isGitUrl(url)) return undefined;
+  const [ref, subdir] = fragment.split(":", 2);
+  return { url, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
+}
