@@ -2,6 +2,7 @@
 // Retry-After, or drops connections; the client must fail cleanly or retry, as the case demands.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,6 +62,50 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
     const pulled = await pullImage(`${proxy.host}/f/img:1`, { store, client });
     assert.equal(store.hasBlob(parseDigest(target())), true);
     assert.equal(pulled.manifestDigest, img.manifest.digest);
+  });
+
+  test("extracting while it downloads, a corrupted blob fails naming it and leaves no blob, extracted layer or temp entry", async () => {
+    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const store = await Store.open(join(tmp, "store-extract-corrupt"));
+    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store, extractTo: store, client }), (e: Error) => {
+      assert.equal(e.name, "RegistryError");
+      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest: received content with digest sha256:`));
+      return true;
+    });
+    for (const l of img.layers) {
+      assert.equal(store.hasBlob(parseDigest(l.digest)), false, `blob ${l.digest} kept`);
+      assert.equal(store.hasLayerDir(parseDigest(l.diffId)), false, `layer ${l.diffId} extracted`);
+    }
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
+    proxy.decide = () => ({ kind: "pass" });
+    await pullImage(`${proxy.host}/f/img:1`, { store, extractTo: store, client });
+    for (const l of img.layers) assert.equal(store.hasLayerDir(parseDigest(l.diffId)), true, `layer ${l.diffId} not extracted by the pull`);
+  });
+
+  test("a layer whose tar does not hash to its config's diff_id fails naming the layer, and nothing of the image is trusted", async () => {
+    // The same layers, but the config claims the first layer's diff_id for the second.
+    const sha = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+    const doc = JSON.parse(img.config.bytes.toString("utf8"));
+    doc.rootfs.diff_ids[1] = doc.rootfs.diff_ids[0];
+    const cbytes = Buffer.from(JSON.stringify(doc));
+    const config = { digest: sha(cbytes), size: cbytes.length, bytes: cbytes };
+    const m = JSON.parse(img.manifest.bytes.toString("utf8"));
+    m.config = { ...m.config, digest: config.digest, size: config.size };
+    const mbytes = Buffer.from(JSON.stringify(m));
+    const lying: TestImage = { manifest: { ...img.manifest, bytes: mbytes, digest: sha(mbytes) }, config, layers: img.layers, blobs: new Map([...img.blobs, [config.digest, cbytes]]) };
+    await pushImage({ ...pushArgs(lying, `${reg.host}/f/lying:1`), client });
+    proxy.decide = () => ({ kind: "pass" });
+    const store = await Store.open(join(tmp, "store-diffid"));
+    await assert.rejects(pullImage(`${proxy.host}/f/lying:1`, { store, extractTo: store, client }), (e: Error) => {
+      assert.equal(e.name, "RegistryError");
+      assert.match(e.message, new RegExp(`layer ${target()} of ${proxy.host}/f/lying: its uncompressed tar hashes to ${img.layers[1]!.diffId}, not to ${img.layers[0]!.diffId}, the diff_id its image config names`));
+      return true;
+    });
+    for (const l of img.layers) {
+      assert.equal(store.hasBlob(parseDigest(l.digest)), false, `blob ${l.digest} kept`);
+      assert.equal(store.hasLayerDir(parseDigest(l.diffId)), false, `layer ${l.diffId} extracted`);
+    }
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
   });
 
   test("503 twice then success: the pull retries and succeeds", async () => {
