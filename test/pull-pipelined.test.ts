@@ -63,6 +63,7 @@ describe("a pipelined pull", { skip: whyNot() }, () => {
 export const app = stage("app", {
   from: image("${proxy.host}/base/big:1"),
   run: "test -s /data/blob0 && echo pulled > /done.txt",
+  tags: ["${reg.host}/out/app:1"],
 });
 `,
     );
@@ -106,6 +107,7 @@ export const app = stage("app", {
     const verify = mstage(["gc", "--verify"]);
     assert.equal(verify.code, 0, verify.all);
     assert.match(verify.out, /verified \d+ blob\(s\) and 0 extracted layer\(s\): all intact/, verify.all);
+    assert.deepEqual(entries("tmp"), [], "gc left the killed pull's temp entries");
 
     proxy.decide = () => ({ kind: "pass" });
     const up = await mstageAsync(["up", "--json"]);
@@ -130,5 +132,19 @@ export const app = stage("app", {
     const clean = mstage(["gc", "--verify"]);
     assert.equal(clean.code, 0, clean.all);
     assert.match(clean.out, /and [1-9]\d* extracted layer\(s\): all intact/, clean.all);
+  });
+
+  test("up --push --json reports the push's bytes, never decreasing, the last one the whole image", async () => {
+    const r = await mstageAsync(["up", "--push", "--json"]);
+    assert.equal(r.code, 0, r.all);
+    const pushes = r.out.trim().split("\n").map((l) => JSON.parse(l) as { type: string; [k: string]: unknown }).filter((e) => e.type === "transfer" && e.direction === "push");
+    assert.ok(pushes.length >= 1, `no push progress in:\n${r.out}`);
+    for (const [i, e] of pushes.entries()) {
+      assert.equal(e.ref, `${reg.host}/out/app:1`);
+      if (i > 0) assert.ok((e.done as number) >= (pushes[i - 1]!.done as number), `done went down: ${JSON.stringify(pushes)}`);
+    }
+    const last = pushes.at(-1)!;
+    assert.ok((last.total as number) > big.size, `the push's total ${last.total} is not the whole image`);
+    assert.equal(last.done, last.total);
   });
 });
