@@ -1,0 +1,147 @@
+# Shared by bench/compare.sh and its cases: paths, the tools' command lines, timing in alternating
+# rounds, the statistics printed per case, and the targets of issue 16. Sourced, never run.
+# shellcheck shell=bash
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+W=${MSTAGE_BENCH_DIR:-$REPO/.bench/compare}
+RESULTS=$W/results
+mkdir -p "$W" "$RESULTS"
+
+# NODE_EXTRA_CA_CERTS costs ~36 ms per Node start on this machine and is no part of mstage.
+MSTAGE_BIN=$REPO/packages/cli/bin/mstage.mjs
+mstage() { env -u NODE_EXTRA_CA_CERTS node "$MSTAGE_BIN" "$@"; }
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "== $*"; }
+load() { uptime | sed 's/.*load average: //'; }
+one_minute_load() { cut -d' ' -f1 /proc/loadavg; }
+
+# ---- timing ----------------------------------------------------------------------------------
+
+# timed VAR LOG CMD…: runs CMD with its output appended to LOG, sets VAR to its wall seconds.
+timed() {
+  local -n _secs=$1
+  local log=$2 t0 t1
+  shift 2
+  t0=$EPOCHREALTIME
+  if ! "$@" >>"$log" 2>&1; then
+    echo "bench: failed: $* (last lines of $log:)" >&2
+    tail -n 20 "$log" >&2
+    return 1
+  fi
+  t1=$EPOCHREALTIME
+  _secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+}
+
+# rounds CASE N TOOL…: N rounds, each running every TOOL once in the order given (A B A B …), so a
+# change in the machine's load lands on all tools alike. A tool is two functions named after the
+# case with dashes as underscores: `<case>__<tool>` (timed) and optionally `<case>__<tool>__prep`
+# (untimed, run just before it: caches wiped, a file edited). Each time goes to RESULTS/CASE.TOOL.
+rounds() {
+  local case=$1 n=$2 fn tool i secs
+  shift 2
+  fn=${case//-/_}
+  for tool in "$@"; do : >"$RESULTS/$case.$tool"; done
+  for ((i = 1; i <= n; i++)); do
+    for tool in "$@"; do
+      if declare -F "${fn}__${tool//-/_}__prep" >/dev/null; then
+        "${fn}__${tool//-/_}__prep" >>"$W/$case.log" 2>&1 || die "$case: preparing $tool failed (see $W/$case.log)"
+      fi
+      timed secs "$W/$case.log" "${fn}__${tool//-/_}" || die "$case: $tool failed in round $i"
+      echo "$secs" >>"$RESULTS/$case.$tool"
+      printf '   round %d %-12s %8.3f s\n' "$i" "$tool" "$secs"
+    done
+  done
+}
+
+# ---- statistics ------------------------------------------------------------------------------
+
+# stats < numbers: "median min max" of the numbers on stdin.
+stats() {
+  sort -g | awk '{ a[NR] = $1 } END {
+    if (NR == 0) { print "nan nan nan"; exit }
+    m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+    printf "%.4f %.4f %.4f\n", m, a[1], a[NR] }'
+}
+
+median_of() { stats <"$RESULTS/$1.$2" | cut -d' ' -f1; }
+
+# ratios CASE A B: the per-round ratios A/B, one a line.
+ratios() { paste "$RESULTS/$1.$2" "$RESULTS/$1.$3" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }'; }
+
+# ---- targets (issue 16) ----------------------------------------------------------------------
+
+# "CASE:TOOL:PEER" → the largest ratio TOOL/PEER that meets the target. Cases without an entry
+# print "no target".
+declare -A TARGET=(
+  [cold-pull:mstage:buildkit]=0.8
+  [cold-pull:mstage:buildah]=0.7
+  [cold-pull-rootless:mstage:buildah]=0.7
+  [cold-base-present:mstage:buildkit]=0.9
+  [edit:mstage:buildkit]=0.9
+  [service:mstage:buildah]=0.6
+  [service:mstage-zstd:buildah]=0.3
+  [commit:mstage:tar-openssl]=1.0
+  [files-200k:mstage:git-status]=2.0
+)
+
+SUMMARY=$W/summary.txt
+
+# verdict VALUE TARGET: "met" when VALUE ≤ TARGET, else "NOT MET".
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t ? "met" : "NOT MET") }'; }
+
+# target_text VALUE TARGET UNIT: "target ≤ 0.8×: met", or "no target" when TARGET is empty.
+target_text() {
+  [[ -z $2 ]] && { echo "no target"; return; }
+  echo "target ≤ $2$3: $(verdict "$1" "$2")"
+}
+
+# compare CASE TOOL PEER: prints the median of per-round ratios TOOL/PEER with its min–max, and
+# the target; appends the same line to the summary.
+compare() {
+  local case=$1 tool=$2 peer=$3 med lo hi target line
+  read -r med lo hi < <(ratios "$case" "$tool" "$peer" | stats)
+  target=${TARGET[$case:$tool:$peer]:-}
+  line=$(printf '%-18s %-12s / %-12s %5.2f× (%.2f–%.2f)  %s' "$case" "$tool" "$peer" \
+    "$med" "$lo" "$hi" "$(target_text "$med" "$target" ×)")
+  echo "  $line"
+  echo "$line" >>"$SUMMARY"
+}
+
+# medians CASE TOOL…: each tool's median seconds with min–max.
+medians() {
+  local case=$1 tool med lo hi
+  shift
+  for tool in "$@"; do
+    read -r med lo hi < <(stats <"$RESULTS/$case.$tool")
+    printf '  %-12s median %8.3f s  (%.3f–%.3f, %d runs)\n' "$tool" "$med" "$lo" "$hi" "$(wc -l <"$RESULTS/$case.$tool")"
+  done
+}
+
+# case_header CASE N / case_footer CASE: the load before and after, on screen and in the summary.
+case_header() {
+  CASE_LOAD_BEFORE=$(load)
+  say "$1 ($2 rounds; load before: $CASE_LOAD_BEFORE)"
+  : >"$W/$1.log"
+}
+case_footer() {
+  local after
+  after=$(load)
+  echo "  load after: $after"
+  printf '%-18s load before %s, after %s\n' "$1" "$CASE_LOAD_BEFORE" "$after" >>"$SUMMARY"
+}
+
+# rewrite FROM_FILE TO_FILE OLD NEW [OLD NEW]…: a copy with each literal OLD replaced by NEW; fails
+# when an OLD is not there (an example changed under the bench).
+rewrite() {
+  node - "$@" <<'JS' || die "rewriting $1 failed"
+const fs = require("node:fs");
+const [from, to, ...pairs] = process.argv.slice(2);
+let text = fs.readFileSync(from, "utf8");
+for (let i = 0; i < pairs.length; i += 2) {
+  if (!text.includes(pairs[i])) throw new Error(`${from} has no ${JSON.stringify(pairs[i])}`);
+  text = text.split(pairs[i]).join(pairs[i + 1]);
+}
+fs.writeFileSync(to, text);
+JS
+}
