@@ -4,9 +4,10 @@
 # tool's median seconds, the median of per-round ratios mstage/peer with min–max, the target of
 # issue 16 it answers (met / NOT MET), and the load before and after.
 #
-#   bash bench/compare.sh [-n ROUNDS] [CASE…]     (as root, after `pnpm build` and bench/setup.sh)
+#   bash bench/compare.sh [-n ROUNDS] [-s SLOW_ROUNDS] [CASE…]   (as root, after `pnpm build` and
+#                                                                  bash bench/setup.sh)
 #
-# Cases (all of them, in this order, when none is named):
+# Cases (all but cold-pull-rootless when none is named):
 #   noop               hello-go rebuilt with nothing changed
 #   edit               hello-go rebuilt after main.go changed
 #   cold-base-present  hello-go with no stage cache and no Go build cache; the base is present
@@ -28,15 +29,21 @@ source "$(dirname "$0")/lib/common.sh"
 source "$REPO/bench/lib/peers.sh"
 source "$REPO/bench/lib/bases.sh"
 
-ALL_CASES=(noop edit cold-base-present cold-pull service stages-2000 files-200k commit)
+# The quick ones first, while the load is what it was when the run started.
+ALL_CASES=(noop edit files-200k commit cold-base-present cold-pull service stages-2000)
+# Rounds per case; the cases whose one run takes a minute or more (cold-*, service, stages-2000)
+# run SLOW_ROUNDS (default 3, never more than ROUNDS).
 ROUNDS=5
-while getopts "n:h" opt; do
+SLOW_ROUNDS=
+while getopts "n:s:h" opt; do
   case $opt in
     n) ROUNDS=$OPTARG ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    s) SLOW_ROUNDS=$OPTARG ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
+: "${SLOW_ROUNDS:=$((ROUNDS < 3 ? ROUNDS : 3))}"
 CASES=("$@")
 ((${#CASES[@]})) || CASES=("${ALL_CASES[@]}")
 
@@ -130,23 +137,23 @@ cold_pull__buildkit() { docker "${DOCKER_BUILD[@]}" -t bench/hello-pull "$W/hell
 cold_pull__buildah__prep() { wipe_buildah pull; wipe_buildah_caches; }
 cold_pull__buildah() { buildah_in pull "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/hello-docker"; }
 
-run_hello_case() { # CASE
+run_hello_case() { # CASE ROUNDS
   setup_hello
   warm_hello
-  case_header "$1" "$ROUNDS"
-  rounds "$1" "$ROUNDS" mstage buildkit buildah
+  case_header "$1" "$2"
+  rounds "$1" "$2" mstage buildkit buildah
   medians "$1" mstage buildkit buildah
   compare "$1" mstage buildkit
   compare "$1" mstage buildah
   case_footer "$1"
 }
-case_noop() { run_hello_case noop; }
-case_edit() { run_hello_case edit; }
-case_cold_base_present() { run_hello_case cold-base-present; }
+case_noop() { run_hello_case noop "$ROUNDS"; }
+case_edit() { run_hello_case edit "$ROUNDS"; }
+case_cold_base_present() { run_hello_case cold-base-present "$SLOW_ROUNDS"; }
 case_cold_pull() {
   setup_hello
-  case_header cold-pull "$ROUNDS"
-  rounds cold-pull "$ROUNDS" mstage buildkit buildah
+  case_header cold-pull "$SLOW_ROUNDS"
+  rounds cold-pull "$SLOW_ROUNDS" mstage buildkit buildah
   medians cold-pull mstage buildkit buildah
   compare cold-pull mstage buildkit
   compare cold-pull mstage buildah
@@ -168,8 +175,6 @@ setup_rootless() {
   rm -rf "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"
   chown -R "$ROOTLESS_USER:" "$W/rootless"
   chmod 700 "$W/rootless/run"
-  # The user must reach the bench dir to read the CLI and write its store.
-  chmod o+x "$W" "$REPO/.bench" 2>/dev/null || true
 }
 cold_pull_rootless__mstage__prep() { rm -rf "$W/rootless/store" "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"; }
 cold_pull_rootless__mstage() { as_user node "$MSTAGE_BIN" up -f "$W/rootless/pull/images.ts" --store "$W/rootless/store" -q; }
@@ -183,8 +188,8 @@ cold_pull_rootless__buildah() {
 }
 case_cold_pull_rootless() {
   setup_rootless
-  case_header cold-pull-rootless "$ROUNDS"
-  rounds cold-pull-rootless "$ROUNDS" mstage buildah
+  case_header cold-pull-rootless "$SLOW_ROUNDS"
+  rounds cold-pull-rootless "$SLOW_ROUNDS" mstage buildah
   medians cold-pull-rootless mstage buildah
   compare cold-pull-rootless mstage buildah
   case_footer cold-pull-rootless
@@ -236,9 +241,9 @@ case_service() {
   setup_service
   local tools=(mstage buildah)
   has_zstd && tools=(mstage mstage-zstd buildah)
-  case_header service "$ROUNDS"
+  case_header service "$SLOW_ROUNDS"
   has_zstd || echo "  (mstage up has no --compression here: the zstd row is left out)"
-  rounds service "$ROUNDS" "${tools[@]}"
+  rounds service "$SLOW_ROUNDS" "${tools[@]}"
   medians service "${tools[@]}"
   compare service mstage buildah
   has_zstd && compare service mstage-zstd buildah
@@ -289,9 +294,9 @@ stages_2000__mstage_10__prep() { stages_wipe one; }
 stages_2000__mstage_10() { mstage up -f "$W/stages/one/images.ts" --store "$W/stages/store-one" -q; }
 case_stages_2000() {
   setup_stages
-  case_header stages-2000 "$ROUNDS"
+  case_header stages-2000 "$SLOW_ROUNDS"
   echo "  $STAGES stages (and a collector) vs 10 stages (and a collector), both cold"
-  rounds stages-2000 "$ROUNDS" mstage mstage-10
+  rounds stages-2000 "$SLOW_ROUNDS" mstage mstage-10
   medians stages-2000 mstage mstage-10
   local med lo hi line
   read -r med lo hi < <(paste "$RESULTS/stages-2000.mstage" "$RESULTS/stages-2000.mstage-10" |
@@ -394,9 +399,10 @@ for c in "${CASES[@]}"; do
   declare -F "case_${c//-/_}" >/dev/null || die "unknown case $c (cases: ${ALL_CASES[*]} cold-pull-rootless)"
 done
 {
-  echo "# mstage $(git -C "$REPO" rev-parse --short HEAD) on $(nproc) CPUs, $(date -u '+%F %H:%M UTC'), $ROUNDS rounds"
+  echo "# mstage $(git -C "$REPO" rev-parse --short HEAD) on $(nproc) CPUs, $(date -u '+%F %H:%M UTC'), $ROUNDS rounds ($SLOW_ROUNDS for the slow cases)"
 } >"$SUMMARY"
 for c in "${CASES[@]}"; do
+  CASE_T0=$EPOCHREALTIME
   "case_${c//-/_}"
 done
 say "summary (also in $SUMMARY)"

@@ -14,6 +14,10 @@ mstage() { env -u NODE_EXTRA_CA_CERTS node "$MSTAGE_BIN" "$@"; }
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "== $*"; }
 load() { uptime | sed 's/.*load average: //'; }
+
+# One run at a time per bench dir: its cases share the registry port, dockerd and the stores.
+exec 9>"$W/.lock"
+flock -n 9 || die "another bench run holds $W/.lock"
 one_minute_load() { cut -d' ' -f1 /proc/loadavg; }
 
 # ---- timing ----------------------------------------------------------------------------------
@@ -121,7 +125,7 @@ medians() {
 # case_header CASE N / case_footer CASE: the load before and after, on screen and in the summary.
 case_header() {
   CASE_LOAD_BEFORE=$(load)
-  say "$1 ($2 rounds; load before: $CASE_LOAD_BEFORE)"
+  say "$1 ($2 rounds; load before: $CASE_LOAD_BEFORE; set-up took $(awk -v a="$CASE_T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s)"
   : >"$W/$1.log"
 }
 case_footer() {
