@@ -57,16 +57,16 @@ trap bench_cleanup EXIT
 trap 'bench_cleanup; exit 130' INT
 trap 'bench_cleanup; exit 143' TERM
 
-# buildah's chroot isolation (the fastest it has, as bench/up.sh used) runs steps in the host's
-# network namespace and refuses --network none; that only spares it the namespace mstage and
-# BuildKit (--network=none) set up.
+# buildah's chroot isolation (the fastest it has) runs steps in the host's network namespace and
+# refuses --network none; that only spares it the namespace mstage and BuildKit (--network=none)
+# set up.
 BUILDAH_BUD=(bud --layers --pull=false --tls-verify=false --isolation chroot -q)
 DOCKER_BUILD=(build -q --network=none)
 
 # ---- hello-go: noop, edit, cold-base-present, cold-pull --------------------------------------
 
 # $W/hello: examples/hello-go as is (its debian() base made once in $STORE); $W/pull: the same with
-# the base as image("$TOOLCHAIN_REF"); $W/hello-docker: the equivalent Dockerfile (bench/up.sh's).
+# the base as image("$TOOLCHAIN_REF"); $W/hello-docker: the equivalent Dockerfile.
 setup_hello() {
   ensure_base_docker
   ensure_base_buildah present
