@@ -58,6 +58,7 @@ function buildOptions<C extends ReturnType<typeof cli.command>>(c: C, o: { watch
     .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
     .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
     .option("--sbom-format <format>", "spdx (default) or cyclonedx")
+    .option("--compression <format>", "layer compression of every output and push: gzip or zstd (default: each stage's, else gzip)")
     .option("--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)");
 }
 

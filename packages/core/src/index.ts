@@ -58,7 +58,7 @@ export { SourcePins } from "./source-pins.ts";
 export type { SourcePinOptions } from "./source-pins.ts";
 export type { LockFile } from "./images-lock.ts";
 export { closest, didYouMean } from "./suggest.ts";
-export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, parseGzipRecord, formatGzipRecord } from "./store-layout.ts";
+export { StoreLayout, STORE_DIRS, STORE_FORMAT, resultHex, readStoredResult, layerInStore, readGzipRecord, readCompressedRecord, parseGzipRecord, formatGzipRecord, LAYER_COMPRESSIONS, type LayerCompression } from "./store-layout.ts";
 export type { StoredResultShape } from "./store-layout.ts";
 export { SHA256_DIGEST, isSha256Digest } from "./digest.ts";
 export { LockedBaseIdentity, debianIdentity, pinnedByRef } from "./base-identity.ts";

@@ -53,6 +53,8 @@ export interface ConfigInputs {
   stopSignal?: string;
   annotations: Record<string, string>;
   squash: boolean;
+  /** Absent unless the stage sets it, so keys of stages without it stay as they were. */
+  compression?: "gzip" | "zstd";
   tags: string[];
   /**
    * The config key of the stage this one starts from: an image inherits cmd, labels, user… from

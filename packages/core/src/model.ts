@@ -194,6 +194,8 @@ export interface StageSpec {
   readonly caches: Readonly<Record<string, string>>;
   readonly secrets: Readonly<Record<string, SecretSource>>;
   readonly squash: boolean;
+  /** Layer compression of this stage's outputs; absent means gzip (or what `up --compression` says). */
+  readonly compression?: "gzip" | "zstd";
   readonly tags: readonly string[];
   /**
    * "os/arch[/variant]" (canonical spelling) or "host". Always a concrete platform on the

@@ -238,6 +238,7 @@ class Hasher {
       stopSignal: spec.stopSignal,
       annotations: { ...spec.annotations },
       squash: spec.squash,
+      ...(spec.compression !== undefined ? { compression: spec.compression } : {}),
       tags: [...spec.tags],
       base: from.kind === "stage" ? done.get(from.stage)?.configKey : undefined,
     };

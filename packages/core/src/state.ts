@@ -14,6 +14,8 @@ export interface StageRecord {
   /** ISO time of the build that recorded this. */
   builtAt: string;
   manifestDigest?: string;
+  /** How that manifest's own layers were compressed, when not gzip (the no-op check compares it). */
+  compression?: "zstd";
 }
 
 export interface ProjectState {
@@ -52,7 +54,7 @@ export interface BuiltEntry {
   inputs?: StageInputs;
 }
 
-export function recordBuild(state: ProjectState, entry: BuiltEntry, extra: { manifestDigest?: string } = {}): void {
+export function recordBuild(state: ProjectState, entry: BuiltEntry, extra: { manifestDigest?: string; compression?: "gzip" | "zstd" } = {}): void {
   if (entry.status === "unused" || !entry.inputs) return;
   state.stages[entry.stage.name] = {
     layerKey: entry.layerKey,
@@ -60,6 +62,7 @@ export function recordBuild(state: ProjectState, entry: BuiltEntry, extra: { man
     inputs: entry.inputs,
     builtAt: new Date().toISOString(),
     ...(extra.manifestDigest ? { manifestDigest: extra.manifestDigest } : {}),
+    ...(extra.manifestDigest && extra.compression === "zstd" ? { compression: "zstd" as const } : {}),
   };
 }
 

@@ -7,6 +7,7 @@
 //   layers/<hex>/          layers extracted by diff-id, in overlay-lower format (read-only lower dirs)
 //   results/<hex>.json     stage key → the stage's result record
 //   gzip/<hex>             diff-id → "<digest of its gzip blob> <size>"
+//   zstd/<hex>             diff-id → "<digest of its zstd blob> <size>" (same format)
 //   caches/<id>/           persistent `caches` dirs of `run` steps
 //   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
 //   attestations/scan-<hex>.json   an image's package scan (for its SBOM), by its layer chain
@@ -20,7 +21,7 @@ import { sha256Hex } from "./canonical.ts";
 export const STORE_FORMAT = "mstage-store 1\n";
 
 /** The store's top-level directories, created when a store is opened. */
-export const STORE_DIRS = ["blobs/sha256", "layers", "results", "gzip", "caches", "stat-cache", "tmp", "locks"] as const;
+export const STORE_DIRS = ["blobs/sha256", "layers", "results", "gzip", "zstd", "caches", "stat-cache", "tmp", "locks"] as const;
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -60,6 +61,9 @@ export class StoreLayout {
   get gzipDir(): string {
     return join(this.root, "gzip");
   }
+  get zstdDir(): string {
+    return join(this.root, "zstd");
+  }
   get cachesDir(): string {
     return join(this.root, "caches");
   }
@@ -86,6 +90,14 @@ export class StoreLayout {
   gzip(diffId: string): string {
     return join(this.gzipDir, checkedHex(diffId, "layer diff-id"));
   }
+  /** The record naming the zstd blob of layer `diffId`. */
+  zstd(diffId: string): string {
+    return join(this.zstdDir, checkedHex(diffId, "layer diff-id"));
+  }
+  /** The record naming the `format` blob of layer `diffId`. */
+  compressedRecord(diffId: string, format: LayerCompression): string {
+    return format === "zstd" ? this.zstd(diffId) : this.gzip(diffId);
+  }
   /** The persistent directory of a `caches` id: the id itself when it is a safe name, else a hash of it. */
   cache(id: string): string {
     const safe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(id) ? id : "h-" + sha256Hex(id).slice(0, 32);
@@ -106,7 +118,11 @@ export class StoreLayout {
   }
 }
 
-/** A gzip record's text. */
+/** How a layer blob is compressed in outputs, pushes and the store's records. */
+export type LayerCompression = "gzip" | "zstd";
+export const LAYER_COMPRESSIONS: readonly LayerCompression[] = ["gzip", "zstd"];
+
+/** A gzip (or zstd) record's text. */
 export function formatGzipRecord(gz: { digest: string; size: number }): string {
   return `${gz.digest} ${gz.size}\n`;
 }
@@ -126,19 +142,26 @@ export interface StoredResultShape {
 
 /**
  * Whether layer `diffId` can be used from the store at `layout`: extracted, or its tar, or its
- * recorded gzip blob, is there.
+ * recorded gzip or zstd blob, is there.
  */
 export function layerInStore(layout: StoreLayout, diffId: string): boolean {
   if (hexOf(diffId) === null) return false;
   if (existsSync(layout.layer(diffId)) || existsSync(layout.blob(diffId))) return true;
-  const gz = readGzipRecord(layout, diffId);
-  return gz !== null && existsSync(layout.blob(gz.digest));
+  return LAYER_COMPRESSIONS.some((f) => {
+    const rec = readCompressedRecord(layout, diffId, f);
+    return rec !== null && existsSync(layout.blob(rec.digest));
+  });
 }
 
 /** The gzip blob recorded for layer `diffId`, or null. */
 export function readGzipRecord(layout: StoreLayout, diffId: string): { digest: string; size: number } | null {
+  return readCompressedRecord(layout, diffId, "gzip");
+}
+
+/** The `format` blob recorded for layer `diffId`, or null. */
+export function readCompressedRecord(layout: StoreLayout, diffId: string, format: LayerCompression): { digest: string; size: number } | null {
   try {
-    return parseGzipRecord(readFileSync(layout.gzip(diffId), "utf8"));
+    return parseGzipRecord(readFileSync(layout.compressedRecord(diffId, format), "utf8"));
   } catch {
     return null;
   }

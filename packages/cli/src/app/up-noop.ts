@@ -33,6 +33,8 @@ export async function checkNoop(o: {
   /** The SBOM format each output must carry (with a provenance), or false for none. */
   attestations?: "spdx" | "cyclonedx" | false;
   platforms?: string[];
+  /** --compression, over each stage's own. */
+  compression?: "gzip" | "zstd";
 }): Promise<NoopSummary | undefined> {
   // A docker-archive is rewritten every time: its digest is not recorded anywhere cheap to check.
   if (o.outputs.some((x) => x.kind !== "oci")) return undefined;
@@ -62,6 +64,8 @@ export async function checkNoop(o: {
     for (const e of wanted) {
       const digest = ctx.state.stages[e.stage.name]?.manifestDigest;
       if (!digest) return undefined;
+      // The recorded manifest was compressed as the last run asked; this run may ask otherwise.
+      if ((ctx.state.stages[e.stage.name]?.compression ?? "gzip") !== (o.compression ?? e.stage.spec.compression ?? "gzip")) return undefined;
       for (const ref of [e.stage.name, ...e.stage.spec.tags]) {
         refCount++;
         if (byRef.get(ref) !== digest) return undefined;

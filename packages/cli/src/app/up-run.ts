@@ -73,6 +73,8 @@ export interface UpOptions {
   attest?: AttestUpOptions;
   /** --platform: build only these of a stage's platforms (or these for a stage without any). */
   platforms?: string[];
+  /** --compression: the layer compression of every output, over each stage's `compression`. */
+  compression?: "gzip" | "zstd";
 }
 
 export interface UpSummary {
@@ -166,10 +168,10 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
 
     const outputs: UpSummary["outputs"] = [];
     const digests = new Map<Stage, Digest>();
+    const compressions = new Map<Stage, "gzip" | "zstd">();
     if (!o.noOutputs) {
       const images: OutputImage[] = [];
       const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
-      const compress = (diffId: Digest) => compressLayer(store, diffId);
       const attest = new UpAttestations({ ...(o.attest ?? { sbom: true, format: "spdx" }), store, file: config.file, projectDir, entries: plan.entries, deps: (s) => graph.deps(s), targets: o.targets, sourceDateEpoch: sde, onNote: (message) => o.onEvent?.({ type: "note", message }) });
       o.onEvent?.({ type: "note", message: "writing outputs (a new layer is compressed once, then reused)" });
       // A build-only stage named on the command line is built and kept in the store; it becomes an
@@ -181,6 +183,8 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       }
       for (const out of written) {
         const spec = out.stage.spec;
+        const format = o.compression ?? spec.compression ?? "gzip";
+        const compress = (diffId: Digest) => compressLayer(store, diffId, format, { onProgress: compressProgress(out.stage.name, diffId, format, o.onEvent) });
         const built: BuiltImage[] = [];
         const referrers: { subject: Digest; artifacts: Artifact[] }[] = [];
         for (const instance of out.instances) {
@@ -189,6 +193,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
           // Each platform's image gets its own SBOM and provenance (their subject is that image).
           referrers.push({ subject: image.descriptor.digest, artifacts: await attest.forImage(b.entry, b, image) });
           digests.set(instance, image.descriptor.digest);
+          compressions.set(instance, format);
           built.push(image);
         }
         // A stage built for a list of platforms is one ref: an index of its per-platform images.
@@ -225,7 +230,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
 
     for (const entry of plan.entries) {
       if (entry.status === "unused" || !stages.has(entry.stage)) continue;
-      recordBuild(state, entry as PlanEntry, { manifestDigest: digests.get(entry.stage) });
+      recordBuild(state, entry as PlanEntry, { manifestDigest: digests.get(entry.stage), compression: compressions.get(entry.stage) });
     }
     await saveState(projectDir, state);
 
@@ -235,6 +240,19 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     await registry.close();
     await storeLock.release();
   }
+}
+
+/** Turns a layer's compression progress into `compress` events: at most 5 a second, and the last. */
+function compressProgress(stage: string, layer: Digest, format: "gzip" | "zstd", onEvent?: BuildEventHandler): ((done: number, total: number) => void) | undefined {
+  if (!onEvent) return undefined;
+  const started = Date.now();
+  let shown = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - shown < 200) return;
+    shown = now;
+    onEvent({ type: "compress", stage, layer, format, done, total, started });
+  };
 }
 
 /**

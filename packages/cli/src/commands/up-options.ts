@@ -9,7 +9,7 @@ import { platformOption } from "../options.ts";
 import { parseRegistryOptions } from "./registry-options.ts";
 import { parseAttestOptions } from "../app/attest-options.ts";
 
-export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline" | "allowUnpinned" | "platforms">;
+export type UpFlags = Required<Pick<UpOptions, "outputs" | "jobs" | "registry" | "attest">> & Pick<UpOptions, "noCache" | "refresh" | "offline" | "allowUnpinned" | "platforms" | "compression">;
 
 /** Reads the build options as cac hands them over. */
 export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
@@ -23,7 +23,14 @@ export function parseUpOptions(opts: Record<string, unknown>): UpFlags {
     registry: parseRegistryOptions(opts),
     attest: parseAttestOptions(opts),
     platforms: platformOption(opts.platform),
+    compression: parseCompression(opts.compression),
   };
+}
+
+function parseCompression(v: unknown): "gzip" | "zstd" | undefined {
+  if (v === undefined) return undefined;
+  if (v === "gzip" || v === "zstd") return v;
+  throw new UserError(`--compression ${v === true ? "needs a value" : JSON.stringify(String(v))}: write --compression gzip or --compression zstd`);
 }
 
 export function parseOutputs(raw: unknown): OutputSpec[] {

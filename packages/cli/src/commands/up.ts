@@ -23,7 +23,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
 
   // The no-op path prints a summary only; a JSON reader gets the full stream of the normal path.
   if (!json && !process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
-    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms });
+    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms, compression: flags.compression });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
       return 0;

@@ -50,8 +50,12 @@ export function formatSize(bytes: number): string {
 export function formatTransfer(done: number, total: number, bytesPerSecond: number): string {
   const [unit, name] = total >= 1e9 ? [1e9, "GB"] : total >= 1e6 ? [1e6, "MB"] : [1e3, "kB"];
   const amount = (n: number) => (n / unit).toFixed(total / unit < 10 ? 1 : 0);
-  const rate = bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(bytesPerSecond < 1e7 ? 1 : 0)} MB/s` : `${Math.round(bytesPerSecond / 1e3)} kB/s`;
-  return `${amount(done)}/${amount(total)} ${name} ${rate}`;
+  return `${amount(done)}/${amount(total)} ${name} ${formatRate(bytesPerSecond)}`;
+}
+
+/** "61 MB/s", "480 kB/s". */
+export function formatRate(bytesPerSecond: number): string {
+  return bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(bytesPerSecond < 1e7 ? 1 : 0)} MB/s` : `${Math.round(bytesPerSecond / 1e3)} kB/s`;
 }
 
 type TransferEvent = Extract<BuildEvent, { type: "transfer" }>;
@@ -95,11 +99,19 @@ class PlainProgress implements ProgressRenderer {
         // One line when it is over; the bytes on the way would be hundreds of lines.
         if (e.done === e.total) this.line(e.stage, kleur.gray(transferLine(e)));
         return;
+      case "compress":
+        if (e.done >= e.total) return this.line(e.stage, kleur.gray(describeCompressed(e)));
+        return;
       case "output":
         return;
     }
   }
   stop(): void {}
+}
+
+function describeCompressed(e: Extract<BuildEvent, { type: "compress" }>): string {
+  const ms = Date.now() - e.started;
+  return `compressed layer ${e.layer.slice(7, 19)} (${formatSize(e.total)}, ${e.format}) in ${formatDuration(ms)}, ${formatRate((e.total / Math.max(ms, 1)) * 1000)}`;
 }
 
 interface Live {
@@ -109,8 +121,16 @@ interface Live {
   last: string;
 }
 
+/** The layers of one output being compressed, for its live line. */
+interface Compressing {
+  format: string;
+  started: number;
+  layers: Map<string, { done: number; total: number }>;
+}
+
 class TtyProgress implements ProgressRenderer {
   private readonly live = new Map<string, Live>();
+  private readonly compressing = new Map<string, Compressing>();
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
   constructor(private readonly out: NodeJS.WriteStream) {}
@@ -170,6 +190,18 @@ class TtyProgress implements ProgressRenderer {
         this.ensureTimer();
         break;
       }
+      case "compress": {
+        let c = this.compressing.get(e.stage);
+        if (!c) this.compressing.set(e.stage, (c = { format: e.format, started: e.started, layers: new Map() }));
+        c.layers.set(e.layer, { done: e.done, total: e.total });
+        if (e.done >= e.total) {
+          this.scroll(`${kleur.green("✓")} ${e.stage} ${kleur.gray(describeCompressed(e))}`);
+          if ([...c.layers.values()].every((l) => l.done >= l.total)) this.compressing.delete(e.stage);
+          return;
+        }
+        this.ensureTimer();
+        break;
+      }
       case "output":
         return;
     }
@@ -217,8 +249,19 @@ class TtyProgress implements ProgressRenderer {
       const head = `${kleur.yellow("●")} ${kleur.bold(l.stage)} ${l.phase} ${kleur.gray(formatDuration(now - l.started))}`;
       lines += truncate(l.last ? `${head} ${kleur.gray(l.last)}` : head, width) + "\n";
     }
+    for (const [stage, c] of this.compressing) {
+      let done = 0;
+      let total = 0;
+      for (const l of c.layers.values()) {
+        done += l.done;
+        total += l.total;
+      }
+      const ms = now - c.started;
+      const head = `${kleur.yellow("●")} ${kleur.bold(stage)} compress ${c.format} ${kleur.cyan(formatTransfer(done, total, (done / Math.max(ms, 1)) * 1000))}`;
+      lines += truncate(`${head} ${kleur.gray(formatDuration(ms))}`, width) + "\n";
+    }
     this.out.write(lines);
-    this.drawn = this.live.size;
+    this.drawn = this.live.size + this.compressing.size;
   }
 }
 

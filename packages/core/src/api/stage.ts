@@ -163,6 +163,14 @@ export interface StageOptions {
    */
   squash?: boolean;
   /**
+   * How this exported stage's layers are compressed in its outputs and pushes: `"gzip"` (default;
+   * deterministic, on every core) or `"zstd"` (`application/vnd.oci.image.layer.v1.tar+zstd`:
+   * smaller and faster; podman, containerd ≥ 1.5 and skopeo read it, older Docker does not).
+   * Layers of a pulled base keep the compression they came in. `up --compression` overrides it.
+   * @example compression: "zstd"
+   */
+  compression?: "gzip" | "zstd";
+  /**
    * References written for this exported stage (and pushed with `--push`).
    * @example tags: ["registry.example.com/hello:1.0", "registry.example.com/hello:latest"]
    */
@@ -229,7 +237,7 @@ export type StageSpecFunction = (target: TargetPlatform) => StageOptions;
 const KEYS: readonly (keyof StageOptions)[] = [
   "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
   "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "tmpfs", "caches", "secrets", "squash",
-  "tags", "platform", "platforms",
+  "compression", "tags", "platform", "platforms",
 ];
 
 /** Stage names become image refs and file names: a lowercase OCI repository path component. */
@@ -480,6 +488,8 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
 
   const squash = o.squash ?? false;
   if (typeof squash !== "boolean") fail("squash", `wrong type: expected true or false, got ${describe(o.squash)}`);
+  const compression = o.compression;
+  if (compression !== undefined && compression !== "gzip" && compression !== "zstd") fail("compression", `expected "gzip" or "zstd", got ${describe(o.compression)}`);
   const tags = optionalStringArray(o.tags, "tags", `["registry.example.com/app:1.0"]`, fail) ?? [];
   for (const t of tags) if (!TAG.test(t)) fail("tags", `${JSON.stringify(t)} is not an image reference like "registry.example.com/app:1.0"`);
   const platform = optionalString(o.platform, "platform", `"linux/arm64" or "host"`, fail);
@@ -520,6 +530,7 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     caches: Object.freeze(caches),
     secrets: Object.freeze(secrets),
     squash,
+    ...(compression !== undefined ? { compression } : {}),
     tags: Object.freeze(tags),
     ...(platform !== undefined ? { platform: platform === "host" ? platform : canonicalPlatform(platform) } : {}),
     ...(platforms !== undefined ? { platforms: Object.freeze(platforms) } : {}),

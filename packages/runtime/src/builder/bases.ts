@@ -30,7 +30,7 @@ import {
 } from "@mstage/core";
 import { createdTimestamp, emptyImageConfig } from "../oci/config.ts";
 import { digestHex, parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
-import { isGzipLayerType, isImageManifestType, isIndexType, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
+import { isImageManifestType, layerCompressionOf, isIndexType, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from "../oci/types.ts";
 import { pullImage, resolveDigest } from "../registry/pull.ts";
 import type { RegistryClientOptions } from "../registry/client.ts";
 import { buildDebianRootfs } from "./debian.ts";
@@ -281,7 +281,8 @@ export class BaseProvider implements BaseIdentity {
     for (const [i, l] of manifest.layers.entries()) {
       const diffId = layoutDigest(diffIds[i], `config ${manifest.config.digest} names diff-id ${i}`, fail);
       await this.o.store.writeBlob(createReadStream(blob(l.digest)), l.digest);
-      if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(diffId, { digest: l.digest, size: l.size });
+      const format = layerCompressionOf(l.mediaType);
+      if (format) await this.o.store.recordCompressed(diffId, { digest: l.digest, size: l.size }, format);
       layers.push({ diffId, size: l.size });
     }
     return { layers, config, base: { name: base.ref ?? base.layout, digest: manifestDigest }, blobs: [manifest.config.digest] };
@@ -335,7 +336,8 @@ export class BaseProvider implements BaseIdentity {
     });
     const layers: LayerRef[] = [];
     for (const l of pulled.layers) {
-      if (isGzipLayerType(l.mediaType)) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size });
+      const format = layerCompressionOf(l.mediaType);
+      if (format) await this.o.store.recordCompressed(l.diffId, { digest: l.digest, size: l.size }, format);
       layers.push({ diffId: l.diffId, size: l.size });
     }
     const config = pulled.config as unknown as ImageConfig;

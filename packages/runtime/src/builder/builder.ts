@@ -150,11 +150,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   async function lowerDirs(layers: readonly LayerRef[]): Promise<string[]> {
     const dirs: string[] = [];
     for (const l of layers) {
-      const open = () => {
-        // A pulled layer may be stored only as its gzip blob; applyLayer detects gzip.
-        const gz = o.store.hasBlob(l.diffId) ? null : o.store.compressedOf(l.diffId);
-        return o.store.openBlob(gz ? gz.digest : l.diffId);
-      };
+      // A pulled layer may be stored only as its gzip or zstd blob; applyLayer detects which.
+      const open = () => o.store.openBlob(o.store.layerBlob(l.diffId) ?? l.diffId);
       dirs.push(await ensureLayerExtracted(o.store, l.diffId, open, { onNote: (message) => emit({ type: "note", message }) }));
     }
     return dirs.reverse();

@@ -27,6 +27,11 @@ export type BuildEvent =
    * at most every 200 ms, the last with done = total.
    */
   | { type: "transfer"; stage?: string; direction: "pull" | "push"; ref: string; done: number; total: number; bytesPerSecond: number }
+  /**
+   * A layer being compressed for an output or push: `done` of `total` uncompressed bytes, since
+   * `started` (ms since the epoch). Sent a few times a second and once when the layer is done.
+   */
+  | { type: "compress"; stage: string; layer: Digest; format: "gzip" | "zstd"; done: number; total: number; started: number }
   /** An image written to an output. */
   | { type: "output"; dest: string; ref: string; digest: Digest; size: number };
 

@@ -21,8 +21,7 @@ export interface ShellOptions {
 export async function openShell(store: Store, built: BuiltStage, o: ShellOptions): Promise<number> {
   const lowers: string[] = [];
   for (const l of built.result.layers) {
-    const gz = store.hasBlob(l.diffId) ? null : store.compressedOf(l.diffId);
-    lowers.push(await ensureLayerExtracted(store, l.diffId, () => store.openBlob(gz ? gz.digest : l.diffId)));
+    lowers.push(await ensureLayerExtracted(store, l.diffId, () => store.openBlob(store.layerBlob(l.diffId) ?? l.diffId)));
   }
   lowers.reverse();
   const work = store.tmpDir("shell");

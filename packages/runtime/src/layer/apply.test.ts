@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,7 +8,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { HostileLayerError } from "@mstage/core";
-import { applyLayer } from "./apply.ts";
+import { applyLayer, CorruptLayerError } from "./apply.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
 
 type Entry = Partial<TarHeader> & { name: string; body?: string };
@@ -142,6 +143,27 @@ test("apply reads gzip and plain tars alike and returns the digest of the uncomp
     assert.equal(plain.diffId, want);
     assert.equal(gz.diffId, want);
     assert.equal(readFileSync(join(s.dir, "t2/d/f"), "utf8"), "hello");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("apply reads a zstd tar (zstd's magic), and a damaged one is a CorruptLayerError naming zstd", async () => {
+  const s = scene();
+  try {
+    const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "zstd body" }]);
+    const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
+    const zst = spawnSync("zstd", ["-q", "-c", "-3"], { input: tar }).stdout;
+    const got = await applyLayer(Readable.from(zst), s.target, { mode: "merge" });
+    assert.equal(got.diffId, want);
+    assert.equal(readFileSync(join(s.target, "d/f"), "utf8"), "zstd body");
+    mkdirSync(join(s.dir, "t2"));
+    const cut = zst.subarray(0, zst.length - 6);
+    await assert.rejects(applyLayer(Readable.from(cut), join(s.dir, "t2"), { mode: "merge", what: "layer X" }), (e: unknown) => {
+      assert.ok(e instanceof CorruptLayerError, String(e));
+      assert.match((e as Error).message, /^layer X is not a valid zstd-compressed tar: /);
+      return true;
+    });
   } finally {
     s.cleanup();
   }

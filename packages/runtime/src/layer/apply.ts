@@ -1,4 +1,4 @@
-// Applies an OCI layer tar (plain or gzip) to a directory, either as an overlay lower dir (whiteouts
+// Applies an OCI layer tar (plain, gzip or zstd) to a directory, either as an overlay lower dir (whiteouts
 // kept as overlay whiteouts) or merged onto a rootfs (whiteouts delete). Nothing is ever written
 // outside the target: names are checked, every parent is verified to be a real directory (never a
 // symlink) before anything is created under it, and files are created with O_EXCL|O_NOFOLLOW.
@@ -63,6 +63,8 @@ const TAR_FAULTS: [RegExp, string][] = [
   [/Header exceeds max size|exceeds max/i, "a pax or long-name header is larger than mstage accepts"],
   [/unexpected end of file/, "its gzip stream is truncated"],
   [/incorrect header check|invalid (block type|distance|stored block|code)|too many length|header crc|incorrect data check/i, "its gzip stream is corrupt"],
+  [/^zstd: .*(truncated|premature end|unexpected end)/i, "its zstd stream is truncated"],
+  [/^zstd: /, "its zstd stream is corrupt"],
 ];
 
 /** A parse failure of the archive itself (not a file system error, not one of ours) as a CorruptLayerError. */

@@ -1,10 +1,12 @@
 // The one place a layer's compression is decided and its decompressor made: from the layer's media
 // type when it has one (pulled and oci() layers), else from the stream's first bytes (tarball()
 // sources). A new compression is one more case here.
-import type { Transform } from "node:stream";
+import { spawnSync } from "node:child_process";
+import type { Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { UserError } from "@mstage/core";
 import { MediaType, isGzipLayerType } from "../oci/types.ts";
+import { zstdDecompressor } from "../oci/zstd.ts";
 
 export type LayerCompression = "none" | "gzip" | "zstd";
 
@@ -23,13 +25,17 @@ export function sniffCompression(head: Uint8Array): LayerCompression {
   return "none";
 }
 
-/** Refuses, before any byte is fetched, a compression mstage cannot unpack. */
+let zstdRuns: boolean | undefined;
+
+/** Refuses, before any byte is fetched, a compression this machine cannot unpack: zstd needs Debian's `zstd`. */
 export function checkUnpackable(compression: LayerCompression, what: string): void {
-  if (compression === "zstd") throw new UserError(`${what} has zstd-compressed layers, which mstage cannot unpack yet; use a gzip variant of the image`);
+  if (compression !== "zstd") return;
+  zstdRuns ??= spawnSync("zstd", ["--version"], { stdio: "ignore" }).status === 0;
+  if (!zstdRuns) throw new UserError(`${what} has zstd-compressed layers, and this machine has no zstd to unpack them: install it with \`apt-get install zstd\``);
 }
 
 /** A stream turning the compressed bytes into the tar, or null when the layer is a plain tar. */
-export function decompressor(compression: LayerCompression, what: string): Transform | null {
+export function decompressor(compression: LayerCompression, what: string): Duplex | null {
   switch (compression) {
     case "none":
       return null;
@@ -37,6 +43,6 @@ export function decompressor(compression: LayerCompression, what: string): Trans
       return createGunzip({ chunkSize: 1 << 18 });
     case "zstd":
       checkUnpackable(compression, what);
-      return null;
+      return zstdDecompressor();
   }
 }

@@ -12,5 +12,8 @@ export interface OciBlobStore {
   writeBlob(source: Readable | Uint8Array, expected?: Digest): Promise<{ digest: Digest; size: number }>;
 }
 
-/** Turns an uncompressed layer (by diff-id) into its gzip blob in the store: store's `compressLayer`. */
-export type LayerCompressor = (diffId: Digest) => Promise<{ digest: Digest; size: number }>;
+/**
+ * Turns an uncompressed layer (by diff-id) into its compressed blob in the store: store's
+ * `compressLayer`. `mediaType` says how it is compressed (default: gzip).
+ */
+export type LayerCompressor = (diffId: Digest) => Promise<{ digest: Digest; size: number; mediaType?: string }>;

@@ -15,7 +15,8 @@ import { canonicalBlob } from "./canonical.ts";
 import type { OciBlobStore } from "./blobs.ts";
 import { digestHex, type Digest } from "./digest.ts";
 import type { BuiltImage } from "./manifest.ts";
-import { isGzipLayerType } from "./types.ts";
+import { layerCompressionOf } from "./types.ts";
+import { zstdDecompressor } from "./zstd.ts";
 
 /** One entry of a docker-archive's manifest.json. */
 export interface DockerArchiveManifestEntry {
@@ -126,10 +127,11 @@ export function repoTag(ref: string): string | undefined {
 
 async function ensureUncompressed(store: OciBlobStore, diffId: Digest, blob: Digest, mediaType: string): Promise<void> {
   if (await store.hasBlob(diffId)) return;
-  if (!isGzipLayerType(mediaType)) {
-    throw new UserError(`layer ${diffId} is not in the store uncompressed and its blob ${blob} is ${mediaType}, which mstage cannot unpack; write an oci: output instead, or use a base whose layers are gzip or plain tar`);
+  const format = layerCompressionOf(mediaType);
+  if (!format) {
+    throw new UserError(`layer ${diffId} is not in the store uncompressed and its blob ${blob} is ${mediaType}, which mstage cannot unpack; write an oci: output instead, or use a base whose layers are gzip, zstd or plain tar`);
   }
-  const gunzip = createGunzip();
+  const gunzip = format === "zstd" ? zstdDecompressor() : createGunzip();
   const written = store.writeBlob(gunzip, diffId);
   await Promise.all([pipeline(store.openBlob(blob), gunzip), written]);
 }

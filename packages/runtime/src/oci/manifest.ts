@@ -1,4 +1,4 @@
-// Turns a final image config into an OCI image: gzip layer blobs (made lazily, once per diff-id),
+// Turns a final image config into an OCI image: gzip or zstd layer blobs (made lazily, once per diff-id),
 // the config blob and the manifest blob, all written to the store so outputs and pushes can use them.
 import { canonicalBlob } from "./canonical.ts";
 import type { LayerCompressor, OciBlobStore } from "./blobs.ts";
@@ -27,9 +27,9 @@ export interface BuiltImage {
 }
 
 /**
- * Writes an image's config and manifest blobs into the store, compressing layers that have no gzip
- * blob yet. Same config and annotations → same bytes → same manifest digest.
- * @param options.compress the store's `compressLayer` (cached, knows pulled layers' gzip blobs);
+ * Writes an image's config and manifest blobs into the store, compressing layers that have no
+ * compressed blob yet. Same config, annotations and compression → same bytes → same manifest digest.
+ * @param options.compress the store's `compressLayer` (cached, knows pulled layers' blobs);
  *   default: gzipBlob(), which needs the uncompressed layer in the store and compresses every call
  */
 export async function buildImage(
@@ -37,16 +37,17 @@ export async function buildImage(
   input: ImageInput,
   options: { compress?: LayerCompressor } = {},
 ): Promise<BuiltImage> {
-  const compress = options.compress ?? ((diffId: Digest) => gzipBlob(store, diffId));
+  const compress: LayerCompressor = options.compress ?? ((diffId: Digest) => gzipBlob(store, diffId));
   const diffIds = input.config.rootfs.diff_ids;
 
-  // zlib works on libuv's thread pool: layers that need gzip are compressed side by side.
+  // Each layer's compression already runs on every core; layers still go side by side, so a small
+  // layer's compression overlaps a large one's write.
   const unique = [...new Set(diffIds)];
   const results = await Promise.all(unique.map((d) => compress(d)));
   const compressed = new Map(unique.map((d, i) => [d, results[i]!] as const));
   const layers = diffIds.map((diffId) => {
     const c = compressed.get(diffId)!;
-    return { diffId, descriptor: { mediaType: MediaType.ociLayerGzip, digest: c.digest, size: c.size } };
+    return { diffId, descriptor: { mediaType: c.mediaType ?? MediaType.ociLayerGzip, digest: c.digest, size: c.size } };
   });
 
   const configBlob = canonicalBlob(input.config);

@@ -38,6 +38,18 @@ export function isGzipLayerType(mt: string): boolean {
   );
 }
 
+/** How a layer of media type `mt` is compressed, as the store records it; undefined for a plain tar. */
+export function layerCompressionOf(mt: string): "gzip" | "zstd" | undefined {
+  if (isGzipLayerType(mt) || mt === "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip") return "gzip";
+  if (mt === MediaType.ociLayerZstd) return "zstd";
+  return undefined;
+}
+
+/** The OCI media type mstage writes for a layer compressed as `c`. */
+export function layerMediaType(c: "gzip" | "zstd"): string {
+  return c === "zstd" ? MediaType.ociLayerZstd : MediaType.ociLayerGzip;
+}
+
 /** The annotation keys mstage fills. */
 export const Annotation = {
   created: "org.opencontainers.image.created",

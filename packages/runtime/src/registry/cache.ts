@@ -5,7 +5,7 @@
 import { RegistryError, UserError } from "@mstage/core";
 import { canonicalBlob } from "../oci/canonical.ts";
 import { isDigest, type Digest } from "../oci/digest.ts";
-import { MediaType, type ImageManifest } from "../oci/types.ts";
+import { MediaType, layerCompressionOf, type ImageManifest } from "../oci/types.ts";
 import { compressLayer } from "../layer/compress.ts";
 import type { Store } from "../store/store.ts";
 import type { StageResult } from "../store/results.ts";
@@ -104,7 +104,8 @@ export class RegistryCache {
       parsed.manifest.layers.map(async (desc, i) => {
         const diffId = result.layers[i]!.diffId;
         if (!store.hasLayer(diffId)) await fetchBlobToStore(this.client, r, desc, store, this.opts.onProgress);
-        if (!store.compressedOf(diffId) && store.hasBlob(desc.digest)) await store.recordCompressed(diffId, { digest: desc.digest, size: desc.size });
+        const format = layerCompressionOf(desc.mediaType) ?? "gzip";
+        if (!store.compressedOf(diffId, format) && store.hasBlob(desc.digest)) await store.recordCompressed(diffId, { digest: desc.digest, size: desc.size }, format);
       }),
     );
     await store.putResult(key, result);

@@ -2,7 +2,7 @@
 // result references (oldest results first when the store must shrink below a size).
 import { lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { readGzipRecord, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, readCompressedRecord, type StoreLayout } from "@mstage/core";
 import { isDigest } from "../oci/digest.ts";
 import { tagAlive, tempName } from "./atomic-files.ts";
 import type { StageResult } from "./results.ts";
@@ -113,12 +113,13 @@ function usage(path: string, seen = new Set<string>()): number {
   return total;
 }
 
-/** The store's items, each with its size: "blob:<hex>", "layer:<hex>", "gzip:<hex>". */
+/** The store's items, each with its size: "blob:<hex>", "layer:<hex>", "gzip:<hex>", "zstd:<hex>". */
 function inventory(layout: StoreLayout): Map<string, number> {
   const items = new Map<string, number>();
   for (const hex of readdirSync(layout.blobsDir)) items.set(`blob:${hex}`, usage(join(layout.blobsDir, hex)));
   for (const hex of readdirSync(layout.layersDir)) items.set(`layer:${hex}`, usage(join(layout.layersDir, hex)));
   for (const hex of readdirSync(layout.gzipDir)) items.set(`gzip:${hex}`, 0);
+  for (const hex of readdirSync(layout.zstdDir)) items.set(`zstd:${hex}`, 0);
   return items;
 }
 
@@ -129,9 +130,11 @@ function refsOf(layout: StoreLayout, r: StageResult): Set<string> {
   for (const l of r.layers) {
     refs.add(`blob:${hex(l.diffId)}`);
     refs.add(`layer:${hex(l.diffId)}`);
-    refs.add(`gzip:${hex(l.diffId)}`);
-    const gz = readGzipRecord(layout, l.diffId);
-    if (gz) refs.add(`blob:${hex(gz.digest)}`);
+    for (const format of LAYER_COMPRESSIONS) {
+      refs.add(`${format}:${hex(l.diffId)}`);
+      const rec = readCompressedRecord(layout, l.diffId, format);
+      if (rec) refs.add(`blob:${hex(rec.digest)}`);
+    }
   }
   for (const b of r.blobs ?? []) if (isDigest(b)) refs.add(`blob:${hex(b)}`);
   return refs;
@@ -142,6 +145,7 @@ function removeItem(layout: StoreLayout, item: string): void {
   const [kind, hex] = item.split(":");
   if (kind === "blob") rmSync(join(layout.blobsDir, hex), { force: true });
   else if (kind === "gzip") rmSync(join(layout.gzipDir, hex), { force: true });
+  else if (kind === "zstd") rmSync(join(layout.zstdDir, hex), { force: true });
   else {
     const doomed = tempName(layout.tmpDir, "gc");
     renameSync(join(layout.layersDir, hex), doomed);

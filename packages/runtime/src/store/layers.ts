@@ -1,10 +1,10 @@
 // The store's layers: extracted dirs at layers/<hex of diff-id>/ (overlay-lower format), and the
-// gzip/<hex> records saying which blob is the gzip of which layer. Extraction itself (tar → dir)
+// gzip/<hex> and zstd/<hex> records saying which blob is the gzip (zstd) of which layer. Extraction itself (tar → dir)
 // is layer/extract.ts; this file only places, finds and opens what the store holds.
 import { existsSync, lstatSync, lutimesSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { UserError, formatGzipRecord, readGzipRecord, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, readCompressedRecord, type LayerCompression, type StoreLayout } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { errno, fsyncDir, writeFileAtomic } from "./atomic-files.ts";
 import { hasBlob, openBlob } from "./blobs.ts";
@@ -48,21 +48,30 @@ export function adoptLayerDir(layout: StoreLayout, diffId: Digest, dir: string, 
   return placeLayerDir(layout, diffId, dir);
 }
 
-/** Remembers that blob `gz` is the gzip of layer `diffId` (from compressLayer, or a pulled layer). */
-export async function recordCompressed(layout: StoreLayout, diffId: Digest, gz: { digest: Digest; size: number }): Promise<void> {
-  await writeFileAtomic(layout.gzip(diffId), formatGzipRecord(gz), layout.tmpDir);
+/** Remembers that blob `blob` is the `format` (gzip by default) of layer `diffId` (from compressLayer, or a pulled layer). */
+export async function recordCompressed(layout: StoreLayout, diffId: Digest, blob: { digest: Digest; size: number }, format: LayerCompression = "gzip"): Promise<void> {
+  await writeFileAtomic(layout.compressedRecord(diffId, format), formatGzipRecord(blob), layout.tmpDir);
 }
 
-export function compressedOf(layout: StoreLayout, diffId: Digest): { digest: Digest; size: number } | null {
-  return readGzipRecord(layout, diffId) as { digest: Digest; size: number } | null;
+export function compressedOf(layout: StoreLayout, diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number } | null {
+  return readCompressedRecord(layout, diffId, format) as { digest: Digest; size: number } | null;
 }
 
-/** The layer's tar as stored (plain, else gzip), unverified: for readers that check the diff-id themselves. */
+/** The blob that holds layer `diffId`: its tar, else its gzip, else its zstd blob; null when none is stored. */
+export function layerBlob(layout: StoreLayout, diffId: Digest): Digest | null {
+  if (hasBlob(layout, diffId)) return diffId;
+  for (const format of LAYER_COMPRESSIONS) {
+    const rec = compressedOf(layout, diffId, format);
+    if (rec && hasBlob(layout, rec.digest)) return rec.digest;
+  }
+  return null;
+}
+
+/** The layer's tar as stored (plain, else gzip, else zstd), unverified: for readers that check the diff-id themselves. */
 export function openLayerTar(layout: StoreLayout, diffId: Digest): Readable {
-  if (hasBlob(layout, diffId)) return openBlob(layout, diffId, { verify: false });
-  const gz = compressedOf(layout, diffId);
-  if (gz && hasBlob(layout, gz.digest)) return openBlob(layout, gz.digest, { verify: false });
-  throw new UserError(`layer ${diffId} is not in the store ${layout.root} (neither its tar nor its gzip blob); rebuild with --no-cache`);
+  const blob = layerBlob(layout, diffId);
+  if (blob) return openBlob(layout, blob, { verify: false });
+  throw new UserError(`layer ${diffId} is not in the store ${layout.root} (neither its tar nor a gzip or zstd blob of it); rebuild with --no-cache`);
 }
 
 /** Sets every mtime below `dir` to what commit writes into the tar: whole seconds, at most `epoch`. */

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { join } from "node:path";
-import { STORE_DIRS, STORE_FORMAT, StoreLayout, UserError, layerInStore } from "@mstage/core";
+import { STORE_DIRS, STORE_FORMAT, StoreLayout, UserError, layerInStore, type LayerCompression } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { errno, syncFilesystem, tempName, writeFileAtomic } from "./atomic-files.ts";
 import * as blobs from "./blobs.ts";
@@ -127,23 +127,28 @@ export class Store {
     return layers.adoptLayerDir(this.layout, diffId, dir, opts);
   }
 
-  /** The layer's tar as stored (plain, else gzip), unverified: for readers that check the diff-id themselves. */
+  /** The blob holding layer `diffId` (its tar, else its gzip or zstd blob), or null. */
+  layerBlob(diffId: Digest): Digest | null {
+    return layers.layerBlob(this.layout, diffId);
+  }
+
+  /** The layer's tar as stored (plain, else gzip, else zstd), unverified: for readers that check the diff-id themselves. */
   openLayerTar(diffId: Digest): Readable {
     return layers.openLayerTar(this.layout, diffId);
   }
 
-  /** Whether the layer can be used: extracted, or its tar (plain or gzip) is stored. */
+  /** Whether the layer can be used: extracted, or its tar (plain, gzip or zstd) is stored. */
   hasLayer(diffId: Digest): boolean {
     return layerInStore(this.layout, diffId);
   }
 
-  /** Remembers that blob `gz` is the gzip of layer `diffId` (from compressLayer, or a pulled layer). */
-  recordCompressed(diffId: Digest, gz: { digest: Digest; size: number }): Promise<void> {
-    return layers.recordCompressed(this.layout, diffId, gz);
+  /** Remembers that blob `blob` is the `format` (default gzip) of layer `diffId` (from compressLayer, or a pulled layer). */
+  recordCompressed(diffId: Digest, blob: { digest: Digest; size: number }, format: LayerCompression = "gzip"): Promise<void> {
+    return layers.recordCompressed(this.layout, diffId, blob, format);
   }
 
-  compressedOf(diffId: Digest): { digest: Digest; size: number } | null {
-    return layers.compressedOf(this.layout, diffId);
+  compressedOf(diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number } | null {
+    return layers.compressedOf(this.layout, diffId, format);
   }
 
   // ---- results (results.ts) ----

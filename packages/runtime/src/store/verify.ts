@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { readGzipRecord, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, readCompressedRecord, type StoreLayout } from "@mstage/core";
 import { digestOf, isDigest, type Digest } from "../oci/digest.ts";
 import { tempName } from "./atomic-files.ts";
 import { listResults, type ResultInfo } from "./gc.ts";
@@ -69,7 +69,7 @@ export async function verifyStore(layout: StoreLayout, checkLayer: LayerChecker)
       const record = readStoredResultRaw(join(layout.resultsDir, name));
       if (!record) continue;
       const needs = [
-        ...record.layers.flatMap((l) => [l.diffId, readGzipRecord(layout, l.diffId)?.digest]),
+        ...record.layers.flatMap((l) => [l.diffId, ...LAYER_COMPRESSIONS.map((f) => readCompressedRecord(layout, l.diffId, f)?.digest)]),
         ...(record.blobs ?? []),
       ];
       if (!needs.some((d) => d !== undefined && gone.has(d))) continue;
