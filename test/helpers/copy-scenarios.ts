@@ -125,6 +125,8 @@ export const extras = stage("extras", {
     "/as-file": local("./f"),
     "/etc/motd": inline("hi\\n", { owner: "app:extra", mode: 0o600 }),
     "/inc/": local("./d", { include: ["*.sh", "sub/"] }),
+    // BuildKit's anchored include patterns: "x" is no top-level file, so ldir/deep/x stays out.
+    "/inc2/": local("./sub", { include: ["ldir/**", "!ldir/deep/x", "lf*", "x"] }),
     "/unpacked/zst/": archive(local("./a.tar.zst")),
   },
 });

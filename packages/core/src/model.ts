@@ -59,7 +59,7 @@ export interface LocalSource extends FileOptions {
   readonly path: string;
   /** gitignore-style patterns, relative to `path`. */
   readonly exclude: readonly string[];
-  /** gitignore-style patterns, relative to `path`: only what they match is copied; empty: everything. */
+  /** BuildKit's anchored include patterns (moby/patternmatcher), relative to `path`: only what they match is copied; empty: everything. */
   readonly include?: readonly string[];
 }
 

@@ -14,9 +14,13 @@ export interface LocalOptions extends FileOptions {
    */
   exclude?: string[];
   /**
-   * gitignore-style patterns, relative to the source directory: only the files they match (and the
-   * directories leading to them) are copied and keyed (BuildKit's include filter).
-   * @example local("./src", { include: ["*.js", "package.json"] }) // any depth, as in .gitignore
+   * BuildKit's include patterns (moby/patternmatcher): paths from the source directory, where `*`,
+   * `?` and `[…]` stay within one name, `**` spans directories, a matched directory brings what is
+   * below it and `!` leaves out again (the last match decides). Only what they match (and the
+   * directories leading to it) is copied and keyed. Anchored, unlike `exclude`: `"*.js"` matches
+   * only at the top, `"lib/*.js"` only in lib, `"lib/**"` everything below lib.
+   * @example local("./web", { include: ["*.js", "lib/**", "package.json"] })
+   * @example local(".", { include: ["cmd/**", "go.mod", "go.sum", "!cmd/tools"] })
    */
   include?: string[];
 }

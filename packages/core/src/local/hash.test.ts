@@ -135,7 +135,11 @@ test("wildcards list each match like Docker's COPY; include keeps matches and th
   assert.deepEqual(rels("sub/lf?le"), [""], "one match is the source itself");
   assert.deepEqual(rels("sub/[!o]*"), ["deep", "deep/x", "lfile"]);
   assert.throws(() => rels("sub/zz*"), /sub\/zz\*: no files match/);
-  assert.deepEqual(rels("sub", { include: ["x"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
+  assert.deepEqual(rels("sub", { include: ["x"] }), [], "anchored at the source, as BuildKit's include patterns: no top-level x");
+  assert.deepEqual(rels("sub", { include: ["**/x"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
+  assert.deepEqual(rels("sub", { include: ["/ldir/deep/x"] }), ["ldir", "ldir/deep", "ldir/deep/x"], "a leading / is the source root");
+  assert.deepEqual(rels("sub", { include: ["ldir/**", "!ldir/deep/x", "l?ile"] }), ["ldir", "ldir/deep", "lfile"], "! excludes again; the last match decides");
+  assert.deepEqual(rels("sub", { include: ["*"] }), ["ldir", "ldir/deep", "ldir/deep/x", "lfile", "other"], "a matched directory brings what is below it");
   assert.deepEqual(rels("sub", { include: ["ldir/"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
   assert.throws(() => walkLocalSync("sub/l*", dir, {}), /no such file or directory/, "without glob (a bind) the name is literal");
 });

@@ -65,3 +65,25 @@ test(".dockerignore patterns are Docker's: paths from the context root, ** acros
   assert.equal(r.ignores("keep.log", false), false);
   assert.equal(r.file, ".dockerignore");
 });
+
+test("include patterns match as moby/patternmatcher does: anchored, ** across directories, a matched parent covers its children", async () => {
+  const { AnchoredPatterns } = await import("./ignore.ts");
+  // Cases from patternmatcher_test.go's TestMatches (those without a trailing slash in the path).
+  const cases: Array<[string | string[], string, boolean]> = [
+    ["**", "file", true], ["**", "dir/file", true], ["**/", "file", true], ["**/**", "dir/file", true],
+    ["dir/**", "dir/file", true], ["dir/**", "dir/dir2/file", true], ["**/dir", "dir", true], ["**/dir", "dir/file", true],
+    ["**/dir2/*", "dir/dir2/file", true], ["**/dir2/**", "dir/dir2/dir3/file", true], ["**file", "file", true], ["**file", "dir/dir/file", true],
+    ["**/file*.txt", "dir/dir/file.txt", true], ["**/**/*.txt2", "dir/dir/file.txt", false], ["**/*.txt", "file.txt", true],
+    ["a**/*.txt", "a/dir/dir/file.txt", true], ["a/*.txt", "a/dir/file.txt", false], ["a/*.txt", "a/file.txt", true],
+    ["a[b-d]e", "ace", true], ["a[b-d]e", "aae", false], ["a[^b-d]e", "aze", true], [".*", ".foo", true], [".*", "foo", false],
+    ["abc.def", "abcdef", false], ["abc?def", "abcZdef", true], ["**/foo/bar", "foo/bar", true], ["**/foo/bar", "dir/dir2/foo/bar", true],
+    ["abc/**", "abc", false], ["abc/**", "abc/def/ghi", true], ["**/.foo", "bar.foo", false], ["a(b)c/def", "a(b)c/def", true],
+    ["a.|)$(}+{bc", "a.|)$(}+{bc", true], ["dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true],
+    [["**", "!util/docker/web"], "util/docker/web/foo", false], [["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", true],
+    // Unlike gitignore: a name without a slash is not matched at any depth.
+    ["*.js", "src/a.js", false], ["*.js", "a.js", true], ["src", "src/deep/a.js", true], ["/src/*.js", "src/a.js", true],
+  ];
+  for (const [pattern, path, want] of cases) {
+    assert.equal(new AnchoredPatterns(Array.isArray(pattern) ? pattern : [pattern]).matches(path), want, `${JSON.stringify(pattern)} on ${path}`);
+  }
+});

@@ -132,3 +132,99 @@ function compile(line: string): Rule | undefined {
 function escape(c: string): string {
   return /[.+^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
 }
+
+/**
+ * BuildKit's include filter (`llb.IncludePatterns`, matched by moby/patternmatcher): each pattern
+ * is a path from the source root, cleaned like Go's filepath.Clean (a leading "/" is dropped, as
+ * Docker drops it), where `*`, `?` and `[…]` stay within one name and `**` spans directories; a
+ * pattern matching a directory matches everything below it; `!` excludes again, and the last
+ * pattern that matches decides. Unlike gitignore, `x` matches only a top-level `x`, not `a/x`.
+ */
+export class AnchoredPatterns {
+  private readonly patterns: Array<{ test: (path: string) => boolean; exclusion: boolean; depth: number }>;
+
+  constructor(patterns: readonly string[]) {
+    this.patterns = [];
+    for (const raw of patterns) {
+      let p = raw.trim();
+      if (p === "") continue;
+      const exclusion = p.startsWith("!");
+      if (exclusion) p = p.slice(1).trim();
+      p = cleanPath(p);
+      if (p === "") continue;
+      this.patterns.push({ test: mobyMatcher(p), exclusion, depth: p.split("/").length });
+    }
+  }
+
+  /** patternmatcher's MatchesOrParentMatches: `rel` or one of its parent directories matches. */
+  matches(rel: string): boolean {
+    let matched = false;
+    const parts = rel.split("/");
+    for (const p of this.patterns) {
+      if (p.exclusion !== matched) continue;
+      let m = p.test(rel);
+      for (let i = 1; !m && i < parts.length; i++) m = p.test(parts.slice(0, i).join("/"));
+      if (m) matched = !p.exclusion;
+    }
+    return matched;
+  }
+}
+
+/** One pattern as patternmatcher compiles it: exact, `dir/**` a prefix, `**` + rest a suffix, else a regexp. */
+function mobyMatcher(p: string): (path: string) => boolean {
+  let re = "^";
+  let type: "exact" | "prefix" | "suffix" | "regexp" = "exact";
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === "*" && p[i + 1] === "*") {
+      const leading = i === 0;
+      i++;
+      if (p[i + 1] === "/") i++;
+      if (i + 1 === p.length) {
+        if (type === "exact") type = "prefix";
+        else {
+          re += ".*";
+          type = "regexp";
+        }
+      } else {
+        re += "(.*/)?";
+        type = "regexp";
+      }
+      // A leading ** makes a suffix match of the rest, as in patternmatcher.
+      if (leading) type = "suffix";
+    } else if (c === "*") {
+      re += "[^/]*";
+      type = "regexp";
+    } else if (c === "?") {
+      re += "[^/]";
+      type = "regexp";
+    } else if (c === "\\" && i + 1 < p.length) {
+      re += "\\" + p[++i];
+      type = "regexp";
+    } else if (c === "[" || c === "]") {
+      re += c;
+      type = "regexp";
+    } else re += /[.+()|{}$]/.test(c) ? "\\" + c : c;
+  }
+  switch (type) {
+    case "exact":
+      return (path) => path === p;
+    case "prefix": {
+      const prefix = p.slice(0, -2);
+      return (path) => path.startsWith(prefix);
+    }
+    case "suffix": {
+      const suffix = p.slice(2);
+      return (path) => path.endsWith(suffix) || (suffix.startsWith("/") && path === suffix.slice(1));
+    }
+    case "regexp": {
+      let compiled: RegExp;
+      try {
+        compiled = new RegExp(re + "$");
+      } catch {
+        return () => false;
+      }
+      return (path) => compiled.test(path);
+    }
+  }
+}

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSyn
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
-import { IgnoreRules, dockerignorePatterns, parseIgnoreFile } from "./ignore.ts";
+import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile } from "./ignore.ts";
 
 export interface LocalEntry {
   /**
@@ -81,7 +81,7 @@ export function globBase(path: string): string {
 
 export function walkLocalSync(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
   const entries = o.glob && isGlob(path) ? walkGlob(path, projectDir, o) : walkOne(path, projectDir, o);
-  return o.include?.length ? included(entries, new IgnoreRules(o.include)) : entries;
+  return o.include?.length ? included(entries, new AnchoredPatterns(o.include)) : entries;
 }
 
 /**
@@ -160,16 +160,12 @@ function escapeRe(c: string): string {
   return /[.+^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
 }
 
-/** Only entries `include` matches, and the directories on the way to them. */
-function included(entries: LocalEntry[], include: IgnoreRules): LocalEntry[] {
+/** Only entries `include` matches (itself or through a matched parent directory), and the directories on the way to them, as BuildKit's include filter gives them. */
+function included(entries: LocalEntry[], include: AnchoredPatterns): LocalEntry[] {
   if (entries.length === 1 && entries[0]!.rel === "") return entries;
   const keep = new Set<string>();
-  // A matched directory brings everything below it (entries come depth first, parents before children).
-  const dirs: string[] = [];
   for (const e of entries) {
-    const below = dirs.some((d) => e.rel.startsWith(d + "/"));
-    if (!below && !include.ignores(e.rel, e.type === "dir")) continue;
-    if (e.type === "dir") dirs.push(e.rel);
+    if (!include.matches(e.rel)) continue;
     keep.add(e.rel);
     for (let i = e.rel.lastIndexOf("/"); i > 0; i = e.rel.lastIndexOf("/", i - 1)) keep.add(e.rel.slice(0, i));
   }
