@@ -54,19 +54,21 @@ describe("registry build cache", { skip: unavailable }, () => {
 
     const cacheRef = `registry://${reg.host}/cache/app`;
     const writer = new RegistryCache(cacheRef, { client });
-    const digest = await writer.put(a, result);
+    const { digest } = await writer.put(a, result);
     const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${reg.host}/cache/app:${key.slice(7)}`], { encoding: "utf8" }).stdout);
     assert.equal(inspected.Digest, digest);
     assert.ok(!JSON.stringify(inspected).includes("secret-project"), "the project path left the machine");
     // Pushing the same result again uploads nothing new and gives the same digest.
-    assert.equal(await writer.put(a, result), digest);
+    assert.equal((await writer.put(a, result)).digest, digest);
 
     const b = await Store.open(join(tmp, "b"));
     const reader = new RegistryCache(cacheRef, { client });
     assert.equal(await reader.has(key), true);
     assert.equal(await reader.has(sha(randomBytes(8))), false);
     assert.equal(await reader.fetch(b, sha(randomBytes(8))), null);
-    const fetched = await reader.fetch(b, key);
+    const entry = await reader.fetch(b, key);
+    assert.equal(entry?.manifest, digest, "the entry's manifest digest, for its referrers");
+    const fetched = entry?.result;
     assert.equal(fetched?.key, key);
     assert.deepEqual(fetched?.layers, result.layers);
     assert.deepEqual(fetched?.config.config?.Cmd, ["/bin/sh"]);

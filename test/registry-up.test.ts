@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient, pullImage, pushImage } from "@mstage/runtime";
@@ -119,6 +119,10 @@ export const app = stage("app", {
     const provenance = JSON.parse(attestation("oci-b", want, "application/vnd.in-toto+json").toString("utf8"));
     const deps = provenance.predicate.buildDefinition.resolvedDependencies as Array<{ uri: string; digest: { sha256: string } }>;
     assert.deepEqual(deps.find((d) => d.uri === `docker://${reg.host}/base/busybox:1`)?.digest, { sha256: base.manifest.digest.slice(7) });
+    // The SBOM was not made again: the package scan came with the cached stage, so no layer was
+    // ever extracted (or mounted) in the second store.
+    assert.match(second.all, /app: layers and package scan from registry:\/\//);
+    assert.deepEqual(readdirSync(join(tmp, "store-b", "layers")), [], "no layer extracted to scan it again");
   });
 
   test("when the tag moves, plan keeps the pin; --refresh names the new digest", async () => {

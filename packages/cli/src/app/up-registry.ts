@@ -5,6 +5,8 @@ import {
   RegistryCache,
   RegistryClient,
   parseReference,
+  pullCachedScan,
+  pushCachedScan,
   pushImages,
   pushReferrers,
   type Artifact,
@@ -55,22 +57,41 @@ export class UpRegistry {
   async hasResult(store: Store, key: string, local: (key: string) => Promise<boolean>): Promise<boolean> {
     if (await local(key)) return true;
     for (const cache of this.cacheFrom) {
-      const result = await cache.fetch(store, key);
-      if (result) {
-        this.onEvent?.({ type: "note", message: `${result.stage ?? key}: layers from ${cache.name}` });
+      const entry = await cache.fetch(store, key);
+      if (entry) {
+        const { result } = entry;
+        // The scan behind its SBOM comes along, so the SBOM is not made again from its layers.
+        const scanned = await this.carryScan(cache.name, () => pullCachedScan(this.client, cache.repo, entry.manifest, store, result.layers.map((l) => l.diffId)));
+        this.onEvent?.({ type: "note", message: `${result.stage ?? key}: layers${scanned ? " and package scan" : ""} from ${cache.name}` });
         return true;
       }
     }
     return false;
   }
 
-  /** --cache-to: every stage result of this run, under its key. */
+  /**
+   * --cache-to: every stage result of this run, under its key, with the package scan of its
+   * layers where this run made one (an exported image's); call it after the attestations.
+   */
   async exportResults(store: Store, keys: string[]): Promise<void> {
     if (!this.cacheTo.length) return;
     for (const key of new Set(keys)) {
       const result = await store.getResult(key);
       if (!result) continue;
-      for (const cache of this.cacheTo) await cache.put(store, result);
+      for (const cache of this.cacheTo) {
+        const manifest = await cache.put(store, result);
+        await this.carryScan(cache.name, () => pushCachedScan(this.client, cache.repo, manifest, store, result.layers.map((l) => l.diffId)));
+      }
+    }
+  }
+
+  /** A scan that cannot travel is made again where it is needed: worth a note, not a failure. */
+  private async carryScan(cache: string, move: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await move();
+    } catch (e) {
+      this.onEvent?.({ type: "note", message: `${cache}: the package scan did not travel with the cache (${(e as Error).message}); it is made again where needed` });
+      return false;
     }
   }
 

@@ -164,7 +164,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       throw e;
     }
     if (bases.lockChanged || ctx.sources.changed) await writeLock(projectDir, lock);
-    await registry.exportResults(store, plan.entries.filter((e) => stages.has(e.stage)).map((e) => e.layerKey));
 
     const outputs: UpSummary["outputs"] = [];
     const digests = new Map<Stage, Digest>();
@@ -227,6 +226,9 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
         }
       }
     }
+
+    // After the outputs: an exported stage's cache entry then carries its image's package scan.
+    await registry.exportResults(store, plan.entries.filter((e) => stages.has(e.stage)).map((e) => e.layerKey));
 
     for (const entry of plan.entries) {
       if (entry.status === "unused" || !stages.has(entry.stage)) continue;

@@ -5,7 +5,7 @@
 import { RegistryError, UserError } from "@mstage/core";
 import { canonicalBlob } from "../oci/canonical.ts";
 import { isDigest, type Digest } from "../oci/digest.ts";
-import { MediaType, layerCompressionOf, type ImageManifest } from "../oci/types.ts";
+import { MediaType, layerCompressionOf, type Descriptor, type ImageManifest } from "../oci/types.ts";
 import { compressLayer } from "../layer/compress.ts";
 import type { Store } from "../store/store.ts";
 import type { StageResult } from "../store/results.ts";
@@ -84,14 +84,16 @@ export class RegistryCache {
 
   /**
    * Pulls the result for `key` into `store`: its layers (verified, recorded as the gzip of their
-   * diff-ids) and the result record. Returns null when the cache has no such entry.
+   * diff-ids) and the result record, with the digest of the entry's manifest. Returns null when
+   * the cache has no such entry.
    */
-  async fetch(store: Store, key: string): Promise<StageResult | null> {
+  async fetch(store: Store, key: string): Promise<{ result: StageResult; manifest: Digest } | null> {
     const r = this.tagged(key);
     let manifestBytes: Uint8Array;
     let mediaType: string;
+    let digest: Digest;
     try {
-      ({ bytes: manifestBytes, mediaType } = await fetchManifest(this.client, r, r.tag!));
+      ({ bytes: manifestBytes, mediaType, digest } = await fetchManifest(this.client, r, r.tag!));
     } catch (e) {
       if (e instanceof RegistryError && e.status === 404) return null;
       throw e;
@@ -109,11 +111,11 @@ export class RegistryCache {
       }),
     );
     await store.putResult(key, result);
-    return result;
+    return { result, manifest: digest };
   }
 
-  /** Pushes a stage result (compressing its layers if needed) under its key; returns the manifest digest. */
-  async put(store: Store, result: StageResult): Promise<Digest> {
+  /** Pushes a stage result (compressing its layers if needed) under its key; returns its manifest's descriptor. */
+  async put(store: Store, result: StageResult): Promise<Descriptor> {
     const r = this.tagged(result.key);
     const layers = [];
     for (const l of result.layers) {
@@ -139,7 +141,7 @@ export class RegistryCache {
       source: store,
       client: this.client,
     });
-    return pushed.digest;
+    return { mediaType: MediaType.ociManifest, digest: pushed.digest, size: manifest.size };
   }
 }
 

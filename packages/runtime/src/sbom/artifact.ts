@@ -10,7 +10,8 @@ export const EMPTY_CONFIG_MEDIA_TYPE = "application/vnd.oci.empty.v1+json";
 /** Marks the referrers mstage attaches, so a rebuild replaces its own and no one else's. */
 export const ATTESTATION_ANNOTATION = "dev.mstage.attestation";
 
-export type AttestationKind = "sbom" | "provenance";
+/** "scan": a layer chain's package scan, attached to a cached stage (cache-scan.ts), not to an output. */
+export type AttestationKind = "sbom" | "provenance" | "scan";
 
 export interface Artifact {
   kind: AttestationKind;

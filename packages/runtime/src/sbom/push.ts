@@ -8,6 +8,7 @@ import { digestHex } from "../oci/digest.ts";
 import { canonicalBlob } from "../oci/canonical.ts";
 import { MediaType, type Descriptor, type ImageIndex } from "../oci/types.ts";
 import { header, type RegistryClient } from "../registry/client.ts";
+import { pullScope } from "../registry/pull.ts";
 import { pushImage, pushScope, type BlobSource } from "../registry/push.ts";
 import { referenceName, type Reference } from "../registry/reference.ts";
 import { ATTESTATION_ANNOTATION, type Artifact } from "./artifact.ts";
@@ -36,7 +37,7 @@ export async function pushReferrers(client: RegistryClient, repo: Reference, sub
   if (await hasReferrersApi(client, base, subject)) return { via: "api", digests };
 
   const tag = `sha256-${digestHex(subject)}`;
-  const previous = await fetchIndex(client, base, tag);
+  const previous = await fetchIndex(client, base, `manifests/${tag}`, pushScope(base));
   // mstage's earlier attestations of this subject are replaced; anyone else's are kept.
   const kinds = new Set(artifacts.map((a) => a.kind));
   const kept = (previous?.manifests ?? []).filter((d) => !digests.includes(d.digest) && !kinds.has(d.annotations?.[ATTESTATION_ANNOTATION] as Artifact["kind"]));
@@ -69,17 +70,26 @@ async function hasReferrersApi(client: RegistryClient, r: Reference, subject: Di
   return res.status === 200 && (header(res.headers, "content-type") ?? "").startsWith(MediaType.ociIndex);
 }
 
-async function fetchIndex(client: RegistryClient, r: Reference, tag: string): Promise<ImageIndex | undefined> {
-  const what = `referrers tag ${referenceName(r)}:${tag}`;
+/** The referrers of `subject`: from the referrers API where the registry has it, else from the tag-schema index. */
+export async function listReferrers(client: RegistryClient, repo: Reference, subject: Digest): Promise<Descriptor[]> {
+  const base: Reference = { registry: repo.registry, repository: repo.repository };
+  const api = await fetchIndex(client, base, `referrers/${subject}`, pullScope(base));
+  const index = api ?? (await fetchIndex(client, base, `manifests/sha256-${digestHex(subject)}`, pullScope(base)));
+  return index?.manifests ?? [];
+}
+
+/** An image index at `/v2/<repo>/<path>`; undefined when there is none (404, or not an index). */
+async function fetchIndex(client: RegistryClient, r: Reference, path: string, scope: string): Promise<ImageIndex | undefined> {
+  const what = `referrers index ${referenceName(r)} ${path}`;
   const res = await client.request(r.registry, {
     method: "GET",
-    path: `/v2/${r.repository}/manifests/${tag}`,
-    scopes: [pushScope(r)],
+    path: `/v2/${r.repository}/${path}`,
+    scopes: [scope],
     headers: { accept: MediaType.ociIndex },
     ok: [200, 404],
     what,
   });
-  if (res.status === 404) {
+  if (res.status === 404 || !(header(res.headers, "content-type") ?? "").startsWith(MediaType.ociIndex)) {
     await res.body.dump();
     return undefined;
   }
