@@ -126,6 +126,7 @@ export function specDeps(spec: StageSpec): Stage[] {
     if (source.kind === "archive" && source.source.kind === "stage-path") add(source.source.stage);
   }
   for (const b of spec.stageBinds ?? []) add(b.from.stage);
+  if (spec.labelsFrom) add(spec.labelsFrom.stage);
   return out;
 }
 

@@ -49,6 +49,8 @@ export interface ConfigInputs {
   healthcheck?: import("./model.ts").Healthcheck;
   onBuild?: string[];
   labels: Record<string, string>;
+  /** The stage (and its key) whose directory's files are labels. */
+  labelsFrom?: { stage: string; key: string; path: string };
   volumes: string[];
   stopSignal?: string;
   annotations: Record<string, string>;

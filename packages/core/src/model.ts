@@ -181,6 +181,8 @@ export interface StageSpec {
   /** ONBUILD triggers, as written. */
   readonly onBuild?: readonly string[];
   readonly labels: Readonly<Record<string, string>>;
+  /** A directory of another stage's result whose files become labels when the stage builds. */
+  readonly labelsFrom?: StagePathSource;
   readonly volumes: readonly string[];
   readonly stopSignal?: string;
   readonly annotations: Readonly<Record<string, string>>;

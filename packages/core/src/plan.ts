@@ -234,6 +234,7 @@ class Hasher {
       healthcheck: spec.healthcheck,
       onBuild: spec.onBuild && [...spec.onBuild],
       labels: { ...spec.labels },
+      ...(spec.labelsFrom ? { labelsFrom: { stage: spec.labelsFrom.stage.name, key: upstream(spec.labelsFrom.stage), path: spec.labelsFrom.path } } : {}),
       volumes: [...spec.volumes],
       stopSignal: spec.stopSignal,
       annotations: { ...spec.annotations },

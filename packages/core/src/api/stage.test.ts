@@ -109,6 +109,14 @@ test("binds take another stage's path (a dependency) and tmpfs takes absolute pa
   assert.throws(() => stage("bad-bind", { from: scratch(), binds: { "/x": inline("no") as never } }), { name: "StageError", message: /must be a host path, \{ host, readonly\? \} or someStage\.path/ });
 });
 
+test("labelsFrom takes another stage's directory, which becomes a dependency", () => {
+  const stamp = stage("stamp", { from: scratch() });
+  const s = stage("labelled", { from: scratch(), labelsFrom: stamp.path("/labels/") });
+  assert.equal(s.spec.labelsFrom?.stage, stamp);
+  assert.equal(s.spec.labelsFrom?.path, "/labels");
+  assert.throws(() => stage("bad-labels", { from: scratch(), labelsFrom: "./labels" as never }), { name: "StageError", message: /key "labelsFrom": must be a directory of another stage, like someStage\.path/ });
+});
+
 test("http() takes a sha256 (or none: pinned by up --allow-unpinned) and an http(s) URL; archive() takes a local or stage source", async () => {
   const { http, archive } = await import("./sources.ts");
   assert.equal(http("https://example.com/a.tgz", { sha256: "a".repeat(64) }).sha256, `sha256:${"a".repeat(64)}`);

@@ -109,6 +109,14 @@ export interface StageOptions {
    */
   labels?: Record<string, string>;
   /**
+   * Labels made when the image is built (stacker's `generate_labels`): each file of this directory
+   * in another stage's result is a label named like the file, its content the value. `labels`
+   * win over them. Config only: the directory's stage is built first, and a change of it rewrites
+   * this image's config, not its layer.
+   * @example labelsFrom: stampLabels.path("/out/labels")
+   */
+  labelsFrom?: StagePathSource;
+  /**
    * Volumes declared in the image config (config only; absolute paths).
    * @example volumes: ["/var/lib/data"]
    */
@@ -236,7 +244,7 @@ export type StageSpecFunction = (target: TargetPlatform) => StageOptions;
 
 const KEYS: readonly (keyof StageOptions)[] = [
   "from", "copy", "run", "shell", "env", "workdir", "user", "runAs", "entrypoint", "cmd", "expose",
-  "healthcheck", "onBuild", "labels", "volumes", "stopSignal", "annotations", "network", "binds", "tmpfs", "caches", "secrets", "squash",
+  "healthcheck", "onBuild", "labels", "labelsFrom", "volumes", "stopSignal", "annotations", "network", "binds", "tmpfs", "caches", "secrets", "squash",
   "compression", "tags", "platform", "platforms",
 ];
 
@@ -451,6 +459,8 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
   const onBuild = optionalStringArray(o.onBuild, "onBuild", `["RUN make"]`, fail);
   for (const t of onBuild ?? []) if (t.trim() === "" || /^\s*(ONBUILD|FROM|MAINTAINER)\b/i.test(t)) fail("onBuild", `${JSON.stringify(t)} cannot be a trigger: give a Dockerfile instruction other than ONBUILD, FROM or MAINTAINER, like "RUN make"`);
   const labels = stringRecord(o.labels, "labels", `{ "org.opencontainers.image.source": "…" }`, fail);
+  if (o.labelsFrom !== undefined && !(isSource(o.labelsFrom) && o.labelsFrom.kind === "stage-path")) fail("labelsFrom", `must be a directory of another stage, like someStage.path("/out/labels"), got ${describe(o.labelsFrom)}`);
+  const labelsFrom = o.labelsFrom as StagePathSource | undefined;
   const volumes = optionalStringArray(o.volumes, "volumes", `["/data"]`, fail) ?? [];
   for (const v of volumes) if (!v.startsWith("/")) fail("volumes", `${JSON.stringify(v)} is not absolute`);
   const stopSignal = optionalString(o.stopSignal, "stopSignal", `"SIGINT"`, fail);
@@ -520,6 +530,7 @@ function validateSpec(o: StageOptions, fail: Fail): StageSpec {
     ...(healthcheck !== undefined ? { healthcheck } : {}),
     ...(onBuild !== undefined ? { onBuild: Object.freeze(onBuild) } : {}),
     labels: Object.freeze(labels),
+    ...(labelsFrom !== undefined ? { labelsFrom } : {}),
     volumes: Object.freeze(volumes),
     ...(stopSignal !== undefined ? { stopSignal } : {}),
     annotations: Object.freeze(annotations),

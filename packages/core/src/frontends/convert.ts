@@ -55,6 +55,7 @@ export function convertToImagesTs(c: ConvertInput): string {
     if (p.healthcheck) out.push(`healthcheck: ${healthcheckText(p.healthcheck)}`);
     if (p.onBuild) out.push(`onBuild: ${JSON.stringify(p.onBuild)}`);
     if (Object.keys(p.labels).length) out.push(`labels: ${JSON.stringify(p.labels)}`);
+    if (p.labelsFrom) out.push(`labelsFrom: ${sourceText(p.labelsFrom)}`);
     if (p.volumes.length) out.push(`volumes: ${JSON.stringify(p.volumes)}`);
     if (p.stopSignal) out.push(`stopSignal: ${JSON.stringify(p.stopSignal)}`);
     if (Object.keys(p.annotations).length) out.push(`annotations: ${JSON.stringify(p.annotations)}`);
@@ -166,6 +167,7 @@ function topo(stages: readonly Stage[], exported: readonly Stage[]): Stage[] {
     if (s.spec.from.kind === "tarball" && s.spec.from.source.kind === "stage-path") d.push(s.spec.from.source.stage);
     for (const [, src] of s.spec.copy) if (src.kind === "stage-path") d.push(src.stage);
     for (const b of s.spec.stageBinds) d.push(b.from.stage);
+    if (s.spec.labelsFrom) d.push(s.spec.labelsFrom.stage);
     return d;
   };
   const visit = (s: Stage) => {

@@ -6,7 +6,7 @@
 import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
 import { createReadStream } from "node:fs";
 import { join, resolve } from "node:path";
-import { StageError, StepError, UserError, formatPlatform, type PlanEntry, type Stage } from "@mstage/core";
+import { StageError, StepError, UserError, formatPlatform, type PlanEntry, type Stage, type StagePathSource } from "@mstage/core";
 import { createHash } from "node:crypto";
 import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv, squashLayers, stageHistoryEntry } from "../oci/config.ts";
 import type { ImageConfig } from "../oci/types.ts";
@@ -126,12 +126,29 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     }
     let layers = own ? [...base.layers, own] : [...base.layers];
     if (stage.spec.squash && layers.length > 1) layers = [await squash(stage, layers)];
-    const config = finalConfig(stage, base.config, own, stage.spec.squash ? layers[0] : undefined, sde);
+    const generated = stage.spec.labelsFrom ? await labelsOf(stage, stage.spec.labelsFrom) : undefined;
+    const config = finalConfig(stage, base.config, own, stage.spec.squash ? layers[0] : undefined, sde, generated);
     const result: StageResult = { ...stored, layers, config, history: config.history ?? [], stage: stage.name, project: o.projectDir };
     const b: BuiltStage = { stage, entry, outcome, result, config, base: base.base };
     built.set(stage, b);
     o.onStage?.(b);
     return b;
+  }
+
+  /** `labelsFrom`: each regular file of the directory in the other stage's result is a label. */
+  async function labelsOf(stage: Stage, from: StagePathSource): Promise<Record<string, string>> {
+    const what = `${from.stage.name}.path(${JSON.stringify(from.path)})`;
+    return withStageRoot(from.stage, async (root) => {
+      const dir = hostPathInRoot(root, from.path, { followLast: true });
+      const st = await lstat(dir).catch(() => undefined);
+      if (!st?.isDirectory()) throw new StageError(stage.name, `${what} is not a directory in stage "${from.stage.name}"'s result`, "labelsFrom", stage.definedAt);
+      const labels: Record<string, string> = {};
+      for (const name of (await readdir(dir)).sort()) {
+        const file = join(dir, name);
+        if ((await lstat(file)).isFile()) labels[name] = await readFile(file, "utf8");
+      }
+      return labels;
+    });
   }
 
   async function squash(stage: Stage, layers: LayerRef[]): Promise<LayerRef> {
@@ -413,8 +430,10 @@ function ownLayer(stored: StageResult): LayerRef | undefined {
  * The image after a stage: its base's config, its own fields, its history entry and layer; with
  * `squashed`, the whole chain replaced by that one layer.
  */
-export function finalConfig(stage: Stage, base: ImageConfig, own: LayerRef | undefined, squashed: LayerRef | undefined, sde: number): ImageConfig {
+export function finalConfig(stage: Stage, base: ImageConfig, own: LayerRef | undefined, squashed: LayerRef | undefined, sde: number, generated?: Record<string, string>): ImageConfig {
   const created = createdTimestamp(sde);
+  // Generated labels (labelsFrom) go under the stage's own labels, which win, as in stacker.
+  if (generated && Object.keys(generated).length) base = { ...base, config: { ...base.config, Labels: { ...(base.config?.Labels ?? {}), ...generated } } };
   let config = applyStageConfig(base, stage.spec, "final", { stage: stage.name });
   config = addLayer(config, own ? own.diffId : null, stageHistoryEntry(stage.name, stage.spec, { created, emptyLayer: !own }));
   if (squashed) config = squashLayers(config, squashed.diffId);

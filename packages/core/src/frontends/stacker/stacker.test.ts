@@ -107,7 +107,6 @@ test("stacker.yaml mistakes name the file and line", () => {
   assert.match(errorOf("a:\n  from: {type: scratch}\nb:\n  from: {type: built, tag: nope}\n").message, /stacker\.yaml:3: layer b: no layer named nope/);
   assert.match(errorOf("a:\n  from: {type: scratch}\n  rn: x\n").message, /stacker\.yaml:1: layer a: unknown key "rn"/);
   assert.match(errorOf("a: [\n").message, /stacker\.yaml:\d+: /);
-  assert.match(errorOf("a:\n  from: {type: scratch}\n  generate_labels: x\n").message, /generate_labels is not supported yet/);
 });
 
 test("build_env and the host variables build_env_passthrough matches are in the run's environment, not the image's; os/arch pin the layer's platform", () => {
@@ -142,4 +141,18 @@ test("build_env and the host variables build_env_passthrough matches are in the 
   assert.match(errorOf("a:\n  from: {type: scratch}\n  arch: 7\n").message, /stacker\.yaml:1: layer a: os and arch must be strings/);
   assert.match(errorOf("a:\n  from: {type: scratch}\n  arch: z80\n  os: linux/x\n").message, /stacker\.yaml:1: layer a: os "linux\/x" and arch "z80" are not a platform/);
   assert.match(errorOf("a:\n  from: {type: scratch}\n  build_env: [x]\n").message, /build_env must be a map/);
+});
+
+test("generate_labels runs in a stage of its own on the layer; the layer's image takes its labels from /stacker/oci-labels", () => {
+  const { out } = load({ "stacker.yaml": "a:\n  from: {type: scratch}\n  run: echo a\n  labels: {fixed: v}\n  generate_labels: |\n    echo -n rocks > /stacker/oci-labels/meshuggah\n" });
+  const a = out.a!;
+  assert.equal(a.name, "a");
+  assert.deepEqual(a.spec.labels, { fixed: "v" });
+  assert.equal(a.spec.labelsFrom?.path, "/stacker/oci-labels");
+  const labeller = a.spec.labelsFrom!.stage;
+  assert.equal(labeller.name, "a.generate-labels");
+  assert.deepEqual(labeller.spec.run, ["export STACKER_LAYER_NAME='a'\nmkdir -p /stacker/oci-labels\necho -n rocks > /stacker/oci-labels/meshuggah\n"]);
+  assert.equal(a.spec.from.kind === "stage" && a.spec.from.stage.name, "a.content");
+  assert.equal(labeller.spec.from.kind === "stage" && labeller.spec.from.stage, a.spec.from.kind === "stage" && a.spec.from.stage, "the labels run on the layer's content");
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  generate_labels: [1]\n").message, /stacker\.yaml:1: layer a: generate_labels must be a script/);
 });

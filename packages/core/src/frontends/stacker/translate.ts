@@ -66,6 +66,7 @@ const KEYS = [
 ];
 const STACKER_SHELL = ["/bin/sh", "-x", "-e", "-c"];
 const KEPT = "/.stacker-binds";
+const LABELS_DIR = "/stacker/oci-labels";
 
 export function translateStacker(input: StackerInput): { exported: Record<string, Stage>; stages: Stage[] } {
   const layers = new Map<string, Layer>();
@@ -293,13 +294,23 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     }
     if (s.working_dir !== undefined) options.workdir = posix.resolve("/", String(s.working_dir));
     if (s.runtime_user !== undefined) options.user = String(s.runtime_user);
-    if (s.generate_labels !== undefined) fail(l, "generate_labels is not supported yet");
     const platform = platformOf(l);
     if (platform) options.platform = platform;
     if (s.build_only !== undefined && typeof s.build_only !== "boolean") fail(l, "build_only must be true or false");
 
     const at: SourceLocation = { file: l.file, line: l.line, column: 1 };
-    return defineStage(l.name, options, at, { file: l.display, line: l.line, instruction: `layer ${l.name}` });
+    const origin = { file: l.display, line: l.line, instruction: `layer ${l.name}` };
+    if (s.generate_labels === undefined) return defineStage(l.name, options, at, origin);
+
+    // generate_labels runs on the finished layer and only what it writes to /stacker/oci-labels
+    // counts: its run is a stage of its own whose layer no image gets, and the layer's image takes
+    // its labels from that directory (the layer's own labels win, as in stacker).
+    const gl = Array.isArray(s.generate_labels) ? s.generate_labels : [s.generate_labels];
+    if (gl.length === 0 || gl.some((x) => typeof x !== "string")) fail(l, "generate_labels must be a script or a list of lines");
+    const pin = platform ? { platform } : {};
+    const content = defineStage(`${l.name}.content`, options, at, origin);
+    const labeller = defineStage(`${l.name}.generate-labels`, { from: content, run: `${envLines}mkdir -p ${LABELS_DIR}\n${(gl as string[]).join("\n")}`, shell: STACKER_SHELL, ...pin }, at, origin);
+    return defineStage(l.name, { from: content, labelsFrom: labeller.path(LABELS_DIR), ...(labels ? { labels } : {}), ...pin }, at, origin);
   }
 
   /**

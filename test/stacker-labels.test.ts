@@ -1,0 +1,65 @@
+// stacker's generate_labels through the built CLI, as stacker's own test/labels.bats checks it: a
+// file written to /stacker/oci-labels becomes an image label, while nothing else the script writes
+// reaches the image. Editing the script re-runs only it, not the layer; convert's images.ts
+// (labelsFrom) builds the same image.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { multiarchUnavailable, writeMultiarchLayout } from "./helpers/multiarch.ts";
+import { expectOk, listRootfs, mstageAs, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
+
+const missing = ["skopeo", "umoci"].filter((t) => !tool(t));
+const skip = multiarchUnavailable() ?? (missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined);
+
+const STACKER = (value: string) => `label:
+  from:
+    type: oci
+    url: ./base:busybox
+  run: echo built > /built
+  labels:
+    fixed: from-labels
+    meshuggah: overridden-by-labels
+  generate_labels: |
+    echo -n ${value} > /stacker/oci-labels/band
+    echo -n nope > /stacker/oci-labels/meshuggah
+    echo scratch > /not-in-the-image
+`;
+
+test("generate_labels: files in /stacker/oci-labels become labels, nothing else the script writes is in the image; an edit re-runs only the script", { skip, timeout: 3 * 60_000 }, async (t) => {
+  const user = testUsers()[0]!.name;
+  const dir = userDir(user, "stacker-labels");
+  const store = userDir(user, "stacker-labels-store");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => rmSync(store, { recursive: true, force: true }));
+  writeMultiarchLayout(join(dir, "base"));
+  writeFileSync(join(dir, "stacker.yaml"), STACKER("rocks"));
+  writeFileSync(join(dir, "images.ts"), `import { stacker } from "mstage";\nexport const images = stacker("./stacker.yaml");\n`);
+  const mstage = mstageAs(user, dir, store);
+  expectOk(await mstage(["up", "--progress", "plain"]), "up");
+  const labels = () => (skopeoInspect(join(dir, "oci"), "label", true) as { config: { Labels: Record<string, string> } }).config.Labels;
+  assert.deepEqual(labels(), { band: "rocks", fixed: "from-labels", meshuggah: "overridden-by-labels" });
+  const bundle = unpack(join(dir, "oci"), "label");
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  const files = listRootfs(bundle);
+  assert.ok(files.includes("built"));
+  assert.ok(!files.includes("not-in-the-image") && !files.includes("stacker"), "the script's own writes are not in the image");
+
+  writeFileSync(join(dir, "stacker.yaml"), STACKER("rolls"));
+  const plan = expectOk(await mstage(["plan"]), "plan after editing generate_labels");
+  assert.match(plan.stdout, /=\s+label\.content\s+cached/, "the layer itself is not rebuilt");
+  expectOk(await mstage(["up", "-q"]), "up after the edit");
+  assert.equal(labels().band, "rolls");
+
+  expectOk(await mstage(["convert", "stacker.yaml", "-o", "converted.ts"]), "convert");
+  const converted = readFileSync(join(dir, "converted.ts"), "utf8");
+  assert.match(converted, /labelsFrom: labelGenerateLabels\.path\("\/stacker\/oci-labels"\)/);
+  const other = userDir(user, "stacker-labels-convert");
+  t.after(() => rmSync(other, { recursive: true, force: true }));
+  writeMultiarchLayout(join(other, "base"));
+  writeFileSync(join(other, "images.ts"), converted);
+  expectOk(await mstageAs(user, other, store)(["up", "-q"]), "up of the converted images.ts");
+  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "label", true) as { rootfs: unknown; config: unknown });
+  assert.deepEqual(b!.rootfs, a!.rootfs);
+  assert.deepEqual(b!.config, a!.config);
+});
