@@ -1,9 +1,9 @@
 // The cheap path of `mstage up`: when the plan finds every stage cached and each output already
 // holds the manifest the state recorded, there is nothing to do. Decided with core alone (no user
 // namespace, no runtime), so a no-op `up` costs about what `mstage plan` costs.
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, type OciIndexEntry } from "@mstage/core";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, statePath, type OciIndexEntry } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext, requireTargets } from "./project.ts";
 
@@ -40,6 +40,11 @@ export async function checkNoop(o: {
   if (o.outputs.some((x) => x.kind !== "oci")) return undefined;
   // The created time comes from SOURCE_DATE_EPOCH and is not part of any key.
   if (process.env.SOURCE_DATE_EPOCH) return undefined;
+  // A first build (no recorded state, or an output layout not written yet) is never a no-op: the
+  // config is then loaded and planned once, in the namespace, rather than here and there again.
+  const file = resolve(o.file);
+  const outputDirs = o.outputs.length ? o.outputs.map((x) => (x as { dir: string }).dir) : [resolve(dirname(file), "oci")];
+  if (existsSync(file) && (!existsSync(statePath(dirname(file))) || outputDirs.some((d) => !existsSync(join(d, "index.json"))))) return undefined;
   const config = await loadConfig(o.file, { verbose: o.verbose });
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined, { platforms: o.platforms });
   requireTargets(graph, config.file);
