@@ -16,7 +16,7 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { CorruptLayerError, adoptCommittedDir, applyLayer, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, applyLayer, commitAndAdopt, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import { checkBasePlatform, stagePlatform, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
 
@@ -260,12 +260,9 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       }
       emit({ type: "stage-phase", stage: stage.name, phase: "commit" });
       let own: LayerRef | undefined;
-      if (from.kind === "tarball" || (await hasEntries(upper))) {
-        own = await commitLayerToStore(o.store, upper, { sourceDateEpoch: sde });
-        // The blob is durable now; the upper dir becomes the layer's extracted form by one rename,
-        // so a later stage on this one mounts it instead of extracting the tar just written.
-        await adoptCommittedDir(o.store, own.diffId, upper, { sourceDateEpoch: sde });
-      }
+      // The upper dir then becomes the layer's extracted form: a later stage on this one mounts it
+      // instead of extracting the tar just written.
+      if (from.kind === "tarball" || (await hasEntries(upper))) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde });
       // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
       const config = finalConfig(stage, base.config, own, undefined, sde);
       return {

@@ -6,26 +6,28 @@ import { linkSync, lstatSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
-import type { Digest } from "../oci/digest.ts";
 import type { Store } from "../store/store.ts";
+import type { LayerRef } from "../store/results.ts";
+import { commitLayerToStore, type CommitOptions } from "./commit.ts";
 import { isOverlayOpaque, isOverlayWhiteout, makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
-import { isOverlayPrivate, readTreeXattrs, writeXattrs } from "./xattr.ts";
+import { isOverlayPrivate, readTreeXattrs, writeXattrs, type Xattrs } from "./xattr.ts";
 
 /**
- * Makes `upper` (on the store's filesystem, just committed as layer `diffId`, its blob already
- * durable) the layer's extracted dir by one rename. On any failure `upper` is removed and the
- * layer is simply extracted from its blob when a later stage needs it. Returns whether it adopted.
+ * Commits an upper dir (on the store's filesystem) as a layer blob, then makes the dir that layer's
+ * extracted form by one rename, once the blob is durable. The tree's xattrs are read once for both.
+ * If adopting fails the dir is removed, and the layer is extracted from its blob when needed.
  */
-export async function adoptCommittedDir(store: Store, diffId: Digest, upper: string, opts: { sourceDateEpoch: number }): Promise<boolean> {
-  if (store.hasLayerDir(diffId)) return false;
+export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions): Promise<LayerRef> {
+  const xattrs = await readTreeXattrs(upper);
+  const layer = await commitLayerToStore(store, upper, { ...opts, xattrs });
+  if (store.hasLayerDir(layer.diffId)) return layer;
   try {
-    await normaliseUpperDir(upper);
-    store.adoptLayerDir(diffId, upper, opts);
-    return true;
+    await normaliseUpperDir(upper, xattrs);
+    store.adoptLayerDir(layer.diffId, upper, { sourceDateEpoch: opts.sourceDateEpoch });
   } catch {
     await rm(upper, { recursive: true, force: true }).catch(() => undefined);
-    return false;
   }
+  return layer;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function adoptCommittedDir(store: Store, diffId: Digest, upper: str
  *   `user.overlay.opaque=y`, the only one the tar's `.wh..wh..opq` gives back.
  * Times are left to Store.adoptLayerDir, after this (removing entries changes dir mtimes).
  */
-export async function normaliseUpperDir(upper: string): Promise<void> {
+export async function normaliseUpperDir(upper: string, xattrs?: Map<string, Xattrs>): Promise<void> {
   const whiteouts = new Set<string>();
   const walk = (rel: string) => {
     const abs = rel ? join(upper, rel) : upper;
@@ -49,12 +51,14 @@ export async function normaliseUpperDir(upper: string): Promise<void> {
   };
   walk("");
 
-  const xattrs = await readTreeXattrs(upper);
+  xattrs ??= await readTreeXattrs(upper);
   const removals = new Map<string, string[]>();
   const opaque: string[] = [];
   for (const [rel, attrs] of xattrs) {
-    if (whiteouts.has(rel)) continue;
-    const isDir = rel !== "" && lstatSync(join(upper, rel)).isDirectory();
+    // Entries removed above were read with the xattrs before them.
+    const st = whiteouts.has(rel) ? undefined : lstatSync(join(upper, rel), { throwIfNoEntry: false });
+    if (!st) continue;
+    const isDir = rel !== "" && st.isDirectory();
     const wantOpaque = isDir && isOverlayOpaque(attrs);
     for (const [name, value] of attrs) {
       if (!isOverlayPrivate(name)) continue;

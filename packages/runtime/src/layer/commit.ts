@@ -21,6 +21,8 @@ export interface CommitOptions {
   sourceDateEpoch: number;
   /** Things worth telling the user (skipped sockets). */
   onNote?: (message: string) => void;
+  /** The tree's xattrs, when the caller has read them already (readTreeXattrs). */
+  xattrs?: Map<string, Xattrs>;
 }
 
 const CHUNK = 1 << 20;
@@ -87,7 +89,7 @@ class Output {
 }
 
 async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerator<Buffer> {
-  const xattrs = await readTreeXattrs(upperDir);
+  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
   const out = new Output();
   const links = new Map<string, string>();
   const epoch = opts.sourceDateEpoch;
