@@ -125,6 +125,9 @@ async function makeTemplate(dir: string): Promise<DevTemplate> {
       ...DEVICES.map((n) => fstabLine(`/dev/${n}`, at(n), "none", "bind")),
       fstabLine("devpts", at("pts"), "devpts", "newinstance,ptmxmode=0666,mode=620"),
       fstabLine("shm", at("shm"), "tmpfs", "nosuid,nodev,noexec,mode=1777"),
+      // Read-only: the next step's setup runs these with all of the namespace's capabilities,
+      // before setpriv drops them, so no step may replace a byte of them.
+      fstabLine(at(".mstage"), at(".mstage"), "none", "bind,ro"),
     ];
     writeFileSync(fstab, lines.join("\n") + "\n");
     await run(requireTool("mount"), ["-n", "--all", "--fstab", fstab], { env: { PATH: hostPath() } });
