@@ -10,7 +10,7 @@ import { dirname } from "node:path";
 let seq = 0;
 
 /** Writes `data` to `file` atomically, creating its directory if needed. */
-export function writeFileAtomicSync(file: string, data: string): void {
+export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
   mkdirSync(dirname(file), { recursive: true });
   // pid + a counter: two processes, or two writes in one process, never share a temp file.
   const tmp = `${file}.${process.pid}.${++seq}.tmp`;

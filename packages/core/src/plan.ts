@@ -32,8 +32,8 @@ export interface PlanContext extends BaseIdentity {
   state: ProjectState;
   /** Whether the store holds a result for this layer key. */
   hasResult(layerKey: string): Promise<boolean>;
-  /** Where the stat cache lives (in the store); without it every plan reads every file. */
-  statCachePath?: string;
+  /** The project's stat cache directory (in the store); without it every plan reads every file. */
+  statCacheDir?: string;
   /** true: rebuild every stage; a stage name: rebuild that one. */
   noCache?: boolean | string;
   /** git() commits and unpinned http() digests (images.lock); without it those stay "not resolved yet". */
@@ -69,7 +69,7 @@ export function planHasChanges(plan: Plan): boolean {
 }
 
 export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<Plan> {
-  const cache = StatCache.load(ctx.statCachePath);
+  const cache = StatCache.open(ctx.statCacheDir);
   const hasher = new Hasher(ctx, cache);
   const targets = new Set(graph.targets);
   const entries = new Map<Stage, PlanEntry>();
@@ -126,8 +126,6 @@ export async function planStages(graph: StageGraph, ctx: PlanContext): Promise<P
     }
     entries.set(s, { stage: s, status, reasons, layerKey: lk, configKey: ck, inputs, target: targets.has(s) });
   }
-  cache.save();
-
   const out = graph.order.map((s) => entries.get(s)!);
   for (const s of graph.unused) out.push({ stage: s, status: "unused", reasons: [], layerKey: "", configKey: "", target: false });
   return { entries: out, filesRead: cache.reads, ...(hasher.ignoreFile ? { ignoreFile: hasher.ignoreFile } : {}) };
@@ -169,7 +167,7 @@ class Hasher {
     const source = async (src: Source, key: string, at = key): Promise<SourceInput> => {
       switch (src.kind) {
         case "local": {
-          const d = this.local(src, s, key);
+          const d = await this.local(src, s, key);
           files[displayPath(src.path)] = d.files;
           return { kind: "local", path: displayPath(src.path), exclude: [...src.exclude], digest: d.digest };
         }
@@ -216,11 +214,15 @@ class Hasher {
 
     const copy: CopyInput[] = [];
     for (const [dest, src] of spec.copy) copy.push({ dest, source: await source(src, "copy", `copy["${dest}"]`), mode: src.mode, owner: src.owner });
-    const binds: BindInput[] = spec.binds.map((b) => {
-      if (!b.readonly) return { target: b.target, host: b.host, readonly: false };
-      const d = this.hash(b.host, [], false, s, "binds");
-      return { target: b.target, host: b.host, readonly: true, digest: d.digest };
-    });
+    const binds: BindInput[] = [];
+    for (const b of spec.binds) {
+      if (!b.readonly) {
+        binds.push({ target: b.target, host: b.host, readonly: false });
+        continue;
+      }
+      const d = await this.hash(b.host, [], false, s, "binds");
+      binds.push({ target: b.target, host: b.host, readonly: true, digest: d.digest });
+    }
     // A stage's path is keyed like a copy from it: that stage's key and the path.
     for (const b of spec.stageBinds) {
       const key = upstream(b.from.stage);
@@ -298,17 +300,18 @@ class Hasher {
     }
   }
 
-  private local(src: LocalSource, s: Stage, key: string): LocalDigest {
+  private local(src: LocalSource, s: Stage, key: string): Promise<LocalDigest> {
     return this.hash(src.path, src.exclude, true, s, key, src.include ?? []);
   }
 
   /** `useIgnore`: a local() source (project ignore file, include patterns, wildcards); otherwise a bind. */
-  private hash(path: string, exclude: readonly string[], useIgnore: boolean, s: Stage, key: string, include: readonly string[] = []): LocalDigest {
+  private async hash(path: string, exclude: readonly string[], useIgnore: boolean, s: Stage, key: string, include: readonly string[] = []): Promise<LocalDigest> {
     const id = `${useIgnore}\0${path}\0${exclude.join("\0")}\0\0${include.join("\0")}`;
     let d = this.locals.get(id);
     if (!d) {
       try {
-        d = hashLocal(path, this.ctx.projectDir, { exclude, include, projectIgnore: useIgnore ? this.ignore : undefined, glob: useIgnore }, this.cache);
+        const o = { exclude, include, projectIgnore: useIgnore ? this.ignore : undefined, glob: useIgnore };
+        d = await hashLocal(path, this.ctx.projectDir, o, this.cache.source(id));
       } catch (e) {
         if (!(e instanceof UserError) || e instanceof StageError) throw e;
         throw new StageError(s.name, `local ${e.message}`, key, s.definedAt, { cause: e });

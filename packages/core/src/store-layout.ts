@@ -9,7 +9,7 @@
 //   gzip/<hex>             diff-id → "<digest of its gzip blob> <size>"
 //   zstd/<hex>             diff-id → "<digest of its zstd blob> <size>" (same format)
 //   caches/<id>/           persistent `caches` dirs of `run` steps
-//   stat-cache/<hex>.json  the per-project stat cache (file → content digest)
+//   stat-cache/<hex>/      the per-project stat cache, a file per local source (file → content digest)
 //   attestations/scan-<hex>.json   an image's package scan (for its SBOM), by its layer chain
 //   attestations/layer-<hex>.json  one layer's file checksums and Go build info, by its diff-id
 //   tmp/                   temp files and work dirs; same filesystem, so finished entries rename in
@@ -112,9 +112,9 @@ export class StoreLayout {
   layerScan(diffId: string): string {
     return join(this.attestationsDir, `layer-${checkedHex(diffId, "layer diff-id")}.json`);
   }
-  /** The stat cache of the project at `projectDir` (one file per project). */
+  /** The stat cache directory of the project at `projectDir` (one file per local source in it). */
   statCache(projectDir: string): string {
-    return join(this.root, "stat-cache", `${sha256Hex(projectDir).slice(0, 32)}.json`);
+    return join(this.root, "stat-cache", sha256Hex(projectDir).slice(0, 32));
   }
 }
 

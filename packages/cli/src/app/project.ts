@@ -82,7 +82,7 @@ export async function createPlanContext(o: PlanContextOptions): Promise<PlanCont
     lock,
     warnings,
     noCache: o.noCache,
-    statCachePath: new StoreLayout(o.store).statCache(o.projectDir),
+    statCacheDir: new StoreLayout(o.store).statCache(o.projectDir),
     async hasResult(layerKey) {
       return storedResultUsable(o.store, layerKey, layerPresent);
     },

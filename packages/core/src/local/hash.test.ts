@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
@@ -18,38 +18,38 @@ function project(): string {
   return dir;
 }
 
-const digest = (dir: string, o: { exclude?: string[] } = {}) =>
-  hashLocal("./src", dir, { exclude: o.exclude, projectIgnore: projectIgnore(dir) }, StatCache.load(undefined)).digest;
+const digest = async (dir: string, o: { exclude?: string[] } = {}) =>
+  (await hashLocal("./src", dir, { exclude: o.exclude, projectIgnore: projectIgnore(dir) }, StatCache.open(undefined).source("src"))).digest;
 
-test("the digest ignores mtime and the absolute directory", () => {
+test("the digest ignores mtime and the absolute directory", async () => {
   const a = project();
   const b = mkdtempSync(join(tmpdir(), "mstage-hash-other-"));
   cpSync(a, b, { recursive: true, verbatimSymlinks: true });
   utimesSync(join(b, "src/a.txt"), new Date(1), new Date(1));
-  assert.equal(digest(a), digest(b));
+  assert.equal((await digest(a)), (await digest(b)));
 });
 
-test("the digest changes with content, mode, symlink target and names", () => {
+test("the digest changes with content, mode, symlink target and names", async () => {
   const dir = project();
-  const seen = new Set([digest(dir)]);
+  const seen = new Set([(await digest(dir))]);
   writeFileSync(join(dir, "src/a.txt"), "A\n");
-  seen.add(digest(dir));
+  seen.add((await digest(dir)));
   chmodSync(join(dir, "src/sub/b.txt"), 0o755);
-  seen.add(digest(dir));
+  seen.add((await digest(dir)));
   writeFileSync(join(dir, "src/c.txt"), "");
-  seen.add(digest(dir));
+  seen.add((await digest(dir)));
   const link = join(dir, "src/link2");
   symlinkSync("x", link);
-  seen.add(digest(dir));
+  seen.add((await digest(dir)));
   assert.equal(seen.size, 5);
 });
 
 test("exclude and .mstageignore leave files out of the digest and the file list", async () => {
   const dir = project();
-  const full = digest(dir);
-  assert.notEqual(digest(dir, { exclude: ["*.tmp"] }), full);
+  const full = (await digest(dir));
+  assert.notEqual((await digest(dir, { exclude: ["*.tmp"] })), full);
   writeFileSync(join(dir, ".mstageignore"), "src/skip.tmp\n");
-  assert.equal(digest(dir), digest(dir, { exclude: ["*.tmp"] }));
+  assert.equal((await digest(dir)), (await digest(dir, { exclude: ["*.tmp"] })));
   const entries = await walkLocal(local("./src", { exclude: ["sub/"] }), dir);
   assert.deepEqual(entries.map((e) => [e.rel, e.type]), [["a.txt", "file"], ["link", "symlink"]]);
   assert.equal(entries[1].linkTarget, "a.txt");
@@ -61,54 +61,77 @@ test("a single-file source is one entry with rel \"\"", async () => {
   assert.deepEqual(entries.map((e) => [e.rel, e.type, e.size]), [["", "file", 2]]);
 });
 
-test("the stat cache reads a file again only when its stat changed", () => {
+/** One plan's use of the stat cache in `cacheDir`: hash ./src, save; the files it read. */
+async function planOnce(dir: string, cacheDir: string): Promise<{ digest: string; reads: number }> {
+  const cache = StatCache.open(cacheDir);
+  const { digest } = await hashLocal("./src", dir, {}, cache.source("src"));
+  return { digest, reads: cache.reads };
+}
+
+test("the stat cache reads a file again only when its stat changed", async () => {
   const dir = project();
-  const path = join(dir, "cache.json");
-  let cache = StatCache.load(path);
-  hashLocal("./src", dir, {}, cache);
-  assert.equal(cache.reads, 3);
-  cache.save();
-  cache = StatCache.load(path);
-  hashLocal("./src", dir, {}, cache);
-  assert.equal(cache.reads, 0);
+  const cacheDir = join(dir, "cache");
+  assert.equal((await planOnce(dir, cacheDir)).reads, 3);
+  assert.equal((await planOnce(dir, cacheDir)).reads, 0);
   // Same size, and the old mtime put back (as `cp -p`, `git checkout` or a fast editor can leave
   // it): the fingerprint still differs (ctime), so the file is read and the new bytes count.
   // Whole milliseconds, so that utimes can put back exactly the mtime the cache recorded.
   const file = join(dir, "src/a.txt");
   const t = new Date(1_700_000_000_000);
   utimesSync(file, t, t);
-  cache = StatCache.load(path);
-  const before = hashLocal("./src", dir, {}, cache).digest;
-  assert.equal(cache.reads, 1);
-  cache.save();
+  const before = await planOnce(dir, cacheDir);
+  assert.equal(before.reads, 1);
   const { size, mtimeMs } = statSync(file);
   writeFileSync(file, "A\n");
   utimesSync(file, t, t);
   assert.equal(statSync(file).size, size);
   assert.equal(statSync(file).mtimeMs, mtimeMs);
-  cache = StatCache.load(path);
-  const after = hashLocal("./src", dir, {}, cache).digest;
-  assert.equal(cache.reads, 1);
-  assert.notEqual(after, before, "the new content changes the digest");
+  const after = await planOnce(dir, cacheDir);
+  assert.equal(after.reads, 1);
+  assert.notEqual(after.digest, before.digest, "the new content changes the digest");
+  assert.equal((await planOnce(dir, cacheDir)).reads, 0);
 });
 
-test("the stat cache forgets files that left a walked directory", () => {
+test("the stat cache follows files added, removed and changed out of walk order", async () => {
   const dir = project();
-  const path = join(dir, "cache.json");
-  let cache = StatCache.load(path);
-  hashLocal("./src", dir, {}, cache);
-  cache.save();
+  const cacheDir = join(dir, "cache");
+  await planOnce(dir, cacheDir);
+  // A new first file puts every other one off its place in the file: still found, not read.
+  writeFileSync(join(dir, "src/0.txt"), "new\n");
   rmSync(join(dir, "src/sub"), { recursive: true });
-  cache = StatCache.load(path);
-  hashLocal("./src", dir, {}, cache);
-  cache.save();
-  const saved = JSON.parse(readFileSync(path, "utf8")) as { files: Record<string, unknown> };
-  assert.deepEqual(Object.keys(saved.files).map((f) => f.slice(dir.length + 1)).sort(), ["src/a.txt", "src/skip.tmp"]);
+  assert.equal((await planOnce(dir, cacheDir)).reads, 1);
+  const again = await planOnce(dir, cacheDir);
+  assert.equal(again.reads, 0);
+  const [file] = readdirSync(cacheDir);
+  const text = readFileSync(join(cacheDir, file!), "latin1");
+  assert.ok(text.includes("src/0.txt") && text.includes("src/a.txt"));
+  assert.ok(!text.includes("src/sub/b.txt"), "a file that left the source leaves its cache");
+  assert.equal(again.digest, (await digest(dir)), "the cached digest is the one read from the files");
 });
 
-test("a missing source says so with its resolved path", () => {
+test("a corrupt, torn or older stat cache is ignored and rewritten, never trusted", async () => {
   const dir = project();
-  assert.throws(() => hashLocal("./nope", dir, {}, StatCache.load(undefined)), /\.\/nope: no such file or directory \(.*\/nope\)/);
+  const cacheDir = join(dir, "cache");
+  const { digest: want } = await planOnce(dir, cacheDir);
+  const [name] = readdirSync(cacheDir);
+  const file = join(cacheDir, name!);
+  const good = readFileSync(file);
+  for (const bad of [good.subarray(0, good.length - 3), Buffer.from('{"v":2,"files":{}}'), Buffer.alloc(0), Buffer.concat([good.subarray(0, 30), Buffer.alloc(40, 0xff), good.subarray(70)])]) {
+    writeFileSync(file, bad);
+    const r = await planOnce(dir, cacheDir);
+    assert.equal(r.digest, want);
+    assert.ok(r.reads >= 1, "the files are read again");
+    assert.equal((await planOnce(dir, cacheDir)).reads, 0, "and the rewritten cache is trusted");
+  }
+  // The JSON file of the format before is removed, not read.
+  writeFileSync(cacheDir + ".json", "{}");
+  await planOnce(dir, cacheDir);
+  assert.equal(existsSync(cacheDir + ".json"), false);
+});
+
+test("a missing source says so with its resolved path", async () => {
+  const dir = project();
+  await assert.rejects(hashLocal("./nope", dir, {}, StatCache.open(undefined).source("nope")), /\.\/nope: no such file or directory \(.*\/nope\)/);
 });
 
 test("the project's .mstage/ and its oci/ output layout are never part of a local(\".\") source", async () => {

@@ -80,8 +80,22 @@ export function globBase(path: string): string {
 }
 
 export function walkLocalSync(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
-  const entries = o.glob && isGlob(path) ? walkGlob(path, projectDir, o) : walkOne(path, projectDir, o);
+  const entries: LocalEntry[] = [];
+  walkLocalEach(path, projectDir, { ...o, include: undefined }, (e) => entries.push(e));
   return o.include?.length ? included(entries, new AnchoredPatterns(o.include)) : entries;
+}
+
+/**
+ * The entries walkLocalSync lists, in its order, handed to `emit` one at a time so that a walk of a
+ * large tree holds none of them (with `include`, the list is needed to keep parent directories).
+ */
+export function walkLocalEach(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
+  if (o.include?.length) {
+    for (const e of walkLocalSync(path, projectDir, o)) emit(e);
+    return;
+  }
+  if (o.glob && isGlob(path)) walkGlob(path, projectDir, o, emit);
+  else walkOne(path, projectDir, o, emit);
 }
 
 /**
@@ -89,7 +103,7 @@ export function walkLocalSync(path: string, projectDir: string, o: WalkOptions):
  * own; a single match is as if it were written out; with several, each file goes in by its name
  * and each directory's contents are copied. No match is an error, as in Docker.
  */
-function walkGlob(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
+function walkGlob(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
   const abs = localPath(path, projectDir);
   let found = [abs.startsWith("/") ? "/" : ""];
   for (const part of abs.split("/").filter(Boolean)) {
@@ -117,12 +131,8 @@ function walkGlob(path: string, projectDir: string, o: WalkOptions): LocalEntry[
     return !project?.ignores(rel.split(sep).join("/"), statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false);
   });
   if (found.length === 0) throw new UserError(`${path}: no files match (Docker's COPY fails the same way)`);
-  if (found.length === 1) return walkOne(found[0]!, projectDir, o);
-  const out: LocalEntry[] = [];
-  for (const m of found) {
-    for (const e of walkOne(m, projectDir, o)) out.push(e.rel === "" ? { ...e, rel: m.split("/").pop()! } : e);
-  }
-  return out;
+  if (found.length === 1) return walkOne(found[0]!, projectDir, o, emit);
+  for (const m of found) walkOne(m, projectDir, o, (e) => emit(e.rel === "" ? { ...e, rel: m.split("/").pop()! } : e));
 }
 
 function lstatExists(p: string): boolean {
@@ -172,7 +182,7 @@ function included(entries: LocalEntry[], include: AnchoredPatterns): LocalEntry[
   return entries.filter((e) => keep.has(e.rel));
 }
 
-function walkOne(path: string, projectDir: string, o: WalkOptions): LocalEntry[] {
+function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
   const root = localPath(path, projectDir);
   let st: Stats;
   try {
@@ -181,7 +191,7 @@ function walkOne(path: string, projectDir: string, o: WalkOptions): LocalEntry[]
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(`${path}: ${code === "ENOENT" ? "no such file or directory" : (e as Error).message} (${root})`);
   }
-  if (st.isFile()) return [{ rel: "", abs: root, type: "file", mode: st.mode & 0o7777, size: st.size, stat: st }];
+  if (st.isFile()) return emit({ rel: "", abs: root, type: "file", mode: st.mode & 0o7777, size: st.size, stat: st });
   if (!st.isDirectory()) throw new UserError(`${path}: not a file or directory (${root})`);
 
   const exclude = new IgnoreRules(o.exclude ?? []);
@@ -192,26 +202,27 @@ function walkOne(path: string, projectDir: string, o: WalkOptions): LocalEntry[]
   const stateDir = join(projectDir, ".mstage");
   // mstage's default output: `local(".")` must not copy the images it produced last time.
   const outputDir = join(projectDir, "oci");
-  const out: LocalEntry[] = [];
 
   const visit = (dir: string, relDir: string) => {
-    const names = readdirSync(dir).sort();
+    const names = readdirGone(dir);
     for (const name of names) {
       const abs = dir + "/" + name;
       const rel = relDir === "" ? name : relDir + "/" + name;
-      const ls = lstatSync(abs);
+      // A file deleted while the walk runs (an editor's temp file, git's gc) was never there.
+      const ls = lstatSync(abs, { throwIfNoEntry: false });
+      if (ls === undefined) continue;
       const isDir = ls.isDirectory();
       if (abs === stateDir || (abs === outputDir && isDir && existsSync(join(abs, "oci-layout")))) continue;
       if (!exclude.empty && exclude.ignores(rel, isDir)) continue;
       if (project && underProject && project.ignores(prefix + rel, isDir)) continue;
       const mode = ls.mode & 0o7777;
       if (isDir) {
-        out.push({ rel, abs, type: "dir", mode, size: 0, stat: ls });
+        emit({ rel, abs, type: "dir", mode, size: 0, stat: ls });
         visit(abs, rel);
       } else if (ls.isFile()) {
-        out.push({ rel, abs, type: "file", mode, size: ls.size, stat: ls });
+        emit({ rel, abs, type: "file", mode, size: ls.size, stat: ls });
       } else if (ls.isSymbolicLink()) {
-        out.push({ rel, abs, type: "symlink", mode, size: 0, linkTarget: readlinkSync(abs), stat: ls });
+        emit({ rel, abs, type: "symlink", mode, size: 0, linkTarget: readlinkSync(abs), stat: ls });
       }
       // Sockets, fifos and devices cannot be copied into an image: left out.
     }
@@ -219,5 +230,14 @@ function walkOne(path: string, projectDir: string, o: WalkOptions): LocalEntry[]
   visit(root, "");
   // Sorted by rel with "/" ordering before any other character would need a custom compare;
   // the depth-first order of sorted names is already deterministic.
-  return out;
+}
+
+/** A directory's names, sorted; none when it was removed while the walk ran. */
+function readdirGone(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
 }

@@ -180,11 +180,6 @@ export class Store {
     return dir;
   }
 
-  /** Where core keeps the stat cache of the project at `projectDir` (one file per project). */
-  statCachePath(projectDir: string): string {
-    return this.layout.statCache(projectDir);
-  }
-
   // ---- locking (store-lock.ts) ----
 
   /**
