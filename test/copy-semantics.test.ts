@@ -50,6 +50,7 @@ for (const user of testUsers()) {
     const local = imageEntries(layout, "local");
     const workdir = imageEntries(layout, "workdir-user");
     const extras = imageEntries(layout, "extras");
+    const basePaths = imageEntries(layout, "base-paths");
 
     await t.test("1: a destination ending in / is a directory, created with its parents; a dangling symlink is followed inside the root", () => {
       assert.deepEqual(lines(local, "/newdir", "/newdir/deep", "/newdir/deep/f"), [
@@ -115,6 +116,12 @@ for (const user of testUsers()) {
       assert.match(lines(local, "/one-glob")[0]!, /^\/one-glob file 0644 0:0 /, "a single match is copied as if it were named");
       assert.deepEqual(entryLines(extras, (p) => !p.startsWith("inc") || p.startsWith("inc2")).map((l) => l.split(" ").slice(0, 2).join(" ")), ["/inc dir", "/inc/run.sh file", "/inc/sub dir", "/inc/sub/g2 file"]);
       assert.deepEqual(entryLines(extras, (p) => !p.startsWith("inc2")).map((l) => l.split(" ").slice(0, 2).join(" ")), ["/inc2 dir", "/inc2/ldir dir", "/inc2/ldir/deep dir", "/inc2/lfile file"], "anchored as BuildKit's include patterns, ! excluding again");
+    });
+
+    await t.test("10: an image's path is bound into run and copied without a stage written for it", () => {
+      assert.equal(basePaths.get("bound-passwd")?.content, basePaths.get("etc/passwd")?.content, "binds: oci(…).path(\"/etc\")");
+      assert.equal(basePaths.get("copied/group")?.content, basePaths.get("etc/group")?.content, "copy: oci(…).path(\"/etc/group\")");
+      assert.ok(![...basePaths.keys()].some((p) => p.startsWith("mnt/etc/")), "the bind is not in the layer");
     });
 
     await t.test("9: archive() extracts a tar (gz, xz, bz2, zst, plain) with its owners, modes, symlinks and hardlinks", () => {

@@ -117,6 +117,14 @@ export const workdirUser = stage("workdir-user", {
   stopSignal: "SIGINT",
 });
 
+// An image's files bound and copied without a stage written for it (RUN --mount=type=bind,from=image, COPY --from=image).
+export const basePaths = stage("base-paths", {
+  from: oci(${b}, "base"),
+  binds: { "/mnt/etc": oci(${b}, "base").path("/etc") },
+  copy: { "/copied/": oci(${b}, "base").path("/etc/group") },
+  run: "cp /mnt/etc/passwd /bound-passwd",
+});
+
 // Beyond the Dockerfiles: BuildKit semantics buildah does not share, and errors.
 export const extras = stage("extras", {
   from: oci(${b}, "base"),

@@ -28,6 +28,7 @@ export type {
   HttpOptions,
   GitOptions,
   ImageOptions,
+  BaseWithPaths,
   DebianOptions,
   DockerfileOptions,
   StackerOptions,

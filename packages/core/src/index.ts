@@ -28,7 +28,7 @@ export type {
   TargetPlatform,
 } from "./model.ts";
 export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive, http, git } from "./api/index.ts";
-export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, GitOptions, LocalOptions, ImageOptions, DebianOptions } from "./api/index.ts";
+export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, GitOptions, LocalOptions, ImageOptions, DebianOptions, BaseWithPaths } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
 export { dockerfile } from "./frontends/dockerfile/index.ts";
 export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";

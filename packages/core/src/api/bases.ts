@@ -1,6 +1,8 @@
 // Bases: what a stage starts from. A Stage itself is also a base (`from: build`).
 import { locatedError } from "../errors.ts";
-import type { DebianBase, ImageBase, LocalSource, OciBase, ScratchBase, StagePathSource, TarballBase } from "../model.ts";
+import type { DebianBase, FileOptions, ImageBase, LocalSource, OciBase, ScratchBase, StagePathSource, TarballBase } from "../model.ts";
+import type { SourceLocation } from "../errors.ts";
+import { baseStage } from "./stage.ts";
 import { BASE_BRAND, branded, describe, isSource } from "./brand.ts";
 import { callerLocation } from "./location.ts";
 
@@ -38,6 +40,27 @@ export interface DebianOptions {
   variant?: string;
 }
 
+/** What `image()` and `oci()` return: a base, whose files can also be bound or copied with `path()`. */
+export interface BaseWithPaths {
+  /**
+   * A file or directory of this image, as it is (nothing run on it): for `binds` (BuildKit's
+   * `RUN --mount=type=bind,from=image`) or `copy` (`COPY --from=image`), without writing a stage
+   * for the image. mstage adds a build-only stage named after the image ("base.…") for it.
+   * @example binds: { "/toolchain": image("docker.io/library/golang:1.22").path("/usr/local/go") }
+   * @example copy: { "/etc/ssl/certs/": image("docker.io/library/alpine:3.20").path("/etc/ssl/certs") }
+   */
+  path(path: string, options?: FileOptions): StagePathSource;
+}
+
+/** Adds the non-enumerable `path()` (the base stays plain data), then brands and freezes. */
+function withPaths<T extends ImageBase | OciBase>(base: T, at: SourceLocation | undefined): T & BaseWithPaths {
+  Object.defineProperty(base, "path", {
+    value: (path: string, options?: FileOptions) => baseStage(base, at).path(path, options),
+    enumerable: false,
+  });
+  return branded(BASE_BRAND, base) as T & BaseWithPaths;
+}
+
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
 const SUITE = /^[a-z][a-z0-9.-]*$/;
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$/;
@@ -47,8 +70,9 @@ const PACKAGE = /^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$/;
  * `docker.io/library/golang:1.22`); a tag is pinned to a digest in `images.lock` on first use.
  * @example from: image("docker.io/library/golang:1.22")
  * @example from: image("alpine@sha256:4bcff63911fcb4448bd4fdacec207030997caf25e9bea4045fa6c8c44de311d1")
+ * @example binds: { "/go": image("docker.io/library/golang:1.22").path("/usr/local/go") }
  */
-export function image(ref: string, options: ImageOptions = {}): ImageBase {
+export function image(ref: string, options: ImageOptions = {}): ImageBase & BaseWithPaths {
   const at = callerLocation(image);
   if (typeof ref !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/.test(ref)) {
     throw locatedError(at, `image(): ${describe(ref)} is not an image reference like "docker.io/library/alpine:3.20"`);
@@ -60,11 +84,14 @@ export function image(ref: string, options: ImageOptions = {}): ImageBase {
   if (options.platform !== undefined && (typeof options.platform !== "string" || !PLATFORM.test(options.platform))) {
     throw locatedError(at, `image(): "platform" must look like "linux/amd64", got ${describe(options.platform)}`);
   }
-  return branded(BASE_BRAND, {
-    kind: "image" as const,
-    ref,
-    ...(options.platform ? { platform: options.platform } : {}),
-  });
+  return withPaths(
+    {
+      kind: "image" as const,
+      ref,
+      ...(options.platform ? { platform: options.platform } : {}),
+    },
+    at,
+  );
 }
 
 /**
@@ -80,8 +107,9 @@ export function scratch(): ScratchBase {
  * An image in a local OCI image layout directory (relative to `images.ts` or absolute).
  * @param ref the `org.opencontainers.image.ref.name` to use; default the layout's only image.
  * @example from: oci("./vendor/base-oci", "base:1.0")
+ * @example copy: { "/etc/os-release": oci("./vendor/base-oci", "base:1.0").path("/etc/os-release") }
  */
-export function oci(layout: string, ref?: string): OciBase {
+export function oci(layout: string, ref?: string): OciBase & BaseWithPaths {
   const at = callerLocation(oci);
   if (typeof layout !== "string" || layout === "") {
     throw locatedError(at, `oci(): the layout directory must be a non-empty string, got ${describe(layout)}`);
@@ -89,7 +117,7 @@ export function oci(layout: string, ref?: string): OciBase {
   if (ref !== undefined && (typeof ref !== "string" || ref === "")) {
     throw locatedError(at, `oci(): ref must be a non-empty string, got ${describe(ref)}`);
   }
-  return branded(BASE_BRAND, { kind: "oci" as const, layout, ...(ref !== undefined ? { ref } : {}) });
+  return withPaths({ kind: "oci" as const, layout, ...(ref !== undefined ? { ref } : {}) }, at);
 }
 
 /**

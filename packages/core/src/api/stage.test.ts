@@ -137,3 +137,22 @@ test("git() takes a URL git clones from and a ref that is a branch, a tag or a c
   for (const ref of ["--upload-pack=x", "a..b", "a b", "x.lock", "main/", ""]) assert.throws(() => git("https://e.com/r.git", { ref }), /"ref" must be a branch/, ref);
   assert.throws(() => git("https://e.com/r.git", { depth: 1 } as never), /unknown option "depth"/);
 });
+
+test("image().path() binds or copies an image's files through one build-only stage per image", () => {
+  const c = beginStageCollection();
+  try {
+    const s = stage("uses-image", {
+      from: scratch(),
+      binds: { "/go": image("docker.io/library/golang:1.22").path("/usr/local/go") },
+      copy: { "/certs/": image("docker.io/library/golang:1.22").path("/etc/ssl/certs"), "/arm": image("docker.io/library/golang:1.22", { platform: "linux/arm64" }).path("/x") },
+    });
+    const [bind] = s.spec.stageBinds;
+    assert.equal(bind!.from.stage.name, "base.docker-io-library-golang-1-22");
+    assert.equal((s.spec.copy[0]![1] as { stage: unknown }).stage, bind!.from.stage, "the same image is one stage");
+    assert.equal((s.spec.copy[1]![1] as { stage: { name: string } }).stage.name, "base.docker-io-library-golang-1-22-linux-arm64");
+    assert.deepEqual(bind!.from.stage.spec.from, { kind: "image", ref: "docker.io/library/golang:1.22" });
+    assert.deepEqual(Object.keys(image("alpine")), ["kind", "ref"], "path() is not part of the base's data");
+  } finally {
+    c.end();
+  }
+});

@@ -3,6 +3,8 @@
 import { posix } from "node:path";
 import { StageError, type SourceLocation } from "../errors.ts";
 import { STAGE_BRAND, isStage } from "../model.ts";
+import { sha256Hex } from "../canonical.ts";
+import type { ImageBase, OciBase } from "../model.ts";
 import type { Base, Bind, FileOptions, Healthcheck, SecretSource, Source, Stage, StageBind, StageOrigin, StagePathSource, StageSpec, TargetPlatform } from "../model.ts";
 import { canonicalPlatform, formatPlatform, hostPlatform, parsePlatform } from "../platform.ts";
 import { didYouMean } from "../suggest.ts";
@@ -367,6 +369,25 @@ export function stage(name: string, spec: StageOptions): Stage {
  */
 export function stageFor(name: string, spec: StageSpecFunction): Stage {
   return defineStage(name, spec, callerLocation(stageFor));
+}
+
+/**
+ * The stage an `image()`'s or `oci()`'s `.path()` reads from: the base as it is, nothing run on it,
+ * named after the base ("base.alpine-3-20") and shared by every `.path()` of the same base in one
+ * config, so `binds` and `copy` take an image's files without a stage written for it.
+ */
+export function baseStage(base: ImageBase | OciBase, at: SourceLocation | undefined): Stage {
+  const what = base.kind === "image" ? [base.ref, base.platform ?? ""] : [base.layout.split("/").filter(Boolean).pop() ?? "oci", base.ref ?? ""];
+  let name = ("base." + what.join("-").toLowerCase().replace(/[^a-z0-9]+/g, "-")).slice(0, 100).replace(/-+$/, "");
+  const same = (st: Stage) => JSON.stringify(st.spec.from) === JSON.stringify(base);
+  let existing = collection?.get(name);
+  if (existing && !same(existing)) {
+    // Two bases that read alike once lowercased (or a user's stage of that name): told apart by a digest.
+    name += "-" + sha256Hex(JSON.stringify(base)).slice(0, 8);
+    existing = collection?.get(name);
+  }
+  if (existing && same(existing)) return existing;
+  return defineStage(name, { from: base }, at);
 }
 
 /**
