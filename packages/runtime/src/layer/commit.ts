@@ -5,11 +5,12 @@
 // xattrs are dropped, others kept as SCHILY.xattr pax records; hardlinks become tar hardlinks.
 //
 // Files are read synchronously straight into large output buffers (page-cache reads are memcpy
-// speed, and the event loop stays free only between buffers), so the pass costs roughly one copy
-// plus the sha256 that the store computes while it writes.
+// speed, and the event loop stays free only between buffers); committing to the store hashes and
+// writes them on a second thread, so reading overlaps sha256 and the write.
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { openBlobPipe } from "../store/blob-pipe.ts";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
@@ -171,8 +172,18 @@ export function commitLayer(upperDir: string, opts: CommitOptions): Readable {
   return Readable.from(layerChunks(upperDir, opts), { objectMode: false, highWaterMark: 2 });
 }
 
-/** Commits `upperDir` as an uncompressed layer blob in one pass: the diff-id is computed while the blob is written. */
+/**
+ * Commits `upperDir` as an uncompressed layer blob in one pass: this thread reads the files into the
+ * tar while a second one hashes and writes it (store/blob-pipe.ts), as `tar -c | openssl dgst` does.
+ */
 export async function commitLayerToStore(store: Store, upperDir: string, opts: CommitOptions): Promise<LayerRef> {
-  const { digest, size } = await store.writeBlob(commitLayer(upperDir, opts), undefined, { what: `layer committed from ${upperDir}` });
+  const pipe = await openBlobPipe(store.layout);
+  try {
+    for await (const chunk of layerChunks(upperDir, opts)) pipe.write(chunk);
+  } catch (e) {
+    await pipe.abort();
+    throw e;
+  }
+  const { digest, size } = await pipe.finish();
   return { diffId: digest, size };
 }
