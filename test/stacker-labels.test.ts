@@ -1,6 +1,6 @@
 // stacker's generate_labels through the built CLI, as stacker's own test/labels.bats checks it: a
 // file written to /stacker/oci-labels becomes an image label, while nothing else the script writes
-// reaches the image. Editing the script re-runs only it, not the layer; convert's images.ts
+// reaches the image; `imports` are under /stacker/imports during run. Editing the script re-runs only it, not the layer; convert's images.ts
 // (labelsFrom) builds the same image.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,9 @@ const STACKER = (value: string) => `label:
   from:
     type: oci
     url: ./base:busybox
-  run: echo built > /built
+  imports:
+    - ./data.txt
+  run: cp /stacker/imports/data.txt /built
   labels:
     fixed: from-labels
     meshuggah: overridden-by-labels
@@ -34,6 +36,7 @@ test("generate_labels: files in /stacker/oci-labels become labels, nothing else 
   t.after(() => rmSync(store, { recursive: true, force: true }));
   writeMultiarchLayout(join(dir, "base"));
   writeFileSync(join(dir, "stacker.yaml"), STACKER("rocks"));
+  writeFileSync(join(dir, "data.txt"), "imported\n");
   writeFileSync(join(dir, "images.ts"), `import { stacker } from "mstage";\nexport const images = stacker("./stacker.yaml");\n`);
   const mstage = mstageAs(user, dir, store);
   expectOk(await mstage(["up", "--progress", "plain"]), "up");
@@ -42,7 +45,7 @@ test("generate_labels: files in /stacker/oci-labels become labels, nothing else 
   const bundle = unpack(join(dir, "oci"), "label");
   t.after(() => rmSync(bundle, { recursive: true, force: true }));
   const files = listRootfs(bundle);
-  assert.ok(files.includes("built"));
+  assert.equal(readFileSync(join(bundle, "rootfs/built"), "utf8"), "imported\n", "imports are under /stacker/imports during run");
   assert.ok(!files.includes("not-in-the-image") && !files.includes("stacker"), "the script's own writes are not in the image");
 
   writeFileSync(join(dir, "stacker.yaml"), STACKER("rolls"));
@@ -57,6 +60,7 @@ test("generate_labels: files in /stacker/oci-labels become labels, nothing else 
   const other = userDir(user, "stacker-labels-convert");
   t.after(() => rmSync(other, { recursive: true, force: true }));
   writeMultiarchLayout(join(other, "base"));
+  writeFileSync(join(other, "data.txt"), "imported\n");
   writeFileSync(join(other, "images.ts"), converted);
   expectOk(await mstageAs(user, other, store)(["up", "-q"]), "up of the converted images.ts");
   const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "label", true) as { rootfs: unknown; config: unknown });

@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -155,4 +156,41 @@ test("generate_labels runs in a stage of its own on the layer; the layer's image
   assert.equal(a.spec.from.kind === "stage" && a.spec.from.stage.name, "a.content");
   assert.equal(labeller.spec.from.kind === "stage" && labeller.spec.from.stage, a.spec.from.kind === "stage" && a.spec.from.stage, "the labels run on the layer's content");
   assert.match(errorOf("a:\n  from: {type: scratch}\n  generate_labels: [1]\n").message, /stacker\.yaml:1: layer a: generate_labels must be a script/);
+});
+
+test("imports are under /stacker/imports (the deprecated import under /stacker); http(s) imports are downloads, a hash pins them and is checked on local files", () => {
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+  const { out } = load({
+    "stacker.yaml": [
+      "a:",
+      "  from: {type: scratch}",
+      "  imports:",
+      "    - ./f.txt",
+      `    - path: ./g.txt`,
+      `      hash: ${sha("g\n")}`,
+      `    - path: https://example.com/dl/tool.tgz`,
+      `      hash: ${"c".repeat(64)}`,
+      "    - path: http://example.com/x",
+      "      dest: /opt/x",
+      "  run: ls /stacker/imports",
+      "",
+    ].join("\n"),
+    "f.txt": "f\n",
+    "g.txt": "g\n",
+  });
+  assert.deepEqual(out.a!.spec.copy.map(([d, s]) => [d, s.kind, s.kind === "http" ? s.sha256 : undefined, s.mode]), [
+    ["/stacker/imports/f.txt", "local", undefined, undefined],
+    ["/stacker/imports/g.txt", "local", undefined, undefined],
+    ["/stacker/imports/tool.tgz", "http", `sha256:${"c".repeat(64)}`, 0o644],
+    ["/opt/x", "http", undefined, 0o644],
+  ]);
+  const bad = "a:\n  from: {type: scratch}\n  imports:\n    - path: ./g.txt\n      hash: " + "ab".repeat(32) + "\n  run: ls\n";
+  try {
+    load({ "stacker.yaml": bad, "g.txt": "g\n" });
+    assert.fail("expected an error");
+  } catch (e) {
+    assert.match((e as Error).message, /stacker\.yaml:1: layer a: import \.\/g\.txt: its sha256 is [0-9a-f]{64}, not the hash (ab){32}/);
+  }
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  imports:\n    - path: ./x\n      mod: 1\n").message, /import \.\/x: unknown key "mod"/);
+  assert.match(errorOf("a:\n  from: {type: scratch}\n  imports:\n    - ftp://x/y\n").message, /only local paths, http\(s\):\/\/ and stacker:\/\/ imports/);
 });

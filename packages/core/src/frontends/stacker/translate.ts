@@ -3,14 +3,15 @@
 // stacker mounts them there and leaves them out of the layer. A layer whose writable bind fills a
 // host directory that a later layer adds with `overlay_dirs` also keeps a copy of it, which the
 // later layer copies from: it then depends on that layer, and its key follows that layer's run.
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, posix, relative, resolve, sep } from "node:path";
 import { createRequire } from "node:module";
 import type { Document } from "yaml";
 import type { SourceLocation } from "../../errors.ts";
 import type { Base, Source, Stage } from "../../model.ts";
 import { image, oci, scratch, tarball } from "../../api/bases.ts";
-import { local } from "../../api/sources.ts";
+import { http, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { canonicalPlatform, hostPlatform } from "../../platform.ts";
 
@@ -197,10 +198,14 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     };
     let scratchImports = false;
 
+    // stacker mounts `imports` at /stacker/imports, and the deprecated `import` at /stacker.
+    if (s.import !== undefined && s.imports !== undefined) fail(l, "give imports or the deprecated import, not both");
+    const importDir = s.imports !== undefined ? "/stacker/imports" : "/stacker";
     const imports = s.import ?? s.imports ?? [];
     for (const raw of Array.isArray(imports) ? imports : [imports]) {
       const spec = typeof raw === "string" ? { path: raw } : (raw as { path?: unknown; dest?: unknown; mode?: unknown; uid?: unknown; gid?: unknown; hash?: unknown });
       if (typeof spec.path !== "string") fail(l, `import ${JSON.stringify(raw)}: needs a path`);
+      for (const k of Object.keys(spec)) if (!["path", "dest", "mode", "uid", "gid", "hash"].includes(k)) fail(l, `import ${spec.path}: unknown key "${k}" (path, dest, mode, uid, gid, hash)`);
       const path = spec.path as string;
       const mode = spec.mode === undefined ? undefined : typeof spec.mode === "number" ? spec.mode : parseInt(String(spec.mode), 8);
       if (mode !== undefined && !(mode >= 0 && mode <= 0o7777)) fail(l, `import ${path}: mode must be octal like 0644`);
@@ -208,15 +213,28 @@ export function translateStacker(input: StackerInput): { exported: Record<string
       const opts = { ...(mode !== undefined ? { mode } : {}), ...(owner ? { owner } : {}) };
       let source: Source;
       let name: string;
+      const hash = spec.hash === undefined ? undefined : String(spec.hash).toLowerCase();
+      if (hash !== undefined && !/^[a-f0-9]{64}$/.test(hash)) fail(l, `import ${path}: hash must be a sha256 (64 hex digits)`);
       const m = /^stacker:\/\/([^/]+)(\/.*)$/.exec(path);
       if (m) {
+        if (hash !== undefined) fail(l, `import ${path}: a hash on a stacker:// import is not supported yet; check it in the layer that makes the file`);
         source = stageOf(layerRef(l, m[1]!)).path(m[2]!, opts);
         name = posix.basename(m[2]!);
+      } else if (/^https?:\/\//i.test(path)) {
+        // Downloaded when the layer builds; without a hash images.lock pins what the first build got.
+        // stacker writes the download as a new file (0644), not with ADD's 0600.
+        source = http(path, { mode: 0o644, ...opts, ...(hash ? { sha256: hash } : {}) });
+        name = posix.basename(new URL(path).pathname) || "index.html";
       } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-        return fail(l, `import ${path}: URL imports are not supported yet (they come with http() of issue 10)`);
+        return fail(l, `import ${path}: only local paths, http(s):// and stacker:// imports are supported`);
       } else {
         const abs = resolve(dirname(l.file), path);
         if (!existsSync(abs)) fail(l, `import ${path}: ${abs} does not exist`);
+        if (hash !== undefined) {
+          if (!statSync(abs).isFile()) fail(l, `import ${path}: a hash on a directory import is not supported`);
+          const have = createHash("sha256").update(readFileSync(abs)).digest("hex");
+          if (have !== hash) fail(l, `import ${path}: its sha256 is ${have}, not the hash ${hash}`);
+        }
         source = local(localPath(abs), opts);
         name = basename(abs);
       }
@@ -224,7 +242,7 @@ export function translateStacker(input: StackerInput): { exported: Record<string
         // A dest ending in "/" is a directory the import goes into; anything else is the path itself.
         put(spec.dest.endsWith("/") ? posix.resolve("/", spec.dest) + "/" : posix.resolve("/", spec.dest), source);
       } else {
-        put(`/stacker/${name}`, source);
+        put(`${importDir}/${name}`, source);
         scratchImports = true;
       }
     }
