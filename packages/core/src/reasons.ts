@@ -113,6 +113,18 @@ function diffCopies(a: CopyInput[], b: CopyInput[], pa: StageInputs, pb: StageIn
   return out;
 }
 
+/** A source's entry fingerprints (StageInputs.files): its lines, or the object states held before. */
+function fileList(files: string | Record<string, string>): Map<string, string> {
+  if (typeof files !== "string") return new Map(Object.entries(files));
+  const out = new Map<string, string>();
+  for (const line of files.split("\n")) {
+    if (line === "") continue;
+    const [rel, fp] = JSON.parse(`[${line}]`) as [string, string];
+    out.set(rel, fp);
+  }
+  return out;
+}
+
 function diffSource(what: string, a: SourceInput, b: SourceInput, pa: StageInputs, pb: StageInputs): string[] {
   if (a.kind !== b.kind) return [`${what}: source changed`];
   switch (b.kind) {
@@ -148,13 +160,16 @@ function diffSource(what: string, a: SourceInput, b: SourceInput, pa: StageInput
 }
 
 /** "local ./src/main.go changed", "local ./src/new.go added", at most a few, then a count. */
-function diffFiles(root: string, a: Record<string, string>, b: Record<string, string>): string[] | undefined {
+function diffFiles(root: string, before: string | Record<string, string>, after: string | Record<string, string>): string[] | undefined {
+  const a = fileList(before);
+  const b = fileList(after);
   const changes: string[] = [];
-  for (const [rel, fp] of Object.entries(b)) {
-    if (!(rel in a)) changes.push(`local ${join(root, rel)} added`);
-    else if (a[rel] !== fp) changes.push(`local ${join(root, rel)} changed`);
+  for (const [rel, fp] of b) {
+    const was = a.get(rel);
+    if (was === undefined) changes.push(`local ${join(root, rel)} added`);
+    else if (was !== fp) changes.push(`local ${join(root, rel)} changed`);
   }
-  for (const rel of Object.keys(a)) if (!(rel in b)) changes.push(`local ${join(root, rel)} removed`);
+  for (const rel of a.keys()) if (!b.has(rel)) changes.push(`local ${join(root, rel)} removed`);
   if (changes.length === 0) return undefined;
   if (changes.length <= MAX_FILES + 1) return changes;
   return [...changes.slice(0, MAX_FILES), `and ${changes.length - MAX_FILES} more files under local ${root}`];

@@ -9,8 +9,11 @@ import { walkLocalEach, type WalkOptions } from "./walk.ts";
 export interface LocalDigest {
   /** "sha256:<hex>" over the whole entry list. */
   digest: string;
-  /** rel → short fingerprint of that entry, kept in the state to name the files that changed. */
-  files: Record<string, string>;
+  /**
+   * A short fingerprint of each entry, kept in the state to name the files that changed: a line
+   * `"rel","fingerprint"` per entry (StageInputs.files).
+   */
+  files: string;
 }
 
 /** Files whose contents are read at the same time: enough to keep the disk and the thread pool busy. */
@@ -34,17 +37,19 @@ interface Row {
  * know are read; from the first large one on, lines wait for the parallel reads to finish.
  */
 export async function hashLocal(path: string, projectDir: string, o: WalkOptions, cache: SourceStatCache): Promise<LocalDigest> {
-  const files: Record<string, string> = {};
+  let files = "";
   const h = createHash("sha256");
   let text = "";
   const line = (rel: string, head: string, content: string) => {
     // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
-    text += `${JSON.stringify(rel)} ${head} ${JSON.stringify(content)}\n`;
+    const name = JSON.stringify(rel);
+    text += `${name} ${head} ${JSON.stringify(content)}\n`;
     if (text.length > CHUNK) {
       h.update(text);
       text = "";
     }
-    files[rel] = head[0] + head.slice(head.indexOf(" ") + 1) + ":" + (head[0] === "f" ? content.slice(0, 16) : content);
+    const fingerprint = head[0] + head.slice(head.indexOf(" ") + 1) + ":" + (head[0] === "f" ? content.slice(0, 16) : content);
+    files += `${name},${JSON.stringify(fingerprint)}\n`;
   };
   // "file 644" and its like: one string each, not one per entry.
   const heads = new Map<string, string>();
