@@ -8,20 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient, pushImage } from "@mstage/runtime";
-import { makeTestImage, pushArgs, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from "./helpers/registry.ts";
+import { CLI, cliRegistryUnavailable, makeTestImage, pushArgs, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from "./helpers/registry.ts";
 
-const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
-
-function whyNot(): string | undefined {
-  const r = registryUnavailable();
-  if (r) return r;
-  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
-  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
-  if (!existsSync(join(import.meta.dirname, "..", "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
-  return undefined;
-}
-
-describe("a pipelined pull", { skip: whyNot() }, () => {
+describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
   let reg: RunningRegistry;
   let proxy: FaultProxy;
   let tmp: string;

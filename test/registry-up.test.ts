@@ -4,25 +4,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient, pullImage, pushImage } from "@mstage/runtime";
-import { DirBlobSink, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
+import { CLI, DirBlobSink, cliRegistryUnavailable, makeTestImage, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
 
-const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
-
-function whyNot(): string | undefined {
-  const r = registryUnavailable();
-  if (r) return r;
-  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
-  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
-  if (!existsSync(join(import.meta.dirname, "..", "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
-  return undefined;
-}
-
-
-describe("up and plan with a registry", { skip: whyNot() }, () => {
+describe("up and plan with a registry", { skip: cliRegistryUnavailable() }, () => {
   let reg: RunningRegistry;
   let tmp: string;
   let project: string;

@@ -21,6 +21,19 @@ export function registryUnavailable(): string | undefined {
   return undefined;
 }
 
+/** The built CLI, for tests that run `mstage` against a registry. */
+export const CLI = join(import.meta.dirname, "..", "..", "packages", "cli", "bin", "mstage.mjs");
+
+/** Why `mstage up` on a registry cannot be tested here (no docker-registry, no user namespaces, CLI not built), or undefined. */
+export function cliRegistryUnavailable(): string | undefined {
+  const r = registryUnavailable();
+  if (r) return r;
+  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
+  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
+  if (!existsSync(join(CLI, "..", "..", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
+  return undefined;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createNetServer();
