@@ -66,11 +66,20 @@ describe("layer compression: gzip, zstd, pulled zstd bases", { skip: whyNot() },
     assert.equal(r.status, 0, `umoci unpack ${ref}: ${r.stderr}`);
     return join(bundle, "rootfs");
   };
-  const project = (name: string, imagesTs: string) => {
+  /** A project of one exported stage "app" on `from`, with `fields` (TypeScript source lines). */
+  const project = (name: string, from: string, fields: string[]) => {
     const dir = join(tmp, name);
     mkdirSync(dir);
-    writeFileSync(join(dir, "images.ts"), imagesTs);
+    writeFileSync(join(dir, "images.ts"), `import { image, stage } from "mstage";\nexport const app = stage("app", {\n  from: image("${from}"),\n${fields.map((f) => `  ${f},\n`).join("")}});\n`);
     return dir;
+  };
+  /** `up` of the project again with no ./oci, no state and an empty store: the digest of app. */
+  const upFromScratch = (dir: string, store: string) => {
+    rmSync(join(dir, "oci"), { recursive: true, force: true });
+    rmSync(join(dir, ".mstage"), { recursive: true, force: true });
+    const r = mstage(dir, ["up", "--progress", "plain"], store);
+    assert.equal(r.code, 0, r.all);
+    return layoutLayerTypes(join(dir, "oci"), "app").digest;
   };
 
   before(async () => {
@@ -90,17 +99,11 @@ describe("layer compression: gzip, zstd, pulled zstd bases", { skip: whyNot() },
   });
 
   test("a base with zstd layers is pulled and built on; compression: \"zstd\" pushes zstd layers skopeo and umoci read", () => {
-    const dir = project(
-      "zstd-base",
-      `import { image, stage } from "mstage";
-export const app = stage("app", {
-  from: image("${reg.host}/base/busybox:zstd"),
-  run: "echo built-on-zstd > /hello.txt && cat /hello.txt",
-  compression: "zstd",
-  tags: ["${reg.host}/out/zstd:1"],
-});
-`,
-    );
+    const dir = project("zstd-base", `${reg.host}/base/busybox:zstd`, [
+      `run: "echo built-on-zstd > /hello.txt && cat /hello.txt"`,
+      `compression: "zstd"`,
+      `tags: ["${reg.host}/out/zstd:1"]`,
+    ]);
     const r = mstage(dir, ["up", "--push", "--progress", "plain"]);
     assert.equal(r.code, 0, r.all);
     assert.match(r.all, /built-on-zstd/);
@@ -115,24 +118,11 @@ export const app = stage("app", {
     skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/out/zstd:1`, `oci:${join(tmp, "copied")}:z`]);
 
     // Same project, clean store: the same bytes (zstd's output does not depend on its thread count).
-    rmSync(join(dir, "oci"), { recursive: true, force: true });
-    rmSync(join(dir, ".mstage"), { recursive: true, force: true });
-    const again = mstage(dir, ["up", "--progress", "plain"], "store-b");
-    assert.equal(again.code, 0, again.all);
-    assert.equal(layoutLayerTypes(join(dir, "oci"), "app").digest, local.digest);
+    assert.equal(upFromScratch(dir, "store-b"), local.digest);
   });
 
   test("--compression zstd overrides the default gzip; a later plain up writes gzip again; gzip layers are the same from two clean stores", () => {
-    const dir = project(
-      "gzip-base",
-      `import { image, stage } from "mstage";
-export const app = stage("app", {
-  from: image("${reg.host}/base/busybox:gzip"),
-  run: "seq 1 300000 > /numbers.txt",
-  tags: ["${reg.host}/out/flag:1"],
-});
-`,
-    );
+    const dir = project("gzip-base", `${reg.host}/base/busybox:gzip`, [`run: "seq 1 300000 > /numbers.txt"`, `tags: ["${reg.host}/out/flag:1"]`]);
     const gz = mstage(dir, ["up", "--progress", "plain"], "store-g");
     assert.equal(gz.code, 0, gz.all);
     const first = layoutLayerTypes(join(dir, "oci"), "app");
@@ -155,10 +145,6 @@ export const app = stage("app", {
     assert.equal(bad.code, 1);
     assert.match(bad.err, /--compression "xz": write --compression gzip or --compression zstd/);
 
-    rmSync(join(dir, "oci"), { recursive: true, force: true });
-    rmSync(join(dir, ".mstage"), { recursive: true, force: true });
-    const clean = mstage(dir, ["up", "--progress", "plain"], "store-c");
-    assert.equal(clean.code, 0, clean.all);
-    assert.equal(layoutLayerTypes(join(dir, "oci"), "app").digest, first.digest, "parallel gzip gives the same digest from a clean store");
+    assert.equal(upFromScratch(dir, "store-c"), first.digest, "parallel gzip gives the same digest from a clean store");
   });
 });
