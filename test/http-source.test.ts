@@ -1,14 +1,29 @@
 // http(url, { sha256 }) (issue 10, item 9; BuildKit's ADD --checksum): the file is downloaded when
 // the stage builds, from a server on loopback, and accepted only with the pinned checksum.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { imageEntries } from "./helpers/image-entries.ts";
 import { expectOk, mstageAs, testUsers, userDir, writeAs } from "./up-harness.ts";
+
+/** `server` listening on loopback, and a project and store of the first test user, all gone after the test. */
+async function serveAndProject(t: TestContext, server: Server, prefix: string) {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const user = testUsers()[0]!.name;
+  const project = userDir(user, prefix);
+  const store = userDir(user, `${prefix}-store`);
+  t.after(() => {
+    server.close();
+    rmSync(project, { recursive: true, force: true });
+    rmSync(store, { recursive: true, force: true });
+  });
+  return { base, user, project, mstage: mstageAs(user, project, store) };
+}
 
 test("http() downloads a pinned file at build time and refuses one whose checksum differs", { timeout: 2 * 60_000 }, async (t) => {
   const body = Buffer.from("#!/bin/sh\necho downloaded\n");
@@ -19,16 +34,7 @@ test("http() downloads a pinned file at build time and refuses one whose checksu
     if (req.url === "/files/tool.sh") res.end(body);
     else res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const user = testUsers()[0]!.name;
-  const project = userDir(user, "http-src");
-  const store = userDir(user, "http-src-store");
-  t.after(() => {
-    server.close();
-    rmSync(project, { recursive: true, force: true });
-    rmSync(store, { recursive: true, force: true });
-  });
+  const { base, user, project, mstage } = await serveAndProject(t, server, "http-src");
   const imagesTs = (digest: string) => `import { http, scratch, stage } from "mstage";
 export const dl = stage("dl", {
   from: scratch(),
@@ -39,7 +45,6 @@ export const dl = stage("dl", {
 });
 `;
   writeAs(user, join(project, "images.ts"), imagesTs(sha));
-  const mstage = mstageAs(user, project, store);
   expectOk(await mstage(["plan"]), "plan");
   assert.equal(requests, 0, "plan needs no network: the checksum is the key");
   expectOk(await mstage(["up", "-q"]), "up");
@@ -58,21 +63,12 @@ export const dl = stage("dl", {
 test("http() without sha256 needs --allow-unpinned, which pins the download in images.lock until --refresh", { timeout: 2 * 60_000 }, async (t) => {
   let body = "v1\n";
   const server = createServer((req, res) => (req.url === "/latest.txt" ? res.end(body) : req.url === "/other.txt" ? res.end("other\n") : res.writeHead(404).end()));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/latest.txt`;
-  const user = testUsers()[0]!.name;
-  const project = userDir(user, "http-unpinned");
-  const store = userDir(user, "http-unpinned-store");
-  t.after(() => {
-    server.close();
-    rmSync(project, { recursive: true, force: true });
-    rmSync(store, { recursive: true, force: true });
-  });
+  const { base, user, project, mstage } = await serveAndProject(t, server, "http-unpinned");
+  const url = `${base}/latest.txt`;
   const digest = (s: string) => "sha256:" + createHash("sha256").update(s).digest("hex");
   writeAs(user, join(project, "images.ts"), `import { http, scratch, stage } from "mstage";
 export const dl = stage("dl", { from: scratch(), copy: { "/etc/latest.txt": http("${url}") } });
 `);
-  const mstage = mstageAs(user, project, store);
   for (const cmd of ["plan", "up"]) {
     const r = await mstage([cmd, "-q"]);
     assert.equal(r.code, 1, r.stderr);

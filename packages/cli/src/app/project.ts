@@ -14,6 +14,7 @@ import {
   type LockFile,
   type PlanContext,
   type Platform,
+  type SourcePinOptions,
   type Stage,
   type StageGraph,
 } from "@mstage/core";
@@ -28,7 +29,8 @@ export function requireTargets(graph: StageGraph, file: string): void {
   }
 }
 
-export interface PlanContextOptions {
+/** What the git() and unpinned http() pins need (--offline, --allow-unpinned, the resolvers): SourcePins' options. */
+export interface PlanContextOptions extends Pick<SourcePinOptions, "offline" | "allowUnpinned" | "resolveGit" | "resolveHttp"> {
   projectDir: string;
   /** Absolute store directory. */
   store: string;
@@ -37,14 +39,6 @@ export interface PlanContextOptions {
   resolveImage?: (base: ImageBase, stage: Stage) => Promise<string | undefined>;
   /** --refresh: ask resolveImage even for tags that images.lock pins (and resolveGit for git refs). */
   refresh?: boolean;
-  /** --offline: git refs and unpinned URLs come from images.lock only. */
-  offline?: boolean;
-  /** --allow-unpinned: an http() source without sha256 may be pinned by downloading it. */
-  allowUnpinned?: boolean;
-  /** Resolves a git ref to a commit (the runtime's ls-remote); without it an unpinned ref stays "not resolved yet". */
-  resolveGit?: (url: string, ref: string) => Promise<string>;
-  /** Downloads an unpinned URL for its digest (`up` only). */
-  resolveHttp?: (url: string) => Promise<string>;
   /** Record resolved git commits and URL digests in the lock (`up`, which writes it). */
   recordPins?: boolean;
 }

@@ -13,11 +13,7 @@ const DEADLINE_MS = 10 * 60_000;
 
 /** Downloads `url` to `target` (replacing it) if its bytes have `sha256` ("sha256:<hex>"). */
 export async function download(url: string, sha256: string, target: string, signal?: AbortSignal): Promise<void> {
-  const timeout = AbortSignal.timeout(DEADLINE_MS);
-  const res = await fetch(url, { redirect: "follow", signal: signal ? AbortSignal.any([signal, timeout]) : timeout }).catch((e: Error) => {
-    throw new UserError(`cannot download ${url}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
-  });
-  if (!res.ok || !res.body) throw new UserError(`cannot download ${url}: the server answered ${res.status} ${res.statusText}`);
+  const res = await get(url, signal);
   const tmp = `${target}.mstage-download-${process.pid}`;
   const hash = createHash("sha256");
   try {
@@ -37,14 +33,20 @@ export async function download(url: string, sha256: string, target: string, sign
  * without a checksum gets pinned (`up --allow-unpinned`); the copy then downloads it against that pin.
  */
 export async function downloadDigest(url: string, signal?: AbortSignal): Promise<string> {
+  const res = await get(url, signal);
+  const hash = createHash("sha256");
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) hash.update(chunk);
+  return "sha256:" + hash.digest("hex");
+}
+
+/** A GET of `url` that answered 2xx with a body, within the deadline; anything else a UserError naming the URL. */
+async function get(url: string, signal?: AbortSignal): Promise<Response & { body: NonNullable<Response["body"]> }> {
   const timeout = AbortSignal.timeout(DEADLINE_MS);
   const res = await fetch(url, { redirect: "follow", signal: signal ? AbortSignal.any([signal, timeout]) : timeout }).catch((e: Error) => {
     throw new UserError(`cannot download ${url}: ${(e.cause as Error | undefined)?.message ?? e.message}`);
   });
   if (!res.ok || !res.body) throw new UserError(`cannot download ${url}: the server answered ${res.status} ${res.statusText}`);
-  const hash = createHash("sha256");
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) hash.update(chunk);
-  return "sha256:" + hash.digest("hex");
+  return res as Response & { body: NonNullable<Response["body"]> };
 }
 
 /** The file name Docker's ADD gives a URL's download in a directory: the last path segment. */
