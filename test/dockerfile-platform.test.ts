@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { arm64Emulation, multiarchUnavailable, writeMultiarchLayout } from "./helpers/multiarch.ts";
-import { expectOk, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir, writeAs } from "./up-harness.ts";
+import { expectOk, mstageAs, runBundle, sameImage, skopeoInspect, testUsers, tool, unpack, userDirsFor, writeAs } from "./up-harness.ts";
 
 const missing = ["skopeo", "umoci", "runc"].filter((t) => !tool(t));
 const skip = multiarchUnavailable() ?? arm64Emulation() ?? (missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined);
@@ -35,10 +35,7 @@ const EXPECTED = [
 
 test("dockerfile({ platform }) builds BuildKit's cross-compiling pattern: a native build stage, an arm64 final stage through qemu, the platform args scoped as BuildKit scopes them", { skip, timeout: 5 * 60_000 }, async (t) => {
   const user = testUsers()[0]!.name;
-  const dir = userDir(user, "df-platform");
-  const store = userDir(user, "df-platform-store");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  t.after(() => rmSync(store, { recursive: true, force: true }));
+  const [dir, store] = userDirsFor(t, user, "df-platform", "df-platform-store");
   writeMultiarchLayout(join(dir, "base"));
   writeAs(user, join(dir, "Dockerfile"), DOCKERFILE);
   writeAs(user, join(dir, "images.ts"), `import { dockerfile } from "mstage";\nexport const app = dockerfile("./Dockerfile", { name: "app", platform: "linux/arm64" });\n`);
@@ -60,15 +57,11 @@ test("dockerfile({ platform }) builds BuildKit's cross-compiling pattern: a nati
   const converted = readFileSync(join(dir, "converted.ts"), "utf8");
   assert.match(converted, /platform: "linux\/amd64"/);
   assert.match(converted, /platform: "linux\/arm64"/);
-  const other = userDir(user, "df-platform-convert");
-  t.after(() => rmSync(other, { recursive: true, force: true }));
+  const [other] = userDirsFor(t, user, "df-platform-convert");
   writeMultiarchLayout(join(other, "base"));
   writeAs(user, join(other, "images.ts"), converted);
   expectOk(await mstageAs(user, other, store)(["up", "--progress", "plain"]), "up of the converted images.ts");
-  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "app", true) as { rootfs: unknown; config: unknown; architecture: string });
-  assert.deepEqual(b!.rootfs, a!.rootfs);
-  assert.deepEqual(b!.config, a!.config);
-  assert.equal(b!.architecture, "arm64");
+  sameImage(join(dir, "oci"), join(other, "oci"), "app");
 });
 
 const STACKER = `build:
@@ -84,10 +77,7 @@ const STACKER = `build:
 
 test("a stacker layer with arch: arm64 is built from the base's arm64 image through qemu, its build_env seen by run and absent from the config", { skip, timeout: 5 * 60_000 }, async (t) => {
   const user = testUsers()[0]!.name;
-  const dir = userDir(user, "stacker-arch");
-  const store = userDir(user, "stacker-arch-store");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  t.after(() => rmSync(store, { recursive: true, force: true }));
+  const [dir, store] = userDirsFor(t, user, "stacker-arch", "stacker-arch-store");
   writeMultiarchLayout(join(dir, "base"));
   writeAs(user, join(dir, "stacker.yaml"), STACKER);
   writeAs(user, join(dir, "images.ts"), `import { stacker } from "mstage";\nexport const images = stacker("./stacker.yaml");\n`);
@@ -101,12 +91,9 @@ test("a stacker layer with arch: arm64 is built from the base's arm64 image thro
   assert.equal(readFileSync(join(bundle, "rootfs/log"), "utf8"), "hello from build on aarch64\n");
 
   expectOk(await mstage(["convert", "stacker.yaml", "-o", "converted.ts"]), "convert");
-  const other = userDir(user, "stacker-arch-convert");
-  t.after(() => rmSync(other, { recursive: true, force: true }));
+  const [other] = userDirsFor(t, user, "stacker-arch-convert");
   writeMultiarchLayout(join(other, "base"));
   writeAs(user, join(other, "images.ts"), readFileSync(join(dir, "converted.ts"), "utf8"));
   expectOk(await mstageAs(user, other, store)(["up", "--progress", "plain"]), "up of the converted images.ts");
-  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "build", true) as { rootfs: unknown; config: unknown });
-  assert.deepEqual(b!.rootfs, a!.rootfs);
-  assert.deepEqual(b!.config, a!.config);
+  sameImage(join(dir, "oci"), join(other, "oci"), "build");
 });

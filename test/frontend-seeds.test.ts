@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
+import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, sameImage, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
 import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
 import { catHeredocs, fenced, indentedBlocks, quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
 import { listRootfs } from "./up-harness.ts";
@@ -72,13 +72,6 @@ function project(prefix: string, files: Record<string, string>): { dir: string; 
   const run = mstageAs(root.name, dir, examplesStore());
   const mstage = ((args: string[]) => run(args, { env: { CONTAINERS_REGISTRIES_CONF: conf } })) as ReturnType<typeof mstageAs>;
   return { dir, mstage };
-}
-
-/** Two layouts' `ref` have the same layers and the same config. */
-function sameImage(a: string, b: string, ref: string): void {
-  const [x, y] = [a, b].map((l) => skopeoInspect(l, ref, true) as { rootfs: unknown; config: unknown });
-  assert.deepEqual(y!.rootfs, x!.rootfs);
-  assert.deepEqual(y!.config, x!.config);
 }
 
 function runImage(layout: string, ref: string): string {

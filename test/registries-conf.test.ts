@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { registryUnavailable, startRegistry } from "./helpers/registry.ts";
-import { expectOk, mstageAs, skopeoInspect, testUsers, tool, userDir } from "./up-harness.ts";
+import { expectOk, mstageAs, skopeoInspect, testUsers, tool, userDirsFor } from "./up-harness.ts";
 
 const skip = registryUnavailable() ?? (tool("skopeo") ? undefined : "skopeo is missing: run .ci/setup");
 
@@ -15,10 +15,7 @@ test("a short name goes through a drop-in's alias and another drop-in's mirror; 
   const user = testUsers()[0]!.name;
   const reg = await startRegistry();
   t.after(() => reg.stop());
-  const dir = userDir(user, "regconf");
-  const store = userDir(user, "regconf-store");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  t.after(() => rmSync(store, { recursive: true, force: true }));
+  const [dir, store] = userDirsFor(t, user, "regconf", "regconf-store");
 
   // The base, pushed to the loopback registry under the name the mirror serves.
   const push = join(dir, "push");

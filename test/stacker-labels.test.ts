@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { multiarchUnavailable, writeMultiarchLayout } from "./helpers/multiarch.ts";
-import { expectOk, listRootfs, mstageAs, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
+import { expectOk, listRootfs, mstageAs, sameImage, skopeoInspect, testUsers, tool, unpack, userDirsFor } from "./up-harness.ts";
 
 const missing = ["skopeo", "umoci"].filter((t) => !tool(t));
 const skip = multiarchUnavailable() ?? (missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined);
@@ -30,10 +30,7 @@ const STACKER = (value: string) => `label:
 
 test("generate_labels: files in /stacker/oci-labels become labels, nothing else the script writes is in the image; an edit re-runs only the script", { skip, timeout: 3 * 60_000 }, async (t) => {
   const user = testUsers()[0]!.name;
-  const dir = userDir(user, "stacker-labels");
-  const store = userDir(user, "stacker-labels-store");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  t.after(() => rmSync(store, { recursive: true, force: true }));
+  const [dir, store] = userDirsFor(t, user, "stacker-labels", "stacker-labels-store");
   writeMultiarchLayout(join(dir, "base"));
   writeFileSync(join(dir, "stacker.yaml"), STACKER("rocks"));
   writeFileSync(join(dir, "data.txt"), "imported\n");
@@ -57,13 +54,10 @@ test("generate_labels: files in /stacker/oci-labels become labels, nothing else 
   expectOk(await mstage(["convert", "stacker.yaml", "-o", "converted.ts"]), "convert");
   const converted = readFileSync(join(dir, "converted.ts"), "utf8");
   assert.match(converted, /labelsFrom: labelGenerateLabels\.path\("\/stacker\/oci-labels"\)/);
-  const other = userDir(user, "stacker-labels-convert");
-  t.after(() => rmSync(other, { recursive: true, force: true }));
+  const [other] = userDirsFor(t, user, "stacker-labels-convert");
   writeMultiarchLayout(join(other, "base"));
   writeFileSync(join(other, "data.txt"), "imported\n");
   writeFileSync(join(other, "images.ts"), converted);
   expectOk(await mstageAs(user, other, store)(["up", "-q"]), "up of the converted images.ts");
-  const [a, b] = [dir, other].map((d) => skopeoInspect(join(d, "oci"), "label", true) as { rootfs: unknown; config: unknown });
-  assert.deepEqual(b!.rootfs, a!.rootfs);
-  assert.deepEqual(b!.config, a!.config);
+  sameImage(join(dir, "oci"), join(other, "oci"), "label");
 });

@@ -15,6 +15,23 @@ function uidOf(user: string): number {
   return Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
 }
 
+/** `userDir`s removed when the test `t` ends: a project dir first, e.g. ["project", "store"]. */
+export function userDirsFor(t: { after(fn: () => void): void }, user: string, ...prefixes: string[]): string[] {
+  return prefixes.map((prefix) => {
+    const dir = userDir(user, prefix);
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  });
+}
+
+/** Two layouts' `ref` have the same layers and the same config (what a converted images.ts must build). */
+export function sameImage(a: string, b: string, ref: string): void {
+  const [x, y] = [a, b].map((l) => skopeoInspect(l, ref, true) as { rootfs: unknown; config: unknown; architecture: unknown; os: unknown });
+  for (const k of ["rootfs", "config", "architecture", "os"] as const) {
+    if (JSON.stringify(x![k]) !== JSON.stringify(y![k])) throw new Error(`${b}:${ref} differs from ${a}:${ref} in ${k}: ${JSON.stringify(y![k])} vs ${JSON.stringify(x![k])}`);
+  }
+}
+
 /** A directory `user` owns (under /tmp, reachable by every test user). */
 export function userDir(user: string, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `mstage-${prefix}-`));
