@@ -12,9 +12,8 @@ export {
   archive,
   http,
   git,
-  dockerfile,
-  stacker,
 } from "@mstage/core";
+export { dockerfile, stacker } from "@mstage/core/frontends";
 export type {
   Stage,
   StageOptions,

@@ -30,11 +30,8 @@ export type {
 export { stage, stageFor, image, scratch, oci, tarball, debian, local, inline, archive, http, git } from "./api/index.ts";
 export type { StageOptions, StageSpecFunction, HealthcheckOptions, HttpOptions, GitOptions, LocalOptions, ImageOptions, DebianOptions, BaseWithPaths } from "./api/index.ts";
 export { isBase, isSource, beginStageCollection } from "./api/index.ts";
-export { dockerfile } from "./frontends/dockerfile/index.ts";
-export type { DockerfileOptions } from "./frontends/dockerfile/index.ts";
-export { stacker } from "./frontends/stacker/index.ts";
-export { convertToImagesTs } from "./frontends/convert.ts";
-export type { StackerOptions } from "./frontends/stacker/index.ts";
+// dockerfile(), stacker() and convert: "@mstage/core/frontends" (loaded only when a config calls them).
+export type { DockerfileOptions, StackerOptions } from "./frontends/index.ts";
 export { parseFrame } from "./api/location.ts";
 
 // graph, local sources, keys, state and plan: used by the CLI and the builder.

@@ -2,7 +2,8 @@
 // stacker() make them, written out as an images.ts that builds the same image. Never overwrites.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, relative, resolve } from "node:path";
-import { UserError, beginStageCollection, convertToImagesTs, dockerfile, isStage, stacker, type Stage } from "@mstage/core";
+import { UserError, beginStageCollection, isStage, type Stage } from "@mstage/core";
+import { convertToImagesTs, dockerfile, stacker } from "@mstage/core/frontends";
 import type { GlobalOptions } from "../options.ts";
 
 export default async function convert(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {

@@ -44,11 +44,25 @@ const API = {
   archive: core.archive,
   http: core.http,
   git: core.git,
-  dockerfile: core.dockerfile,
-  stacker: core.stacker,
+  // Set by loadFrontends() before a config that calls them runs.
+  dockerfile: undefined as unknown,
+  stacker: undefined as unknown,
 };
+/** The API functions that live in "@mstage/core/frontends" (the Dockerfile and stacker code). */
+const FRONTENDS = ["dockerfile", "stacker"] as const;
 let loads = 0;
-const CACHE_VERSION = `1:${Object.keys(API).join(",")}`;
+const CACHE_VERSION = `2:${Object.keys(API).join(",")}`;
+
+/**
+ * Imports the frontends when the compiled config uses one. The "mstage" module below exports each
+ * API function as a pure `pick("name")` call, so esbuild drops the ones a config does not import.
+ */
+async function loadFrontends(code: string): Promise<void> {
+  if (API.dockerfile !== undefined || !FRONTENDS.some((k) => code.includes(`("${k}")`))) return;
+  const f = await import("@mstage/core/frontends");
+  API.dockerfile = f.dockerfile;
+  API.stacker = f.stacker;
+}
 
 interface CompileCache {
   version: string;
@@ -71,6 +85,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   g[API_KEY] ??= API;
 
   const { code, dependencies } = (!options.noCache && readCompileCache(file)) || (await compile(file));
+  await loadFrontends(code);
 
   // A fresh name each load: import() caches by URL, and watch mode reloads in one process.
   const temp = join(projectDir, `.${basename(file)}.timestamp-${Date.now()}-${process.pid}-${++loads}.mjs`);
@@ -163,8 +178,8 @@ async function compile(file: string): Promise<{ code: string; dependencies: stri
             b.onResolve({ filter: /^mstage$/ }, () => ({ path: "mstage", namespace: "mstage-api" }));
             b.onLoad({ filter: /.*/, namespace: "mstage-api" }, () => ({
               contents:
-                `const api = globalThis[Symbol.for("mstage.api")];\n` +
-                Object.keys(API).map((k) => `export const ${k} = api.${k};`).join("\n"),
+                `const pick = (name) => globalThis[Symbol.for("mstage.api")][name];\n` +
+                Object.keys(API).map((k) => `export const ${k} = /* @__PURE__ */ pick(${JSON.stringify(k)});`).join("\n"),
               loader: "js",
             }));
             // Bare imports (packages, node: builtins) stay external and resolve from images.ts.
