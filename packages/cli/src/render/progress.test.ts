@@ -103,3 +103,27 @@ test("a pull shows bytes of the total and the rate on its stage's live line; pla
   q.onEvent({ type: "transfer", stage: "app", direction: "pull", ref: "debian:bookworm", done: 480e6, total: 480e6, bytesPerSecond: 60e6 });
   assert.deepEqual(plain.text().trim().split("\n"), ["[app] pull debian:bookworm 480/480 MB 60 MB/s"]);
 });
+
+test("layer compression shows bytes and MB/s on the output's live line until every layer is done; plain output says each layer once", () => {
+  kleur.enabled = false;
+  const started = Date.now() - 2000;
+  const layer = (n: number) => `sha256:${String(n).repeat(64)}` as never;
+  const tty = sink({ isTTY: true, columns: 100 });
+  const p = createProgress("tty", tty);
+  p.onEvent({ type: "compress", stage: "app", layer: layer(1), format: "gzip", done: 100e6, total: 400e6, started });
+  p.onEvent({ type: "compress", stage: "app", layer: layer(2), format: "gzip", done: 20e6, total: 100e6, started });
+  // 120 of 500 MB in about 2 s.
+  assert.match(tty.text(), /● app compress gzip 120\/500 MB (59|60|61) MB\/s/);
+  p.onEvent({ type: "compress", stage: "app", layer: layer(2), format: "gzip", done: 100e6, total: 100e6, started });
+  assert.match(tty.text(), /✓ app compressed layer 222222222222 \(100\.0 MB, gzip\) in 2\.0s, (49|50|51) MB\/s\n/);
+  const before = tty.text().length;
+  p.onEvent({ type: "compress", stage: "app", layer: layer(1), format: "gzip", done: 400e6, total: 400e6, started });
+  assert.doesNotMatch(tty.text().slice(before), /● app compress/, "no live line once every layer is done");
+  p.stop();
+
+  const plain = sink();
+  const q = createProgress("plain", plain);
+  q.onEvent({ type: "compress", stage: "app", layer: layer(3), format: "zstd", done: 1e6, total: 8e6, started });
+  q.onEvent({ type: "compress", stage: "app", layer: layer(3), format: "zstd", done: 8e6, total: 8e6, started });
+  assert.deepEqual(plain.text().trim().split("\n"), ["[app] compressed layer 333333333333 (8.00 MB, zstd) in 2.0s, 4.0 MB/s"]);
+});

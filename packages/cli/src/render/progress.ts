@@ -195,8 +195,8 @@ class TtyProgress implements ProgressRenderer {
         if (!c) this.compressing.set(e.stage, (c = { format: e.format, started: e.started, layers: new Map() }));
         c.layers.set(e.layer, { done: e.done, total: e.total });
         if (e.done >= e.total) {
-          this.scroll(`${kleur.green("✓")} ${e.stage} ${kleur.gray(describeCompressed(e))}`);
           if ([...c.layers.values()].every((l) => l.done >= l.total)) this.compressing.delete(e.stage);
+          this.scroll(`${kleur.green("✓")} ${e.stage} ${kleur.gray(describeCompressed(e))}`);
           return;
         }
         this.ensureTimer();

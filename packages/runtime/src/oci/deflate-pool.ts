@@ -43,10 +43,13 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * Blocks go to a worker as soon as they are submitted (to the one with the fewest pending), and
+ * queue in its message port: a worker moves on to its next block without waiting for this thread,
+ * which on a busy machine may not be scheduled for tens of milliseconds.
+ */
 class DeflatePool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly queue: Array<{ id: number; job: DeflateJob }> = [];
+  private readonly workers: Array<{ worker: Worker; pending: Set<number> }> = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
@@ -55,50 +58,50 @@ class DeflatePool {
   run(job: DeflateJob): Promise<Buffer> {
     const id = this.nextId++;
     const result = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.queue.push({ id, job });
-    this.dispatch();
+    const w = this.pick();
+    w.pending.add(id);
+    w.worker.ref();
+    // The block is a buffer of its own (gzip.ts copies into it), so it moves instead of copying.
+    const transfer = job.block.byteOffset === 0 && job.block.byteLength === job.block.buffer.byteLength ? [job.block.buffer as ArrayBuffer] : [];
+    w.worker.postMessage({ id, block: job.block, dict: job.dict, last: job.last, level: job.level }, transfer);
     return result;
   }
 
-  private dispatch(): void {
-    while (this.queue.length) {
-      const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
-      if (!worker) return;
-      const { id, job } = this.queue.shift()!;
-      worker.ref();
-      // The block is a buffer of its own (gzip.ts copies into it), so it moves instead of copying.
-      const transfer = job.block.byteOffset === 0 && job.block.byteLength === job.block.buffer.byteLength ? [job.block.buffer as ArrayBuffer] : [];
-      worker.postMessage({ id, block: job.block, dict: job.dict, last: job.last, level: job.level }, transfer);
+  private pick(): { worker: Worker; pending: Set<number> } {
+    if (this.workers.length < this.size) {
+      const idle = this.workers.find((w) => w.pending.size === 0);
+      return idle ?? this.spawn();
     }
+    return this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   }
 
-  private spawn(): Worker {
+  private spawn(): { worker: Worker; pending: Set<number> } {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const entry = { worker, pending: new Set<number>() };
     worker.on("message", (msg: { id: number; out?: Uint8Array; error?: string }) => {
       const p = this.pending.get(msg.id);
       this.pending.delete(msg.id);
+      entry.pending.delete(msg.id);
       // An idle worker must not keep the process alive.
-      worker.unref();
-      this.idle.push(worker);
+      if (entry.pending.size === 0) worker.unref();
       if (msg.error !== undefined) p?.reject(new Error(`deflate failed in a compression worker: ${msg.error}`));
       else p?.resolve(Buffer.from(msg.out!.buffer, msg.out!.byteOffset, msg.out!.byteLength));
-      this.dispatch();
     });
-    worker.on("error", (e) => this.fail(worker, e));
-    worker.on("exit", (code) => this.fail(worker, new Error(`a compression worker exited with code ${code}`)));
-    this.all.push(worker);
-    return worker;
+    worker.on("error", (e) => this.fail(entry, e));
+    worker.on("exit", (code) => this.fail(entry, new Error(`a compression worker exited with code ${code}`)));
+    this.workers.push(entry);
+    return entry;
   }
 
-  /** A worker died: every block still pending fails (the streams waiting on them end with the error). */
-  private fail(worker: Worker, e: Error): void {
-    const i = this.all.indexOf(worker);
+  /** A worker died: its pending blocks fail (the streams waiting on them end with the error). */
+  private fail(entry: { worker: Worker; pending: Set<number> }, e: Error): void {
+    const i = this.workers.indexOf(entry);
     if (i < 0) return;
-    this.all.splice(i, 1);
-    const j = this.idle.indexOf(worker);
-    if (j >= 0) this.idle.splice(j, 1);
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    this.workers.splice(i, 1);
+    for (const id of entry.pending) {
+      this.pending.get(id)?.reject(e);
+      this.pending.delete(id);
+    }
   }
 }
 

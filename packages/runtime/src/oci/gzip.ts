@@ -31,8 +31,8 @@ export interface GzipOptions {
 export async function* gzipChunks(source: AsyncIterable<Buffer>, options: GzipOptions = {}): AsyncGenerator<Buffer> {
   const level = options.level ?? GZIP_LEVEL;
   const pool = deflatePool(options.workers);
-  // Enough blocks in flight to keep every worker busy while the oldest is written out.
-  const window = pool.size * 2 + 1;
+  // Enough blocks queued at every worker that it never waits for this thread to be scheduled.
+  const window = pool.size * 4;
   const inFlight: Array<{ out: Promise<Buffer>; size: number }> = [];
   let crc = 0;
   let total = 0;
