@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { expectOk, mstageAs, skopeoInspect, testUsers, userDir, writeAs } from "./up-harness.ts";
+import { expectOk, projectWith, skopeoInspect, testUsers } from "./up-harness.ts";
 import { runInUserNamespace } from "./layer-userns.helper.ts";
 
 const script = new URL("./layer-adopt.script.ts", import.meta.url).pathname;
@@ -40,14 +40,8 @@ for (const user of testUsers()) {
   test(`a committed upper dir is kept as its layer and equals a fresh extraction of the tar (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
     if (user.skip) return t.skip(user.skip);
     if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
-    const project = userDir(user.name, "adopt");
-    const store = userDir(user.name, "adopt-store");
-    t.after(() => {
-      rmSync(project, { recursive: true, force: true });
-      rmSync(store, { recursive: true, force: true });
-    });
-    writeAs(user.name, join(project, "images.ts"), IMAGES);
-    expectOk(await mstageAs(user.name, project, store)(["up", "--progress", "plain"]), "up");
+    const { project, store, mstage } = projectWith(t, user.name, "adopt", IMAGES);
+    expectOk(await mstage(["up", "--progress", "plain"]), "up");
 
     const diffIds = (skopeoInspect(join(project, "oci"), "b", true) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
     assert.equal(diffIds.length, 3, "base, a and b each add a layer");

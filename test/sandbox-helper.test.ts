@@ -3,9 +3,8 @@
 // the next step's setup would run the step's own code with every capability of the namespace.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { expectOk, mstageAs, testUsers, userDir, writeAs } from "./up-harness.ts";
+import { existsSync } from "node:fs";
+import { expectOk, projectWith, testUsers } from "./up-harness.ts";
 
 const IMAGES = `import { local, scratch, stage } from "mstage";
 export const probe = stage("probe", {
@@ -24,14 +23,8 @@ for (const user of testUsers()) {
   test(`a step cannot write, remove or add to the setup helper in /dev/.mstage, and the next step still starts (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
     if (user.skip) return t.skip(user.skip);
     if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
-    const project = userDir(user.name, "helper");
-    const store = userDir(user.name, "helper-store");
-    t.after(() => {
-      rmSync(project, { recursive: true, force: true });
-      rmSync(store, { recursive: true, force: true });
-    });
-    writeAs(user.name, join(project, "images.ts"), IMAGES);
-    const r = expectOk(await mstageAs(user.name, project, store)(["up", "--progress", "plain", "--sbom=false"]), "up");
+    const { mstage } = projectWith(t, user.name, "helper", IMAGES);
+    const r = expectOk(await mstage(["up", "--progress", "plain", "--sbom=false"]), "up");
     assert.doesNotMatch(r.stderr, /writable|new file made/);
     const count = /helper files: (\d+)/.exec(r.stderr);
     assert.ok(count && Number(count[1]) >= 3, `the helper's files are all still there: ${count?.[0]}`);

@@ -54,6 +54,21 @@ export function writeAs(user: string, file: string, text: string): void {
   if (user !== testUsers()[0]!.name) chownSync(file, uidOf(user), uidOf(user));
 }
 
+/**
+ * A fresh project whose only file is `images` (as images.ts) and a store, both owned by `user` and
+ * removed when the test ends; with the CLI that runs there.
+ */
+export function projectWith(t: { after(fn: () => void): void }, user: string, prefix: string, images: string): { project: string; store: string; mstage: Mstage } {
+  const project = userDir(user, prefix);
+  const store = userDir(user, `${prefix}-store`);
+  t.after(() => {
+    rmSync(project, { recursive: true, force: true });
+    rmSync(store, { recursive: true, force: true });
+  });
+  writeAs(user, join(project, "images.ts"), images);
+  return { project, store, mstage: mstageAs(user, project, store) };
+}
+
 export interface Mstage {
   (args: string[], o?: { env?: Record<string, string> }): Promise<RunResult>;
   user: string;
