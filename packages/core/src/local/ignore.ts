@@ -109,24 +109,35 @@ function compile(line: string): Rule | undefined {
         re += "[^/]*";
         i += 1;
       }
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = p.indexOf("]", i + 2);
-      if (end < 0) re += "\\[";
-      else {
-        let cls = p.slice(i + 1, end).replace(/\\/g, "\\\\");
-        if (cls.startsWith("!")) cls = "^" + cls.slice(1);
-        re += `[${cls}]`;
-        i = end;
-      }
-    } else if (c === "\\" && i + 1 < p.length) {
-      re += escape(p[++i]);
-    } else re += escape(c);
+    } else {
+      const [part, last] = wildcardAt(p, i, "!");
+      re += part;
+      i = last;
+    }
   }
   // A pattern also matches everything below a matching directory.
   const body = (anchored ? "^" : "^(?:.*/)?") + re + (dirOnly ? "$" : "(?:/.*)?$");
   return { re: new RegExp(body), negate, dirOnly };
+}
+
+/**
+ * The regular expression for the wildcard or character at p[i] of a pattern (`*`, `?`, `[…]`, a
+ * `\` escape, a plain character) and the index of its last character. `negators` are what negate
+ * a `[…]` class: gitignore's `!`; Go filepath.Match's `^` and `!`.
+ */
+export function wildcardAt(p: string, i: number, negators: string): [string, number] {
+  const c = p[i]!;
+  if (c === "*") return ["[^/]*", i];
+  if (c === "?") return ["[^/]", i];
+  if (c === "[") {
+    const end = p.indexOf("]", i + 2);
+    if (end < 0) return ["\\[", i];
+    let cls = p.slice(i + 1, end).replace(/\\/g, "\\\\");
+    if (negators.includes(cls[0]!)) cls = "^" + cls.slice(1);
+    return [`[${cls}]`, end];
+  }
+  if (c === "\\" && i + 1 < p.length) return [escape(p[i + 1]!), i + 1];
+  return [escape(c), i];
 }
 
 function escape(c: string): string {

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSyn
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
-import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile } from "./ignore.ts";
+import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile, wildcardAt } from "./ignore.ts";
 
 export interface LocalEntry {
   /**
@@ -148,26 +148,11 @@ function lstatExists(p: string): boolean {
 export function globRegExp(part: string): RegExp {
   let re = "";
   for (let i = 0; i < part.length; i++) {
-    const c = part[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = part.indexOf("]", i + 2);
-      if (end < 0) re += "\\[";
-      else {
-        let cls = part.slice(i + 1, end).replace(/\\/g, "\\\\");
-        if (cls.startsWith("^") || cls.startsWith("!")) cls = "^" + cls.slice(1);
-        re += `[${cls}]`;
-        i = end;
-      }
-    } else if (c === "\\" && i + 1 < part.length) re += escapeRe(part[++i]!);
-    else re += escapeRe(c);
+    const [one, last] = wildcardAt(part, i, "^!");
+    re += one;
+    i = last;
   }
   return new RegExp(`^${re}$`);
-}
-
-function escapeRe(c: string): string {
-  return /[.+^${}()|[\]\\/-]/.test(c) ? "\\" + c : c;
 }
 
 /** Only entries `include` matches (itself or through a matched parent directory), and the directories on the way to them, as BuildKit's include filter gives them. */
