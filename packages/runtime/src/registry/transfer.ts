@@ -19,6 +19,8 @@ export class TransferMeter {
   private moved = 0;
   private reported = -1;
   private lastReport = 0;
+  /** A report held back by the interval, sent when it is over: the last bytes before a pause still show. */
+  private trailing: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
 
   constructor(
@@ -53,7 +55,16 @@ export class TransferMeter {
     if (!this.emit) return;
     const now = Date.now();
     const done = final ? this.total : Math.min(this.total, this.skipped + this.moved);
-    if (done <= this.reported || (!final && now - this.lastReport < REPORT_MS)) return;
+    if (done <= this.reported) return;
+    if (!final && now - this.lastReport < REPORT_MS) {
+      this.trailing ??= setTimeout(() => {
+        this.trailing = undefined;
+        this.report(false);
+      }, REPORT_MS - (now - this.lastReport)).unref();
+      return;
+    }
+    clearTimeout(this.trailing);
+    this.trailing = undefined;
     this.reported = done;
     this.lastReport = now;
     const seconds = Math.max(now - this.started, 1) / 1000;
