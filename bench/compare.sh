@@ -4,8 +4,9 @@
 # tool's median seconds, the median of per-round ratios mstage/peer with min–max, the target of
 # issue 16 it answers (met / NOT MET), and the load before and after.
 #
-#   bash bench/compare.sh [-n ROUNDS] [-s SLOW_ROUNDS] [CASE…]   (as root, after `pnpm build` and
-#                                                                  bash bench/setup.sh)
+#   bash bench/compare.sh [-n ROUNDS] [-s SLOW_ROUNDS] [-p] [CASE…]   (as root, after `pnpm build`
+#                                                                       and bash bench/setup.sh)
+#   -p: only make each case's bases, projects and warm state, time nothing (before a quiet slot)
 #
 # Cases (all but cold-pull-rootless when none is named):
 #   noop               hello-go rebuilt with nothing changed
@@ -35,11 +36,13 @@ ALL_CASES=(noop edit files-200k commit cold-base-present cold-pull service stage
 # run SLOW_ROUNDS (default 3, never more than ROUNDS).
 ROUNDS=5
 SLOW_ROUNDS=
-while getopts "n:s:h" opt; do
+PREPARE_ONLY=
+while getopts "n:s:ph" opt; do
   case $opt in
     n) ROUNDS=$OPTARG ;;
     s) SLOW_ROUNDS=$OPTARG ;;
-    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    p) PREPARE_ONLY=1 ;;
+    *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -65,19 +68,16 @@ DOCKER_BUILD=(build -q --network=none)
 
 # ---- hello-go: noop, edit, cold-base-present, cold-pull --------------------------------------
 
-# $W/hello: examples/hello-go as is (its debian() base made once in $STORE); $W/pull: the same with
-# the base as image("$TOOLCHAIN_REF"); $W/hello-docker: the equivalent Dockerfile.
+# $W/hello: examples/hello-go as is (its debian() base made once in $STORE); $W/hello-docker: the
+# equivalent Dockerfile. $W/pull and $W/pull-docker: the same two on toolchain-large from the
+# registry (mstage's as image("$LARGE_REF")).
 setup_hello() {
   ensure_base_docker
   ensure_base_buildah present
   [[ -n ${HELLO_READY:-} ]] && return
-  rm -rf "$W/hello" "$W/pull" "$W/hello-docker"
-  mkdir -p "$W/hello" "$W/pull" "$W/hello-docker"
-  cp "$REPO"/examples/hello-go/{images.ts,go.mod,main.go} "$W/hello/"
-  cp "$W/base/images.lock" "$W/hello/"
-  cp "$REPO"/examples/hello-go/{go.mod,main.go} "$W/pull/"
-  rewrite "$REPO/examples/hello-go/images.ts" "$W/pull/images.ts" \
-    "import { debian, " "import { image, " "from: $DEBIAN_GO" "from: image(\"$TOOLCHAIN_REF\")"
+  rm -rf "$W/hello" "$W/hello-docker"
+  mkdir -p "$W/hello" "$W/hello-docker"
+  cp "$REPO"/examples/hello-go/{images.ts,images.lock,go.mod,main.go} "$W/hello/"
   cp "$REPO"/examples/hello-go/{go.mod,main.go} "$W/hello-docker/"
   cat >"$W/hello-docker/Dockerfile" <<DOCKERFILE
 FROM $TOOLCHAIN_REF AS build
@@ -90,9 +90,22 @@ FROM scratch
 COPY --from=build /out/hello /hello
 CMD ["/hello"]
 DOCKERFILE
+  HELLO_READY=1
+}
+
+setup_pull() {
+  setup_hello
+  [[ -n ${PULL_READY:-} ]] && return
+  rm -rf "$W/pull" "$W/pull-docker"
+  mkdir -p "$W/pull" "$W/pull-docker"
+  cp "$REPO"/examples/hello-go/{go.mod,main.go} "$W/pull/"
+  rewrite "$REPO/examples/hello-go/images.ts" "$W/pull/images.ts" \
+    "import { debian, " "import { image, " "from: $DEBIAN_GO" "from: image(\"$LARGE_REF\")"
+  cp "$W/hello-docker"/{go.mod,main.go} "$W/pull-docker/"
+  sed "s|^FROM $TOOLCHAIN_REF |FROM $LARGE_REF |" "$W/hello-docker/Dockerfile" >"$W/pull-docker/Dockerfile"
   # The pull project pins its base in images.lock on first use, as a user's would be.
   mstage up -f "$W/pull/images.ts" --store "$W/store-pull" -q >>"$W/setup.log" 2>&1 || die "mstage up of $W/pull failed (see $W/setup.log)"
-  HELLO_READY=1
+  PULL_READY=1
 }
 
 mstage_hello() { mstage up -f "$W/hello/images.ts" --store "$STORE" -q "$@"; }
@@ -130,12 +143,12 @@ cold_base_present__buildah() { buildah_hello --no-cache; }
 cold_pull__mstage__prep() { rm -rf "$W/store-pull" "$W/pull/.mstage" "$W/pull/oci"; }
 cold_pull__mstage() { mstage up -f "$W/pull/images.ts" --store "$W/store-pull" -q; }
 cold_pull__buildkit__prep() {
-  docker rmi -f bench/hello-pull "$TOOLCHAIN_REF" >/dev/null 2>&1 || true
+  docker rmi -f bench/hello-pull "$LARGE_REF" >/dev/null 2>&1 || true
   docker builder prune -af >/dev/null
 }
-cold_pull__buildkit() { docker "${DOCKER_BUILD[@]}" -t bench/hello-pull "$W/hello-docker"; }
+cold_pull__buildkit() { docker "${DOCKER_BUILD[@]}" -t bench/hello-pull "$W/pull-docker"; }
 cold_pull__buildah__prep() { wipe_buildah pull; wipe_buildah_caches; }
-cold_pull__buildah() { buildah_in pull "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/hello-docker"; }
+cold_pull__buildah() { buildah_in pull "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/pull-docker"; }
 
 run_hello_case() { # CASE ROUNDS
   setup_hello
@@ -151,7 +164,7 @@ case_noop() { run_hello_case noop "$ROUNDS"; }
 case_edit() { run_hello_case edit "$ROUNDS"; }
 case_cold_base_present() { run_hello_case cold-base-present "$SLOW_ROUNDS"; }
 case_cold_pull() {
-  setup_hello
+  setup_pull
   case_header cold-pull "$SLOW_ROUNDS"
   rounds cold-pull "$SLOW_ROUNDS" mstage buildkit buildah
   medians cold-pull mstage buildkit buildah
@@ -168,10 +181,10 @@ ROOTLESS_USER=mstage-test
 as_user() { runuser -u "$ROOTLESS_USER" -- env -u NODE_EXTRA_CA_CERTS HOME="$W/rootless/home" XDG_RUNTIME_DIR="$W/rootless/run" "$@"; }
 setup_rootless() {
   id "$ROOTLESS_USER" >/dev/null 2>&1 || die "no $ROOTLESS_USER user: run .ci/setup"
-  setup_hello
+  setup_pull
   rm -rf "$W/rootless" && mkdir -p "$W/rootless/home" "$W/rootless/run"
   cp -r "$W/pull" "$W/rootless/pull"
-  cp -r "$W/hello-docker" "$W/rootless/hello-docker"
+  cp -r "$W/pull-docker" "$W/rootless/pull-docker"
   rm -rf "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"
   chown -R "$ROOTLESS_USER:" "$W/rootless"
   chmod 700 "$W/rootless/run"
@@ -184,7 +197,7 @@ cold_pull_rootless__buildah__prep() {
 }
 cold_pull_rootless__buildah() {
   as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" --storage-driver overlay \
-    "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/rootless/hello-docker"
+    "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/rootless/pull-docker"
 }
 case_cold_pull_rootless() {
   setup_rootless
@@ -328,7 +341,7 @@ JS
 import { local, scratch, stage } from "mstage";
 export const data = stage("data", { from: scratch(), copy: { "/data": local("./tree") } });
 TS
-    printf '.mstage/\noci/\n' >"$dir/.gitignore"
+    printf '.mstage/\noci/\n.done-*\n' >"$dir/.gitignore"
     git -C "$dir" init -q
     git -C "$dir" add -A
     git -C "$dir" -c user.name=bench -c user.email=bench@localhost commit -q -m "the tree"
@@ -369,13 +382,14 @@ case_files_200k() {
 
 # ---- commit: a ~1 GiB tree as a layer --------------------------------------------------------
 
-# The driver is bundled like the CLI, so no TypeScript loader is timed.
+# The driver is bundled like the CLI, so no TypeScript loader is timed. The two XML libraries are
+# CycloneDX's optional plug-ins, loaded only if installed (they are not).
 setup_commit() {
   ensure_commit_tree
   "$REPO/node_modules/esbuild/bin/esbuild" "$REPO/bench/lib/commit.mts" --bundle --platform=node --format=esm \
-    --log-level=warning --alias:@mstage/runtime="$REPO/packages/runtime/src/index.ts" \
+    --log-level=warning --external:libxmljs2 --external:xmlbuilder2 --alias:@mstage/runtime="$REPO/packages/runtime/src/index.ts" \
     --alias:@mstage/core="$REPO/packages/core/src/index.ts" \
-    --banner:js="import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" \
+    --banner:js="import { createRequire as benchRequire } from 'node:module'; const require = benchRequire(import.meta.url);" \
     --outfile="$W/commit/commit.mjs"
   # Page cache warm for both, so neither pays for the first read.
   tar -C "$W/commit/tree" -cf - . | cat >/dev/null
@@ -398,6 +412,19 @@ case_commit() {
 for c in "${CASES[@]}"; do
   declare -F "case_${c//-/_}" >/dev/null || die "unknown case $c (cases: ${ALL_CASES[*]} cold-pull-rootless)"
 done
+# What -p runs per case: the set-up its case_* function starts with.
+declare -A PREPARE=(
+  [noop]="setup_hello warm_hello" [edit]="setup_hello warm_hello" [cold-base-present]="setup_hello warm_hello"
+  [cold-pull]=setup_pull [cold-pull-rootless]=setup_rootless [service]=setup_service
+  [stages-2000]=setup_stages [files-200k]=setup_files [commit]=setup_commit
+)
+if [[ -n $PREPARE_ONLY ]]; then
+  for c in "${CASES[@]}"; do
+    say "preparing $c"
+    for f in ${PREPARE[$c]}; do "$f"; done
+  done
+  exit 0
+fi
 {
   echo "# mstage $(git -C "$REPO" rev-parse --short HEAD) on $(nproc) CPUs, $(date -u '+%F %H:%M UTC'), $ROUNDS rounds ($SLOW_ROUNDS for the slow cases)"
 } >"$SUMMARY"

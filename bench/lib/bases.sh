@@ -1,15 +1,18 @@
-# The bases every tool builds on, made offline and once per bench dir: mstage's own debian()
-# toolchain stage (Debian bookworm + golang-go, about 970 MB), written as an OCI image, pushed to
-# the loopback registry for BuildKit and buildah, and unpacked as a plain tar for the tarball cases.
-# Each ensure_* is idempotent and untimed. Sourced, never run.
+# The bases every tool builds on, made offline and once per bench dir by mstage's own debian():
+#   toolchain        hello-go's base (bookworm + golang-go, ~640 MB), what its debian() makes;
+#   toolchain-large  the same with build-essential and git (~970 MB, the size issue 16 measured
+#                    with), for the pull, the tarball base and the commit tree.
+# Both are written as OCI images by a real `mstage up` and pushed to the loopback registry for
+# BuildKit and buildah. Each ensure_* is idempotent and untimed. Sourced, never run.
 # shellcheck shell=bash
 
 STORE=$W/store # mstage's store for the cases whose base is present
 TOOLCHAIN_REF=$REGISTRY/bench/toolchain:latest
+LARGE_REF=$REGISTRY/bench/toolchain-large:latest
 DEBIAN_GO='debian({ suite: "bookworm", packages: ["golang-go"] })'
+DEBIAN_LARGE='debian({ suite: "bookworm", packages: ["golang-go", "build-essential", "git"] })'
 
-# The toolchain stage, exported by a real `mstage up` into $W/base/oci and pushed to the registry.
-# images.lock is the hello-go example's, so the hello project's debian() base is this same one.
+# images.lock starts as the hello-go example's, so the hello project's debian() base is this one.
 ensure_toolchain() {
   [[ -n ${TOOLCHAIN_READY:-} ]] && return
   start_registry
@@ -17,15 +20,17 @@ ensure_toolchain() {
   cat >"$W/base/images.ts" <<TS
 import { debian, stage } from "mstage";
 export const toolchain = stage("toolchain", { from: $DEBIAN_GO });
+export const large = stage("toolchain-large", { from: $DEBIAN_LARGE });
 TS
-  cp "$REPO/examples/hello-go/images.lock" "$W/base/images.lock"
-  if [[ ! -f $W/base/oci/index.json ]]; then
-    say "making the Debian+golang base once (mmdebstrap, then a gzip export)"
+  [[ -f $W/base/images.lock ]] || cp "$REPO/examples/hello-go/images.lock" "$W/base/images.lock"
+  if ! grep -q toolchain-large "$W/base/oci/index.json" 2>/dev/null; then
+    say "making the Debian+golang bases once (mmdebstrap, then a gzip export)"
   fi
   mstage -f "$W/base/images.ts" --store "$STORE" up -q >>"$W/base/up.log" 2>&1 ||
     die "mstage up of the base failed (see $W/base/up.log)"
-  skopeo copy -q --dest-tls-verify=false "oci:$W/base/oci:toolchain" "docker://$TOOLCHAIN_REF" ||
-    die "pushing the base to $REGISTRY failed"
+  skopeo copy -q --dest-tls-verify=false "oci:$W/base/oci:toolchain" "docker://$TOOLCHAIN_REF" &&
+    skopeo copy -q --dest-tls-verify=false "oci:$W/base/oci:toolchain-large" "docker://$LARGE_REF" ||
+    die "pushing the bases to $REGISTRY failed"
   TOOLCHAIN_READY=1
 }
 
@@ -41,7 +46,7 @@ ensure_base_buildah() { # STORAGE
     buildah_in "$1" pull -q --tls-verify=false "$TOOLCHAIN_REF" >/dev/null
 }
 
-# $W/tarball/base.tar: the toolchain's one layer, uncompressed (the ~968 MB "local tarball base"),
+# $W/tarball/base.tar: toolchain-large's one layer, uncompressed (the ~968 MB "local tarball base"),
 # and $W/tarball/layout: the same tar as an OCI image with an uncompressed layer, for buildah's FROM.
 ensure_base_tarball() {
   local t=$W/tarball
@@ -53,8 +58,8 @@ ensure_base_tarball() {
     const fs = require("fs"), dir = process.argv[1];
     const idx = JSON.parse(fs.readFileSync(dir + "/index.json", "utf8"));
     const blob = (d) => fs.readFileSync(dir + "/blobs/sha256/" + d.slice(7), "utf8");
-    const m = JSON.parse(blob(idx.manifests.find((x) => x.annotations?.["org.opencontainers.image.ref.name"] === "toolchain").digest));
-    if (m.layers.length !== 1) throw new Error("the toolchain image has " + m.layers.length + " layers, want 1");
+    const m = JSON.parse(blob(idx.manifests.find((x) => x.annotations?.["org.opencontainers.image.ref.name"] === "toolchain-large").digest));
+    if (m.layers.length !== 1) throw new Error("toolchain-large has " + m.layers.length + " layers, want 1");
     console.log(m.layers[0].digest.slice(7));' "$W/base/oci")
   layer=$W/base/oci/blobs/sha256/$manifest
   gzip -dc "$layer" >"$t/base.tar"
@@ -78,7 +83,7 @@ ensure_base_tarball() {
   touch "$t/.done"
 }
 
-# $W/commit/tree: the toolchain's files unpacked (~1 GiB, ~30 000 entries), the commit case's tree.
+# $W/commit/tree: toolchain-large's files unpacked (~1 GiB), the commit case's tree.
 ensure_commit_tree() {
   [[ -f $W/commit/.done ]] && return
   ensure_base_tarball
