@@ -214,6 +214,8 @@ has_zstd() { mstage up --help | grep -q -- '--compression'; }
 
 setup_service() {
   ensure_base_tarball
+  local layout
+  layout=$(tarball_layout_link)
   rm -rf "$W/service" "$W/service-docker"
   mkdir -p "$W/service" "$W/service-docker"
   cp "$REPO"/examples/service/{go.mod,main.go} "$W/service/"
@@ -223,13 +225,13 @@ setup_service() {
     "const base = $DEBIAN_GO;" 'const base = tarball(local("./base.tar"));'
   cp "$REPO"/examples/service/{go.mod,main.go} "$W/service-docker/"
   cat >"$W/service-docker/Dockerfile" <<DOCKERFILE
-FROM oci:$W/tarball/layout:base AS server-build
+FROM oci:$layout:base AS server-build
 WORKDIR /src
 COPY go.mod main.go /src/
 ENV CGO_ENABLED=0 GOCACHE=/root/.cache/go-build GOFLAGS=-trimpath
 RUN --mount=type=cache,target=/root/.cache/go-build go build -ldflags='-s -w -buildid=' -o /out/server .
 
-FROM oci:$W/tarball/layout:base
+FROM oci:$layout:base
 COPY --from=server-build /out/server /usr/local/bin/server
 WORKDIR /var/lib/app
 RUN useradd --system --uid 990 --user-group --home-dir /var/lib/app app && chown app:app /var/lib/app

@@ -74,13 +74,22 @@ ensure_base_tarball() {
     echo "$d ${#1}"
   }
   local config cfg manifest_json man
-  config='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:'$diff'"]}}'
+  config='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:'$diff'"]},"history":[{"created_by":"mstage bench: toolchain-large as one tar"}]}'
   read -r -a cfg < <(write_blob "$config")
   manifest_json='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'${cfg[0]}'","size":'${cfg[1]}'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:'$diff'","size":'$size'}]}'
   read -r -a man < <(write_blob "$manifest_json")
   echo '{"imageLayoutVersion":"1.0.0"}' >"$t/layout/oci-layout"
   echo '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:'${man[0]}'","size":'${man[1]}',"annotations":{"org.opencontainers.image.ref.name":"base"}}]}' >"$t/layout/index.json"
   touch "$t/.done"
+}
+
+# buildah names an oci: base after its path, and a path component starting with a dot (.bench) is
+# no valid name: FROM reaches the layout through a link whose path has none.
+tarball_layout_link() {
+  local link
+  link=/var/tmp/mstage-bench-$(printf '%s' "$W" | openssl dgst -sha256 -r | cut -c1-12)
+  ln -sfn "$W/tarball/layout" "$link"
+  echo "$link"
 }
 
 # $W/commit/tree: toolchain-large's files unpacked (~1 GiB), the commit case's tree.
