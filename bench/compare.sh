@@ -178,11 +178,16 @@ case_cold_pull() {
 # ---- cold-pull-rootless: as mstage-test -----------------------------------------------------
 
 ROOTLESS_USER=mstage-test
-as_user() { runuser -u "$ROOTLESS_USER" -- env -u NODE_EXTRA_CA_CERTS HOME="$W/rootless/home" XDG_RUNTIME_DIR="$W/rootless/run" "$@"; }
+# TMPDIR of its own: buildah 1.28 keeps RUN --mount=type=cache under $TMPDIR/buildah-cache, which
+# root's runs own in /var/tmp.
+as_user() {
+  runuser -u "$ROOTLESS_USER" -- env -u NODE_EXTRA_CA_CERTS HOME="$W/rootless/home" \
+    XDG_RUNTIME_DIR="$W/rootless/run" TMPDIR="$W/rootless/tmp" "$@"
+}
 setup_rootless() {
   id "$ROOTLESS_USER" >/dev/null 2>&1 || die "no $ROOTLESS_USER user: run .ci/setup"
   setup_pull
-  rm -rf "$W/rootless" && mkdir -p "$W/rootless/home" "$W/rootless/run"
+  rm -rf "$W/rootless" && mkdir -p "$W/rootless/home" "$W/rootless/run" "$W/rootless/tmp"
   cp -r "$W/pull" "$W/rootless/pull"
   cp -r "$W/pull-docker" "$W/rootless/pull-docker"
   rm -rf "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"
@@ -193,7 +198,7 @@ cold_pull_rootless__mstage__prep() { rm -rf "$W/rootless/store" "$W/rootless/pul
 cold_pull_rootless__mstage() { as_user node "$MSTAGE_BIN" up -f "$W/rootless/pull/images.ts" --store "$W/rootless/store" -q; }
 cold_pull_rootless__buildah__prep() {
   as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" rmi -af >/dev/null 2>&1 || true
-  as_user buildah unshare rm -rf "$W/rootless/buildah" /var/tmp/buildah-cache-"$(id -u "$ROOTLESS_USER")"
+  as_user buildah unshare rm -rf "$W/rootless/buildah" "$W/rootless/tmp/buildah-cache"
 }
 cold_pull_rootless__buildah() {
   as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" --storage-driver overlay \
