@@ -112,13 +112,15 @@ compare() {
   echo "$line" >>"$SUMMARY"
 }
 
-# medians CASE TOOL…: each tool's median seconds with min–max.
+# medians CASE TOOL…: each tool's median seconds with min–max, also in the summary.
 medians() {
-  local case=$1 tool med lo hi
+  local case=$1 tool med lo hi line
   shift
   for tool in "$@"; do
     read -r med lo hi < <(stats <"$RESULTS/$case.$tool")
-    printf '  %-12s median %8.3f s  (%.3f–%.3f, %d runs)\n' "$tool" "$med" "$lo" "$hi" "$(wc -l <"$RESULTS/$case.$tool")"
+    line=$(printf '%-18s %-12s median %8.3f s  (%.3f–%.3f, %d runs)' "$case" "$tool" "$med" "$lo" "$hi" "$(wc -l <"$RESULTS/$case.$tool")")
+    echo "  $line"
+    echo "$line" >>"$SUMMARY"
   done
 }
 
