@@ -4,9 +4,9 @@
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { UserError } from "@mstage/core";
 import { applyLayer } from "../layer/apply.ts";
+import { heldStdout } from "../oci/child-output.ts";
 
 const MAGIC: Array<[tool: string, bytes: number[]]> = [
   ["bzip2", [0x42, 0x5a, 0x68]],
@@ -36,6 +36,7 @@ export async function extractArchive(file: string, dir: string, what: string, on
     return;
   }
   const child = spawn(tool, ["-dc", "--", file], { stdio: ["ignore", "pipe", "pipe"] });
+  const tar = heldStdout(child);
   let err = "";
   child.stderr.on("data", (c: Buffer) => (err = (err + c.toString()).slice(-2000)));
   const exited = new Promise<number>((resolve, reject) => {
@@ -43,14 +44,14 @@ export async function extractArchive(file: string, dir: string, what: string, on
     child.once("close", (code) => resolve(code ?? 1));
   });
   try {
-    await applyLayer(child.stdout as Readable, dir, { mode: "merge", what, onNote });
+    await applyLayer(tar, dir, { mode: "merge", what, onNote });
   } catch (e) {
     child.kill();
     await exited.catch(() => undefined);
     throw e;
   }
   // The tar's end may come before the compressed stream's: read the rest, so the tool exits 0.
-  child.stdout.resume();
+  tar.resume();
   const code = await exited;
   if (code !== 0) throw new UserError(`${what} is not a valid ${tool}-compressed archive: ${err.trim() || `${tool} exited ${code}`}`);
 }

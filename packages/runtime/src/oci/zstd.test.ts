@@ -24,3 +24,18 @@ test("zstd blobs are the same bytes for 1, 2 and 8 threads and repeated runs, an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a small layer that zstd compresses before its blob file is open still gives its bytes (never an empty blob)", async () => {
+  // zstd exits within milliseconds here; before heldStdout() Node's flushStdio discarded the output
+  // of one run in ten to a hundred, and the layer became an empty blob with exit code 0.
+  const dir = mkdtempSync(join(tmpdir(), "mstage-zstd-small-"));
+  try {
+    const store = await Store.open(join(dir, "store"));
+    const { digest: layer } = await store.writeBlob(Buffer.from("hello.txt\n".repeat(200)));
+    const first = await zstdBlob(store, layer, { threads: 2 });
+    assert.ok(first.size > 0);
+    for (let i = 0; i < 400; i++) assert.deepEqual(await zstdBlob(store, layer, { threads: 2 }), first, `run ${i}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -10,9 +10,10 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { Duplex, type Readable } from "node:stream";
+import { Duplex } from "node:stream";
 import { UserError } from "@mstage/core";
 import type { OciBlobStore } from "./blobs.ts";
+import { heldStdout } from "./child-output.ts";
 import type { Digest } from "./digest.ts";
 
 export const ZSTD_LEVEL = 3;
@@ -43,6 +44,7 @@ export async function zstdBlob(store: OciBlobStore, diffId: Digest, options: Zst
   const threads = Math.max(1, options.threads ?? availableParallelism());
   const args = ["-q", "-c", `-${ZSTD_LEVEL}`, `-T${threads}`, "--no-progress", "--", store.blobPath(diffId)];
   const child = spawn("zstd", args, { stdio: ["ignore", "pipe", "pipe"], env: zstdEnv() });
+  const output = heldStdout(child);
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (d: string) => {
     if (stderr.length < 4096) stderr += d;
@@ -57,7 +59,7 @@ export async function zstdBlob(store: OciBlobStore, diffId: Digest, options: Zst
   exited.catch(() => {});
   if (options.onProgress) watchInput(child.pid, options.onProgress);
   try {
-    const written = await store.writeBlob(child.stdout);
+    const written = await store.writeBlob(output);
     await exited;
     return written;
   } catch (e) {
@@ -88,6 +90,7 @@ function watchInput(pid: number | undefined, onProgress: (bytes: number) => void
  */
 export function zstdDecompressor(): Duplex {
   const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"], env: zstdEnv() });
+  const tar = heldStdout(child);
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (d: string) => {
     if (stderr.length < 4096) stderr += d;
@@ -96,7 +99,7 @@ export function zstdDecompressor(): Duplex {
   let exitedWell!: () => void;
   const exit = new Promise<void>((resolve) => (exitedWell = resolve));
   async function* output(): AsyncGenerator<Buffer> {
-    for await (const chunk of child.stdout as Readable) yield chunk as Buffer;
+    for await (const chunk of tar) yield chunk as Buffer;
     await exit;
   }
   const duplex = Duplex.from({ writable: child.stdin, readable: output() });
