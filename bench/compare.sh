@@ -363,7 +363,7 @@ TS
 rss_of() { # TOOL CMD…
   local tool=$1
   shift
-  /usr/bin/time -f %M -o "$W/files/rss.last" "$@" && cat "$W/files/rss.last" >>"$RESULTS/files-200k.$tool.rss"
+  /usr/bin/time -f %M -o "$RESULTS/rss.last" "$@" && cat "$RESULTS/rss.last" >>"$RESULTS/files-200k.$tool.rss"
 }
 # --detailed-exitcode: exit 2 (a failed round) if the plan is not a no-op.
 files_200k__mstage() { rss_of mstage env -u NODE_EXTRA_CA_CERTS node "$MSTAGE_BIN" plan -f "$W/files/images.ts" --store "$W/store-files" -q --detailed-exitcode; }
