@@ -9,22 +9,17 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryClient, pushImage } from "@mstage/runtime";
-import { makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, pushArgs } from "./helpers/registry.ts";
+import { cliRegistryUnavailable, makeTestImage, startRegistry, type RunningRegistry, pushArgs } from "./helpers/registry.ts";
 
 const CLI = join(import.meta.dirname, "..", "packages", "cli", "bin", "mstage.mjs");
 const ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd";
 const GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 function whyNot(): string | undefined {
-  const r = registryUnavailable();
-  if (r) return r;
   for (const tool of ["skopeo", "umoci", "zstd"]) {
     if (spawnSync(tool, ["--version"]).status !== 0) return `${tool} is not installed (.ci/setup installs it)`;
   }
-  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
-  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
-  if (!existsSync(join(import.meta.dirname, "..", "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
-  return undefined;
+  return cliRegistryUnavailable();
 }
 
 describe("layer compression: gzip, zstd, pulled zstd bases", { skip: whyNot() }, () => {

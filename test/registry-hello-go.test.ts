@@ -5,24 +5,19 @@
 // examples.test.ts shares, so the base (a minute of mmdebstrap) is made at most once per test run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, copyProject, expectOk, layoutRefs, mstageAs, testUsers, tool } from "./up-harness.ts";
-import { registryUnavailable, startRegistry } from "./helpers/registry.ts";
+import { cliRegistryUnavailable, startRegistry } from "./helpers/registry.ts";
 
 const root = testUsers()[0]!;
 
 function whyNot(): string | undefined {
   const missing = ["mmdebstrap", "skopeo"].filter((t) => !tool(t));
   if (missing.length) return `missing ${missing.join(", ")}: run .ci/setup`;
-  const r = registryUnavailable();
-  if (r) return r;
-  const u = spawnSync("unshare", ["--user", "--map-root-user", "--mount", "true"]);
-  if (u.status !== 0) return `user namespaces are not available here (unshare: ${String(u.stderr).trim()}); see mstage doctor`;
-  if (!existsSync(join(REPO, "packages", "cli", "dist", "mstage.mjs"))) return "the CLI is not built (pnpm build)";
-  return undefined;
+  return cliRegistryUnavailable();
 }
 
 /** The store examples.test.ts keeps between runs for this user (it holds the debian base). */
