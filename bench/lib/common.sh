@@ -51,6 +51,9 @@ rounds() {
       if declare -F "${fn}__${tool//-/_}__prep" >/dev/null; then
         "${fn}__${tool//-/_}__prep" >>"$W/$case.log" 2>&1 || die "$case: preparing $tool failed (see $W/$case.log)"
       fi
+      # Every run starts with nothing dirty in the page cache: mstage's one syncfs would otherwise
+      # also write out what the tool before it wrote and never synced.
+      sync
       timed secs "$W/$case.log" "${fn}__${tool//-/_}" || die "$case: $tool failed in round $i"
       echo "$secs" >>"$RESULTS/$case.$tool"
       printf '   round %d %-12s %8.3f s\n' "$i" "$tool" "$secs"
