@@ -3,8 +3,9 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { SourceStatCache } from "./statcache.ts";
-import { walkLocalEach, type WalkOptions } from "./walk.ts";
+import { walkLocalEach, type LocalEntry, type WalkOptions } from "./walk.ts";
 
 export interface LocalDigest {
   /** "sha256:<hex>" over the whole entry list. */
@@ -26,7 +27,7 @@ const LARGE = 1 << 20;
 
 interface Row {
   rel: string;
-  head: string;
+  head: Head;
   /** The content for the line, or (a large unread file) its slot in the stat cache. */
   content: string | number;
 }
@@ -37,32 +38,34 @@ interface Row {
  * know are read; from the first large one on, lines wait for the parallel reads to finish.
  */
 export async function hashLocal(path: string, projectDir: string, o: WalkOptions, cache: SourceStatCache): Promise<LocalDigest> {
-  let files = "";
   const h = createHash("sha256");
-  let text = "";
-  const line = (rel: string, head: string, content: string) => {
+  // Both texts go into buffers as they are made: strings appended 200 000 times become a tree of
+  // pieces the collector traces and copies until the end.
+  const text = new TextSink((b) => h.update(b));
+  const files = new TextSink();
+  const line = (rel: string, head: Head, content: string) => {
     // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
     const name = JSON.stringify(rel);
-    text += `${name} ${head} ${JSON.stringify(content)}\n`;
-    if (text.length > CHUNK) {
-      h.update(text);
-      text = "";
+    if (head.type === "symlink") {
+      text.write(`${name} ${head.text} ${JSON.stringify(content)}\n`);
+      files.write(`${name},${JSON.stringify(head.fingerprint + content)}\n`);
+    } else {
+      // A digest (or nothing, for a directory): no character to escape.
+      text.write(`${name} ${head.text} "${content}"\n`);
+      files.write(`${name},"${head.fingerprint}${content.slice(0, 16)}"\n`);
     }
-    const fingerprint = head[0] + head.slice(head.indexOf(" ") + 1) + ":" + (head[0] === "f" ? content.slice(0, 16) : content);
-    files += `${name},${JSON.stringify(fingerprint)}\n`;
   };
-  // "file 644" and its like: one string each, not one per entry.
-  const heads = new Map<string, string>();
+  const heads = new Heads();
   const waiting: Row[] = [];
   const unread: { abs: string; slot: number; row: Row }[] = [];
   let readBuf: Buffer | undefined;
+  // The cache names files by their path from the project directory (shorter), or absolute outside it.
+  const inProject = resolve(projectDir) + "/";
   walkLocalEach(path, projectDir, o, (e) => {
-    const key = `${e.type} ${e.mode.toString(8)}`;
-    let head = heads.get(key);
-    if (head === undefined) heads.set(key, (head = key));
+    const head = heads.of(e.type, e.mode);
     let content: string | number = e.type === "symlink" ? e.linkTarget! : "";
     if (e.type === "file") {
-      content = cache.match(e.abs, e.stat!);
+      content = cache.match(e.abs.startsWith(inProject) ? e.abs.slice(inProject.length) : e.abs, e.stat!);
       if (typeof content === "number" && e.size < LARGE) {
         const hex = hashFileSync(e.abs, (readBuf ??= Buffer.allocUnsafe(CHUNK)));
         cache.fill(content, hex);
@@ -88,8 +91,63 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
   await Promise.all(Array.from({ length: Math.min(READERS, unread.length) }, reader));
   cache.save();
   for (const r of waiting) line(r.rel, r.head, r.content as string);
-  h.update(text);
-  return { digest: "sha256:" + h.digest("hex"), files };
+  text.end();
+  return { digest: "sha256:" + h.digest("hex"), files: files.end() };
+}
+
+/** An entry's type and mode as the digest line has it ("file 644") and as its fingerprint starts ("f644:"). */
+interface Head {
+  type: LocalEntry["type"];
+  text: string;
+  fingerprint: string;
+}
+
+/** One Head per type and mode met, not one per entry. */
+class Heads {
+  private readonly known = new Map<number, Head>();
+  of(type: LocalEntry["type"], mode: number): Head {
+    const id = mode * 4 + (type === "file" ? 0 : type === "dir" ? 1 : 2);
+    let h = this.known.get(id);
+    if (h === undefined) {
+      const m = mode.toString(8);
+      this.known.set(id, (h = { type, text: `${type} ${m}`, fingerprint: `${type[0]}${m}:` }));
+    }
+    return h;
+  }
+}
+
+/**
+ * UTF-8 text written into one buffer. With `flush`, the buffer is handed on whenever it fills (and
+ * at `end`); without, it grows and `end` returns the whole text as one string.
+ */
+class TextSink {
+  private buf = Buffer.allocUnsafe(CHUNK);
+  private length = 0;
+  constructor(private readonly flush?: (b: Buffer) => void) {}
+
+  write(s: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (this.length + s.length * 3 > this.buf.length) {
+      if (this.flush) {
+        this.flush(this.buf.subarray(0, this.length));
+        this.length = 0;
+      }
+      if (s.length * 3 > this.buf.length - this.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + s.length * 3));
+        this.buf.copy(bigger, 0, 0, this.length);
+        this.buf = bigger;
+      }
+    }
+    this.length += this.buf.write(s, this.length);
+  }
+
+  end(): string {
+    if (this.flush) {
+      this.flush(this.buf.subarray(0, this.length));
+      return "";
+    }
+    return this.buf.toString("utf8", 0, this.length);
+  }
 }
 
 const CHUNK = 1 << 20;

@@ -3,8 +3,10 @@
 // per-project directory, its records in walk order: a warm plan matches each walked file against
 // the next record, so it neither parses the whole file into objects nor builds a map.
 //
-// File: MAGIC, then per file [u32 LE byte length of the absolute path][path, UTF-8][f64 LE size,
-// mtimeMs, ctimeMs, ino][32 bytes sha256], then the trailer [u32 0xffffffff][u32 record count]. A
+// File: MAGIC, then per file [u32 LE byte length of the path][path, UTF-8: from the project
+// directory, or absolute outside it][f64 size, mtimeMs, ctimeMs, ino, in the machine's byte order]
+// [32 bytes sha256], then the trailer [u32 0xffffffff][u32 record count]. Walked files are matched
+// byte for byte, without a string or an object per record. A
 // file without the magic and a whole trailer (an older format, a torn copy) is ignored, as is the
 // rest of one whose records stop making sense: it is only a cache, rewritten by the next plan.
 import { readFileSync, rmSync, type Stats } from "node:fs";
@@ -12,7 +14,7 @@ import { join } from "node:path";
 import { writeFileAtomicSync } from "../atomic-file.ts";
 import { sha256Hex } from "../canonical.ts";
 
-const MAGIC = Buffer.from("mstage stat-cache 3\n");
+const MAGIC = Buffer.from("mstage stat-cache 4\n");
 const END = 0xffffffff;
 const TRAILER = 8;
 /** Size, mtimeMs, ctimeMs, ino. */
@@ -61,6 +63,8 @@ export class SourceStatCache {
   /** The new file's records, once they differ from the old ones (undefined: same as the old file so far). */
   private out: Buffer | undefined;
   private outLength = 0;
+  /** The UTF-8 of the path being matched. */
+  private scratch = Buffer.allocUnsafe(4096);
   reads = 0;
 
   constructor(readonly path: string | undefined) {
@@ -71,32 +75,41 @@ export class SourceStatCache {
   }
 
   /**
-   * The sha256 hex of a regular file when its stat is the one recorded, else a slot number for
-   * `fill` once the file is hashed.
+   * The sha256 hex of a regular file (named by its cache path) when its stat is the one recorded,
+   * else a slot number for `fill` once the file is hashed.
    */
-  match(abs: string, st: Stats): string | number {
-    if (this.out === undefined) {
-      const r = this.recordAt(this.cursor);
-      if (r && r.path === abs && this.same(r, st)) {
-        this.cursor = r.after;
-        return this.old.toString("hex", r.after - DIGEST, r.after);
+  match(path: string, st: Stats): string | number {
+    const n = this.key(path);
+    NUMBERS_NOW[0] = st.size;
+    NUMBERS_NOW[1] = st.mtimeMs;
+    NUMBERS_NOW[2] = st.ctimeMs;
+    NUMBERS_NOW[3] = st.ino;
+    // The record at the cursor, or (a file added or removed before this one) the one found by path
+    // further on; the records passed over belong to files that are gone.
+    let at: number | undefined = this.cursor;
+    if (!this.isKeyAt(at, n)) {
+      at = this.indexed().get(path);
+      if (at !== undefined && at < this.cursor) at = undefined;
+      if (at !== this.cursor) this.leaveOrder();
+    }
+    if (at !== undefined) {
+      const after = this.recordEnd(at)!;
+      const same = this.sameStatAt(at + 4 + n);
+      // Changed: the records before it are kept as they are, this one is written anew.
+      if (!same) this.leaveOrder();
+      this.cursor = after;
+      if (same) {
+        if (this.out !== undefined) this.append(this.old, at, after);
+        return this.old.toString("hex", after - DIGEST, after);
       }
-      this.leaveOrder();
     }
-    const at = this.indexed().get(abs);
-    const r = at === undefined ? undefined : this.recordAt(at);
-    if (r && this.same(r, st)) {
-      this.append(this.old.subarray(at, r.after));
-      return this.old.toString("hex", r.after - DIGEST, r.after);
-    }
-    const path = Buffer.from(abs);
-    const rec = Buffer.allocUnsafe(4 + path.length + NUMBERS + DIGEST);
-    rec.writeUInt32LE(path.length, 0);
-    path.copy(rec, 4);
-    let p = 4 + path.length;
-    for (const x of [st.size, st.mtimeMs, st.ctimeMs, st.ino]) p = rec.writeDoubleLE(x, p);
-    this.append(rec);
-    return this.outLength - DIGEST;
+    this.reserve(4 + n + NUMBERS + DIGEST);
+    const out = this.out!;
+    let p = out.writeUInt32LE(n, this.outLength);
+    p += this.scratch.copy(out, p, 0, n);
+    p += NUMBER_BYTES.copy(out, p);
+    this.outLength = p + DIGEST;
+    return p;
   }
 
   /** Records the digest of a file `match` did not know. */
@@ -118,10 +131,21 @@ export class SourceStatCache {
     writeFileAtomicSync(this.path, Buffer.concat([MAGIC, this.out!.subarray(0, this.outLength), trailer]));
   }
 
-  private same(r: { numbersAt: number }, st: Stats): boolean {
-    const o = this.old;
-    const n = r.numbersAt;
-    return o.readDoubleLE(n) === st.size && o.readDoubleLE(n + 8) === st.mtimeMs && o.readDoubleLE(n + 16) === st.ctimeMs && o.readDoubleLE(n + 24) === st.ino;
+  /** Puts the path's UTF-8 in `scratch`; its length. */
+  private key(path: string): number {
+    if (path.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(path.length * 3);
+    return this.scratch.write(path);
+  }
+
+  /** Whether the old record at `p` is the file whose `n` bytes of path are in `scratch`. */
+  private isKeyAt(p: number, n: number): boolean {
+    if (this.recordEnd(p) === undefined || this.old.readUInt32LE(p) !== n) return false;
+    return this.old.compare(this.scratch, 0, n, p + 4, p + 4 + n) === 0;
+  }
+
+  /** Whether the record's numbers at `n` are the stat in NUMBERS_NOW. */
+  private sameStatAt(n: number): boolean {
+    return this.old.compare(NUMBER_BYTES, 0, NUMBERS, n, n + NUMBERS) === 0;
   }
 
   /** The walk no longer follows the old records one by one: new records are written from here on. */
@@ -129,36 +153,42 @@ export class SourceStatCache {
     if (this.out !== undefined) return;
     this.out = Buffer.allocUnsafe(Math.max(1 << 16, this.cursor - this.start));
     this.outLength = 0;
-    this.append(this.old.subarray(this.start, this.cursor));
+    this.append(this.old, this.start, this.cursor);
   }
 
-  private append(b: Buffer): void {
-    if (this.outLength + b.length > this.out!.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.out!.length * 2, this.outLength + b.length));
-      this.out!.copy(bigger, 0, 0, this.outLength);
-      this.out = bigger;
-    }
-    b.copy(this.out!, this.outLength);
-    this.outLength += b.length;
+  private reserve(n: number): void {
+    if (this.outLength + n <= this.out!.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.out!.length * 2, this.outLength + n));
+    this.out!.copy(bigger, 0, 0, this.outLength);
+    this.out = bigger;
+  }
+
+  private append(from: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    this.outLength += from.copy(this.out!, this.outLength, start, end);
   }
 
   /** The old records not reached in order, by path (the ones before the cursor were all matched). */
   private indexed(): Map<string, number> {
     if (this.index) return this.index;
     this.index = new Map();
-    for (let p = this.cursor, r = this.recordAt(p); r; p = r.after, r = this.recordAt(p)) this.index.set(r.path, p);
+    for (let p = this.cursor, after = this.recordEnd(p); after !== undefined; p = after, after = this.recordEnd(p)) {
+      this.index.set(this.old.toString("utf8", p + 4, p + 4 + this.old.readUInt32LE(p)), p);
+    }
     return this.index;
   }
 
-  /** The record at `p`, or undefined at the end (or where the records stop making sense). */
-  private recordAt(p: number): { path: string; numbersAt: number; after: number } | undefined {
+  /** The end of the record at `p`, or undefined at the end (or where the records stop making sense). */
+  private recordEnd(p: number): number | undefined {
     if (p + 4 > this.end) return undefined;
-    const len = this.old.readUInt32LE(p);
-    const after = p + 4 + len + NUMBERS + DIGEST;
-    if (after > this.end) return undefined;
-    return { path: this.old.toString("utf8", p + 4, p + 4 + len), numbersAt: p + 4 + len, after };
+    const after = p + 4 + this.old.readUInt32LE(p) + NUMBERS + DIGEST;
+    return after > this.end ? undefined : after;
   }
 }
+
+/** The stat being matched, as the bytes a record holds. */
+const NUMBERS_NOW = new Float64Array(4);
+const NUMBER_BYTES = Buffer.from(NUMBERS_NOW.buffer);
 
 /** The file's bytes when it has this format's magic and a whole trailer, else undefined. */
 function readValid(path: string): Buffer | undefined {
