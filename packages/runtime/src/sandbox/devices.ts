@@ -1,11 +1,16 @@
-// A minimal /dev, built once per mounted rootfs (a stage's session) and bind-mounted (recursively,
-// one mount call) into each of its steps: a tmpfs with null/zero/full/random/urandom/tty bound from the host, /dev/pts (a new
-// devpts instance), /dev/shm and the usual symlinks. Made with two processes (a shell script of
-// mkdir/ln/cp/mount cost about twenty), and ldd is asked once per mstage process.
-// It also carries /dev/.mstage: the host's setpriv with its loader and libraries, which switches to a
-// step's user after pivot_root has made the host's filesystem unreachable (see setup-script.ts).
+// A minimal /dev for the steps of one mounted rootfs (a stage's session): a directory beside the
+// rootfs with the device nodes' mountpoints, /dev/pts and /dev/shm, the usual symlinks and
+// /dev/.mstage. Making it spawns nothing: the mounts on it (null/zero/full/random/urandom/tty bound
+// from the host, a new devpts instance, a /dev/shm tmpfs, the helper read-only) are lines of the
+// step's own fstab, made inside the step's private mount namespace by its one `mount --all`, and
+// gone with that namespace (no unmount either). Each step therefore gets its own devpts and shm; the
+// files a step leaves in /dev are seen by the later steps of the same rootfs only. ldd is asked once
+// per mstage process.
+// /dev/.mstage carries the host's setpriv with its loader and libraries (bound read-only, file by
+// file, over empty mountpoints), which switches to a step's user after pivot_root has made the
+// host's filesystem unreachable (see setup-script.ts).
 import { execFile } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
@@ -32,6 +37,11 @@ export const OLD_ROOT = "/dev/.mstage/old";
 
 export interface DevTemplate {
   dir: string;
+  /**
+   * fstab lines (fstab.ts) that finish `dir` in the step's mount namespace, before `dir` is bound
+   * recursively onto the rootfs' /dev.
+   */
+  mounts: string[];
   /** argv prefix that runs the host's setpriv inside the step's root. */
   setpriv: string[];
   /** argv that runs the host's umount right after pivot_root, through OLD_ROOT. */
@@ -57,7 +67,8 @@ async function helperFiles(binary: string): Promise<{ files: string[]; loader: s
 }
 
 interface Helpers {
-  files: string[];
+  /** Host files bound into /dev/.mstage: the name there, and the file's real path. */
+  files: Array<{ name: string; source: string }>;
   setpriv: string[];
   umount: string[];
 }
@@ -75,7 +86,7 @@ function hostHelpers(): Promise<Helpers> {
     const old = (p: string) => OLD_ROOT + realpathSync(p);
     const libDirs = [...new Set(umount.files.slice(1, -1).map((f) => old(dirname(f))))].join(":");
     return {
-      files: helper.files,
+      files: [...new Map(helper.files.map((f) => [basename(f), realpathSync(f)]))].map(([name, source]) => ({ name, source })),
       setpriv: [inStep(helper.loader), "--library-path", HELPER_DIR, inStep(setpriv)],
       umount: [old(umount.loader), "--library-path", libDirs, old(umount.files[0])],
     };
@@ -89,7 +100,8 @@ const templates = new Map<string, Promise<DevTemplate>>();
 /**
  * The /dev for steps on the rootfs mounted at `merged` (by withRootfs, inside mstage's namespaces),
  * made on its first step beside `merged` and shared by that rootfs' steps only: a step of one stage
- * can never leave anything in another stage's /dev. releaseDevTemplate() removes it.
+ * can never leave anything in another stage's /dev. withRootfs removes it with its own dir, and
+ * releaseDevTemplate() forgets it.
  */
 export function devTemplate(merged: string): Promise<DevTemplate> {
   let t = templates.get(merged);
@@ -101,53 +113,34 @@ export function devTemplate(merged: string): Promise<DevTemplate> {
   return t;
 }
 
-/**
- * Two processes: `mount` puts a tmpfs at `dir`, this process fills it (files, dirs, links, the
- * helper's copies), and one `mount --all` binds the devices and mounts devpts and /dev/shm.
- */
 async function makeTemplate(dir: string): Promise<DevTemplate> {
-  let mounted = false;
-  const fstab = `${dir}.fstab`;
   try {
     const h = await hostHelpers();
-    mkdirSync(dir);
-    await run(requireTool("mount"), ["-n", "-t", "tmpfs", "-o", "nosuid,mode=755,size=65536k", "tmpfs", dir]);
-    mounted = true;
+    mkdirSync(dir, { mode: 0o755 });
     const at = (name: string) => join(dir, name);
     for (const n of DEVICES) writeFileSync(at(n), "", { mode: 0o644 });
-    for (const [d, mode] of [["pts", 0o755], ["shm", 0o1777], [".mstage", 0o755], [".mstage/old", 0o755]] as const) {
-      mkdirSync(at(d));
-      chmodSync(at(d), mode);
-    }
+    for (const d of ["pts", "shm", ".mstage", ".mstage/old"]) mkdirSync(at(d), { mode: 0o755 });
     for (const [name, target] of LINKS) symlinkSync(target, at(name));
-    for (const f of h.files) copyFileSync(f, join(dir, ".mstage", basename(f)));
-    const lines = [
+    for (const f of h.files) writeFileSync(at(`.mstage/${f.name}`), "", { mode: 0o755 });
+    const mounts = [
       ...DEVICES.map((n) => fstabLine(`/dev/${n}`, at(n), "none", "bind")),
       fstabLine("devpts", at("pts"), "devpts", "newinstance,ptmxmode=0666,mode=620"),
       fstabLine("shm", at("shm"), "tmpfs", "nosuid,nodev,noexec,mode=1777"),
       // Read-only: the next step's setup runs these with all of the namespace's capabilities,
-      // before setpriv drops them, so no step may replace a byte of them.
+      // before setpriv drops them, so no step may replace a byte of them, nor add a file.
       fstabLine(at(".mstage"), at(".mstage"), "none", "bind,ro"),
+      ...h.files.map((f) => fstabLine(f.source, at(`.mstage/${f.name}`), "none", "bind,ro")),
     ];
-    writeFileSync(fstab, lines.join("\n") + "\n");
-    await run(requireTool("mount"), ["-n", "--all", "--fstab", fstab], { env: { PATH: hostPath() } });
-    return { dir, setpriv: h.setpriv, umount: h.umount };
+    return { dir, mounts, setpriv: h.setpriv, umount: h.umount };
   } catch (e) {
-    if (mounted) await run(requireTool("umount"), ["-R", "-l", dir]).catch(() => undefined);
     throw new UserError(`could not build the sandbox's /dev: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, {
       cause: e,
       detail: "run `mstage doctor`",
     });
-  } finally {
-    rmSync(fstab, { force: true });
   }
 }
 
-/** Unmounts and forgets the /dev made for `merged`, if any (withRootfs calls it before unmounting). */
-export async function releaseDevTemplate(merged: string): Promise<void> {
-  const t = templates.get(merged);
-  if (!t) return;
+/** Forgets the /dev made for `merged`, if any (withRootfs calls it before unmounting). */
+export function releaseDevTemplate(merged: string): void {
   templates.delete(merged);
-  const dir = await t.then((x) => x.dir).catch(() => undefined);
-  if (dir) await run(requireTool("umount"), ["-R", "-l", dir]).catch(() => undefined);
 }

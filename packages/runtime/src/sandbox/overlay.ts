@@ -47,7 +47,9 @@ async function mountOverlay(merged: string, lowers: string[], upper?: string, wo
   let cwd: string | undefined;
   let shown = lowers;
   const data = (ls: string[]) =>
-    ["userxattr", `lowerdir=${ls.join(":")}`, ...(upper ? [`upperdir=${upper}`, `workdir=${work}`] : [])].join(",");
+    // uuid=off: overlayfs (6.6+) would otherwise mark the upper dir with a user.overlay.uuid xattr,
+    // which the commit leaves out and adopting the dir as a layer then spawns setfattr to remove.
+    ["userxattr", `lowerdir=${ls.join(":")}`, ...(upper ? ["uuid=off", `upperdir=${upper}`, `workdir=${work}`] : [])].join(",");
   if (data(lowers).length > MAX_MOUNT_DATA) {
     cwd = commonParent(lowers);
     shown = lowers.map((l) => relative(cwd!, l) || ".");
@@ -115,7 +117,7 @@ export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) =>
     mounted = true;
     return await fn(merged);
   } finally {
-    await releaseDevTemplate(merged);
+    releaseDevTemplate(merged);
     if (mounted) await unmount(merged);
     await rm(base, { recursive: true, force: true });
     if (ownWork && work) await rm(work, { recursive: true, force: true });

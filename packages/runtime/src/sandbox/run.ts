@@ -169,6 +169,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     }
     const proc = plan.target("/proc", "dir");
     const dev = await devTemplate(root);
+    plan.fstab.push(...dev.mounts);
     plan.mount(dev.dir, plan.target("/dev", "dir"), "none", "rbind");
     // Per-step copies: the step may edit them (as with Docker), and neither the host's files nor the
     // layer change. Bound over scaffold files, so nothing is created in the upper dir.

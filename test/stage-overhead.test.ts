@@ -1,0 +1,52 @@
+// A stage's fixed cost is mostly the processes mstage starts for it (issue 16: 2000 stages of one
+// `echo` each). Counted here through logging wrappers of mount and setfattr put first on PATH
+// (mstage looks its tools up on the caller's PATH, and the step's setup runs with it): a stage with
+// one `run` mounts its overlay and makes every mount of its step with one `mount --all`, and nothing
+// else; its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
+// layer. (umount is not wrapped: the step runs the host's umount binary through its loader, which
+// ldd must be able to read.)
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { expectOk, projectWith, testUsers } from "./up-harness.ts";
+
+const STAGES = 4;
+
+function images(): string {
+  const lines = [`import { local, scratch, stage } from "mstage";`, `const shell = ["/bin/busybox", "sh", "-c"];`];
+  lines.push(`const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox echo 0 > /s0" });`);
+  for (let i = 1; i < STAGES; i++) lines.push(`const s${i} = stage("s${i}", { from: s${i - 1}, shell, run: "/bin/busybox echo ${i} > /s${i}" });`);
+  lines.push(`export const last = s${STAGES - 1};`);
+  return lines.join("\n") + "\n";
+}
+
+for (const user of testUsers()) {
+  test(`a stage with one run step starts no mount or setfattr beyond its overlay and its step's one mount --all (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
+    if (user.skip) return t.skip(user.skip);
+    if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
+    const bin = mkdtempSync(join(tmpdir(), "mstage-overhead-"));
+    t.after(() => rmSync(bin, { recursive: true, force: true }));
+    chmodSync(bin, 0o777);
+    const log = join(bin, "calls.log");
+    writeFileSync(log, "");
+    chmodSync(log, 0o666);
+    for (const tool of ["mount", "setfattr"]) {
+      const real = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } }).trim();
+      writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec ${real} "$@"\n`);
+      chmodSync(join(bin, tool), 0o755);
+    }
+    const { mstage } = projectWith(t, user.name, "overhead", images());
+    const path = `${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+    expectOk(await mstage(["up", "--sbom=false", "-q"], { env: { PATH: path } }), "up");
+    const calls = readFileSync(log, "utf8").trim().split("\n").filter(Boolean);
+    const count = (re: RegExp) => calls.filter((c) => re.test(c)).length;
+    const overlays = count(/^mount -t overlay /);
+    assert.equal(overlays, STAGES, `one overlay per stage:\n${calls.join("\n")}`);
+    assert.equal(count(/^mount --all|^mount -n --all/), STAGES, `one mount --all per step:\n${calls.join("\n")}`);
+    assert.equal(count(/^mount /), 2 * STAGES, `no other mount:\n${calls.join("\n")}`);
+    assert.equal(count(/^setfattr /), 0, `no xattr to remove from an upper dir:\n${calls.join("\n")}`);
+  });
+}
