@@ -388,13 +388,21 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
  */
 class WaitingStages {
   private readonly left = new Map<Stage, Set<Stage>>();
+  /** Who waits for each stage, so a finished stage visits only those (not every waiting stage). */
+  private readonly waiters = new Map<Stage, Stage[]>();
 
   constructor(entries: readonly PlanEntry[], deps: (s: Stage) => Stage[], private readonly emit: BuildEventHandler) {
     // A cached stage is done at once: waiting for it is not worth a line.
     const works = new Set(entries.filter((e) => e.status !== "cached").map((e) => e.stage));
     for (const e of entries) {
-      const d = deps(e.stage).filter((x) => works.has(x));
-      if ((e.status === "new" || e.status === "rebuild") && d.length) this.left.set(e.stage, new Set(d));
+      const d = new Set(deps(e.stage).filter((x) => works.has(x)));
+      if ((e.status !== "new" && e.status !== "rebuild") || !d.size) continue;
+      this.left.set(e.stage, d);
+      for (const x of d) {
+        const w = this.waiters.get(x);
+        if (w) w.push(e.stage);
+        else this.waiters.set(x, [e.stage]);
+      }
     }
   }
 
@@ -403,11 +411,13 @@ class WaitingStages {
   }
 
   done(dep: Stage): void {
-    for (const [s, left] of this.left) {
-      if (!left.delete(dep)) continue;
+    for (const s of this.waiters.get(dep) ?? []) {
+      const left = this.left.get(s);
+      if (!left?.delete(dep)) continue;
       if (left.size) this.say(s);
       else this.left.delete(s);
     }
+    this.waiters.delete(dep);
   }
 
   private say(s: Stage): void {
