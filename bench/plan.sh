@@ -55,12 +55,10 @@ files=$(find "$big/src" -type f | wc -l)
 size=$(du -sm "$big/src" | cut -f1)
 echo "big project: 200 stages, $files files, ${size} MB; node $(node --version); $(nproc) CPUs"
 
-# Record both projects as built (state + store results), the way `up` does, so the warm plans
-# below are true no-ops: every stage "= cached". "Cold" empties the stat and compile caches only.
-record() { node --import tsx -e "import('$root/test/helpers/record-build.ts').then((m) => m.recordProjectBuilt('$1', process.env.MSTAGE_STORE))"; }
-record "$big"
-record "$one"
-
+# Build both projects with a real `up` (a no-op once the store and state have them), so the warm
+# plans below are true no-ops: every stage "= cached". "Cold" empties the stat and compile caches only.
+node "$bin" up -q -f "$big/images.ts" >/dev/null
+node "$bin" up -q -f "$one/images.ts" >/dev/null
 
 hyperfine -N --runs 5 --prepare "rm -rf $MSTAGE_STORE/stat-cache $big/.mstage/config-images.ts.json" \
   -n cold-plan-200 "node $bin plan -q -f $big/images.ts" \

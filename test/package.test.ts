@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { REPO, layoutRefs, skopeoInspect, tool } from "./up-harness.ts";
-import { testCacheDir } from "./helpers/rootfs.ts";
+import { debianStore } from "./helpers/rootfs.ts";
 
 interface Result {
   code: number | null;
@@ -52,18 +52,11 @@ function userEnv(home: string, prefix: string): NodeJS.ProcessEnv {
     HOME: home,
     PATH: [join(prefix, "bin"), ...path].join(delimiter),
     NO_COLOR: "1",
-    MSTAGE_STORE: sharedStore(),
+    MSTAGE_STORE: debianStore(),
     npm_config_update_notifier: "false",
     npm_config_fund: "false",
     npm_config_audit: "false",
   };
-}
-
-/** One store kept between runs: the starter's debian() base takes about a minute to make. */
-function sharedStore(): string {
-  const dir = join(testCacheDir(), "package-store");
-  mkdirSync(dir, { recursive: true });
-  return dir;
 }
 
 async function registryReachable(env: NodeJS.ProcessEnv, cwd: string): Promise<string | undefined> {

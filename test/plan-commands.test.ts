@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { copyFixture, mstage } from "./helpers/mstage-cli.ts";
+import { planBasesProject } from "./helpers/plan-bases.ts";
 
 const env = { MSTAGE_STORE: mkdtempSync(join(tmpdir(), "mstage-cmd-store-")) };
 
@@ -16,7 +17,7 @@ test("graph prints each stage with its base, its copy sources and whether it is 
 });
 
 test("graph --format dot and mermaid draw the copy edge and the external bases", () => {
-  const dir = copyFixture("plan-bases");
+  const dir = planBasesProject();
   const dot = mstage(dir, ["graph", "--format", "dot"], env);
   assert.equal(dot.code, 0, dot.stderr);
   assert.match(dot.stdout, /^digraph mstage \{/);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { parseDigest, type Digest } from "@mstage/runtime";
 
 export const REGISTRY_BIN = "/usr/bin/docker-registry";
@@ -382,7 +382,23 @@ function tarDir(dir: string): Buffer {
   return r.stdout;
 }
 
-/** An OCI index over the given manifests, for platform-selection tests. */
+/** Writes `images` into an OCI image layout at `dir` (made if missing), each under its ref name. */
+export function writeLayout(dir: string, images: Record<string, TestImage>): void {
+  const blobs = join(dir, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const manifests = Object.entries(images).map(([ref, img]) => {
+    for (const [d, bytes] of [...img.blobs, [img.manifest.digest, img.manifest.bytes] as const]) writeFileSync(join(blobs, d.slice(7)), bytes);
+    return { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.bytes.length, annotations: { "org.opencontainers.image.ref.name": ref } };
+  });
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }));
+}
+
+/** A TestImage's first layer as a plain tar (bin/busybox, bin/sh), for tarball() bases. */
+export function busyboxTar(img: TestImage): Buffer {
+  return gunzipSync(img.layers[0]!.bytes);
+}
+
 /** What pushImage() needs to push a TestImage to `ref`, its blobs read from memory. */
 export function pushArgs(img: TestImage, ref: string) {
   return {
@@ -394,6 +410,7 @@ export function pushArgs(img: TestImage, ref: string) {
   };
 }
 
+/** An OCI index over the given manifests, for platform-selection tests. */
 export function makeIndex(entries: { digest: string; size: number; platform: { os: string; architecture: string; variant?: string } }[]): Buffer {
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,

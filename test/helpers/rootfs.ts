@@ -20,6 +20,16 @@ export function testCacheDir(): string {
   return dir;
 }
 
+/**
+ * A store kept between runs in the test cache, for projects on a plain `debian({ suite: "bookworm" })`
+ * (the init starter's base): only the first run on a machine pays for making it (about a minute).
+ */
+export function debianStore(): string {
+  const dir = join(testCacheDir(), "package-store");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 const APPLETS = ["sh", "ls", "cat", "echo", "id", "sleep", "mkdir", "rm", "touch", "chown", "chmod", "wget", "ps", "env", "pwd", "grep", "find", "stat", "ln", "true", "false", "test", "nslookup", "head", "wc", "sha256sum", "cp", "mv"];
 
 /** A tiny rootfs: /bin/busybox (static) with applet links, /etc/passwd with root and nobody. */
