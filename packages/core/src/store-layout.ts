@@ -42,39 +42,30 @@ export function resultHex(key: string): string {
   return checkedHex(key, "stage key");
 }
 
+/** The store's top-level entries, each a field of StoreLayout (see the drawing above). */
+const TOP_LEVEL = {
+  format: "FORMAT",
+  blobsDir: "blobs/sha256",
+  layersDir: "layers",
+  resultsDir: "results",
+  gzipDir: "gzip",
+  zstdDir: "zstd",
+  cachesDir: "caches",
+  statCacheDir: "stat-cache",
+  tmpDir: "tmp",
+  locksDir: "locks",
+  attestationsDir: "attestations",
+} as const;
+
+type TopLevelPaths = { readonly [K in keyof typeof TOP_LEVEL]: string };
+
+// The class below gets one read-only field per TOP_LEVEL entry, set by its constructor.
+export interface StoreLayout extends TopLevelPaths {}
+
 /** Every path in a store rooted at `root`. Pure: nothing here touches the disk. */
 export class StoreLayout {
-  constructor(readonly root: string) {}
-
-  get format(): string {
-    return join(this.root, "FORMAT");
-  }
-  get blobsDir(): string {
-    return join(this.root, "blobs", "sha256");
-  }
-  get layersDir(): string {
-    return join(this.root, "layers");
-  }
-  get resultsDir(): string {
-    return join(this.root, "results");
-  }
-  get gzipDir(): string {
-    return join(this.root, "gzip");
-  }
-  get zstdDir(): string {
-    return join(this.root, "zstd");
-  }
-  get cachesDir(): string {
-    return join(this.root, "caches");
-  }
-  get tmpDir(): string {
-    return join(this.root, "tmp");
-  }
-  get locksDir(): string {
-    return join(this.root, "locks");
-  }
-  get attestationsDir(): string {
-    return join(this.root, "attestations");
+  constructor(readonly root: string) {
+    for (const [name, path] of Object.entries(TOP_LEVEL)) Object.defineProperty(this, name, { value: join(root, path), enumerable: true });
   }
 
   blob(digest: string): string {
@@ -114,7 +105,7 @@ export class StoreLayout {
   }
   /** The stat cache directory of the project at `projectDir` (one file per local source in it). */
   statCache(projectDir: string): string {
-    return join(this.root, "stat-cache", sha256Hex(projectDir).slice(0, 32));
+    return join(this.statCacheDir, sha256Hex(projectDir).slice(0, 32));
   }
 }
 
