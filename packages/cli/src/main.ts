@@ -27,82 +27,85 @@ cli
   .option("-q, --quiet", "print only results")
   .option("-v, --verbose", "more output, and stacks on errors");
 
-cli
-  .command("plan [...targets]", "show which stages would rebuild and why")
-  .option("--json", "print the plan as JSON")
-  .option("--offline", "use only images.lock and the store")
-  .option("--refresh", "re-resolve image tags, debian package versions and git refs")
-  .option("--allow-unpinned", "accept http() sources without sha256 (up pins them in images.lock)")
-  .option("--detailed-exitcode", "exit 0 when nothing would change, 2 when something would")
-  .option("--cache-from <ref>", "also count stages held in a registry cache: registry://HOST/REPO")
-  .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
-  .option("--platform <list>", "plan only these platforms, e.g. linux/arm64 (comma-separated)")
-  .action(lazy(() => import("./commands/plan.ts")));
+/** One option of a command: cac's flags, its help line, and cac's config (a default). */
+type Option = readonly [flags: string, about: string, config?: { default: unknown }];
 
-/** The build options, declared once: `watch` takes every one of them, as `up --watch` does. */
-function buildOptions<C extends ReturnType<typeof cli.command>>(c: C, o: { watch: boolean }): C {
-  c.option("--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)")
-    .option("--push", "push each exported stage to its tags")
-    .option("--no-cache [stage]", "rebuild everything, or one stage")
-    .option("--rebuild <stage>", "rebuild this stage and what depends on it (what --no-cache=<stage> means)")
-    .option("--jobs <n>", "stages built at once (default: CPU count)");
-  if (!o.watch) c.option("--watch", "rebuild as files are saved");
-  return c
-    .option("--progress <mode>", "auto, tty or plain", { default: "auto" })
-    .option("--json", "a JSON event stream on stdout, one event a line (see README)")
-    .option("--refresh", "re-resolve image tags, debian package versions and git refs")
-    .option("--offline", "use only images.lock and the store")
-    .option("--allow-unpinned", "download http() sources without sha256 and pin their digests in images.lock")
-    .option("--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)")
-    .option("--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO")
-    .option("--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO")
-    .option("--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)")
-    .option("--sbom-format <format>", "spdx (default) or cyclonedx")
-    .option("--compression <format>", "layer compression of every output and push: gzip or zstd (default: each stage's, else gzip)")
-    .option("--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)");
+const REFRESH: Option = ["--refresh", "re-resolve image tags, debian package versions and git refs"];
+const OFFLINE: Option = ["--offline", "use only images.lock and the store"];
+const INSECURE: Option = ["--insecure-registry <host>", "allow plain HTTP to this registry (repeatable)"];
+
+/** The build options, declared once: `up` and `watch` take every one (`watch` is `up --watch`, so it lacks that flag). */
+const BUILD_OPTIONS: readonly Option[] = [
+  ["--output <dest>", "oci:DIR or docker-archive:FILE (repeatable)"],
+  ["--push", "push each exported stage to its tags"],
+  ["--no-cache [stage]", "rebuild everything, or one stage"],
+  ["--rebuild <stage>", "rebuild this stage and what depends on it (what --no-cache=<stage> means)"],
+  ["--jobs <n>", "stages built at once (default: CPU count)"],
+  ["--watch", "rebuild as files are saved"],
+  ["--progress <mode>", "auto, tty or plain", { default: "auto" }],
+  ["--json", "a JSON event stream on stdout, one event a line (see README)"],
+  REFRESH,
+  OFFLINE,
+  ["--allow-unpinned", "download http() sources without sha256 and pin their digests in images.lock"],
+  INSECURE,
+  ["--cache-to <ref>", "store built stages in a registry: registry://HOST/REPO"],
+  ["--cache-from <ref>", "reuse stages from a registry: registry://HOST/REPO"],
+  ["--sbom [bool]", "attach an SBOM and a provenance to each image (default true; --sbom=false: none)"],
+  ["--sbom-format <format>", "spdx (default) or cyclonedx"],
+  ["--compression <format>", "layer compression of every output and push: gzip or zstd (default: each stage's, else gzip)"],
+  ["--platform <list>", "build only these platforms, e.g. linux/arm64 (comma-separated)"],
+];
+
+/** The options of each command that has some. */
+const OPTIONS: Record<string, readonly Option[]> = {
+  plan: [
+    ["--json", "print the plan as JSON"],
+    OFFLINE,
+    REFRESH,
+    ["--allow-unpinned", "accept http() sources without sha256 (up pins them in images.lock)"],
+    ["--detailed-exitcode", "exit 0 when nothing would change, 2 when something would"],
+    ["--cache-from <ref>", "also count stages held in a registry cache: registry://HOST/REPO"],
+    INSECURE,
+    ["--platform <list>", "plan only these platforms, e.g. linux/arm64 (comma-separated)"],
+  ],
+  up: BUILD_OPTIONS,
+  watch: BUILD_OPTIONS.filter(([flags]) => flags !== "--watch"),
+  graph: [["--format <format>", "text, dot or mermaid", { default: "text" }]],
+  sbom: [["--format <format>", "spdx, cyclonedx or table (default: table on a terminal, else spdx)"]],
+  gc: [
+    ["--max-size <size>", "shrink the store below this size, oldest first (e.g. 10G)"],
+    ["--dry-run", "say what would be removed"],
+    ["--verify", "first check every blob and extracted layer; remove what is corrupt"],
+  ],
+  convert: [
+    ["-o, --output <file>", "where to write it (default images.ts)"],
+    ["--print", "print it instead of writing it"],
+    ["--name <name>", "the image's stage name for a Dockerfile (default: its directory's name)"],
+    ["--target <stage>", "the Dockerfile stage to convert (default: the last)"],
+    ["--platform <platform>", "the Dockerfile's target platform, e.g. linux/arm64 (default: unpinned)"],
+  ],
+};
+
+/** Every command: its usage, its help line, and the module that runs it (loaded only then). */
+const COMMANDS: readonly (readonly [usage: string, about: string, run: () => Promise<{ default: Handler }>])[] = [
+  ["plan [...targets]", "show which stages would rebuild and why", () => import("./commands/plan.ts")],
+  ["up [...targets]", "build the stages whose inputs changed and write the images", () => import("./commands/up.ts")],
+  ["watch [...targets]", "alias of `up --watch`", () => import("./commands/watch.ts")],
+  ["shell <stage> [...cmd]", "a throw-away sandbox on a stage's result", () => import("./commands/shell.ts")],
+  ["graph", "print the stage graph", () => import("./commands/graph.ts")],
+  ["sbom <image>", "print the SBOM of a built image (a ref in ./oci, or a stage name)", () => import("./commands/sbom.ts")],
+  ["ls", "outputs and cached stages: digests, sizes, ages", () => import("./commands/ls.ts")],
+  ["gc", "remove store entries that no recent result references", () => import("./commands/gc.ts")],
+  ["init", "write a starter images.ts", () => import("./commands/init.ts")],
+  ["convert <file>", "write an images.ts from a Dockerfile or a stacker.yaml", () => import("./commands/convert.ts")],
+  ["doctor", "check that this machine can run rootless builds", () => import("./commands/doctor.ts")],
+];
+
+for (const [usage, about, run] of COMMANDS) {
+  const command = cli.command(usage, about);
+  for (const [flags, help, config] of OPTIONS[usage.split(" ")[0]!] ?? []) command.option(flags, help, config);
+  command.action(lazy(run));
 }
-
-buildOptions(cli.command("up [...targets]", "build the stages whose inputs changed and write the images"), { watch: false }).action(
-  lazy(() => import("./commands/up.ts")),
-);
-
-buildOptions(cli.command("watch [...targets]", "alias of `up --watch`"), { watch: true }).action(lazy(() => import("./commands/watch.ts")));
-
-cli
-  .command("shell <stage> [...cmd]", "a throw-away sandbox on a stage's result")
-  .action(lazy(() => import("./commands/shell.ts")));
-
-cli
-  .command("graph", "print the stage graph")
-  .option("--format <format>", "text, dot or mermaid", { default: "text" })
-  .action(lazy(() => import("./commands/graph.ts")));
-
-cli
-  .command("sbom <image>", "print the SBOM of a built image (a ref in ./oci, or a stage name)")
-  .option("--format <format>", "spdx, cyclonedx or table (default: table on a terminal, else spdx)")
-  .action(lazy(() => import("./commands/sbom.ts")));
-
-cli.command("ls", "outputs and cached stages: digests, sizes, ages").action(lazy(() => import("./commands/ls.ts")));
-
-cli
-  .command("gc", "remove store entries that no recent result references")
-  .option("--max-size <size>", "shrink the store below this size, oldest first (e.g. 10G)")
-  .option("--dry-run", "say what would be removed")
-  .option("--verify", "first check every blob and extracted layer; remove what is corrupt")
-  .action(lazy(() => import("./commands/gc.ts")));
-
-cli.command("init", "write a starter images.ts").action(lazy(() => import("./commands/init.ts")));
-
-cli
-  .command("convert <file>", "write an images.ts from a Dockerfile or a stacker.yaml")
-  .option("-o, --output <file>", "where to write it (default images.ts)")
-  .option("--print", "print it instead of writing it")
-  .option("--name <name>", "the image's stage name for a Dockerfile (default: its directory's name)")
-  .option("--target <stage>", "the Dockerfile stage to convert (default: the last)")
-  .option("--platform <platform>", "the Dockerfile's target platform, e.g. linux/arm64 (default: unpinned)")
-  .action(lazy(() => import("./commands/convert.ts")));
-
-cli.command("doctor", "check that this machine can run rootless builds").action(lazy(() => import("./commands/doctor.ts")));
 
 // cac prints "(default: true)" after every --no-… flag, which reads as if the flag were on.
 cli.help((sections) => sections.map((x) => ({ ...x, body: x.body.replace(/^(\s*--no-.*?)\s*\(default: true\)$/gm, "$1") })));
