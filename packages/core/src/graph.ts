@@ -27,6 +27,20 @@ export function stageDeps(s: Stage): Stage[] {
   return specDeps(s.spec);
 }
 
+/** `roots` and every stage they depend on, each after its dependencies (depth first, roots in the order given). */
+export function dependenciesFirst(roots: Iterable<Stage>): Stage[] {
+  const order: Stage[] = [];
+  const seen = new Set<Stage>();
+  const visit = (s: Stage): void => {
+    if (seen.has(s)) return;
+    seen.add(s);
+    for (const d of stageDeps(s)) visit(d);
+    order.push(s);
+  };
+  for (const s of roots) visit(s);
+  return order;
+}
+
 /**
  * @param stages every stage the config defined, in definition order
  * @param targets the exported stages
@@ -51,23 +65,9 @@ export function buildGraph(stages: Stage[], targets: Stage[], selected?: string[
     });
   }
 
-  const order: Stage[] = [];
-  const seen = new Set<Stage>();
-  const visit = (s: Stage) => {
-    if (seen.has(s)) return;
-    seen.add(s);
-    for (const d of stageDeps(s)) visit(d);
-    order.push(s);
-  };
-  // Visit in definition order so the listing follows images.ts.
-  const reach = new Set<Stage>();
-  const mark = (s: Stage) => {
-    if (reach.has(s)) return;
-    reach.add(s);
-    stageDeps(s).forEach(mark);
-  };
-  chosen.forEach(mark);
-  for (const s of all) if (reach.has(s)) visit(s);
+  // In definition order, so the listing follows images.ts.
+  const reach = new Set(dependenciesFirst(chosen));
+  const order = dependenciesFirst(all.filter((s) => reach.has(s)));
 
   // Spec functions may reach stages for some platforms only; what they reach is what is built.
   const built = instantiate(order, [...new Set(chosen)], options);

@@ -2,6 +2,7 @@
 // images.ts, with a named const per stage, `from: previousStep` chains where the file had layers,
 // and the file's own comments above the step they preceded. The stages are the ones dockerfile()
 // and stacker() build, so the generated file builds the same image.
+import { dependenciesFirst } from "../graph.ts";
 import type { Base, Source, Stage } from "../model.ts";
 
 export interface ConvertInput {
@@ -20,7 +21,8 @@ export function convertToImagesTs(c: ConvertInput): string {
   const lines = c.text.split(/\r?\n/);
   const used = new Set<string>();
   const names = new Map<Stage, string>();
-  const order = topo(c.stages, c.exported);
+  // Dependencies first; only the stages the exported ones need.
+  const order = dependenciesFirst(c.stages.filter((s) => c.exported.includes(s)));
   for (const s of order) names.set(s, identifier(s.name, used));
   const helpers = new Set<string>(["stage"]);
   const body: string[] = [];
@@ -154,29 +156,6 @@ function commentsAbove(lines: string[], n: number): string[] {
     if (/^#\s*(syntax|escape|check)\s*=/.test(l) && i < 3) continue;
     out.unshift(l.replace(/^#\s?/, ""));
   }
-  return out;
-}
-
-/** Dependencies first; only the stages the exported ones need. */
-function topo(stages: readonly Stage[], exported: readonly Stage[]): Stage[] {
-  const out: Stage[] = [];
-  const seen = new Set<Stage>();
-  const deps = (s: Stage): Stage[] => {
-    const d: Stage[] = [];
-    if (s.spec.from.kind === "stage") d.push(s.spec.from.stage);
-    if (s.spec.from.kind === "tarball" && s.spec.from.source.kind === "stage-path") d.push(s.spec.from.source.stage);
-    for (const [, src] of s.spec.copy) if (src.kind === "stage-path") d.push(src.stage);
-    for (const b of s.spec.stageBinds) d.push(b.from.stage);
-    if (s.spec.labelsFrom) d.push(s.spec.labelsFrom.stage);
-    return d;
-  };
-  const visit = (s: Stage) => {
-    if (seen.has(s)) return;
-    seen.add(s);
-    deps(s).forEach(visit);
-    out.push(s);
-  };
-  for (const s of stages) if (exported.includes(s)) visit(s);
   return out;
 }
 

@@ -12,6 +12,7 @@ import { archive, git, http, inline, isGitUrl, local } from "../../api/sources.t
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { canonicalPlatform } from "../../platform.ts";
 import { globRegExp, isGlob } from "../../local/walk.ts";
+import { translateOnce, type Translated } from "../translate-once.ts";
 import { DockerfileError, type Instruction, type ParsedDockerfile } from "./parse.ts";
 import { WordError, expandWord, expandWords, rawWords, type Lookup } from "./words.ts";
 
@@ -40,16 +41,14 @@ export interface TranslateInput {
   tags: readonly string[];
 }
 
-interface Block {
+interface Block extends Translated<Chain> {
   index: number;
   /** `AS name`, lowercased as Docker compares it. */
   alias?: string;
   from: Instruction;
   body: Instruction[];
-  result?: Chain;
   /** The platform its steps are pinned to: FROM --platform, the parent stage's, or dockerfile()'s. */
   platform?: string;
-  translating?: boolean;
 }
 
 /** What a chain of steps leaves for the instructions after it and for stages built on it. */
@@ -136,12 +135,7 @@ export function translateDockerfile(t: TranslateInput): Stage {
   }
 
   function chainOf(b: Block): Chain {
-    if (b.result) return b.result;
-    if (b.translating) fail(b.from.line, `stage ${b.alias ?? b.index} depends on itself`);
-    b.translating = true;
-    b.result = translateBlock(b);
-    b.translating = false;
-    return b.result;
+    return translateOnce(b, () => translateBlock(b), () => fail(b.from.line, `stage ${b.alias ?? b.index} depends on itself`));
   }
 
   function translateBlock(b: Block): Chain {

@@ -14,6 +14,7 @@ import { image, oci, scratch, tarball } from "../../api/bases.ts";
 import { http, local } from "../../api/sources.ts";
 import { defineStage, type StageOptions } from "../../api/stage.ts";
 import { canonicalPlatform, hostPlatform } from "../../platform.ts";
+import { translateOnce, type Translated } from "../translate-once.ts";
 
 // Loaded on first use, like the Dockerfile parser: a plan without stacker files never pays for it.
 const requireLazily = createRequire(import.meta.url);
@@ -48,14 +49,12 @@ export interface StackerInput {
   env: Readonly<Record<string, string | undefined>>;
 }
 
-interface Layer {
+interface Layer extends Translated<Stage> {
   name: string;
   file: string;
   display: string;
   line: number;
   spec: Record<string, unknown>;
-  stage?: Stage;
-  translating?: boolean;
   /** Host dir (absolute) → the path inside this layer's result where a copy of it is kept. */
   kept?: Map<string, string>;
 }
@@ -128,7 +127,7 @@ export function translateStacker(input: StackerInput): { exported: Record<string
     const s = stageOf(l);
     if (l.spec.build_only !== true) exported[l.name] = s;
   }
-  return { exported, stages: [...layers.values()].flatMap((l) => (l.stage ? [l.stage] : [])) };
+  return { exported, stages: [...layers.values()].flatMap((l) => (l.result ? [l.result] : [])) };
 
   function fail(l: Layer, message: string): never {
     throw new StackerError(l.file, l.line, `layer ${l.name}: ${message}`);
@@ -180,12 +179,7 @@ export function translateStacker(input: StackerInput): { exported: Record<string
   }
 
   function stageOf(l: Layer): Stage {
-    if (l.stage) return l.stage;
-    if (l.translating) fail(l, "depends on itself");
-    l.translating = true;
-    l.stage = build(l);
-    l.translating = false;
-    return l.stage;
+    return translateOnce(l, () => build(l), () => fail(l, "depends on itself"));
   }
 
   function build(l: Layer): Stage {
