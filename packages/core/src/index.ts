@@ -47,6 +47,7 @@ export { planStages, planHasChanges, displayPath } from "./plan.ts";
 export { parsePlatform, formatPlatform, canonicalPlatform, hostPlatform, platformMatches, selectPlatform } from "./platform.ts";
 export type { Platform } from "./platform.ts";
 export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
+export type { LocalDigest } from "./local/hash.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";
 export type { ProjectState, StageRecord } from "./state.ts";
 export { writeFileAtomicSync, writeFileDurably, writeNewFileSynced, fsyncDir } from "./atomic-file.ts";

@@ -38,6 +38,12 @@ export interface PlanContext extends BaseIdentity {
   noCache?: boolean | string;
   /** git() commits and unpinned http() digests (images.lock); without it those stay "not resolved yet". */
   sources?: SourcePins;
+  /**
+   * Digests of local sources already hashed in this run, by source id (the invoking `up`'s plan,
+   * handed to the one in the user namespace): used instead of walking the source again, and
+   * filled with each source this plan hashes.
+   */
+  localDigests?: Map<string, LocalDigest>;
 }
 
 export interface PlanEntry {
@@ -139,7 +145,7 @@ function configFields(a: ConfigInputs, b: ConfigInputs): string[] {
 /** Builds StageInputs; hashes each distinct local source once per plan. */
 class Hasher {
   private readonly ignore;
-  private readonly locals = new Map<string, LocalDigest>();
+  private readonly locals: Map<string, LocalDigest>;
   /** Each stage's external base identity, started by resolveBases. */
   private readonly resolving = new Map<Stage, Promise<string | undefined>>();
   constructor(
@@ -147,6 +153,7 @@ class Hasher {
     private readonly cache: StatCache,
   ) {
     this.ignore = projectIgnore(ctx.projectDir);
+    this.locals = ctx.localDigests ?? new Map();
   }
 
   get ignoreFile(): string | undefined {

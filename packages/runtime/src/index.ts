@@ -72,7 +72,7 @@ export { RegistryCache, parseCacheRef } from "./registry/cache.ts";
 export type { RegistryCacheOptions } from "./registry/cache.ts";
 
 // sandbox/
-export { reexecInUserNamespace, inUserNamespace, userNamespaceKind } from "./sandbox/userns.ts";
+export { reexecInUserNamespace, inUserNamespace, userNamespaceKind, takeHandOff } from "./sandbox/userns.ts";
 export type { ReexecOptions } from "./sandbox/userns.ts";
 export { planIdMapping, addRangeCommand } from "./sandbox/subid.ts";
 export type { IdMapping, IdRange } from "./sandbox/subid.ts";

@@ -3,7 +3,7 @@
 // namespace, no runtime), so a no-op `up` costs about what `mstage plan` costs.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, statePath, type OciIndexEntry } from "@mstage/core";
+import { buildGraph, ociLayoutBlob, planStages, readOciIndex, refNameOf, statePath, type LocalDigest, type OciIndexEntry } from "@mstage/core";
 import { loadConfig } from "../config/load.ts";
 import { createPlanContext, requireTargets } from "./project.ts";
 
@@ -35,6 +35,8 @@ export async function checkNoop(o: {
   platforms?: string[];
   /** --compression, over each stage's own. */
   compression?: "gzip" | "zstd";
+  /** Filled with the digests of the local sources the check hashed (for the build that follows). */
+  localDigests?: Map<string, LocalDigest>;
 }): Promise<NoopSummary | undefined> {
   // A docker-archive is rewritten every time: its digest is not recorded anywhere cheap to check.
   if (o.outputs.some((x) => x.kind !== "oci")) return undefined;
@@ -52,7 +54,7 @@ export async function checkNoop(o: {
   if (graph.outputs.some((x) => x.index)) return undefined;
   // An unpinned URL or git ref not in images.lock is "not resolved yet": not a no-op; runUp decides.
   const ctx = await createPlanContext({ projectDir: config.projectDir, store: o.store, allowUnpinned: true });
-  const plan = await planStages(graph, ctx);
+  const plan = await planStages(graph, { ...ctx, localDigests: o.localDigests });
   if (!plan.entries.every((e) => e.status === "cached" || e.status === "unused")) return undefined;
 
   const dirs = o.outputs.length ? o.outputs.map((x) => (x as { dir: string }).dir) : [resolve(config.projectDir, "oci")];

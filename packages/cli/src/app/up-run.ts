@@ -10,6 +10,7 @@ import {
   recordBuild,
   saveState,
   writeLock,
+  type LocalDigest,
   type Plan,
   type PlanEntry,
   type Stage,
@@ -75,6 +76,8 @@ export interface UpOptions {
   platforms?: string[];
   /** --compression: the layer compression of every output, over each stage's `compression`. */
   compression?: "gzip" | "zstd";
+  /** Local source digests this run's no-op check already hashed (plan-handoff.ts), not walked again. */
+  localDigests?: Map<string, LocalDigest>;
 }
 
 export interface UpSummary {
@@ -125,6 +128,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     const planWith = () =>
       planStages(graph, {
         ...ctx,
+        localDigests: o.localDigests,
         hasResult: (key) => registry.hasResult(store, key, (k) => ctx.hasResult(k)),
         // Unlike `plan`, `up` resolves what images.lock does not pin (tags, and debian() bases,
         // which are built for that), updating the lock; the identities are the ones `plan` reads.

@@ -2,12 +2,13 @@
 // namespace (re-executing itself there first), where layers owned by mapped ids can be read and
 // written. A no-op `up` is decided before that, with core alone: no namespace, no runtime loaded.
 import { constants } from "node:os";
-import { UserError } from "@mstage/core";
+import { UserError, type LocalDigest } from "@mstage/core";
 import type { GlobalOptions } from "../options.ts";
 import { createProgress, resolveProgressMode } from "../render/progress.ts";
 import { renderSummary } from "../render/summary.ts";
 import { jsonEventLine, planEvent, type JsonEvent } from "../render/events-json.ts";
 import { checkNoop } from "../app/up-noop.ts";
+import { decodePlanHandOff, encodePlanHandOff } from "../app/plan-handoff.ts";
 import { parseUpOptions } from "./up-options.ts";
 
 export default async function up(args: string[], opts: Record<string, unknown>, g: GlobalOptions): Promise<number> {
@@ -22,17 +23,21 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
   const emit = (e: JsonEvent) => process.stdout.write(jsonEventLine(e));
 
   // The no-op path prints a summary only; a JSON reader gets the full stream of the normal path.
+  // When it is not a no-op, the local sources it hashed go to the build in the user namespace.
+  const localDigests = new Map<string, LocalDigest>();
   if (!json && !process.env.MSTAGE_USERNS && !noCache && !flags.refresh && !registry.push && !registry.cacheFrom?.length && !registry.cacheTo?.length) {
-    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms, compression: flags.compression });
+    const noop = await checkNoop({ file: g.file, store: g.store, targets: args, outputs, verbose: g.verbose, attestations: attest.sbom ? attest.format : false, platforms: flags.platforms, compression: flags.compression, localDigests });
     if (noop) {
       process.stdout.write(renderSummary({ ...noop, ms: Date.now() - started }, { quiet: g.quiet, color }));
       return 0;
     }
   }
 
-  const runtime = await import("@mstage/runtime");
-  const reexec = runtime.reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`) });
+  // Only the re-exec is loaded out here: the rest of the runtime is loaded by the process inside.
+  const userns = await import("@mstage/runtime/userns");
+  const reexec = userns.reexecInUserNamespace(undefined, { onNote: (m) => process.stderr.write(`note: ${m}\n`), handOff: encodePlanHandOff(g.file, localDigests) });
   if (reexec) await reexec;
+  const handed = decodePlanHandOff(userns.takeHandOff(), g.file);
 
   const { runUp } = await import("../app/up-run.ts");
   const progress = createProgress(mode);
@@ -53,6 +58,7 @@ export default async function up(args: string[], opts: Record<string, unknown>, 
       store: g.store,
       targets: args,
       verbose: g.verbose,
+      localDigests: handed,
       signal: controller.signal,
       onEvent: json ? emit : (e) => progress.onEvent(e),
       onPlan: json ? (plan) => emit(planEvent(plan)) : undefined,

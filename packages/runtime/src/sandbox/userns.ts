@@ -1,7 +1,9 @@
 // Re-executes mstage once inside a user namespace where the invoker is root and its subordinate ids
 // are mapped (like `buildah unshare`), so overlay mounts and files owned by other ids just work.
+// Imported on its own (`@mstage/runtime/userns`), so the invoking process that only re-executes
+// never loads the rest of the runtime.
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { readlinkSync } from "node:fs";
+import { closeSync, readFileSync, readlinkSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import type { Socket } from "node:net";
@@ -19,6 +21,9 @@ const KIND = "MSTAGE_USERNS_KIND";
 
 /** Set inside the namespace to the invoking user's name (inside, everyone is root). */
 const INVOKER = "MSTAGE_USERNS_INVOKER";
+
+/** Set inside the namespace to the descriptor the invoker's hand-off arrives on (see ReexecOptions.handOff). */
+const HANDOFF_FD = "MSTAGE_USERNS_HANDOFF_FD";
 
 let inside: boolean | undefined;
 
@@ -52,6 +57,37 @@ export function invokingUser(): string {
 export interface ReexecOptions {
   /** Told once, before re-executing, when the mapping is degraded (no subordinate range). */
   onNote?: (message: string) => void;
+  /**
+   * What the invoker already worked out (e.g. the digests of local sources its plan hashed), for
+   * the process inside to read with takeHandOff() instead of working it out again. It travels on a
+   * pipe of its own, so its size is not bounded as an environment variable's would be.
+   */
+  handOff?: string;
+}
+
+let handOffTaken = false;
+
+/**
+ * Inside the namespace: the invoker's ReexecOptions.handOff, read once (later calls, and a process
+ * not started with one, get undefined). The descriptor is closed and its variable removed, so
+ * nothing this process starts inherits either.
+ */
+export function takeHandOff(): string | undefined {
+  const fd = Number(process.env[HANDOFF_FD]);
+  if (handOffTaken || !inUserNamespace() || !Number.isInteger(fd) || fd < 3) return undefined;
+  handOffTaken = true;
+  delete process.env[HANDOFF_FD];
+  try {
+    return readFileSync(fd, "utf8");
+  } catch {
+    return undefined;
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
 }
 
 /**
@@ -78,13 +114,19 @@ interface Started {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `argv` in a new user + mount namespace with `mapping`, resolving once the ids are mapped. */
-async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "inherit" | "pipe"): Promise<Started> {
+/**
+ * Starts `argv` in a new user + mount namespace with `mapping`, resolving once the ids are mapped.
+ * A `handOff` is written on fd 4 once the child is inside (and then closed: the child reads to EOF).
+ */
+async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "inherit" | "pipe", handOff?: string): Promise<Started> {
   const unshare = requireTool("unshare");
+  const env: NodeJS.ProcessEnv = { ...process.env, [KIND]: mapping.kind, [INVOKER]: userInfo().username };
+  delete env[HANDOFF_FD];
+  if (handOff !== undefined) env[HANDOFF_FD] = "4";
   const child = spawn(
     unshare,
     ["--user", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
-    { stdio: [stdio, stdio, stdio, "pipe"], env: { ...process.env, [KIND]: mapping.kind, [INVOKER]: userInfo().username } },
+    { stdio: handOff === undefined ? [stdio, stdio, stdio, "pipe"] : [stdio, stdio, stdio, "pipe", "pipe"], env },
   );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.once("error", reject);
@@ -95,6 +137,12 @@ async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "
     await waitForByte(channel, exited);
     await writeIdMaps(child.pid!, mapping);
     channel.end(readlinkSync(`/proc/${child.pid}/ns/user`) + "\n");
+    if (handOff !== undefined) {
+      const out = child.stdio[4] as Socket;
+      // A child that exits without reading it must not fail the invoker with EPIPE.
+      out.on("error", () => {});
+      out.end(handOff);
+    }
   } catch (e) {
     child.kill("SIGKILL");
     throw e;
@@ -120,7 +168,7 @@ async function reexec(argv: string[], opts: ReexecOptions): Promise<never> {
   for (const [sig, h] of handlers) process.on(sig, h);
   let result: { code: number | null; signal: NodeJS.Signals | null };
   try {
-    const started = await startInUserNamespace(argv, mapping, "inherit");
+    const started = await startInUserNamespace(argv, mapping, "inherit", opts.handOff);
     child = started.child;
     for (const sig of pending) child.kill(sig);
     result = await started.exited;
