@@ -2,7 +2,7 @@
 export { Store } from "../store/store.ts";
 export type { LayerRef, StageResult } from "../store/results.ts";
 export { CorruptLayerError, applyLayer } from "../layer/apply.ts";
-export { ensureLayerExtracted } from "../layer/extract.ts";
+export { ensureLayerExtracted, importTarLayer } from "../layer/extract.ts";
 export { commitLayerToStore } from "../layer/commit.ts";
 export { commitAndAdopt } from "../layer/adopt.ts";
 export { withRootfs } from "../sandbox/overlay.ts";
