@@ -1,5 +1,5 @@
-// Where a stage's filesystem starts when it is not another stage: scratch, a tarball (extracted by
-// the builder into the stage's own upper dir), an OCI layout on disk, a Debian rootfs made by
+// Where a stage's filesystem starts when it is not another stage: scratch, a tarball (made a layer
+// of the store by the builder, its file as it is), an OCI layout on disk, a Debian rootfs made by
 // mmdebstrap, or a registry image. `resolve` gives core's planner each base's identity (what goes
 // into the stage key); `prepare` gives the builder its layers and config.
 import { createReadStream } from "node:fs";
@@ -27,6 +27,7 @@ import {
   type LockFile,
   type OciBase,
   type Stage,
+  type TarballBase,
 } from "@mstage/core";
 import { createdTimestamp, emptyImageConfig } from "../oci/config.ts";
 import { digestHex, parseDigest, sha256Digest, type Digest } from "../oci/digest.ts";
@@ -98,8 +99,11 @@ export class BaseProvider implements BaseIdentity {
     const empty = { layers: [], config: emptyImageConfig(platform) };
     switch (base.kind) {
       case "scratch":
-      case "tarball":
         return empty;
+      case "tarball":
+        // The builder imports the tar when it builds on it; a stored result names its layer. A
+        // result stored when a tarball and its stage's changes were one layer has none.
+        return known?.length ? tarballBase(base, known[0]!, platform, this.created()) : empty;
       case "stage":
         throw new Error("stage bases are the builder's business");
       case "debian": {
@@ -396,6 +400,20 @@ interface PulledImage {
 }
 
 /** A debian() base's image config: nothing but its one layer, so `prepare` can rebuild it from that. */
+/** A tarball() base: its one layer, the tar file as it is. */
+export function tarballBase(base: TarballBase, layer: LayerRef, platform: Platform, created: string): PreparedBase {
+  const config = emptyImageConfig(platform);
+  config.rootfs.diff_ids = [layer.diffId];
+  config.history = [{ created_by: `mstage ${tarballName(base)}`, comment: "mstage" }];
+  return { layers: [layer], config: dated(config, created) };
+}
+
+/** `tarball(local("./rootfs.tar"))`, `tarball(build.path("/out/rootfs.tar"))`: the base as images.ts writes it. */
+export function tarballName(base: TarballBase): string {
+  const s = base.source;
+  return s.kind === "local" ? `tarball(local(${JSON.stringify(s.path)}))` : `tarball(${s.stage.name}.path(${JSON.stringify(s.path)}))`;
+}
+
 function debianConfig(base: DebianBase, layer: LayerRef, platform: Platform, created: string): ImageConfig {
   const config = emptyImageConfig(platform);
   config.rootfs.diff_ids = [layer.diffId];
@@ -413,7 +431,7 @@ function dated(config: ImageConfig, created: string): ImageConfig {
 }
 
 /** One promise per key while it is pending or fulfilled; a rejected one is forgotten, so a retry tries again. */
-function memoised<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+export function memoised<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
   let p = map.get(key);
   if (!p) {
     p = make();

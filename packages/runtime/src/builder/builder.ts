@@ -6,7 +6,7 @@
 import { mkdir, readFile, rm, lstat, readdir } from "node:fs/promises";
 import { createReadStream } from "node:fs";
 import { join, resolve } from "node:path";
-import { StageError, StepError, UserError, formatPlatform, type PlanEntry, type Stage, type StagePathSource } from "@mstage/core";
+import { StageError, StepError, UserError, formatPlatform, type PlanEntry, type Stage, type StagePathSource, type TarballBase } from "@mstage/core";
 import { createHash } from "node:crypto";
 import { addLayer, applyStageConfig, createdTimestamp, emptyImageConfig, runEnv, squashLayers, stageHistoryEntry } from "../oci/config.ts";
 import type { ImageConfig } from "../oci/types.ts";
@@ -16,8 +16,8 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { CorruptLayerError, applyLayer, commitAndAdopt, commitLayerToStore, ensureLayerExtracted, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
-import { checkBasePlatform, stagePlatform, type BaseProvider, type PreparedBase } from "./bases.ts";
+import { CorruptLayerError, applyLayer, commitAndAdopt, commitLayerToStore, ensureLayerExtracted, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { checkBasePlatform, memoised, stagePlatform, tarballBase, tarballName, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
 
 export interface BuildOptions {
@@ -57,6 +57,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   const sde = o.sourceDateEpoch ?? 0;
   const entries = o.entries.filter((e) => e.status !== "unused");
   const inPlan = new Set(entries.map((e) => e.stage));
+  /** tarball() files imported in this run, by path. */
+  const tarballs = new Map<string, Promise<LayerRef>>();
   const waiting = new WaitingStages(entries, (s) => o.deps(s).filter((d) => inPlan.has(d)), emit);
 
   const tasks = entries.map((entry) => ({
@@ -216,7 +218,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const stage = entry.stage;
     const spec = stage.spec;
     emit({ type: "stage-phase", stage: stage.name, phase: "base" });
-    const base = await baseOf(stage);
+    const from = spec.from;
+    const base = from.kind === "tarball" ? await importTarball(stage, from) : await baseOf(stage);
     const runConfig = applyStageConfig(base.config, spec, "run", { stage: stage.name });
     const lowers = await lowerDirs(base.layers).catch((e) => {
       // A base layer (pulled, or from an oci() layout) that is no tar: the stage's base is the source.
@@ -230,11 +233,6 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     await mkdir(upper, { recursive: true });
     await mkdir(ovlWork, { recursive: true });
     try {
-      const from = spec.from;
-      if (from.kind === "tarball") {
-        emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
-        await extractTarball(stage, from.source, upper);
-      }
       const changes = spec.copy.length > 0 || spec.run.length > 0 || spec.workdir !== undefined;
       const copyInto = async (root: string) => {
         createWorkdir(root, stage, base.config.config?.User || undefined);
@@ -247,7 +245,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         }
       };
       if (changes && lowers.length === 0 && spec.run.length === 0) {
-        // Nothing below and nothing to run (scratch plus copies, a tarball plus copies): the upper
+        // Nothing below and nothing to run (scratch plus copies): the upper
         // dir is the whole filesystem, so copy straight into it without an overlay mount.
         await copyInto(upper);
       } else if (changes) {
@@ -262,7 +260,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       let own: LayerRef | undefined;
       // The upper dir then becomes the layer's extracted form: a later stage on this one mounts it
       // instead of extracting the tar just written.
-      if (from.kind === "tarball" || (await hasEntries(upper))) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde });
+      if (await hasEntries(upper)) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde });
       // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
       const config = finalConfig(stage, base.config, own, undefined, sde);
       return {
@@ -281,29 +279,41 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     }
   }
 
-  async function extractTarball(stage: Stage, source: import("@mstage/core").TarballBase["source"], upper: string): Promise<void> {
-    const named = source.kind === "local" ? `tarball(local(${JSON.stringify(source.path)}))` : `tarball(${source.stage.name}.path(${JSON.stringify(source.path)}))`;
-    const apply = (path: string) =>
-      applyLayer(createReadStream(path), upper, {
-        mode: "merge",
-        what: `${named} (${path})`,
-        onNote: (message: string) => emit({ type: "note", stage: stage.name, message }),
-      }).catch((e) => {
-        if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, "from", stage.definedAt);
-        throw e;
-      });
-    if (source.kind === "local") {
-      await apply(resolve(o.projectDir, source.path));
-      return;
-    }
-    await withStageRoot(source.stage, async (root) => {
-      const path = hostPathInRoot(root, source.path, { followLast: true });
-      const st = await lstat(path).catch(() => undefined);
-      if (!st?.isFile()) {
-        throw new StageError(stage.name, `${source.stage.name}.path("${source.path}") is not a file in stage "${source.stage.name}"'s result`, "from", stage.definedAt);
-      }
-      await apply(path);
-    });
+  /**
+   * A tarball() base as a layer of its own, on which the stage's changes are another; stages on
+   * the same tar share it. A local() tar goes in as it is, like a pulled layer: its bytes are the
+   * input the key names, so its blob and extracted dir are made in one read. A tar another stage
+   * wrote is extracted and committed once, so its layer is as reproducible as any stage's (the
+   * tool that wrote it may have stamped build times on its files).
+   */
+  async function importTarball(stage: Stage, base: TarballBase): Promise<PreparedBase> {
+    emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
+    const source = base.source;
+    const onNote = (message: string) => emit({ type: "note", stage: stage.name, message });
+    const what = (path: string) => `${tarballName(base)} (${path})`;
+    const asStageError = (e: unknown) => {
+      if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, "from", stage.definedAt);
+      throw e;
+    };
+    const file = source.kind === "local" ? resolve(o.projectDir, source.path) : "";
+    const layer =
+      source.kind === "local"
+        ? await memoised(tarballs, file, () => importTarLayer(o.store, file, { what: what(file), onNote })).catch(asStageError)
+        : await withStageRoot(source.stage, async (root) => {
+            const path = hostPathInRoot(root, source.path, { followLast: true });
+            const st = await lstat(path).catch(() => undefined);
+            if (!st?.isFile()) {
+              throw new StageError(stage.name, `${source.stage.name}.path("${source.path}") is not a file in stage "${source.stage.name}"'s result`, "from", stage.definedAt);
+            }
+            const dir = o.store.tmpDir("tarball");
+            try {
+              await applyLayer(createReadStream(path), dir, { mode: "merge", what: what(path), onNote }).catch(asStageError);
+              return await commitAndAdopt(o.store, dir, { sourceDateEpoch: sde });
+            } finally {
+              await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+            }
+          });
+    return tarballBase(base, layer, stagePlatform(stage), createdTimestamp(sde));
   }
 
   /** Runs `fn` with each stage's result mounted read-only (for binds from a stage's path). */
