@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, open, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { forEachLimit } from "../registry/pull.ts";
 import { existingInRoot, hostPathInRoot } from "../sandbox/paths.ts";
 import { parseApkInstalled } from "./apk.ts";
 import { parseCopyright, parseFileList, parseStatus, type DpkgEntry } from "./dpkg.ts";
@@ -16,6 +17,7 @@ import { SCAN_VERSION, type FoundFile, type FoundPackage, type ImageScan } from 
 
 const SKIP_DIRS = new Set(["/proc", "/sys", "/dev"]);
 const MAX_TEXT = 4 << 20;
+const SCAN_JOBS = 16;
 
 /** The costly facts of one regular file of the image: `path` in the image, `host` the file itself. */
 export interface FileFacts {
@@ -32,7 +34,8 @@ export async function scanRootfs(root: string, facts: FileFacts = directFacts): 
   const executables: string[] = [];
   const npmManifests: string[] = [];
   await walk(root, "/", executables, npmManifests);
-  for (const path of executables) packages.push(...goPackages(path, await facts.goBuildInfo(path, join(root, path))));
+  const goInfo = await mapLimited(executables, (path) => facts.goBuildInfo(path, join(root, path)));
+  executables.forEach((path, i) => packages.push(...goPackages(path, goInfo[i])));
   for (const path of npmManifests) {
     const p = await scanNpmPackage(root, path);
     if (p) packages.push(p);
@@ -40,18 +43,27 @@ export async function scanRootfs(root: string, facts: FileFacts = directFacts): 
   packages.sort(comparePackages);
 
   const owned = new Set(packages.flatMap((p) => p.files));
-  const files: FoundFile[] = [];
-  for (const path of [...owned].sort()) {
+  const found = await mapLimited([...owned].sort(), async (path): Promise<FoundFile | undefined> => {
     // A listed symlink is not followed: only regular files at their own path are the package's.
     const host = hostPathInRoot(root, path);
     const st = await lstat(host).catch(() => undefined);
-    if (!st?.isFile()) continue;
-    files.push({ path, ...(await facts.checksums(path, host)) });
-  }
+    return st?.isFile() ? { path, ...(await facts.checksums(path, host)) } : undefined;
+  });
+  const files = found.filter((f): f is FoundFile => f !== undefined);
   // A package's files are those that are regular files in the image (lists name directories too).
   const present = new Set(files.map((f) => f.path));
   for (const p of packages) p.files = p.files.filter((f) => present.has(f)).sort();
   return { version: SCAN_VERSION, ...(distro ? { distro } : {}), packages, files };
+}
+
+/**
+ * fn over items, SCAN_JOBS at a time, results in the items' order: a scan reads thousands of small
+ * files, and one at a time it waits on each open and read in turn.
+ */
+async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  await forEachLimit([...items.keys()], SCAN_JOBS, async (i) => void (out[i] = await fn(items[i]!)));
+  return out;
 }
 
 async function readText(root: string, path: string): Promise<string | undefined> {
