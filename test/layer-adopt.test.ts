@@ -5,42 +5,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { expectOk, projectWith, skopeoInspect, testUsers } from "./up-harness.ts";
+import { expectOk, projectFrom, skopeoInspect, testUsers } from "./up-harness.ts";
 import { runInUserNamespace } from "./layer-userns.helper.ts";
 
 const script = new URL("./layer-adopt.script.ts", import.meta.url).pathname;
-
-const IMAGES = `import { inline, local, scratch, stage } from "mstage";
-const base = stage("base", {
-  from: scratch(),
-  copy: {
-    "/bin/busybox": local("/bin/busybox", { mode: 0o755 }),
-    "/etc/passwd": inline("root:x:0:0:root:/root:/bin/sh\\n"),
-    "/srv/old/x": inline("x\\n"),
-    "/srv/keep/k": inline("k\\n"),
-  },
-  shell: ["/bin/busybox", "sh", "-c"],
-  run: "/bin/busybox --install -s /bin",
-});
-// Creates, hardlinks, chmods, chowns, deletes (whiteouts), re-creates a dir (opaque), copies up a
-// base file (overlayfs marks it with its origin), makes a fifo and (as root) a device, which the tar leaves out.
-const a = stage("a", {
-  from: base,
-  run: [
-    "mkdir -p /made/sub && echo one > /made/file && ln /made/file /made/sub/link && stat -c %i /made/file > /made/ino",
-    "chmod 4755 /made/file && echo c > /made/owned && chown 1000:1000 /made/owned && chmod 750 /made/sub",
-    "rm /bin/ls /srv/keep/k && rm -rf /srv/old && mkdir /srv/old && echo new > /srv/old/y",
-    "echo 'nobody:x:65534:65534::/:/bin/sh' >> /etc/passwd && mkfifo /made/fifo && (mknod /made/null c 1 3 || true)",
-  ],
-});
-export const b = stage("b", { from: a, copy: { "/b.txt": inline("b\\n") } });
-`;
 
 for (const user of testUsers()) {
   test(`a committed upper dir is kept as its layer and equals a fresh extraction of the tar (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
     if (user.skip) return t.skip(user.skip);
     if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
-    const { project, store, mstage } = projectWith(t, user.name, "adopt", IMAGES);
+    const { project, store, mstage } = projectFrom(t, user.name, "layer-adopt");
     expectOk(await mstage(["up", "--progress", "plain"]), "up");
 
     const diffIds = (skopeoInspect(join(project, "oci"), "b", true) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;

@@ -59,13 +59,16 @@ export function writeAs(user: string, file: string, text: string): void {
  * removed when the test ends; with the CLI that runs there.
  */
 export function projectWith(t: { after(fn: () => void): void }, user: string, prefix: string, images: string): { project: string; store: string; mstage: Mstage } {
-  const project = userDir(user, prefix);
-  const store = userDir(user, `${prefix}-store`);
-  t.after(() => {
-    rmSync(project, { recursive: true, force: true });
-    rmSync(store, { recursive: true, force: true });
-  });
+  const [project, store] = userDirsFor(t, user, prefix, `${prefix}-store`) as [string, string];
   writeAs(user, join(project, "images.ts"), images);
+  return { project, store, mstage: mstageAs(user, project, store) };
+}
+
+/** projectWith, on a copy of test/fixtures/`fixture`. */
+export function projectFrom(t: { after(fn: () => void): void }, user: string, fixture: string): { project: string; store: string; mstage: Mstage } {
+  const project = copyProject(join(REPO, "test", "fixtures", fixture), user, fixture);
+  const [store] = userDirsFor(t, user, `${fixture}-store`) as [string];
+  t.after(() => rmSync(project, { recursive: true, force: true }));
   return { project, store, mstage: mstageAs(user, project, store) };
 }
 
