@@ -7,20 +7,7 @@ import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import {
-  REPO,
-  copyProject,
-  expectOk,
-  layoutRefs,
-  listRootfs,
-  mstageAs,
-  runBundle,
-  skopeoInspect,
-  testUsers,
-  tool,
-  unpack,
-  writeAs,
-} from "./up-harness.ts";
+import { REPO, copyProject, expectOk, layoutRefs, listRootfs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, writeAs } from "./up-harness.ts";
 import { arm64Emulation } from "./helpers/multiarch.ts";
 
 const missing = ["skopeo", "umoci", "runc", "mmdebstrap"].filter((t) => !tool(t));
