@@ -52,6 +52,22 @@ async function serve(handler: Handler): Promise<{ host: string; seen: string[]; 
   };
 }
 
+const d = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
+
+/** The config and manifest of an image whose one layer is `layer` (of `mediaType`), its config claiming `diffId`. */
+function oneLayerImage(layer: Buffer, diffId: string, mediaType: string): { config: Buffer; manifest: Buffer } {
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: d(config), size: config.length },
+      layers: [{ mediaType, digest: d(layer), size: layer.length }],
+    }),
+  );
+  return { config, manifest };
+}
+
 function projectOn(ref: string): string {
   const dir = mkdtempSync(join(tmpdir(), "mstage-bounds-"));
   writeFileSync(join(dir, "images.ts"), `import { image, stage } from "mstage";\nexport const app = stage("app", { from: image(${JSON.stringify(ref)}), cmd: ["/x"] });\n`);
@@ -164,17 +180,8 @@ describe("the client library on a misbehaving registry", () => {
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   test("a blob body that stalls ends the pull with a timeout after one retry, not one per retry", async () => {
-    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: ["sha256:" + "0".repeat(64)] } }));
     const layer = Buffer.alloc(100_000, 1);
-    const d = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: d(config), size: config.length },
-        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d(layer), size: layer.length }],
-      }),
-    );
+    const { config, manifest } = oneLayerImage(layer, "sha256:" + "0".repeat(64), "application/vnd.oci.image.layer.v1.tar+gzip");
     const reg = await serve((req, res) => {
       if (req.url === "/v2/") return void res.writeHead(200).end("{}");
       if (req.url?.includes("/manifests/")) return void res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" }).end(manifest);
@@ -229,17 +236,8 @@ describe("the client library on a misbehaving registry", () => {
 });
 
 test("a pulled layer that is not a tar is one error naming the stage and the image", async () => {
-  const d = (b: Buffer) => "sha256:" + createHash("sha256").update(b).digest("hex");
   const junk = Buffer.from("not a tar at all; ".repeat(100));
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [d(junk)] } }));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: d(config), size: config.length },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: d(junk), size: junk.length }],
-    }),
-  );
+  const { config, manifest } = oneLayerImage(junk, d(junk), "application/vnd.oci.image.layer.v1.tar");
   const reg = await serve((req, res) => {
     const type = { "content-type": "application/vnd.oci.image.manifest.v1+json", "docker-content-digest": d(manifest) };
     if (req.url === "/v2/") return void res.writeHead(200).end("{}");
