@@ -1,19 +1,15 @@
 // The pull that extracts layers while they download: killed with SIGKILL half way through a layer's
 // body, it leaves nothing trusted in the store (no layer blob, no extracted layer, no result, gc
 // --verify clean), and the next `up` completes; its --json stream reports the pull's bytes.
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { RegistryClient, pushImage } from "@mstage/runtime";
-import { CLI, cliRegistryUnavailable, makeTestImage, pushArgs, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from "./helpers/registry.ts";
+import { RegistryClient } from "@mstage/runtime";
+import { CLI, cliRegistryUnavailable, makeTestImage, registrySuite } from "./helpers/registry.ts";
 
 describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
-  let reg: RunningRegistry;
-  let proxy: FaultProxy;
-  let tmp: string;
   let project: string;
   let store: string;
   const client = new RegistryClient();
@@ -25,7 +21,7 @@ describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
     const r = spawnSync(process.execPath, [CLI, ...args, "--store", store], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
     return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
   };
-  // The proxy lives in this process: a run that goes through it must not block the event loop.
+  // The suite.proxy lives in this process: a run that goes through it must not block the event loop.
   const mstageAsync = (args: string[]) =>
     new Promise<{ code: number | null; out: string; all: string }>((resolve) => {
       const child = spawn(process.execPath, [CLI, ...args, "--store", store], { cwd: project, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
@@ -38,40 +34,31 @@ describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
   const hex = (d: string) => d.slice("sha256:".length);
   const entries = (sub: string) => (existsSync(join(store, sub)) ? readdirSync(join(store, sub)) : []);
 
-  before(async () => {
-    reg = await startRegistry();
-    proxy = await startFaultProxy(reg.host);
-    tmp = mkdtempSync(join(tmpdir(), "mstage-pipelined-"));
-    project = join(tmp, "project");
-    store = join(tmp, "store");
+  const suite = registrySuite({ prefix: "mstage-pipelined-", client, proxy: true, push: { "base/big:1": base } });
+  before(() => {
+    project = join(suite.tmp, "project");
+    store = join(suite.tmp, "store");
     mkdirSync(project);
-    await pushImage({ ...pushArgs(base, `${reg.host}/base/big:1`), client });
     writeFileSync(
       join(project, "images.ts"),
       `import { image, stage } from "mstage";
 export const app = stage("app", {
-  from: image("${proxy.host}/base/big:1"),
+  from: image("${suite.proxy.host}/base/big:1"),
   run: "test -s /data/blob0 && echo pulled > /done.txt",
-  tags: ["${reg.host}/out/app:1"],
+  tags: ["${suite.reg.host}/out/app:1"],
 });
 `,
     );
-  });
-  after(async () => {
-    await client.close();
-    await proxy?.stop();
-    await reg?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   test("SIGKILL half way through a layer's body leaves nothing trusted; the next up pulls it and builds", async () => {
     let stalled!: () => void;
     const holding = new Promise<void>((resolve) => (stalled = resolve));
-    proxy.decide = (req) => (req.method === "GET" && req.url?.endsWith(`/blobs/${big.digest}`) ? { kind: "stall", onStall: stalled } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.method === "GET" && req.url?.endsWith(`/blobs/${big.digest}`) ? { kind: "stall", onStall: stalled } : { kind: "pass" });
     // Its own process group, so the kill takes mstage and the copy of it inside the user namespace at once.
     const child = spawn(process.execPath, [CLI, "up", "--json", "--store", store], { cwd: project, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     let output = "";
-    // The proxy has sent half the big layer, and mstage has taken some of it in: its pull progress
+    // The suite.proxy has sent half the big layer, and mstage has taken some of it in: its pull progress
     // counts more bytes than all the other layers have.
     let receiving!: () => void;
     const received = new Promise<void>((resolve) => (receiving = resolve));
@@ -99,14 +86,14 @@ export const app = stage("app", {
       assert.ok(!entries("layers").includes(hex(l.diffId)), `layer ${l.diffId} is extracted in the store after the kill`);
     }
     assert.deepEqual(entries("results"), [], "a result was recorded for a pull that never finished");
-    assert.ok(entries("tmp").length > 0, "the interrupted pull wrote nothing to tmp/ (was it killed before any byte of the layer?)");
+    assert.ok(entries("tmp").length > 0, "the interrupted pull wrote nothing to suite.tmp/ (was it killed before any byte of the layer?)");
 
     const verify = mstage(["gc", "--verify"]);
     assert.equal(verify.code, 0, verify.all);
     assert.match(verify.out, /verified \d+ blob\(s\) and 0 extracted layer\(s\): all intact/, verify.all);
     assert.deepEqual(entries("tmp"), [], "gc left the killed pull's temp entries");
 
-    proxy.decide = () => ({ kind: "pass" });
+    suite.proxy.decide = () => ({ kind: "pass" });
     const up = await mstageAsync(["up", "--json"]);
     assert.equal(up.code, 0, up.all);
     const events = up.out.trim().split("\n").map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
@@ -115,7 +102,7 @@ export const app = stage("app", {
     assert.ok(pulls.length >= 1, `no pull progress in:\n${up.out}`);
     for (const [i, e] of pulls.entries()) {
       assert.equal(e.stage, "app");
-      assert.equal(e.ref, `${proxy.host}/base/big:1`);
+      assert.equal(e.ref, `${suite.proxy.host}/base/big:1`);
       assert.equal(e.total, total);
       assert.equal(typeof e.bytesPerSecond, "number");
       if (i > 0) assert.ok((e.done as number) >= (pulls[i - 1]!.done as number), `done went down: ${JSON.stringify(pulls)}`);
@@ -132,13 +119,13 @@ export const app = stage("app", {
   });
 
   test("up --push --json reports the push's bytes, never decreasing, the last one the whole image", async () => {
-    proxy.decide = () => ({ kind: "pass" });
+    suite.proxy.decide = () => ({ kind: "pass" });
     const r = await mstageAsync(["up", "--push", "--json"]);
     assert.equal(r.code, 0, r.all);
     const pushes = r.out.trim().split("\n").map((l) => JSON.parse(l) as { type: string; [k: string]: unknown }).filter((e) => e.type === "transfer" && e.direction === "push");
     assert.ok(pushes.length >= 1, `no push progress in:\n${r.out}`);
     for (const [i, e] of pushes.entries()) {
-      assert.equal(e.ref, `${reg.host}/out/app:1`);
+      assert.equal(e.ref, `${suite.reg.host}/out/app:1`);
       if (i > 0) assert.ok((e.done as number) >= (pushes[i - 1]!.done as number), `done went down: ${JSON.stringify(pushes)}`);
     }
     const last = pushes.at(-1)!;

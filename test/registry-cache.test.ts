@@ -1,32 +1,20 @@
 // The shared build cache in a registry: a stage result pushed by one store is found and pulled by
 // another, empty one, with layers that still hash to their diff-ids.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { RegistryCache, RegistryClient, Store, parseCacheRef, parseDigest, type StageResult } from "@mstage/runtime";
-import { makeTestImage, registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
+import { makeTestImage, registrySuite, registryUnavailable } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
 const sha = (b: Uint8Array) => parseDigest("sha256:" + createHash("sha256").update(b).digest("hex"));
 
 describe("registry build cache", { skip: unavailable }, () => {
-  let reg: RunningRegistry;
-  let tmp: string;
   const client = new RegistryClient();
-  before(async () => {
-    reg = await startRegistry();
-    tmp = mkdtempSync(join(tmpdir(), "mstage-cache-"));
-  });
-  after(async () => {
-    await client.close();
-    await reg?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  const suite = registrySuite({ prefix: "mstage-cache-", client });
 
   test("cache references are registry://HOST/REPO without tag or digest", () => {
     assert.deepEqual(parseCacheRef("registry://localhost:5000/cache/app"), { registry: "localhost:5000", repository: "cache/app" });
@@ -38,7 +26,7 @@ describe("registry build cache", { skip: unavailable }, () => {
   test("a result pushed from one store is pulled into an empty one, layers and record intact", async () => {
     const img = makeTestImage();
     const tar = gunzipSync(img.layers[0]!.bytes);
-    const a = await Store.open(join(tmp, "a"));
+    const a = await Store.open(join(suite.tmp, "a"));
     const { digest: diffId } = await a.writeBlob(tar);
     const key = sha(randomBytes(16));
     const result: StageResult = {
@@ -52,16 +40,16 @@ describe("registry build cache", { skip: unavailable }, () => {
     };
     await a.putResult(key, result);
 
-    const cacheRef = `registry://${reg.host}/cache/app`;
+    const cacheRef = `registry://${suite.reg.host}/cache/app`;
     const writer = new RegistryCache(cacheRef, { client });
     const { digest } = await writer.put(a, result);
-    const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${reg.host}/cache/app:${key.slice(7)}`], { encoding: "utf8" }).stdout);
+    const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${suite.reg.host}/cache/app:${key.slice(7)}`], { encoding: "utf8" }).stdout);
     assert.equal(inspected.Digest, digest);
     assert.ok(!JSON.stringify(inspected).includes("secret-project"), "the project path left the machine");
     // Pushing the same result again uploads nothing new and gives the same digest.
     assert.equal((await writer.put(a, result)).digest, digest);
 
-    const b = await Store.open(join(tmp, "b"));
+    const b = await Store.open(join(suite.tmp, "b"));
     const reader = new RegistryCache(cacheRef, { client });
     assert.equal(await reader.has(key), true);
     assert.equal(await reader.has(sha(randomBytes(8))), false);

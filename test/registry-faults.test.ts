@@ -1,75 +1,58 @@
-// Resilience: a proxy in front of a real docker-registry corrupts a blob, answers 503, 429 with
+// Resilience: a suite.proxy in front of a real docker-registry corrupts a blob, answers 503, 429 with
 // Retry-After, or drops connections; the client must fail cleanly or retry, as the case demands.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { RegistryClient, Store, parseDigest, pullImage, pushImage } from "@mstage/runtime";
-import { DirBlobSink, makeTestImage, registryUnavailable, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
+import { DirBlobSink, makeTestImage, pushArgs, registrySuite, registryUnavailable, type TestImage } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
 
-
-describe("registry faults through a proxy", { skip: unavailable }, () => {
-  let reg: RunningRegistry;
-  let proxy: FaultProxy;
-  let tmp: string;
+describe("registry faults through a suite.proxy", { skip: unavailable }, () => {
   const img = makeTestImage({ extraLayers: [300_000], label: "faults" });
   const target = () => img.layers[1]!.digest;
   const notes: string[] = [];
   const client = new RegistryClient({ backoffMs: 20, onNote: (n) => notes.push(n) });
 
-  before(async () => {
-    reg = await startRegistry();
-    proxy = await startFaultProxy(reg.host);
-    tmp = mkdtempSync(join(tmpdir(), "mstage-faults-"));
-    await pushImage({ ...pushArgs(img, `${reg.host}/f/img:1`), client });
-  });
-  after(async () => {
-    await client.close();
-    await proxy?.stop();
-    await reg?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  const suite = registrySuite({ prefix: "mstage-faults-", client, proxy: true, push: { "f/img:1": img } });
 
   test("a corrupted blob fails the pull naming blob and registry, and nothing of it is stored", async () => {
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
-    const sink = new DirBlobSink(join(tmp, "corrupt"));
-    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: sink, client }), (e: Error) => {
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const sink = new DirBlobSink(join(suite.tmp, "corrupt"));
+    await assert.rejects(pullImage(`${suite.proxy.host}/f/img:1`, { store: sink, client }), (e: Error) => {
       assert.equal(e.name, "RegistryError");
-      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest`));
+      assert.match(e.message, new RegExp(`blob ${target()} from ${suite.proxy.host}/f/img does not match its digest`));
       return true;
     });
     assert.ok(!sink.hasBlob(target()), "the corrupt blob was kept");
     assert.ok(!sink.list().includes(img.manifest.digest.slice(7)), "the manifest was stored for a failed pull");
-    assert.equal(proxy.seen.filter((s) => s === `GET /v2/f/img/blobs/${target()}`).length, 1, "a digest mismatch is not retried");
+    assert.equal(suite.proxy.seen.filter((s) => s === `GET /v2/f/img/blobs/${target()}`).length, 1, "a digest mismatch is not retried");
   });
 
   test("into the real store, a corrupted blob leaves neither the blob nor a temp file behind", async () => {
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
-    const store = await Store.open(join(tmp, "store-corrupt"));
-    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store, client }), (e: Error) => {
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const store = await Store.open(join(suite.tmp, "store-corrupt"));
+    await assert.rejects(pullImage(`${suite.proxy.host}/f/img:1`, { store, client }), (e: Error) => {
       assert.equal(e.name, "RegistryError");
-      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest: received content with digest sha256:`));
+      assert.match(e.message, new RegExp(`blob ${target()} from ${suite.proxy.host}/f/img does not match its digest: received content with digest sha256:`));
       return true;
     });
     assert.equal(store.hasBlob(parseDigest(target())), false);
     assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
-    proxy.decide = () => ({ kind: "pass" });
-    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store, client });
+    suite.proxy.decide = () => ({ kind: "pass" });
+    const pulled = await pullImage(`${suite.proxy.host}/f/img:1`, { store, client });
     assert.equal(store.hasBlob(parseDigest(target())), true);
     assert.equal(pulled.manifestDigest, img.manifest.digest);
   });
 
   test("extracting while it downloads, a corrupted blob fails naming it and leaves no blob, extracted layer or temp entry", async () => {
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
-    const store = await Store.open(join(tmp, "store-extract-corrupt"));
-    await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store, extractTo: store, client }), (e: Error) => {
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && req.method === "GET" ? { kind: "corrupt" } : { kind: "pass" });
+    const store = await Store.open(join(suite.tmp, "store-extract-corrupt"));
+    await assert.rejects(pullImage(`${suite.proxy.host}/f/img:1`, { store, extractTo: store, client }), (e: Error) => {
       assert.equal(e.name, "RegistryError");
-      assert.match(e.message, new RegExp(`blob ${target()} from ${proxy.host}/f/img does not match its digest: received content with digest sha256:`));
+      assert.match(e.message, new RegExp(`blob ${target()} from ${suite.proxy.host}/f/img does not match its digest: received content with digest sha256:`));
       return true;
     });
     for (const l of img.layers) {
@@ -77,8 +60,8 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
       assert.equal(store.hasLayerDir(parseDigest(l.diffId)), false, `layer ${l.diffId} extracted`);
     }
     assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
-    proxy.decide = () => ({ kind: "pass" });
-    await pullImage(`${proxy.host}/f/img:1`, { store, extractTo: store, client });
+    suite.proxy.decide = () => ({ kind: "pass" });
+    await pullImage(`${suite.proxy.host}/f/img:1`, { store, extractTo: store, client });
     for (const l of img.layers) assert.equal(store.hasLayerDir(parseDigest(l.diffId)), true, `layer ${l.diffId} not extracted by the pull`);
   });
 
@@ -93,12 +76,12 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
     m.config = { ...m.config, digest: config.digest, size: config.size };
     const mbytes = Buffer.from(JSON.stringify(m));
     const lying: TestImage = { manifest: { ...img.manifest, bytes: mbytes, digest: sha(mbytes) }, config, layers: img.layers, blobs: new Map([...img.blobs, [config.digest, cbytes]]) };
-    await pushImage({ ...pushArgs(lying, `${reg.host}/f/lying:1`), client });
-    proxy.decide = () => ({ kind: "pass" });
-    const store = await Store.open(join(tmp, "store-diffid"));
-    await assert.rejects(pullImage(`${proxy.host}/f/lying:1`, { store, extractTo: store, client }), (e: Error) => {
+    await pushImage({ ...pushArgs(lying, `${suite.reg.host}/f/lying:1`), client });
+    suite.proxy.decide = () => ({ kind: "pass" });
+    const store = await Store.open(join(suite.tmp, "store-diffid"));
+    await assert.rejects(pullImage(`${suite.proxy.host}/f/lying:1`, { store, extractTo: store, client }), (e: Error) => {
       assert.equal(e.name, "RegistryError");
-      assert.match(e.message, new RegExp(`layer ${target()} of ${proxy.host}/f/lying: its uncompressed tar hashes to ${img.layers[1]!.diffId}, not to ${img.layers[0]!.diffId}, the diff_id its image config names`));
+      assert.match(e.message, new RegExp(`layer ${target()} of ${suite.proxy.host}/f/lying: its uncompressed tar hashes to ${img.layers[1]!.diffId}, not to ${img.layers[0]!.diffId}, the diff_id its image config names`));
       return true;
     });
     for (const l of img.layers) {
@@ -110,10 +93,10 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
 
   test("503 twice then success: the pull retries and succeeds", async () => {
     let failures = 0;
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && failures++ < 2 ? { kind: "status", status: 503 } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && failures++ < 2 ? { kind: "status", status: 503 } : { kind: "pass" });
     notes.length = 0;
-    const sink = new DirBlobSink(join(tmp, "503"));
-    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: sink, client });
+    const sink = new DirBlobSink(join(suite.tmp, "503"));
+    const pulled = await pullImage(`${suite.proxy.host}/f/img:1`, { store: sink, client });
     assert.equal(failures, 3);
     assert.ok(sink.read(target()).equals(img.layers[1]!.bytes));
     assert.equal(pulled.manifestDigest, img.manifest.digest);
@@ -122,9 +105,9 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
 
   test("429 with Retry-After waits that long before retrying", async () => {
     let limited = 0;
-    proxy.decide = (req) => (req.url?.includes("/manifests/") && limited++ < 1 ? { kind: "status", status: 429, headers: { "retry-after": "1" } } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.url?.includes("/manifests/") && limited++ < 1 ? { kind: "status", status: 429, headers: { "retry-after": "1" } } : { kind: "pass" });
     const start = Date.now();
-    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "429")), client });
+    const pulled = await pullImage(`${suite.proxy.host}/f/img:1`, { store: new DirBlobSink(join(suite.tmp, "429")), client });
     const waited = Date.now() - start;
     assert.equal(pulled.manifestDigest, img.manifest.digest);
     assert.ok(waited >= 1000, `retried after ${waited} ms, before Retry-After`);
@@ -133,23 +116,23 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
 
   test("dropped connections, before or in the middle of a body, are retried; persistent 5xx gives up with a clear error", async () => {
     let resets = 0;
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && resets++ < 1 ? { kind: "reset" } : { kind: "pass" });
-    const pulled = await pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "reset")), client });
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && resets++ < 1 ? { kind: "reset" } : { kind: "pass" });
+    const pulled = await pullImage(`${suite.proxy.host}/f/img:1`, { store: new DirBlobSink(join(suite.tmp, "reset")), client });
     assert.equal(pulled.layers.length, 2);
     assert.equal(resets, 2);
 
     let truncated = 0;
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && truncated++ < 1 ? { kind: "truncate" } : { kind: "pass" });
-    const sink = new DirBlobSink(join(tmp, "truncated"));
-    await pullImage(`${proxy.host}/f/img:1`, { store: sink, client });
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) && truncated++ < 1 ? { kind: "truncate" } : { kind: "pass" });
+    const sink = new DirBlobSink(join(suite.tmp, "truncated"));
+    await pullImage(`${suite.proxy.host}/f/img:1`, { store: sink, client });
     assert.equal(truncated, 2, "a body cut off half way was not fetched again");
     assert.ok(sink.read(target()).equals(img.layers[1]!.bytes));
 
-    proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) ? { kind: "status", status: 502 } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.url?.endsWith(`/blobs/${target()}`) ? { kind: "status", status: 502 } : { kind: "pass" });
     const c = new RegistryClient({ retries: 2, backoffMs: 5 });
     try {
-      await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "502")), client: c }), (e: Error & { status?: number; temporary?: boolean }) => {
-        assert.match(e.message, new RegExp(`registry ${proxy.host} failed GET http://${proxy.host}/v2/f/img/blobs/${target()} for blob`));
+      await assert.rejects(pullImage(`${suite.proxy.host}/f/img:1`, { store: new DirBlobSink(join(suite.tmp, "502")), client: c }), (e: Error & { status?: number; temporary?: boolean }) => {
+        assert.match(e.message, new RegExp(`registry ${suite.proxy.host} failed GET http://${suite.proxy.host}/v2/f/img/blobs/${target()} for blob`));
         assert.equal(e.status, 502);
         assert.equal(e.temporary, true);
         return true;
@@ -160,10 +143,10 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
   });
 
   test("a registry that stops answering times out with a clear error", async () => {
-    proxy.decide = (req) => (req.url?.includes("/manifests/") ? { kind: "hang" } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.url?.includes("/manifests/") ? { kind: "hang" } : { kind: "pass" });
     const c = new RegistryClient({ retries: 1, backoffMs: 5, timeoutMs: 300 });
     try {
-      await assert.rejects(pullImage(`${proxy.host}/f/img:1`, { store: new DirBlobSink(join(tmp, "hang")), client: c }), /timed out after 300 ms talking to 127\.0\.0\.1:\d+ \(GET .*\/manifests\/1\)/);
+      await assert.rejects(pullImage(`${suite.proxy.host}/f/img:1`, { store: new DirBlobSink(join(suite.tmp, "hang")), client: c }), /timed out after 300 ms talking to 127\.0\.0\.1:\d+ \(GET .*\/manifests\/1\)/);
     } finally {
       await c.close();
     }
@@ -171,34 +154,34 @@ describe("registry faults through a proxy", { skip: unavailable }, () => {
 
   test("a blob corrupted in the local store fails the push at once, without retries", async () => {
     const bad = makeTestImage({ extraLayers: [20_000], label: "corrupt-local" });
-    const store = await Store.open(join(tmp, "store-push"));
+    const store = await Store.open(join(suite.tmp, "store-push"));
     for (const [d, bytes] of bad.blobs) await store.writeBlob(bytes, parseDigest(d));
     const victim = parseDigest(bad.layers[1]!.digest);
     const bytes = readFileSync(store.blobPath(victim));
     bytes[bytes.length >> 1]! ^= 0xff;
     writeFileSync(store.blobPath(victim), bytes);
-    proxy.decide = () => ({ kind: "pass" });
-    const before = proxy.seen.length;
-    await assert.rejects(pushImage({ ...pushArgs(bad, `${proxy.host}/f/corrupt:1`), source: store, client }), (e: Error) => {
+    suite.proxy.decide = () => ({ kind: "pass" });
+    const before = suite.proxy.seen.length;
+    await assert.rejects(pushImage({ ...pushArgs(bad, `${suite.proxy.host}/f/corrupt:1`), source: store, client }), (e: Error) => {
       assert.equal(e.name, "DigestMismatchError");
       assert.match(e.message, new RegExp(victim));
       return true;
     });
-    const puts = proxy.seen.slice(before).filter((s) => s.startsWith("PUT ") && s.includes("digest=" + encodeURIComponent(victim)));
+    const puts = suite.proxy.seen.slice(before).filter((s) => s.startsWith("PUT ") && s.includes("digest=" + encodeURIComponent(victim)));
     assert.equal(puts.length, 1, puts.join("\n"));
   });
 
-  test("uploads through the proxy retry a 503 on the blob PUT, and chunked uploads use PATCH", async () => {
+  test("uploads through the suite.proxy retry a 503 on the blob PUT, and chunked uploads use PATCH", async () => {
     let failures = 0;
-    proxy.decide = (req) => (req.method === "PUT" && req.url?.includes("/blobs/uploads/") && failures++ < 1 ? { kind: "status", status: 503 } : { kind: "pass" });
+    suite.proxy.decide = (req) => (req.method === "PUT" && req.url?.includes("/blobs/uploads/") && failures++ < 1 ? { kind: "status", status: 503 } : { kind: "pass" });
     const other = makeTestImage({ extraLayers: [100_000], label: "upload" });
-    const seenBefore = proxy.seen.length;
-    const res = await pushImage({ ...pushArgs(other, `${proxy.host}/f/up:1`), client, chunkSize: 32 * 1024 });
+    const seenBefore = suite.proxy.seen.length;
+    const res = await pushImage({ ...pushArgs(other, `${suite.proxy.host}/f/up:1`), client, chunkSize: 32 * 1024 });
     assert.equal(res.digest, other.manifest.digest);
-    const seen = proxy.seen.slice(seenBefore);
+    const seen = suite.proxy.seen.slice(seenBefore);
     assert.ok(seen.filter((s) => s.startsWith("PATCH ")).length >= 4, seen.join("\n"));
     assert.ok(failures >= 2);
-    const back = await pullImage(`${reg.host}/f/up:1`, { store: new DirBlobSink(join(tmp, "up")), client });
+    const back = await pullImage(`${suite.reg.host}/f/up:1`, { store: new DirBlobSink(join(suite.tmp, "up")), client });
     assert.equal(back.manifestDigest, other.manifest.digest);
   });
 });

@@ -1,24 +1,21 @@
 // `mstage up` and `plan` with registries, through the built CLI: an image() base pulled from a real
 // docker-registry and pinned in images.lock, --push to tags, --refresh after the tag moves, and a
 // second empty store filled from --cache-to/--cache-from instead of running the steps.
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient, pullImage, pushImage } from "@mstage/runtime";
-import { CLI, DirBlobSink, cliRegistryUnavailable, makeTestImage, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
+import { CLI, DirBlobSink, cliRegistryUnavailable, makeTestImage, pushArgs, registrySuite, type TestImage } from "./helpers/registry.ts";
 
 describe("up and plan with a registry", { skip: cliRegistryUnavailable() }, () => {
-  let reg: RunningRegistry;
-  let tmp: string;
   let project: string;
   const client = new RegistryClient();
   const base = makeTestImage({ label: "base-v1" });
 
   const mstage = (args: string[], store = "store-a") => {
-    const r = spawnSync(process.execPath, [CLI, ...args, "--store", join(tmp, store)], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const r = spawnSync(process.execPath, [CLI, ...args, "--store", join(suite.tmp, store)], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
     return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
   };
   const layoutImage = (dir: string, ref: string) => {
@@ -39,48 +36,41 @@ describe("up and plan with a registry", { skip: cliRegistryUnavailable() }, () =
     assert.fail(`no ${artifactType} referrer of ${subject} in ${dir}`);
   };
 
-  before(async () => {
-    reg = await startRegistry();
-    tmp = mkdtempSync(join(tmpdir(), "mstage-regup-"));
-    project = join(tmp, "project");
+  const suite = registrySuite({ prefix: "mstage-regup-", client, push: { "base/busybox:1": base } });
+  before(() => {
+    project = join(suite.tmp, "project");
     mkdirSync(project);
-    await pushImage({ ...pushArgs(base, `${reg.host}/base/busybox:1`), client });
     writeFileSync(
       join(project, "images.ts"),
       `import { image, stage } from "mstage";
 export const app = stage("app", {
-  from: image("${reg.host}/base/busybox:1"),
+  from: image("${suite.reg.host}/base/busybox:1"),
   run: "echo hello > /hello.txt",
   cmd: ["/bin/sh"],
-  tags: ["${reg.host}/out/app:1.0", "${reg.host}/out/app:latest"],
+  tags: ["${suite.reg.host}/out/app:1.0", "${suite.reg.host}/out/app:latest"],
 });
 `,
     );
-  });
-  after(async () => {
-    await client.close();
-    await reg?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   test("up pulls an image() base, pins it in images.lock, and --push puts the output on its tags", async () => {
     const r = mstage(["up", "--push", "--progress", "plain"]);
     assert.equal(r.code, 0, r.all);
     const lock = JSON.parse(readFileSync(join(project, "images.lock"), "utf8"));
-    assert.equal(lock.images[`${reg.host}/base/busybox:1`], base.manifest.digest);
+    assert.equal(lock.images[`${suite.reg.host}/base/busybox:1`], base.manifest.digest);
 
     const out = layoutImage("oci", "app");
     // The base's layer is reused as pulled: same gzip blob, byte for byte.
     assert.equal(out.manifest.layers[0].digest, base.layers[0]!.digest);
     assert.ok(readFileSync(join(project, "oci", "blobs", "sha256", base.layers[0]!.digest.slice(7))).equals(base.layers[0]!.bytes));
-    assert.match(r.out, new RegExp(`${reg.host}/out/app:1\\.0\\s+${out.digest.slice(0, 19)}`));
+    assert.match(r.out, new RegExp(`${suite.reg.host}/out/app:1\\.0\\s+${out.digest.slice(0, 19)}`));
 
     for (const tag of ["1.0", "latest"]) {
-      const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${reg.host}/out/app:${tag}`], { encoding: "utf8" }).stdout);
+      const inspected = JSON.parse(spawnSync("skopeo", ["inspect", "--tls-verify=false", `docker://${suite.reg.host}/out/app:${tag}`], { encoding: "utf8" }).stdout);
       assert.equal(inspected.Digest, out.digest);
     }
-    const sink = new DirBlobSink(join(tmp, "pulled"));
-    const pulled = await pullImage(`${reg.host}/out/app:1.0`, { store: sink, client });
+    const sink = new DirBlobSink(join(suite.tmp, "pulled"));
+    const pulled = await pullImage(`${suite.reg.host}/out/app:1.0`, { store: sink, client });
     assert.equal(pulled.manifestDigest, out.digest);
     for (const l of out.manifest.layers) {
       assert.ok(sink.read(l.digest).equals(readFileSync(join(project, "oci", "blobs", "sha256", l.digest.slice(7)))), `layer ${l.digest} differs`);
@@ -88,14 +78,14 @@ export const app = stage("app", {
   });
 
   test("a second, empty store with --cache-from plans cached (remote), builds nothing and gives the same digest", () => {
-    const first = mstage(["up", "--cache-to", `registry://${reg.host}/cache/app`, "--progress", "plain"]);
+    const first = mstage(["up", "--cache-to", `registry://${suite.reg.host}/cache/app`, "--progress", "plain"]);
     assert.equal(first.code, 0, first.all);
     const want = layoutImage("oci", "app").digest;
-    const planned = mstage(["plan", "--cache-from", `registry://${reg.host}/cache/app`], "store-b");
+    const planned = mstage(["plan", "--cache-from", `registry://${suite.reg.host}/cache/app`], "store-b");
     assert.equal(planned.code, 0, planned.all);
-    assert.match(planned.out, new RegExp(`= app\\s+cached \\(remote registry://${reg.host}/cache/app\\)`));
+    assert.match(planned.out, new RegExp(`= app\\s+cached \\(remote registry://${suite.reg.host}/cache/app\\)`));
     assert.match(mstage(["plan"], "store-b").out, /~ app\s+rebuild: not in store/);
-    const second = mstage(["up", "--cache-from", `registry://${reg.host}/cache/app`, "--output", "oci:oci-b", "--progress", "plain"], "store-b");
+    const second = mstage(["up", "--cache-from", `registry://${suite.reg.host}/cache/app`, "--output", "oci:oci-b", "--progress", "plain"], "store-b");
     assert.equal(second.code, 0, second.all);
     assert.match(second.out, /0 built, 1 cached/);
     assert.doesNotMatch(second.all, /\[app\] run/);
@@ -106,16 +96,16 @@ export const app = stage("app", {
     assert.ok(sbom("oci-b").equals(sbom("oci")), "the SBOM made from cached layers is the same bytes");
     const provenance = JSON.parse(attestation("oci-b", want, "application/vnd.in-toto+json").toString("utf8"));
     const deps = provenance.predicate.buildDefinition.resolvedDependencies as Array<{ uri: string; digest: { sha256: string } }>;
-    assert.deepEqual(deps.find((d) => d.uri === `docker://${reg.host}/base/busybox:1`)?.digest, { sha256: base.manifest.digest.slice(7) });
+    assert.deepEqual(deps.find((d) => d.uri === `docker://${suite.reg.host}/base/busybox:1`)?.digest, { sha256: base.manifest.digest.slice(7) });
     // The SBOM was not made again: the package scan came with the cached stage, so no layer was
     // ever extracted (or mounted) in the second store.
     assert.match(second.all, /app: layers and package scan from registry:\/\//);
-    assert.deepEqual(readdirSync(join(tmp, "store-b", "layers")), [], "no layer extracted to scan it again");
+    assert.deepEqual(readdirSync(join(suite.tmp, "store-b", "layers")), [], "no layer extracted to scan it again");
   });
 
   test("when the tag moves, plan keeps the pin; --refresh names the new digest", async () => {
     const next = makeTestImage({ label: "base-v2" });
-    await pushImage({ ...pushArgs(next, `${reg.host}/base/busybox:1`), client });
+    await pushImage({ ...pushArgs(next, `${suite.reg.host}/base/busybox:1`), client });
     const pinned = mstage(["plan"]);
     assert.equal(pinned.code, 0, pinned.all);
     assert.match(pinned.out, /= app\s+cached/);
@@ -123,7 +113,7 @@ export const app = stage("app", {
     assert.match(offline.out, /= app\s+cached/);
     const refreshed = mstage(["plan", "--refresh"]);
     assert.equal(refreshed.code, 0, refreshed.all);
-    assert.match(refreshed.out, new RegExp(`~ app\\s+rebuild: base ${reg.host}/base/busybox:1 now ${next.manifest.digest.slice(0, 19)}`));
+    assert.match(refreshed.out, new RegExp(`~ app\\s+rebuild: base ${suite.reg.host}/base/busybox:1 now ${next.manifest.digest.slice(0, 19)}`));
   });
 
   test("--push without tags says which key to add", () => {

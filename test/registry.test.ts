@@ -1,15 +1,14 @@
 // The registry client against a real docker-registry on loopback: push, pull back, byte-compare,
 // mounts, chunked uploads, platform selection, and what skopeo sees.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import { networkInterfaces, tmpdir } from "node:os";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { RegistryClient, parseDigest, pullImage, pushImage, pushImages, resolveDigest, type PullProgress, type PushProgress } from "@mstage/runtime";
-import { DirBlobSink, makeIndex, makeTestImage, registryUnavailable, startRegistry, type RunningRegistry, type TestImage, pushArgs } from "./helpers/registry.ts";
+import { DirBlobSink, makeIndex, makeTestImage, pushArgs, registrySuite, registryUnavailable, type TestImage } from "./helpers/registry.ts";
 
 const unavailable = registryUnavailable();
 
@@ -25,23 +24,12 @@ function skopeoInspect(ref: string, raw = false): unknown {
 }
 
 describe("registry client against docker-registry", { skip: unavailable }, () => {
-  let reg: RunningRegistry;
-  let tmp: string;
   const img = makeTestImage({ extraLayers: [200_000], label: "first" });
   const client = new RegistryClient();
-
-  before(async () => {
-    reg = await startRegistry();
-    tmp = mkdtempSync(join(tmpdir(), "mstage-regtest-"));
-  });
-  after(async () => {
-    await client.close();
-    await reg?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  const suite = registrySuite({ prefix: "mstage-regtest-", client });
 
   test("a pushed image is what skopeo inspects, and pulls back byte for byte", async () => {
-    const ref = `${reg.host}/test/busybox:1.0`;
+    const ref = `${suite.reg.host}/test/busybox:1.0`;
     const pushed = await pushImage({ ...pushArgs(img, ref), client });
     assert.equal(pushed.digest, img.manifest.digest);
     assert.deepEqual(pushed.blobs, { present: 0, mounted: 0, uploaded: 3 });
@@ -51,7 +39,7 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
     assert.equal(inspected.Labels["test.label"], "first");
     assert.deepEqual(inspected.Layers, img.layers.map((l) => l.digest));
 
-    const sink = new DirBlobSink(join(tmp, "pull1"));
+    const sink = new DirBlobSink(join(suite.tmp, "pull1"));
     const pulled = await pullImage(ref, { store: sink, client, platform: "linux/amd64" });
     assert.equal(pulled.manifestDigest, img.manifest.digest);
     assert.equal(pulled.resolvedDigest, img.manifest.digest);
@@ -64,43 +52,43 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
   });
 
   test("pulling again skips blobs already in the store", async () => {
-    const sink = new DirBlobSink(join(tmp, "pull1"));
+    const sink = new DirBlobSink(join(suite.tmp, "pull1"));
     const events: PullProgress[] = [];
-    await pullImage(`${reg.host}/test/busybox:1.0`, { store: sink, client, onProgress: (e) => events.push(e) });
+    await pullImage(`${suite.reg.host}/test/busybox:1.0`, { store: sink, client, onProgress: (e) => events.push(e) });
     const statuses = events.filter((e) => e.kind === "blob").map((e) => (e as { status: string }).status);
     assert.deepEqual(statuses, ["present", "present"]);
   });
 
   test("pushing again uploads nothing; a sibling repository gets its blobs by cross-repo mount", async () => {
-    const again = await pushImage({ ...pushArgs(img, `${reg.host}/test/busybox:1.0`), client });
+    const again = await pushImage({ ...pushArgs(img, `${suite.reg.host}/test/busybox:1.0`), client });
     assert.deepEqual(again.blobs, { present: 3, mounted: 0, uploaded: 0 });
     const events: PushProgress[] = [];
-    const mounted = await pushImage({ ...pushArgs(img, `${reg.host}/other/copy:latest`), client, mountFrom: ["test/busybox"], onProgress: (e) => events.push(e) });
+    const mounted = await pushImage({ ...pushArgs(img, `${suite.reg.host}/other/copy:latest`), client, mountFrom: ["test/busybox"], onProgress: (e) => events.push(e) });
     assert.deepEqual(mounted.blobs, { present: 0, mounted: 3, uploaded: 0 });
     assert.ok(events.some((e) => e.kind === "manifest" && e.digest === img.manifest.digest));
-    assert.equal((skopeoInspect(`${reg.host}/other/copy:latest`) as { Digest: string }).Digest, img.manifest.digest);
+    assert.equal((skopeoInspect(`${suite.reg.host}/other/copy:latest`) as { Digest: string }).Digest, img.manifest.digest);
   });
 
   test("chunked uploads store the same blobs as monolithic ones", async () => {
     const other = makeTestImage({ extraLayers: [150_000, 10], label: "chunked" });
-    const res = await pushImage({ ...pushArgs(other, `${reg.host}/test/chunked:1`), client, chunkSize: 64 * 1024 });
+    const res = await pushImage({ ...pushArgs(other, `${suite.reg.host}/test/chunked:1`), client, chunkSize: 64 * 1024 });
     // Blobs in other repositories do not count without a mount: all four are uploaded.
     assert.equal(res.blobs.uploaded, 4);
-    const sink = new DirBlobSink(join(tmp, "chunked"));
-    const pulled = await pullImage(`${reg.host}/test/chunked:1`, { store: sink, client });
+    const sink = new DirBlobSink(join(suite.tmp, "chunked"));
+    const pulled = await pullImage(`${suite.reg.host}/test/chunked:1`, { store: sink, client });
     for (const l of other.layers) assert.ok(sink.read(l.digest).equals(l.bytes));
     assert.equal(pulled.layers.length, 3);
   });
 
   test("resolveDigest follows the tag when it moves, and a pinned reference stays pinned", async () => {
-    const ref = `${reg.host}/test/moving:stable`;
+    const ref = `${suite.reg.host}/test/moving:stable`;
     await pushImage({ ...pushArgs(img, ref), client });
     assert.equal(await resolveDigest(ref, { client }), img.manifest.digest);
     const next = makeTestImage({ label: "second" });
     await pushImage({ ...pushArgs(next, ref), client });
     assert.equal(await resolveDigest(ref, { client }), next.manifest.digest);
     assert.equal(await resolveDigest(`${ref}@${img.manifest.digest}`, { client }), img.manifest.digest);
-    const sink = new DirBlobSink(join(tmp, "pinned"));
+    const sink = new DirBlobSink(join(suite.tmp, "pinned"));
     const old = await pullImage(`${ref}@${img.manifest.digest}`, { store: sink, client });
     assert.equal(old.config.config?.Labels?.["test.label"], "first");
   });
@@ -108,7 +96,7 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
   test("an index is resolved to the image for the requested platform", async () => {
     const amd = makeTestImage({ label: "amd64" });
     const arm = makeTestImage({ label: "arm64" });
-    const repo = `${reg.host}/test/multi`;
+    const repo = `${suite.reg.host}/test/multi`;
     await pushImage({ ...pushArgs(amd, `${repo}@${amd.manifest.digest}`), client });
     await pushImage({ ...pushArgs(arm, `${repo}@${arm.manifest.digest}`), client });
     const index = makeIndex([
@@ -123,7 +111,7 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
       source: source(amd),
       client,
     });
-    const sink = new DirBlobSink(join(tmp, "multi"));
+    const sink = new DirBlobSink(join(suite.tmp, "multi"));
     const a = await pullImage(`${repo}:1`, { store: sink, client, platform: "linux/arm64" });
     assert.equal(a.manifestDigest, arm.manifest.digest);
     assert.equal(a.resolvedDigest, indexPush.digest);
@@ -136,7 +124,7 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
 
   test("pushImages sends every image to every tag, mounting blobs from earlier tags and the base's repository", async () => {
     const built = makeTestImage({ extraLayers: [50_000], label: "built" });
-    const sink = new DirBlobSink(join(tmp, "built"));
+    const sink = new DirBlobSink(join(suite.tmp, "built"));
     for (const [d, bytes] of built.blobs) await sink.writeBlob(bytes, d);
     await sink.writeBlob(built.manifest.bytes, built.manifest.digest);
     const manifest = JSON.parse(built.manifest.bytes.toString("utf8"));
@@ -147,25 +135,25 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
       configDescriptor: manifest.config,
       layers: manifest.layers.map((d: { digest: string }, i: number) => ({ diffId: parseDigest(built.layers[i]!.diffId), descriptor: d })),
     };
-    const pushed = await pushImages([{ tags: [`${reg.host}/app/one:1.0`, `${reg.host}/app/one:latest`, `${reg.host}/app/two:1.0`], image }], { source: sink, client });
+    const pushed = await pushImages([{ tags: [`${suite.reg.host}/app/one:1.0`, `${suite.reg.host}/app/one:latest`, `${suite.reg.host}/app/two:1.0`], image }], { source: sink, client });
     assert.deepEqual(pushed.map((p) => [p.ref, p.digest]), [
-      [`${reg.host}/app/one:1.0`, built.manifest.digest],
-      [`${reg.host}/app/one:latest`, built.manifest.digest],
-      [`${reg.host}/app/two:1.0`, built.manifest.digest],
+      [`${suite.reg.host}/app/one:1.0`, built.manifest.digest],
+      [`${suite.reg.host}/app/one:latest`, built.manifest.digest],
+      [`${suite.reg.host}/app/two:1.0`, built.manifest.digest],
     ]);
     assert.deepEqual(pushed.map((p) => p.blobs), [
       { present: 0, mounted: 0, uploaded: 3 },
       { present: 3, mounted: 0, uploaded: 0 },
       { present: 0, mounted: 3, uploaded: 0 },
     ]);
-    assert.equal((skopeoInspect(`${reg.host}/app/two:1.0`) as { Digest: string }).Digest, built.manifest.digest);
+    assert.equal((skopeoInspect(`${suite.reg.host}/app/two:1.0`) as { Digest: string }).Digest, built.manifest.digest);
 
     // A new image on that base (named in its manifest annotations) gets the shared blobs by mount.
-    const derived = { ...manifest, annotations: { "org.opencontainers.image.base.name": `${reg.host}/app/one:1.0` } };
+    const derived = { ...manifest, annotations: { "org.opencontainers.image.base.name": `${suite.reg.host}/app/one:1.0` } };
     const bytes = Buffer.from(JSON.stringify(derived));
     const { digest } = await sink.writeBlob(bytes);
     const onBase = await pushImages(
-      [{ tags: [`${reg.host}/app/three:1`], image: { ...image, manifest: derived, descriptor: { ...image.descriptor, digest, size: bytes.length } } }],
+      [{ tags: [`${suite.reg.host}/app/three:1`], image: { ...image, manifest: derived, descriptor: { ...image.descriptor, digest, size: bytes.length } } }],
       { source: sink, client },
     );
     assert.deepEqual(onBase[0]!.blobs, { present: 0, mounted: 3, uploaded: 0 });
@@ -174,13 +162,13 @@ describe("registry client against docker-registry", { skip: unavailable }, () =>
   });
 
   test("a missing tag or repository fails with 'not found: repository or tag'", async () => {
-    const sink = new DirBlobSink(join(tmp, "missing"));
-    await assert.rejects(pullImage(`${reg.host}/test/busybox:nope`, { store: sink, client }), (e: Error) => {
+    const sink = new DirBlobSink(join(suite.tmp, "missing"));
+    await assert.rejects(pullImage(`${suite.reg.host}/test/busybox:nope`, { store: sink, client }), (e: Error) => {
       assert.equal(e.name, "RegistryError");
-      assert.match(e.message, new RegExp(`${reg.host}/test/busybox:nope not found: repository or tag`));
+      assert.match(e.message, new RegExp(`${suite.reg.host}/test/busybox:nope not found: repository or tag`));
       return true;
     });
-    await assert.rejects(resolveDigest(`${reg.host}/no/such:1`, { client }), /not found: repository or tag/);
+    await assert.rejects(resolveDigest(`${suite.reg.host}/no/such:1`, { client }), /not found: repository or tag/);
   });
 
   test("plain HTTP is refused for a non-loopback host unless it is given as insecure", async (t) => {

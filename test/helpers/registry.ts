@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { parseDigest, type Digest } from "@mstage/runtime";
+import { after, before } from "node:test";
+import { parseDigest, pushImage, type Digest, type RegistryClient } from "@mstage/runtime";
 
 export const REGISTRY_BIN = "/usr/bin/docker-registry";
 
@@ -128,6 +129,38 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
   await exited;
   clearTimeout(timer);
+}
+
+// ---- a registry for a describe() ----
+
+export interface RegistrySuite {
+  reg: RunningRegistry;
+  /** The fault proxy in front of `reg`, when asked for. */
+  proxy: FaultProxy;
+  /** A temp dir of the suite's, removed after it. */
+  tmp: string;
+}
+
+/**
+ * Inside a describe(): starts a registry (and a fault proxy in front of it with `proxy`) and makes a
+ * temp dir before the suite's tests, pushes `push` (repository:tag → image) with `client`, and
+ * after them closes `client`, stops both and removes the dir. Its fields are set once before() ran.
+ */
+export function registrySuite(o: { prefix: string; client: RegistryClient; proxy?: boolean; push?: Record<string, TestImage> }): RegistrySuite {
+  const suite = {} as RegistrySuite;
+  before(async () => {
+    suite.reg = await startRegistry();
+    if (o.proxy) suite.proxy = await startFaultProxy(suite.reg.host);
+    suite.tmp = mkdtempSync(join(tmpdir(), o.prefix));
+    for (const [ref, img] of Object.entries(o.push ?? {})) await pushImage({ ...pushArgs(img, `${suite.reg.host}/${ref}`), client: o.client });
+  });
+  after(async () => {
+    await o.client.close();
+    await suite.proxy?.stop();
+    await suite.reg?.stop();
+    if (suite.tmp) rmSync(suite.tmp, { recursive: true, force: true });
+  });
+  return suite;
 }
 
 // ---- token server ----
