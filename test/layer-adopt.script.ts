@@ -1,6 +1,7 @@
-// Inside mstage's user namespace (see layer-userns.helper.ts): extracts a stored layer's tar afresh
-// and lists both trees entry by entry, times, link counts and xattrs included, for the test to compare.
-//   argv: WORKDIR LAYER_DIR LAYER_TAR
+// Inside mstage's user namespace (see layer-userns.helper.ts): extracts a layer's tar (or its gzip)
+// afresh and lists both trees entry by entry, times, link counts and xattrs included, for the test
+// to compare.
+//   argv: WORKDIR LAYER_DIR LAYER_BLOB
 import { createReadStream, lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { applyLayer } from "../packages/runtime/src/layer/apply.ts";
@@ -27,12 +28,13 @@ async function detailed(dir: string): Promise<string[]> {
 mkdirSync(work, { recursive: true });
 const fresh = join(work, "fresh");
 mkdirSync(fresh);
-await applyLayer(createReadStream(tar!), fresh, { mode: "overlay" });
+const { diffId } = await applyLayer(createReadStream(tar!), fresh, { mode: "overlay" });
 const ino = (p: string) => String(lstatSync(join(layerDir!, p)).ino);
 console.log(
   JSON.stringify({
     adopted: await detailed(layerDir!),
     extracted: await detailed(fresh),
+    diffId,
     // The step wrote the inode number of /made/file as the sandbox saw it: the same inode in the
     // layer dir means the upper dir itself became the layer, not an extraction of its tar.
     sameInode: readFileSync(join(layerDir!, "made/ino"), "utf8").trim() === ino("made/file"),

@@ -23,10 +23,14 @@ for (const user of testUsers()) {
     const layerDir = join(store, "layers", hex);
     assert.ok(existsSync(layerDir), "a's layer is in the store's extracted layers");
 
-    const r = runInUserNamespace(script, [layerDir, join(store, "blobs/sha256", hex)], user.name === "root" ? "invoker" : "mstage-test");
+    // The commit wrote no tar; the export gzipped the tar written again from the layer dir.
+    assert.ok(!existsSync(join(store, "blobs/sha256", hex)), "no tar of a's layer in the store");
+    const gz = (skopeoInspect(join(project, "oci"), "b") as { Layers: string[] }).Layers[1]!;
+    const r = runInUserNamespace(script, [layerDir, join(project, "oci/blobs/sha256", gz.slice("sha256:".length))], user.name === "root" ? "invoker" : "mstage-test");
     t.after(() => rmSync(r.tmp, { recursive: true, force: true }));
     assert.equal(r.status, 0, `layer-adopt script failed:\n${r.stderr}`);
-    const got = JSON.parse(r.stdout) as { adopted: string[]; extracted: string[]; sameInode: boolean };
+    const got = JSON.parse(r.stdout) as { adopted: string[]; extracted: string[]; sameInode: boolean; diffId: string };
+    assert.equal(got.diffId, diffIds[1], "the exported layer is the tar its diff-id names");
     assert.ok(got.sameInode, "b's base layer is a's upper dir itself, not a re-extraction");
     assert.deepEqual(got.adopted, got.extracted);
     const paths = got.adopted.map((l) => l.split(" ")[0]);

@@ -114,15 +114,22 @@ export type LayerCompression = "gzip" | "zstd";
 export const LAYER_COMPRESSIONS: readonly LayerCompression[] = ["gzip", "zstd"];
 
 /** A gzip (or zstd) record's text. */
-export function formatGzipRecord(gz: { digest: string; size: number }): string {
-  return `${gz.digest} ${gz.size}\n`;
+export function formatGzipRecord(gz: { digest: string; size: number; fromLayerDir?: boolean }): string {
+  return `${gz.digest} ${gz.size}${gz.fromLayerDir ? " " + FROM_LAYER_DIR : ""}\n`;
 }
 
+/**
+ * A record's third word when mstage compressed the layer from its extracted dir, the tar written
+ * again from it (a stage's own layer): the dir gives the tar for any other format too, where a
+ * pulled layer's dir need not.
+ */
+const FROM_LAYER_DIR = "from-layer-dir";
+
 /** Parses a gzip record; null when it is not one. */
-export function parseGzipRecord(text: string): { digest: string; size: number } | null {
-  const [d, size] = text.trim().split(" ");
+export function parseGzipRecord(text: string): { digest: string; size: number; fromLayerDir?: boolean } | null {
+  const [d, size, from] = text.trim().split(" ");
   if (!d || hexOf(d) === null) return null;
-  return { digest: d, size: Number(size) };
+  return from === FROM_LAYER_DIR ? { digest: d, size: Number(size), fromLayerDir: true } : { digest: d, size: Number(size) };
 }
 
 /** The minimal shape of a stored result that decides whether it can be used. */
@@ -150,7 +157,7 @@ export function readGzipRecord(layout: StoreLayout, diffId: string): { digest: s
 }
 
 /** The `format` blob recorded for layer `diffId`, or null. */
-export function readCompressedRecord(layout: StoreLayout, diffId: string, format: LayerCompression): { digest: string; size: number } | null {
+export function readCompressedRecord(layout: StoreLayout, diffId: string, format: LayerCompression): { digest: string; size: number; fromLayerDir?: boolean } | null {
   try {
     return parseGzipRecord(readFileSync(layout.compressedRecord(diffId, format), "utf8"));
   } catch {

@@ -98,7 +98,8 @@ export { layerMatchesTar } from "./layer/verify.ts";
 // layer/
 export { applyLayer } from "./layer/apply.ts";
 export type { ApplyOptions } from "./layer/apply.ts";
-export { commitLayer, commitLayerToStore } from "./layer/commit.ts";
+export { commitLayer, commitLayerToStore, digestLayer, ensureLayerTar } from "./layer/commit.ts";
+export { commitAndAdopt } from "./layer/adopt.ts";
 export type { CommitOptions } from "./layer/commit.ts";
 export { compressLayer } from "./layer/compress.ts";
 

@@ -184,10 +184,13 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       for (const out of graph.outputs) {
         if (!written.includes(out)) o.onEvent?.({ type: "note", message: `${out.stage.name} is build-only: kept in the store, not written as an output (pass --output oci:DIR to write it)` });
       }
+      // A stage's own layer is kept without its tar until compressed: its size, for progress, is its result's.
+      const layerSizes = new Map([...stages.values()].flatMap((b) => b.result.layers.map((l) => [l.diffId, l.size] as const)));
       for (const out of written) {
         const spec = out.stage.spec;
         const format = o.compression ?? spec.compression ?? "gzip";
-        const compress = (diffId: Digest) => compressLayer(store, diffId, format, { onProgress: compressProgress(out.stage.name, diffId, format, o.onEvent) });
+        const compress = (diffId: Digest) =>
+          compressLayer(store, diffId, format, { size: layerSizes.get(diffId), onProgress: compressProgress(out.stage.name, diffId, format, o.onEvent) });
         const built: BuiltImage[] = [];
         const referrers: { subject: Digest; artifacts: Artifact[] }[] = [];
         for (const instance of out.instances) {

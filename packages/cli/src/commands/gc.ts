@@ -27,7 +27,7 @@ export default async function gc(_args: string[], opts: Record<string, unknown>,
     for (const d of v.corruptBlobs) process.stdout.write(`${kleur.red("corrupt")} blob ${d}: removed\n`);
     for (const d of v.corruptLayers) process.stdout.write(`${kleur.red("corrupt")} extracted layer ${d}: removed (extracted again from its tar when next needed)\n`);
     for (const r of v.droppedResults) {
-      process.stdout.write(`removed result ${r.key.replace(/^sha256:/, "").slice(0, 12)} ${r.stage ?? ""}: it needs a corrupt blob; the next up rebuilds or pulls it again\n`);
+      process.stdout.write(`removed result ${r.key.replace(/^sha256:/, "").slice(0, 12)} ${r.stage ?? ""}: it needs a corrupt blob or layer; the next up rebuilds or pulls it again\n`);
     }
     const bad = v.corruptBlobs.length + v.corruptLayers.length;
     process.stdout.write(

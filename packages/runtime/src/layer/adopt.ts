@@ -3,30 +3,41 @@
 // bookkeeping: its whiteouts, its origin/impure xattrs, sockets and devices commit leaves out.
 // Normalised here to exactly what apply.ts gives from the tar, then renamed into layers/.
 import { linkSync, lstatSync, readdirSync, rmSync, unlinkSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, type CommitOptions } from "./commit.ts";
+import { commitLayerToStore, digestLayer, type CommitOptions } from "./commit.ts";
 import { isOverlayOpaque, isOverlayWhiteout, makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
 import { isOverlayPrivate, readTreeXattrs, writeXattrs, type Xattrs } from "./xattr.ts";
 
 /**
- * Commits an upper dir (on the store's filesystem) as a layer blob, then makes the dir that layer's
- * extracted form by one rename, once the blob is durable. The tree's xattrs are read once for both.
- * If adopting fails the dir is removed, and the layer is extracted from its blob when needed.
+ * Commits an upper dir (on the store's filesystem) as a layer without writing its tar: the dir is
+ * normalised, its tar hashed as it is read (times clamped on the way), and the dir renamed into layers/ as
+ * that layer, made durable with one syncfs. ensureLayerTar() writes the identical tar from it when
+ * an export or push needs it. If the dir cannot be adopted, its tar is written as a blob instead.
+ * The tree's xattrs are read once, for normalising and for the tar.
  */
 export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions): Promise<LayerRef> {
-  const xattrs = await readTreeXattrs(upper);
-  const layer = await commitLayerToStore(store, upper, { ...opts, xattrs });
-  if (store.hasLayerDir(layer.diffId)) return layer;
+  // getfattr walks the tree in its own process while normalising walks it here.
+  const reading = readTreeXattrs(upper);
+  reading.catch(() => undefined);
+  let layer: LayerRef;
   try {
-    await normaliseUpperDir(upper, xattrs);
-    store.adoptLayerDir(layer.diffId, upper, { sourceDateEpoch: opts.sourceDateEpoch });
+    await normaliseUpperDir(upper, reading);
+    const xattrs = await reading;
+    // Hashed after normalising, times clamped in the same walk: what is hashed is exactly the dir
+    // the tar is written from later. Normalising does not change the tar (whiteouts stay 0/0
+    // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), and the
+    // xattrs read before give the same.
+    layer = await digestLayer(upper, { ...opts, xattrs, clampTimes: true });
+    store.placeLayerDir(layer.diffId, upper, { sync: false });
   } catch {
-    await rm(upper, { recursive: true, force: true }).catch(() => undefined);
+    // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.
+    return commitLayerToStore(store, upper, opts);
   }
+  // The dir is the layer's only copy until a tar is needed: durable before its result is recorded.
+  await store.syncFilesystem();
   return layer;
 }
 
@@ -36,25 +47,27 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
  * - sockets and devices, which commit leaves out of the tar, are removed;
  * - overlayfs's private xattrs (origin, impure, redirect…) go; an opaque dir keeps exactly
  *   `user.overlay.opaque=y`, the only one the tar's `.wh..wh..opq` gives back.
- * Times are left to Store.adoptLayerDir, after this (removing entries changes dir mtimes).
+ * Times are left to the commit's walk, after this (removing entries changes dir mtimes).
  */
-export async function normaliseUpperDir(upper: string, xattrs?: Map<string, Xattrs>): Promise<void> {
+export async function normaliseUpperDir(upper: string, xattrs?: Map<string, Xattrs> | Promise<Map<string, Xattrs>>): Promise<void> {
   const whiteouts = new Set<string>();
+  const doomed: string[] = [];
   const walk = (rel: string) => {
     const abs = rel ? join(upper, rel) : upper;
     for (const d of readdirSync(abs, { withFileTypes: true })) {
       const path = rel ? rel + "/" + d.name : d.name;
       if (d.isDirectory()) walk(path);
       else if (d.isCharacterDevice() && isOverlayWhiteout(lstatSync(join(upper, path)))) whiteouts.add(path);
-      else if (d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()) rmSync(join(upper, path));
+      else if (d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()) doomed.push(path);
     }
   };
   walk("");
-
-  xattrs ??= await readTreeXattrs(upper);
+  // Removed only once the xattrs are read: a getfattr still walking must not find entries gone.
+  const attrsOf = await (xattrs ?? readTreeXattrs(upper));
+  for (const path of doomed) rmSync(join(upper, path));
   const removals = new Map<string, string[]>();
   const opaque: string[] = [];
-  for (const [rel, attrs] of xattrs) {
+  for (const [rel, attrs] of attrsOf) {
     // Entries removed above were read with the xattrs before them.
     const st = whiteouts.has(rel) ? undefined : lstatSync(join(upper, rel), { throwIfNoEntry: false });
     if (!st) continue;

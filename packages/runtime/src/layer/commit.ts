@@ -5,12 +5,19 @@
 // xattrs are dropped, others kept as SCHILY.xattr pax records; hardlinks become tar hardlinks.
 //
 // Files are read synchronously straight into large output buffers (page-cache reads are memcpy
-// speed, and the event loop stays free only between buffers); committing to the store hashes and
-// writes them on a second thread, so reading overlaps sha256 and the write.
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
+// speed). Committing to the store reads them into the shared ring of store/blob-pipe.ts, whose
+// second thread hashes (and, for a blob, writes) them: no copy, and reading overlaps sha256.
+//
+// A stage's commit (layer/adopt.ts) keeps no tar at all: the upper dir becomes the extracted layer
+// and only the digest is taken. ensureLayerTar() writes the same tar again from that dir when an
+// export or push needs it, and checks that it still has the layer's digest.
+import { closeSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { openBlobPipe } from "../store/blob-pipe.ts";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { DigestMismatchError, UserError } from "@mstage/core";
+import type { Digest } from "../oci/digest.ts";
+import { openBlobPipe, openDigestPipe, type Ring } from "../store/blob-pipe.ts";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
@@ -42,12 +49,18 @@ function paxXattrs(attrs: Xattrs | undefined): TarHeader["pax"] {
   return kept.length ? kept.map(([n, v]) => [`SCHILY.xattr.${n}`, v]) : undefined;
 }
 
-/** Fills fixed-size output buffers; full ones wait in `ready` for the generator to yield. */
+/** Where the tar's bytes go: buffers lent by `take()`, filled in order and handed back by `give()`. */
+type Sink = Pick<Ring, "take" | "give">;
+
+/** Fills the sink's buffers; headers and padding are copied in, file contents read in directly. */
 class Output {
-  buf = Buffer.allocUnsafe(CHUNK);
+  buf: Buffer;
   pos = 0;
-  ready: Buffer[] = [];
   total = 0;
+
+  constructor(private readonly sink: Sink) {
+    this.buf = sink.take();
+  }
 
   put(data: Buffer): void {
     let off = 0;
@@ -72,32 +85,31 @@ class Output {
     this.pos += n;
     this.total += n;
     if (this.pos === this.buf.length) {
-      this.ready.push(this.buf);
-      this.buf = Buffer.allocUnsafe(CHUNK);
+      this.sink.give(this.pos);
+      this.buf = this.sink.take();
       this.pos = 0;
     }
   }
 
-  flush(): void {
-    if (this.pos) this.ready.push(this.buf.subarray(0, this.pos));
-    this.buf = Buffer.allocUnsafe(CHUNK);
+  /** The last, partly filled buffer; the one lent after it stays unused. */
+  end(): void {
+    if (this.pos) this.sink.give(this.pos);
     this.pos = 0;
-  }
-
-  *drain(): Generator<Buffer> {
-    while (this.ready.length) yield this.ready.shift()!;
   }
 }
 
-async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerator<Buffer> {
-  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
-  const out = new Output();
+/**
+ * Writes the layer tar of `upperDir` into `sink`, yielding (nothing) after every entry and every
+ * buffer of a file, so the caller can hand on what was given or let the event loop run.
+ */
+function* writeTar(upperDir: string, xattrs: Map<string, Xattrs>, sink: Sink, opts: CommitOptions, setTimes = false): Generator<void> {
+  const out = new Output(sink);
   const links = new Map<string, string>();
   const epoch = opts.sourceDateEpoch;
   const clamp = (st: Stats) => Math.min(Math.floor(st.mtimeMs / 1000), epoch);
   const skipped: string[] = [];
 
-  function* walk(rel: string): Generator<Buffer> {
+  function* walk(rel: string): Generator<void> {
     const abs = rel ? join(upperDir, rel) : upperDir;
     const children: Child[] = readdirSync(abs).map((name) => {
       const st = lstatSync(join(abs, name));
@@ -109,6 +121,7 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
       const tarName = rel ? rel + "/" + key.toString("utf8") : key.toString("utf8");
       const attrs = xattrs.get(path);
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(st), size: 0 };
+      if (setTimes && st.mtimeMs !== base.mtime * 1000) lutimesSync(join(abs, name), base.mtime, base.mtime);
       if (isOverlayWhiteout(st)) {
         out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
       } else if (st.isDirectory()) {
@@ -116,7 +129,7 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
         if (isOverlayOpaque(attrs)) {
           out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
         }
-        yield* out.drain();
+        yield;
         yield* walk(path);
       } else if (st.isSymbolicLink()) {
         out.put(encodeHeader({ ...base, name: tarName, type: "symlink", linkname: readlinkSync(join(abs, name)) }));
@@ -128,7 +141,6 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
         } else {
           if (st.nlink > 1) links.set(id, tarName);
           out.put(encodeHeader({ ...base, name: tarName, type: "file", size: st.size, pax: paxXattrs(attrs) }));
-          yield* out.drain();
           yield* copyFile(join(abs, name), st.size, tarName);
         }
       } else if (st.isFIFO()) {
@@ -136,11 +148,11 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
       } else {
         skipped.push(path);
       }
-      yield* out.drain();
+      yield;
     }
   }
 
-  function* copyFile(file: string, size: number, tarName: string): Generator<Buffer> {
+  function* copyFile(file: string, size: number, tarName: string): Generator<void> {
     const fd = openSync(file, "r");
     try {
       let left = size;
@@ -150,7 +162,7 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
         if (n === 0) throw new Error(`${file} shrank while it was being committed (tar entry ${tarName})`);
         out.advance(n);
         left -= n;
-        yield* out.drain();
+        yield;
       }
     } finally {
       closeSync(fd);
@@ -160,11 +172,25 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
 
   yield* walk("");
   out.put(END_OF_ARCHIVE);
-  out.flush();
-  yield* out.drain();
+  out.end();
   if (skipped.length) {
     opts.onNote?.(`not in the layer: ${skipped.length} socket or device file(s) (${skipped.slice(0, 5).join(", ")})`);
   }
+}
+
+async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerator<Buffer> {
+  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
+  const ready: Buffer[] = [];
+  let lent: Buffer | undefined;
+  const sink: Sink = {
+    take: () => (lent = Buffer.allocUnsafe(CHUNK)),
+    give: (n) => void ready.push(lent!.subarray(0, n)),
+  };
+  const drain = function* () {
+    while (ready.length) yield ready.shift()!;
+  };
+  for (const _ of writeTar(upperDir, xattrs, sink, opts)) yield* drain();
+  yield* drain();
 }
 
 /** The layer tar of `upperDir`, as a stream. Must run where the upper dir's files are readable (the user namespace). */
@@ -172,18 +198,101 @@ export function commitLayer(upperDir: string, opts: CommitOptions): Readable {
   return Readable.from(layerChunks(upperDir, opts), { objectMode: false, highWaterMark: 2 });
 }
 
+/** Bytes between two turns of the event loop while a tar is written into the ring (progress, signals). */
+const TURN_EVERY = 64 << 20;
+
+async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTimes = false): Promise<void> {
+  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
+  let given = 0;
+  let sinceTurn = 0;
+  const sink: Sink = {
+    take: () => ring.take(),
+    give: (n) => {
+      ring.give(n);
+      given += n;
+    },
+  };
+  for (const _ of writeTar(upperDir, xattrs, sink, opts, setTimes)) {
+    if (given - sinceTurn < TURN_EVERY) continue;
+    sinceTurn = given;
+    if (ring.failed) return;
+    await nextTurn();
+  }
+}
+
 /**
  * Commits `upperDir` as an uncompressed layer blob in one pass: this thread reads the files into the
  * tar while a second one hashes and writes it (store/blob-pipe.ts), as `tar -c | openssl dgst` does.
+ * With `expected`, a tar of another digest is not stored (DigestMismatchError).
  */
-export async function commitLayerToStore(store: Store, upperDir: string, opts: CommitOptions): Promise<LayerRef> {
+export async function commitLayerToStore(store: Store, upperDir: string, opts: CommitOptions, expected?: Digest): Promise<LayerRef> {
   const pipe = await openBlobPipe(store.layout);
   try {
-    for await (const chunk of layerChunks(upperDir, opts)) pipe.write(chunk);
+    await fillRing(pipe.ring, upperDir, opts);
   } catch (e) {
     await pipe.abort();
     throw e;
   }
+  const { digest, size } = await pipe.finish(expected);
+  return { diffId: digest, size };
+}
+
+/**
+ * The diff-id and size of `upperDir`'s layer tar, which is not written anywhere: hashed on a second
+ * thread as it is read. With `clampTimes`, every mtime below `upperDir` is also set to what the tar
+ * says (whole seconds, at most SOURCE_DATE_EPOCH), as an extracted layer has them, in the same walk.
+ */
+export async function digestLayer(upperDir: string, opts: CommitOptions & { clampTimes?: boolean }): Promise<LayerRef> {
+  const pipe = openDigestPipe();
+  try {
+    await fillRing(pipe.ring, upperDir, opts, opts.clampTimes);
+  } catch (e) {
+    await pipe.finish().catch(() => undefined);
+    throw e;
+  }
   const { digest, size } = await pipe.finish();
   return { diffId: digest, size };
+}
+
+/**
+ * The mtime clamp that gives back a layer's tar from its extracted dir: that dir's times were
+ * clamped and truncated when it was committed or extracted, so they are taken as they are.
+ */
+const AS_STORED = Number.MAX_SAFE_INTEGER;
+
+/** The tar of a layer's extracted dir, written again as it was committed (its digest is for the caller to check). */
+export function storedLayerTar(dir: string): Readable {
+  return commitLayer(dir, { sourceDateEpoch: AS_STORED });
+}
+
+/** A layer dir whose tar no longer has the layer's digest: changed outside mstage. */
+export function changedLayerError(diffId: Digest, dir: string, got: string, cause?: unknown): UserError {
+  return new UserError(
+    `layer ${diffId}: its files in ${dir} no longer give its tar (they hash to ${got}), so the store was changed outside mstage; run \`mstage gc --verify\` to drop it, then build again`,
+    { cause },
+  );
+}
+
+/**
+ * Makes sure the store holds the tar blob of layer `diffId`. A layer committed by a stage
+ * (layer/adopt.ts) has only its extracted dir; its tar is written again from it, as it was
+ * committed, and stored only if it still has the digest `diffId`. Runs in the user namespace.
+ */
+export async function ensureLayerTar(store: Store, diffId: Digest): Promise<void> {
+  if (store.hasBlob(diffId)) return;
+  const dir = store.layout.layer(diffId);
+  if (!store.hasLayerDir(diffId)) {
+    throw new UserError(`layer ${diffId} is not in the store ${store.root} (neither its tar nor its files); rebuild with --no-cache`);
+  }
+  try {
+    await commitLayerToStore(store, dir, { sourceDateEpoch: AS_STORED }, diffId);
+  } catch (e) {
+    if (e instanceof DigestMismatchError) throw changedLayerError(diffId, dir, e.actual, e);
+    throw e;
+  }
+}
+
+/** Whether layer `diffId`'s extracted dir still gives its tar: for `gc --verify` of a layer stored without its tar. */
+export async function layerDirGivesTar(diffId: Digest, dir: string): Promise<boolean> {
+  return (await digestLayer(dir, { sourceDateEpoch: AS_STORED })).diffId === diffId;
 }

@@ -1,7 +1,11 @@
 // Compressed blobs of a layer, made lazily (on export or push) and remembered: the local build loop
-// only ever pays tar + sha256, and a layer is compressed at most once per store and format.
-import { gzipBlob } from "../oci/gzip.ts";
-import type { Digest } from "../oci/digest.ts";
+// only ever pays sha256 of a stage's tree (its tar is not even written, layer/adopt.ts), and a layer
+// is compressed at most once per store and format.
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { changedLayerError, ensureLayerTar, storedLayerTar } from "./commit.ts";
+import { gzipBlob, gzipChunks } from "../oci/gzip.ts";
+import { digestOf, type Digest } from "../oci/digest.ts";
 import { layerMediaType } from "../oci/types.ts";
 import { zstdBlob } from "../oci/zstd.ts";
 import type { LayerCompression } from "@mstage/core";
@@ -16,6 +20,8 @@ export interface CompressedLayer {
 export interface CompressLayerOptions {
   /** Called with the uncompressed bytes done so far and the layer's whole size, while compressing. */
   onProgress?: (done: number, total: number) => void;
+  /** The layer tar's size (its LayerRef's), for progress while the tar is written from the layer's dir. */
+  size?: number;
 }
 
 /**
@@ -27,17 +33,46 @@ export interface CompressLayerOptions {
  */
 export async function compressLayer(store: Store, diffId: Digest, format: LayerCompression = "gzip", opts: CompressLayerOptions = {}): Promise<CompressedLayer> {
   const known = store.compressedOf(diffId, format);
-  if (known && store.hasBlob(known.digest)) return { ...known, mediaType: layerMediaType(format) };
+  if (known && store.hasBlob(known.digest)) return { digest: known.digest, size: known.size, mediaType: layerMediaType(format) };
   if (!store.hasBlob(diffId)) {
     for (const other of ["gzip", "zstd"] as const) {
       const rec = store.compressedOf(diffId, other);
-      if (rec && store.hasBlob(rec.digest)) return { ...rec, mediaType: layerMediaType(other) };
+      // A blob compressed from the layer's dir says that dir gives the tar: `format` is made from it.
+      if (rec && store.hasBlob(rec.digest) && !(rec.fromLayerDir && store.hasLayerDir(diffId))) {
+        return { digest: rec.digest, size: rec.size, mediaType: layerMediaType(other) };
+      }
     }
   }
-  const total = store.blobSize(diffId) ?? 0;
-  const onProgress = opts.onProgress && ((done: number) => opts.onProgress!(done, total));
-  const result = format === "zstd" ? await zstdBlob(store, diffId, { onProgress }) : await gzipBlob(store, diffId, { onProgress });
-  await store.recordCompressed(diffId, result, format);
-  opts.onProgress?.(total, total);
+  // A stage's own layer is kept as its extracted dir only (layer/adopt.ts): gzip reads its tar
+  // as it is written again from that dir; zstd reads a file, so the tar is stored first.
+  const fromDir = format === "gzip" && !store.hasBlob(diffId) && store.hasLayerDir(diffId);
+  if (!fromDir) await ensureLayerTar(store, diffId);
+  const total = store.blobSize(diffId) ?? opts.size;
+  // Without a known size, only the last progress call (done = total) is made.
+  const onProgress = opts.onProgress && total !== undefined ? (done: number) => opts.onProgress!(done, total) : undefined;
+  let result: { digest: Digest; size: number };
+  let tarSize = total ?? 0;
+  if (fromDir) ({ blob: result, tarSize } = await gzipLayerDir(store, diffId, onProgress));
+  else result = format === "zstd" ? await zstdBlob(store, diffId, { onProgress }) : await gzipBlob(store, diffId, { onProgress });
+  await store.recordCompressed(diffId, { ...result, fromLayerDir: fromDir }, format);
+  opts.onProgress?.(tarSize, tarSize);
   return { ...result, mediaType: layerMediaType(format) };
+}
+
+/** Gzips layer `diffId`'s tar as it is written again from its extracted dir; nothing is stored unless the tar has the layer's digest. */
+async function gzipLayerDir(store: Store, diffId: Digest, onProgress?: (done: number) => void): Promise<{ blob: { digest: Digest; size: number }; tarSize: number }> {
+  const dir = store.layerDir(diffId);
+  const hash = createHash("sha256");
+  let tarSize = 0;
+  async function* checked(): AsyncGenerator<Buffer> {
+    for await (const chunk of storedLayerTar(dir) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      tarSize += chunk.length;
+      yield chunk;
+    }
+    const got = digestOf(hash);
+    if (got !== diffId) throw changedLayerError(diffId, dir, got);
+  }
+  const blob = await store.writeBlob(Readable.from(gzipChunks(checked(), { onProgress }), { objectMode: false }));
+  return { blob, tarSize };
 }

@@ -9,16 +9,16 @@ import { join } from "node:path";
 import type { Digest } from "../oci/digest.ts";
 import type { Store } from "../store/store.ts";
 import { applyLayer } from "./apply.ts";
+import { layerDirGivesTar } from "./commit.ts";
 
-/** A checker for Store.verify: true when `dir` matches the layer's tar, null when the tar is not stored. */
+/**
+ * A checker for Store.verify: true when `dir` matches the layer's tar. A layer stored without any
+ * tar (a stage's own, committed lazily) is checked by writing its tar again from `dir` and hashing it.
+ */
 export function layerMatchesTar(store: Store): (diffId: Digest, dir: string) => Promise<boolean | null> {
   return async (diffId, dir) => {
-    let tar;
-    try {
-      tar = store.openLayerTar(diffId);
-    } catch {
-      return null;
-    }
+    if (!store.layerBlob(diffId)) return layerDirGivesTar(diffId, dir);
+    const tar = store.openLayerTar(diffId);
     const fresh = store.tmpDir("verify");
     try {
       const { diffId: got } = await applyLayer(tar, fresh, { mode: "overlay" });

@@ -1,11 +1,11 @@
-// A blob written the way `tar -c | openssl dgst` runs: the producer (the layer commit, reading files
-// on the main thread) copies its bytes into a ring of shared buffers, and a worker thread hashes and
-// writes them to the temp file. The two sides wait on each other with Atomics.wait, not through the
-// event loop, so a gigabyte costs no thousand wake-ups of the main thread, and reading overlaps
-// hashing and writing on two cores.
-import { open, rm } from "node:fs/promises";
+// A layer tar hashed (and, for a blob, written) the way `tar -c | openssl dgst` runs: the producer
+// (the layer commit, reading files on the main thread) reads straight into a ring of shared
+// buffers, and a worker thread hashes them and writes them to the temp file. The two sides wait on
+// each other with Atomics.wait, not through the event loop, so a gigabyte costs no thousand
+// wake-ups of the main thread and no copy, and reading overlaps hashing and writing on two cores.
+import { open, rm, type FileHandle } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
-import type { StoreLayout } from "@mstage/core";
+import { DigestMismatchError, type StoreLayout } from "@mstage/core";
 import { parseDigest, type Digest } from "../oci/digest.ts";
 import { placeBlobFile } from "./blobs.ts";
 import { fsyncDir, tempName } from "./atomic-files.ts";
@@ -40,7 +40,7 @@ for (let tail = 0; ; ) {
   if (!error) {
     try {
       hash.update(view);
-      for (let off = 0; off < view.length; ) off += writeSync(fd, view, off);
+      if (fd >= 0) for (let off = 0; off < view.length; ) off += writeSync(fd, view, off);
       size += view.length;
     } catch (e) {
       error = { message: e.message, code: e.code };
@@ -54,30 +54,65 @@ for (let tail = 0; ; ) {
 parentPort.postMessage(error ? { error } : { digest: "sha256:" + hash.digest("hex"), size });
 `;
 
+/** The producer's side of the ring: it fills the buffers `take()` lends, in order, and hands each back with `give()`. */
+export interface Ring {
+  /** The next free buffer (SLOT bytes); blocks (briefly) while the worker is a full ring behind. */
+  take(): Buffer;
+  /** The oldest buffer taken and not yet given, holding `length` bytes (≤ its size) to hash. */
+  give(length: number): void;
+  /** Whether the worker has failed (writing); the producer may stop early. */
+  readonly failed: boolean;
+}
+
 export interface BlobPipe {
-  /** Copies `chunk` into the ring; blocks (briefly) while the worker is a full ring behind. */
-  write(chunk: Uint8Array): void;
-  /** No more bytes: waits for the worker, fsyncs, renames into place. */
-  finish(): Promise<{ digest: Digest; size: number }>;
+  ring: Ring;
+  /**
+   * No more bytes: waits for the worker, fsyncs, renames into place. With `expected`, a tar of any
+   * other digest is thrown away (DigestMismatchError) and nothing is stored.
+   */
+  finish(expected?: Digest): Promise<{ digest: Digest; size: number }>;
   /** Stops and removes the temp file (after an error on the producer's side). */
   abort(): Promise<void>;
 }
 
-export async function openBlobPipe(layout: StoreLayout): Promise<BlobPipe> {
-  const tmp = tempName(layout.tmpDir, "blob");
-  const fh = await open(tmp, "wx", 0o644);
+interface Sink {
+  ring: Ring;
+  /** Waits for the worker's digest and size, or its error. */
+  end(): Promise<{ digest?: string; size?: number; error?: { message: string; code?: string } }>;
+}
+
+function startRing(fd: number): Sink {
   const ctrl = new Int32Array(new SharedArrayBuffer((SLOTS + 4) * 4));
-  const data = new Uint8Array(new SharedArrayBuffer(SLOT * SLOTS));
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: ctrl.buffer, data: data.buffer, fd: fh.fd, slot: SLOT, slots: SLOTS } });
+  const data = new SharedArrayBuffer(SLOT * SLOTS);
+  const slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(data, i * SLOT, SLOT));
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: ctrl.buffer, data, fd, slot: SLOT, slots: SLOTS } });
   const result = new Promise<{ digest?: string; size?: number; error?: { message: string; code?: string } }>((resolve, reject) => {
     worker.once("message", resolve);
     worker.once("error", reject);
-    worker.once("exit", (code) => reject(new Error(`the blob writer thread exited with code ${code}`)));
+    worker.once("exit", (code) => reject(new Error(`the layer hashing thread exited with code ${code}`)));
   });
   result.catch(() => {});
+  // `taken` runs at most one ring ahead of `head`: the producer fills the next buffer before it
+  // hands back the one it just filled.
+  let taken = 0;
   let head = 0;
-  let closed = false;
-
+  const ring: Ring = {
+    take() {
+      // A failed worker frees every slot at once, so this never hangs.
+      while (taken - Atomics.load(ctrl, TAIL) >= SLOTS) Atomics.wait(ctrl, TAIL, Atomics.load(ctrl, TAIL), 50);
+      return slots[taken++ % SLOTS]!;
+    },
+    give(length) {
+      if (head >= taken) throw new Error("blob pipe: gave back a buffer that was not taken");
+      ctrl[head % SLOTS] = length;
+      head++;
+      Atomics.store(ctrl, HEAD, head);
+      Atomics.notify(ctrl, HEAD);
+    },
+    get failed() {
+      return Atomics.load(ctrl, FAILED) === 1;
+    },
+  };
   const end = async () => {
     Atomics.store(ctrl, DONE, 1);
     Atomics.notify(ctrl, HEAD);
@@ -87,33 +122,41 @@ export async function openBlobPipe(layout: StoreLayout): Promise<BlobPipe> {
       await worker.terminate();
     }
   };
+  return { ring, end };
+}
+
+/** A ring whose bytes are only hashed: the digest and size of what the producer gives. */
+export function openDigestPipe(): { ring: Ring; finish(): Promise<{ digest: Digest; size: number }> } {
+  const sink = startRing(-1);
+  return {
+    ring: sink.ring,
+    async finish() {
+      const r = await sink.end();
+      if (r.error) throw new Error(`hashing a layer: ${r.error.message}`);
+      return { digest: parseDigest(r.digest!), size: r.size! };
+    },
+  };
+}
+
+export async function openBlobPipe(layout: StoreLayout): Promise<BlobPipe> {
+  const tmp = tempName(layout.tmpDir, "blob");
+  const fh: FileHandle = await open(tmp, "wx", 0o644);
+  const sink = startRing(fh.fd);
+  let closed = false;
   const discard = async () => {
     await fh.close().catch(() => {});
     await rm(tmp, { force: true });
   };
 
   return {
-    write(chunk) {
-      for (let off = 0; off < chunk.length; ) {
-        // Wait for a free slot; a failed worker frees every slot at once, so this never hangs.
-        while (head - Atomics.load(ctrl, TAIL) >= SLOTS) Atomics.wait(ctrl, TAIL, Atomics.load(ctrl, TAIL), 50);
-        if (Atomics.load(ctrl, FAILED) === 1) return;
-        const i = head % SLOTS;
-        const n = Math.min(SLOT, chunk.length - off);
-        data.set(chunk.subarray(off, off + n), i * SLOT);
-        ctrl[i] = n;
-        off += n;
-        head++;
-        Atomics.store(ctrl, HEAD, head);
-        Atomics.notify(ctrl, HEAD);
-      }
-    },
-    async finish() {
+    ring: sink.ring,
+    async finish(expected) {
       closed = true;
       let r;
       try {
-        r = await end();
+        r = await sink.end();
         if (r.error) throw Object.assign(new Error(`writing a blob in ${layout.tmpDir}: ${r.error.message}`), { code: r.error.code });
+        if (expected && r.digest !== expected) throw new DigestMismatchError(expected, r.digest!, `layer tar written from ${layout.layer(expected)}`);
         await fh.sync();
       } catch (e) {
         await discard();
@@ -128,7 +171,7 @@ export async function openBlobPipe(layout: StoreLayout): Promise<BlobPipe> {
     async abort() {
       if (closed) return;
       closed = true;
-      await end().catch(() => {});
+      await sink.end().catch(() => {});
       await discard();
     },
   };

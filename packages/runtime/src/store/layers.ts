@@ -49,12 +49,12 @@ export function adoptLayerDir(layout: StoreLayout, diffId: Digest, dir: string, 
 }
 
 /** Remembers that blob `blob` is the `format` (gzip by default) of layer `diffId` (from compressLayer, or a pulled layer). */
-export async function recordCompressed(layout: StoreLayout, diffId: Digest, blob: { digest: Digest; size: number }, format: LayerCompression = "gzip"): Promise<void> {
+export async function recordCompressed(layout: StoreLayout, diffId: Digest, blob: { digest: Digest; size: number; fromLayerDir?: boolean }, format: LayerCompression = "gzip"): Promise<void> {
   await writeFileAtomic(layout.compressedRecord(diffId, format), formatGzipRecord(blob), layout.tmpDir);
 }
 
-export function compressedOf(layout: StoreLayout, diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number } | null {
-  return readCompressedRecord(layout, diffId, format) as { digest: Digest; size: number } | null;
+export function compressedOf(layout: StoreLayout, diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number; fromLayerDir?: boolean } | null {
+  return readCompressedRecord(layout, diffId, format) as { digest: Digest; size: number; fromLayerDir?: boolean } | null;
 }
 
 /** The blob that holds layer `diffId`: its tar, else its gzip, else its zstd blob; null when none is stored. */

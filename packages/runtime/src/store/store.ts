@@ -143,11 +143,11 @@ export class Store {
   }
 
   /** Remembers that blob `blob` is the `format` (default gzip) of layer `diffId` (from compressLayer, or a pulled layer). */
-  recordCompressed(diffId: Digest, blob: { digest: Digest; size: number }, format: LayerCompression = "gzip"): Promise<void> {
+  recordCompressed(diffId: Digest, blob: { digest: Digest; size: number; fromLayerDir?: boolean }, format: LayerCompression = "gzip"): Promise<void> {
     return layers.recordCompressed(this.layout, diffId, blob, format);
   }
 
-  compressedOf(diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number } | null {
+  compressedOf(diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number; fromLayerDir?: boolean } | null {
     return layers.compressedOf(this.layout, diffId, format);
   }
 

@@ -1,7 +1,8 @@
 // `mstage gc --verify`: every blob hashed against its name, every extracted layer compared with its
 // tar (by a checker the caller passes: layer/verify.ts, since store/ does not extract layers). What
 // is corrupt is removed, and so is every result that needs a removed blob, so the next `up`
-// rebuilds or re-pulls it; an extracted layer is simply extracted again from its tar.
+// rebuilds or re-pulls it; an extracted layer is simply extracted again from its tar. A layer kept
+// without a tar (a stage's own, committed lazily) has no other copy: a result needing it goes too.
 import { createHash } from "node:crypto";
 import { createReadStream, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +10,7 @@ import { LAYER_COMPRESSIONS, readCompressedRecord, type StoreLayout } from "@mst
 import { digestOf, isDigest, type Digest } from "../oci/digest.ts";
 import { tempName } from "./atomic-files.ts";
 import { listResults, type ResultInfo } from "./gc.ts";
+import { layerBlob } from "./layers.ts";
 import { readStoredResultRaw } from "./results.ts";
 
 /** Whether the extracted layer dir matches its tar: true, false, or null when it cannot be told (no tar). */
@@ -21,7 +23,7 @@ export interface VerifyReport {
   uncheckedLayers: number;
   corruptBlobs: Digest[];
   corruptLayers: Digest[];
-  /** Results removed because a blob they need was corrupt. */
+  /** Results removed because a blob they need was corrupt, or a layer stored only as its dir. */
   droppedResults: ResultInfo[];
 }
 
@@ -61,8 +63,9 @@ export async function verifyStore(layout: StoreLayout, checkLayer: LayerChecker)
       report.corruptLayers.push(diffId);
     }
   }
-  if (report.corruptBlobs.length) {
-    const gone = new Set<string>(report.corruptBlobs);
+  const lost = report.corruptLayers.filter((d) => !layerBlob(layout, d));
+  if (report.corruptBlobs.length || lost.length) {
+    const gone = new Set<string>([...report.corruptBlobs, ...lost]);
     const byKey = new Map(listResults(layout).map((r) => [r.key, r]));
     for (const name of readdirSync(layout.resultsDir)) {
       if (!name.endsWith(".json")) continue;
