@@ -20,7 +20,8 @@
 #                      buildah push oci: (gzip)
 #   stages-2000        a generated project of 2000 stages without files, cold: per-stage overhead
 #   files-200k         one stage over 200 000 local files: warm no-op plan vs git status --porcelain
-#   commit             a ~1 GiB tree committed as a layer vs tar -c | openssl dgst -sha256
+#   commit             a ~1 GiB tree committed as a stage's layer vs tar -c | openssl dgst -sha256
+#                      (and, as mstage-tar, with its tar written into the store)
 #
 # Env: MSTAGE_BENCH_DIR (default .bench/compare), STAGES (default 2000), FILES (default 200000).
 # Every state is reached by a real `mstage up` / docker build / buildah bud. On a loaded machine
@@ -401,16 +402,22 @@ setup_commit() {
   # Page cache warm for both, so neither pays for the first read.
   tar -C "$W/commit/tree" -cf - . | cat >/dev/null
 }
-commit__mstage__prep() { rm -rf "$W/commit/store"; }
-commit__mstage() { env -u NODE_EXTRA_CA_CERTS node "$W/commit/commit.mjs" "$W/commit/tree" "$W/commit/store"; }
+# mstage: a stage's commit, which takes the upper dir as the layer (moved into the store), so each
+# round commits a fresh copy of the tree, synced before the timing like every run. mstage-tar: the
+# tar written into blobs/ and fsynced (debian() bases, squashes), from the tree itself.
+commit__mstage__prep() { rm -rf "$W/commit/store" "$W/commit/upper" && cp -a "$W/commit/tree" "$W/commit/upper"; }
+commit__mstage() { env -u NODE_EXTRA_CA_CERTS node "$W/commit/commit.mjs" stage "$W/commit/upper" "$W/commit/store"; }
+commit__mstage_tar__prep() { rm -rf "$W/commit/store" "$W/commit/upper"; }
+commit__mstage_tar() { env -u NODE_EXTRA_CA_CERTS node "$W/commit/commit.mjs" tar "$W/commit/tree" "$W/commit/store"; }
 commit__tar_openssl() { tar -C "$W/commit/tree" -cf - . | openssl dgst -sha256 >/dev/null; }
 case_commit() {
   setup_commit
   case_header commit "$ROUNDS"
   echo "  tree: $(du -sh --apparent-size "$W/commit/tree" | cut -f1), $(find "$W/commit/tree" -xdev | wc -l) entries"
-  rounds commit "$ROUNDS" mstage tar-openssl
-  medians commit mstage tar-openssl
+  rounds commit "$ROUNDS" mstage tar-openssl mstage-tar
+  medians commit mstage tar-openssl mstage-tar
   compare commit mstage tar-openssl
+  compare commit mstage-tar tar-openssl
   case_footer commit
 }
 

@@ -1,10 +1,14 @@
-// A directory committed as a layer into a fresh store, the way `mstage up` commits a stage's upper
-// dir: tar written, hashed and fsynced into blobs/. Bundled by bench/compare.sh (case commit).
-//   node commit.mjs TREE STORE
-import { commitLayerToStore, Store } from "@mstage/runtime";
+// A directory committed as a layer into a fresh store. Bundled by bench/compare.sh (case commit).
+//   node commit.mjs stage UPPER STORE   a stage's commit, as `mstage up` does it: the upper dir
+//                                       hashed as its tar and kept as the extracted layer (no tar
+//                                       written; it is written when an export needs it)
+//   node commit.mjs tar TREE STORE      the tar written, hashed and fsynced into blobs/ (debian()
+//                                       bases and squashes commit this way)
+import { commitAndAdopt, commitLayerToStore, Store } from "@mstage/runtime";
 
-const [tree, storeDir] = process.argv.slice(2);
-if (!tree || !storeDir) throw new Error("usage: commit.mjs TREE STORE");
+const [how, dir, storeDir] = process.argv.slice(2);
+if ((how !== "stage" && how !== "tar") || !dir || !storeDir) throw new Error("usage: commit.mjs stage|tar DIR STORE");
 const store = await Store.open(storeDir);
-const layer = await commitLayerToStore(store, tree, { sourceDateEpoch: 0 });
+const commit = how === "stage" ? commitAndAdopt : commitLayerToStore;
+const layer = await commit(store, dir, { sourceDateEpoch: 0 });
 console.log(`${layer.diffId} ${(layer.size / 1048576).toFixed(0)} MiB`);
