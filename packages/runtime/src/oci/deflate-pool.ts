@@ -3,6 +3,7 @@
 // bundled CLI and the npm package alike (no worker file to find beside the bundle).
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { constants, deflateRaw } from "node:zlib";
 
 /** One block to deflate: `dict` is the previous block's tail (≤ 32 KiB), `last` ends the stream. */
 export interface DeflateJob {
@@ -37,6 +38,28 @@ parentPort.on("message", ({ id, block, dict, last, level }) => {
   }
 });
 `;
+
+/**
+ * The same deflate as a worker's, on libuv's thread pool (zlib's asynchronous call): no thread to
+ * start, so a small layer does not wait for worker threads to boot (≈ 50–100 ms each under load)
+ * to compress a block or two. Same zlib, same parameters: the same bytes as a worker gives.
+ */
+export function deflateOnThreadPool(job: DeflateJob): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    deflateRaw(
+      job.block,
+      {
+        level: job.level,
+        memLevel: 8,
+        windowBits: 15,
+        strategy: constants.Z_DEFAULT_STRATEGY,
+        ...(job.dict ? { dictionary: job.dict } : {}),
+        finishFlush: job.last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
+      },
+      (e, out) => (e ? reject(new Error(`deflate failed: ${e.message}`)) : resolve(out)),
+    );
+  });
+}
 
 interface Pending {
   resolve: (out: Buffer) => void;

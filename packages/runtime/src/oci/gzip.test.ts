@@ -16,12 +16,12 @@ function sample(size: number): Buffer {
   return out;
 }
 
-async function gzip(data: Buffer, workers: number, chunk = 65536): Promise<Buffer> {
+async function gzip(data: Buffer, workers: number, chunk = 65536, threadPoolBlocks?: number): Promise<Buffer> {
   async function* source() {
     for (let off = 0; off < data.length; off += chunk) yield data.subarray(off, off + chunk);
   }
   const parts: Buffer[] = [];
-  for await (const c of gzipChunks(source(), { workers })) parts.push(c);
+  for await (const c of gzipChunks(source(), { workers, threadPoolBlocks })) parts.push(c);
   return Buffer.concat(parts);
 }
 
@@ -34,6 +34,9 @@ test("parallel gzip gives the same bytes for 1, 2 and 8 workers, any input chunk
     for (const [workers, chunk] of [[2, 65536], [8, 65536], [8, 1 << 20], [1, 7777], [2, 65536]] as const) {
       assert.equal(sha(await gzip(data, workers, chunk)), sha(one), `size ${size}, ${workers} workers, ${chunk}-byte reads`);
     }
+    // A block deflated on libuv's thread pool is the same bytes as one deflated by a worker.
+    assert.equal(sha(await gzip(data, 2, 65536, 0)), sha(one), `size ${size}, every block on a worker`);
+    assert.equal(sha(await gzip(data, 2, 65536, Infinity)), sha(one), `size ${size}, every block on the thread pool`);
     assert.deepEqual(gunzipSync(one), data, `size ${size} round-trips`);
   }
 });

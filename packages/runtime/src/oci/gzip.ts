@@ -1,13 +1,14 @@
 // Deterministic parallel gzip of a store blob, as pigz makes it: the input is cut into fixed-size
-// blocks, each raw-deflated on a worker thread with the previous block's last 32 KiB as its
-// dictionary, and the blocks are joined into ONE gzip member (fixed header: no name, mtime 0, XFL 0,
+// blocks, each raw-deflated on a worker thread (the first few on libuv's thread pool, so a small
+// layer starts no thread) with the previous block's last 32 KiB as its dictionary, and the blocks
+// are joined into ONE gzip member (fixed header: no name, mtime 0, XFL 0,
 // OS "unknown" as Go's compress/gzip writes it; CRC32 and ISIZE of the whole input). The block size
 // does not depend on the worker count, so the bytes are the same on any machine and core count that
 // runs the same zlib: Node's bundled one (process.versions.zlib, 1.3.1-e00f703 in Node 20.20).
 import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import type { OciBlobStore } from "./blobs.ts";
-import { deflatePool } from "./deflate-pool.ts";
+import { deflateOnThreadPool, deflatePool } from "./deflate-pool.ts";
 import type { Digest } from "./digest.ts";
 
 export const GZIP_LEVEL = 6;
@@ -25,14 +26,26 @@ export interface GzipOptions {
   workers?: number;
   /** Called with the input bytes compressed so far, as blocks complete. */
   onProgress?: (bytesIn: number) => void;
+  /**
+   * The first blocks of the stream go to libuv's thread pool instead (default INLINE_BLOCKS), so
+   * a layer of a few MiB starts no worker thread; later ones to the workers. The output does not
+   * depend on it.
+   */
+  threadPoolBlocks?: number;
 }
+
+/** Blocks a stream deflates on libuv's thread pool before it uses the worker threads. */
+export const INLINE_BLOCKS = 4;
 
 /** The gzip of `source`, compressed block-parallel; same bytes for any `workers`. */
 export async function* gzipChunks(source: AsyncIterable<Buffer>, options: GzipOptions = {}): AsyncGenerator<Buffer> {
   const level = options.level ?? GZIP_LEVEL;
+  const threadPoolBlocks = options.threadPoolBlocks ?? INLINE_BLOCKS;
+  let submitted = 0;
+  // Its threads start with the first block sent to it: a stream of a few blocks starts none.
   const pool = deflatePool(options.workers);
   // Enough blocks queued at every worker that it never waits for this thread to be scheduled.
-  const window = pool.size * 4;
+  const window = Math.max(threadPoolBlocks, pool.size * 4);
   const inFlight: Array<{ out: Promise<Buffer>; size: number }> = [];
   let crc = 0;
   let total = 0;
@@ -47,7 +60,8 @@ export async function* gzipChunks(source: AsyncIterable<Buffer>, options: GzipOp
     crc = crc32(data, crc);
     total += data.length;
     const next = data.length >= DICT ? Buffer.from(data.subarray(data.length - DICT)) : dict ? Buffer.concat([dict, data]).subarray(-DICT) : Buffer.from(data);
-    const out = pool.run({ block: data, dict, last, level });
+    const job = { block: data, dict, last, level };
+    const out = submitted++ < threadPoolBlocks ? deflateOnThreadPool(job) : pool.run(job);
     // A rejected block is awaited below in order; mark it handled so it never surfaces unhandled.
     out.catch(() => {});
     inFlight.push({ out, size: data.length });
