@@ -1,12 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
 import { hashLocal } from "./hash.ts";
 import { StatCache } from "./statcache.ts";
-import { projectIgnore, walkLocal, walkLocalSync } from "./walk.ts";
+import { projectIgnore, walkLocal, walkLocalParallel, walkLocalSync } from "./walk.ts";
 
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), "mstage-hash-"));
@@ -165,4 +166,53 @@ test("wildcards list each match like Docker's COPY; include keeps matches and th
   assert.deepEqual(rels("sub", { include: ["*"] }), ["ldir", "ldir/deep", "ldir/deep/x", "lfile", "other"], "a matched directory brings what is below it");
   assert.deepEqual(rels("sub", { include: ["ldir/"] }), ["ldir", "ldir/deep", "ldir/deep/x"]);
   assert.throws(() => walkLocalSync("sub/l*", dir, {}), /no such file or directory/, "without glob (a bind) the name is literal");
+});
+
+test("the threaded walk lists what the synchronous walk lists, in its order, with the same ignores", async () => {
+  const dir = project();
+  writeFileSync(join(dir, ".mstageignore"), "*.tmp\n!keep.tmp\nsrc/sub/deep/\n");
+  mkdirSync(join(dir, "src/sub/deep"), { recursive: true });
+  mkdirSync(join(dir, "src/z/y/x/w"), { recursive: true });
+  mkdirSync(join(dir, "src/excluded/inner"), { recursive: true });
+  writeFileSync(join(dir, "src/sub/deep/gone"), "");
+  writeFileSync(join(dir, "src/keep.tmp"), "k");
+  writeFileSync(join(dir, "src/z/y/x/w/leaf"), "leaf");
+  writeFileSync(join(dir, "src/excluded/inner/f"), "");
+  writeFileSync(join(dir, "src/é ü.txt"), "utf8 name");
+  writeFileSync(join(dir, "src/B"), "capital sorts first");
+  symlinkSync("../nowhere", join(dir, "src/sub/dangling"));
+  chmodSync(join(dir, "src/B"), 0o600);
+  execFileSync("mkfifo", [join(dir, "src/fifo")]);
+  for (let i = 0; i < 60; i++) mkdirSync(join(dir, `src/many/d${i}`), { recursive: true }), writeFileSync(join(dir, `src/many/d${i}/f`), String(i));
+  const o = { exclude: ["excluded"], projectIgnore: projectIgnore(dir) };
+  const shape = (e: { rel: string; type: string; mode: number; size: number; linkTarget?: string }) => [e.rel, e.type, e.mode, e.size, e.linkTarget];
+  const threaded: unknown[] = [];
+  await walkLocalParallel("./src", dir, o, (e) => threaded.push(shape(e)));
+  const sync = walkLocalSync("./src", dir, o).map(shape);
+  assert.deepEqual(threaded, sync);
+  const rels = sync.map((e) => e[0]);
+  for (const r of ["B", "keep.tmp", "sub/dangling", "z/y/x/w/leaf", "é ü.txt", "many/d59/f"]) assert.ok(rels.includes(r), r);
+  for (const r of ["skip.tmp", "sub/deep", "excluded", "fifo"]) assert.ok(!rels.includes(r), r);
+});
+
+test("a source that had many files walks on threads, to the same digest, and reads nothing when warm", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-hash-many-"));
+  for (let d = 0; d < 11; d++) {
+    mkdirSync(join(dir, `src/d${d}`), { recursive: true });
+    for (let f = 0; f < 500; f++) writeFileSync(join(dir, `src/d${d}/f${f}`), `${d}/${f}\n`);
+  }
+  const cacheDir = join(dir, "cache");
+  const cold = await planOnce(dir, cacheDir);
+  assert.equal(cold.reads, 5500);
+  const warm = await planOnce(dir, cacheDir);
+  assert.deepEqual(warm, { digest: cold.digest, reads: 0 });
+  // Same size and mtime, new bytes: the threads' stat still tells (ctime).
+  const file = join(dir, "src/d7/f250");
+  const { mtime } = statSync(file);
+  writeFileSync(file, "7/25X\n");
+  utimesSync(file, mtime, mtime);
+  const changed = await planOnce(dir, cacheDir);
+  assert.equal(changed.reads, 1);
+  assert.notEqual(changed.digest, cold.digest);
+  assert.equal(changed.digest, await digest(dir), "the digest of a walk without any cache");
 });

@@ -5,7 +5,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { SourceStatCache } from "./statcache.ts";
-import { walkLocalEach, type LocalEntry, type WalkOptions } from "./walk.ts";
+import { walkLocalEach, walkLocalParallel, type LocalEntry, type WalkOptions, type WalkedEntry } from "./walk.ts";
 
 export interface LocalDigest {
   /** "sha256:<hex>" over the whole entry list. */
@@ -24,6 +24,8 @@ const READERS = 8;
  * place: reading 20 000 files of 150 bytes through fs/promises took 6× the CPU of readSync.
  */
 const LARGE = 1 << 20;
+/** Files in a source from which its walk is parallel. */
+const PARALLEL_WALK = 5000;
 
 interface Row {
   rel: string;
@@ -61,11 +63,11 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
   let readBuf: Buffer | undefined;
   // The cache names files by their path from the project directory (shorter), or absolute outside it.
   const inProject = resolve(projectDir) + "/";
-  walkLocalEach(path, projectDir, o, (e) => {
+  const each = (e: WalkedEntry) => {
     const head = heads.of(e.type, e.mode);
     let content: string | number = e.type === "symlink" ? e.linkTarget! : "";
     if (e.type === "file") {
-      content = cache.match(e.abs.startsWith(inProject) ? e.abs.slice(inProject.length) : e.abs, e.stat!);
+      content = cache.match(e.abs.startsWith(inProject) ? e.abs.slice(inProject.length) : e.abs, e.stat);
       if (typeof content === "number" && e.size < LARGE) {
         const hex = hashFileSync(e.abs, (readBuf ??= Buffer.allocUnsafe(CHUNK)));
         cache.fill(content, hex);
@@ -77,7 +79,11 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
       waiting.push(row);
       if (typeof content === "number") unread.push({ abs: e.abs, slot: content, row });
     } else line(e.rel, head, content);
-  });
+  };
+  // A tree that was large last time is listed on threads; a small or new one here (a thread's start
+  // costs more than a few thousand lstat calls).
+  if (cache.files >= PARALLEL_WALK) await walkLocalParallel(path, projectDir, o, each);
+  else walkLocalEach(path, projectDir, o, (e) => each(e as WalkedEntry));
   let next = 0;
   const reader = async () => {
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -117,40 +123,50 @@ class Heads {
 }
 
 /**
- * UTF-8 text written into one buffer. With `flush`, the buffer is handed on whenever it fills (and
- * at `end`); without, it grows and `end` returns the whole text as one string.
+ * Text made of many short lines, joined PENDING characters at a time and written as UTF-8 into
+ * buffers of CHUNK bytes: each full one handed to `flush` (the digest), or kept until `end` returns
+ * the whole text (the fingerprints). Strings appended 200 000 times would instead become a tree of
+ * pieces the collector traces and copies until the end.
  */
 class TextSink {
-  private buf = Buffer.allocUnsafe(CHUNK);
+  private pending = "";
+  private chunk = Buffer.allocUnsafe(CHUNK);
   private length = 0;
+  private readonly kept: Buffer[] = [];
   constructor(private readonly flush?: (b: Buffer) => void) {}
 
   write(s: string): void {
+    this.pending += s;
+    if (this.pending.length > PENDING) this.move();
+  }
+
+  private move(): void {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    if (this.length + s.length * 3 > this.buf.length) {
-      if (this.flush) {
-        this.flush(this.buf.subarray(0, this.length));
-        this.length = 0;
-      }
-      if (s.length * 3 > this.buf.length - this.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + s.length * 3));
-        this.buf.copy(bigger, 0, 0, this.length);
-        this.buf = bigger;
-      }
-    }
-    this.length += this.buf.write(s, this.length);
+    if (this.length + this.pending.length * 3 > this.chunk.length) this.next(this.pending.length * 3);
+    this.length += this.chunk.write(this.pending, this.length);
+    this.pending = "";
+  }
+
+  /** The current buffer is done: handed on or kept, and a new one has room for `need` bytes. */
+  private next(need: number): void {
+    const full = this.chunk.subarray(0, this.length);
+    if (this.flush) this.flush(full);
+    else this.kept.push(full);
+    if (!this.flush || need > CHUNK) this.chunk = Buffer.allocUnsafe(Math.max(CHUNK, need));
+    this.length = 0;
   }
 
   end(): string {
-    if (this.flush) {
-      this.flush(this.buf.subarray(0, this.length));
-      return "";
-    }
-    return this.buf.toString("utf8", 0, this.length);
+    this.move();
+    this.next(0);
+    let text = "";
+    for (const b of this.kept.splice(0)) text += b.toString();
+    return text;
   }
 }
 
 const CHUNK = 1 << 20;
+const PENDING = 1 << 16;
 
 function hashFileSync(abs: string, buf: Buffer): string {
   const h = createHash("sha256");

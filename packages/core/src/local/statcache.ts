@@ -4,15 +4,16 @@
 // the next record, so it neither parses the whole file into objects nor builds a map.
 //
 // File: MAGIC, then per file [u32 LE byte length of the path][path, UTF-8: from the project
-// directory, or absolute outside it][f64 size, mtimeMs, ctimeMs, ino, in the machine's byte order]
+// directory, or absolute outside it][f64 LE size, mtimeMs, ctimeMs, ino]
 // [32 bytes sha256], then the trailer [u32 0xffffffff][u32 record count]. Walked files are matched
-// byte for byte, without a string or an object per record. A
+// in place, without a string or an object per record. A
 // file without the magic and a whole trailer (an older format, a torn copy) is ignored, as is the
 // rest of one whose records stop making sense: it is only a cache, rewritten by the next plan.
-import { readFileSync, rmSync, type Stats } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "../atomic-file.ts";
 import { sha256Hex } from "../canonical.ts";
+import type { StatFingerprint } from "./walk.ts";
 
 const MAGIC = Buffer.from("mstage stat-cache 4\n");
 const END = 0xffffffff;
@@ -65,6 +66,8 @@ export class SourceStatCache {
   private outLength = 0;
   /** The UTF-8 of the path being matched. */
   private scratch = Buffer.allocUnsafe(4096);
+  /** Whether the path `key` saw last is ASCII alone (else its UTF-8 is in `scratch`). */
+  private ascii = true;
   reads = 0;
 
   constructor(readonly path: string | undefined) {
@@ -78,23 +81,19 @@ export class SourceStatCache {
    * The sha256 hex of a regular file (named by its cache path) when its stat is the one recorded,
    * else a slot number for `fill` once the file is hashed.
    */
-  match(path: string, st: Stats): string | number {
+  match(path: string, st: StatFingerprint): string | number {
     const n = this.key(path);
-    NUMBERS_NOW[0] = st.size;
-    NUMBERS_NOW[1] = st.mtimeMs;
-    NUMBERS_NOW[2] = st.ctimeMs;
-    NUMBERS_NOW[3] = st.ino;
     // The record at the cursor, or (a file added or removed before this one) the one found by path
     // further on; the records passed over belong to files that are gone.
     let at: number | undefined = this.cursor;
-    if (!this.isKeyAt(at, n)) {
+    if (!this.isKeyAt(at, path, n)) {
       at = this.indexed().get(path);
       if (at !== undefined && at < this.cursor) at = undefined;
       if (at !== this.cursor) this.leaveOrder();
     }
     if (at !== undefined) {
       const after = this.recordEnd(at)!;
-      const same = this.sameStatAt(at + 4 + n);
+      const same = this.sameStatAt(at + 4 + n, st);
       // Changed: the records before it are kept as they are, this one is written anew.
       if (!same) this.leaveOrder();
       this.cursor = after;
@@ -106,10 +105,15 @@ export class SourceStatCache {
     this.reserve(4 + n + NUMBERS + DIGEST);
     const out = this.out!;
     let p = out.writeUInt32LE(n, this.outLength);
-    p += this.scratch.copy(out, p, 0, n);
-    p += NUMBER_BYTES.copy(out, p);
+    p += this.ascii ? out.write(path, p, "latin1") : this.scratch.copy(out, p, 0, n);
+    for (const x of [st.size, st.mtimeMs, st.ctimeMs, st.ino]) p = out.writeDoubleLE(x, p);
     this.outLength = p + DIGEST;
     return p;
+  }
+
+  /** How many files the last walk had (0 without a cache). */
+  get files(): number {
+    return this.old.length ? this.old.readUInt32LE(this.old.length - 4) : 0;
   }
 
   /** Records the digest of a file `match` did not know. */
@@ -131,21 +135,34 @@ export class SourceStatCache {
     writeFileAtomicSync(this.path, Buffer.concat([MAGIC, this.out!.subarray(0, this.outLength), trailer]));
   }
 
-  /** Puts the path's UTF-8 in `scratch`; its length. */
+  /**
+   * The byte length of the path's UTF-8. A path of ASCII alone (nearly all) is compared with the
+   * records character by character, in place; any other is encoded into `scratch` first.
+   */
   private key(path: string): number {
-    if (path.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(path.length * 3);
-    return this.scratch.write(path);
+    this.ascii = true;
+    for (let i = 0; i < path.length; i++) {
+      if (path.charCodeAt(i) < 0x80) continue;
+      this.ascii = false;
+      if (path.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(path.length * 3);
+      return this.scratch.write(path);
+    }
+    return path.length;
   }
 
-  /** Whether the old record at `p` is the file whose `n` bytes of path are in `scratch`. */
-  private isKeyAt(p: number, n: number): boolean {
-    if (this.recordEnd(p) === undefined || this.old.readUInt32LE(p) !== n) return false;
-    return this.old.compare(this.scratch, 0, n, p + 4, p + 4 + n) === 0;
+  /** Whether the old record at `p` is the file `path`, whose UTF-8 is `n` bytes long. */
+  private isKeyAt(p: number, path: string, n: number): boolean {
+    const o = this.old;
+    if (this.recordEnd(p) === undefined || o.readUInt32LE(p) !== n) return false;
+    if (!this.ascii) return o.compare(this.scratch, 0, n, p + 4, p + 4 + n) === 0;
+    for (let i = 0, q = p + 4; i < n; i++, q++) if (o[q] !== path.charCodeAt(i)) return false;
+    return true;
   }
 
-  /** Whether the record's numbers at `n` are the stat in NUMBERS_NOW. */
-  private sameStatAt(n: number): boolean {
-    return this.old.compare(NUMBER_BYTES, 0, NUMBERS, n, n + NUMBERS) === 0;
+  /** Whether the record's numbers at `n` are this stat. */
+  private sameStatAt(n: number, st: StatFingerprint): boolean {
+    const o = this.old;
+    return o.readDoubleLE(n) === st.size && o.readDoubleLE(n + 8) === st.mtimeMs && o.readDoubleLE(n + 16) === st.ctimeMs && o.readDoubleLE(n + 24) === st.ino;
   }
 
   /** The walk no longer follows the old records one by one: new records are written from here on. */
@@ -185,10 +202,6 @@ export class SourceStatCache {
     return after > this.end ? undefined : after;
   }
 }
-
-/** The stat being matched, as the bytes a record holds. */
-const NUMBERS_NOW = new Float64Array(4);
-const NUMBER_BYTES = Buffer.from(NUMBERS_NOW.buffer);
 
 /** The file's bytes when it has this format's magic and a whole trailer, else undefined. */
 function readValid(path: string): Buffer | undefined {

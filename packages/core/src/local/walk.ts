@@ -4,6 +4,7 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
 import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile, wildcardAt } from "./ignore.ts";
+import { NUMBERS, walkPool, type Listing } from "./walk-pool.ts";
 
 export interface LocalEntry {
   /**
@@ -167,7 +168,8 @@ function included(entries: LocalEntry[], include: AnchoredPatterns): LocalEntry[
   return entries.filter((e) => keep.has(e.rel));
 }
 
-function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
+/** The root of one source, stat'ed: a file is the whole source. */
+function statRoot(path: string, projectDir: string): { root: string; st: Stats } {
   const root = localPath(path, projectDir);
   let st: Stats;
   try {
@@ -176,9 +178,12 @@ function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: Loc
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(`${path}: ${code === "ENOENT" ? "no such file or directory" : (e as Error).message} (${root})`);
   }
-  if (st.isFile()) return emit({ rel: "", abs: root, type: "file", mode: st.mode & 0o7777, size: st.size, stat: st });
-  if (!st.isDirectory()) throw new UserError(`${path}: not a file or directory (${root})`);
+  if (!st.isFile() && !st.isDirectory()) throw new UserError(`${path}: not a file or directory (${root})`);
+  return { root, st };
+}
 
+/** Whether the walk leaves out an entry below `root`: exclude, the project's ignore file, mstage's own dirs. */
+function skipper(root: string, projectDir: string, o: WalkOptions): (abs: string, rel: string, isDir: boolean) => boolean {
   const exclude = new IgnoreRules(o.exclude ?? []);
   const project = o.projectIgnore && !o.projectIgnore.empty ? o.projectIgnore : undefined;
   const projectRel = relative(projectDir, root);
@@ -187,7 +192,17 @@ function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: Loc
   const stateDir = join(projectDir, ".mstage");
   // mstage's default output: `local(".")` must not copy the images it produced last time.
   const outputDir = join(projectDir, "oci");
+  return (abs, rel, isDir) =>
+    abs === stateDir ||
+    (abs === outputDir && isDir && existsSync(join(abs, "oci-layout"))) ||
+    (!exclude.empty && exclude.ignores(rel, isDir)) ||
+    (project !== undefined && underProject && project.ignores(prefix + rel, isDir));
+}
 
+function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
+  const { root, st } = statRoot(path, projectDir);
+  if (st.isFile()) return emit({ rel: "", abs: root, type: "file", mode: st.mode & 0o7777, size: st.size, stat: st });
+  const skip = skipper(root, projectDir, o);
   const visit = (dir: string, relDir: string) => {
     const names = readdirGone(dir);
     for (const name of names) {
@@ -197,9 +212,7 @@ function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: Loc
       const ls = lstatSync(abs, { throwIfNoEntry: false });
       if (ls === undefined) continue;
       const isDir = ls.isDirectory();
-      if (abs === stateDir || (abs === outputDir && isDir && existsSync(join(abs, "oci-layout")))) continue;
-      if (!exclude.empty && exclude.ignores(rel, isDir)) continue;
-      if (project && underProject && project.ignores(prefix + rel, isDir)) continue;
+      if (skip(abs, rel, isDir)) continue;
       const mode = ls.mode & 0o7777;
       if (isDir) {
         emit({ rel, abs, type: "dir", mode, size: 0, stat: ls });
@@ -216,6 +229,113 @@ function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: Loc
   // Sorted by rel with "/" ordering before any other character would need a custom compare;
   // the depth-first order of sorted names is already deterministic.
 }
+
+/** What the stat cache compares of a file: Stats has it, and so does a listing thread's answer. */
+export interface StatFingerprint {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+/** An entry of walkLocalParallel: a LocalEntry whose stat is only the fingerprint. */
+export type WalkedEntry = Omit<LocalEntry, "stat"> & { stat: StatFingerprint };
+
+/**
+ * walkLocalEach's entries, in its order, with the directories listed and lstat'ed on the walk
+ * pool's threads, ahead of this one: every directory not left out is asked for as soon as its
+ * parent's listing arrives. Wildcard and include sources, rare and small, walk as walkLocalEach does.
+ */
+export async function walkLocalParallel(path: string, projectDir: string, o: WalkOptions, emit: (e: WalkedEntry) => void): Promise<void> {
+  if (o.include?.length || (o.glob && isGlob(path))) return walkLocalEach(path, projectDir, o, (e) => emit(e as WalkedEntry));
+  const { root, st } = statRoot(path, projectDir);
+  if (st.isFile()) return emit({ rel: "", abs: root, type: "file", mode: st.mode & 0o7777, size: st.size, stat: st });
+  const pool = walkPool();
+  if (!pool) return walkOne(path, projectDir, o, (e) => emit(e as WalkedEntry));
+  const skip = skipper(root, projectDir, o);
+  interface Dir {
+    listing: Listing;
+    /** Per name: left out (or gone). */
+    skipped: Uint8Array;
+    /** Per kept directory name, its own listing. */
+    subdirs: Map<number, Ahead>;
+  }
+  /** A directory below: asked for ahead of the walk while fewer than AHEAD are, else when the walk reaches it. */
+  interface Ahead {
+    dir: string;
+    rel: string;
+    listed?: Promise<Dir>;
+  }
+  const queue: Ahead[] = [];
+  let queued = 0;
+  /** Listed or being listed, not yet walked: what the walk holds in memory ahead of itself. */
+  let ahead = 0;
+  const list = (a: Ahead): Promise<Dir> => {
+    if (a.listed) return a.listed;
+    ahead++;
+    a.listed = pool.list(a.dir).then((listing) => {
+      const skipped = new Uint8Array(listing.names.length);
+      const subdirs = new Map<number, Ahead>();
+      listing.names.forEach((name, i) => {
+        const mode = listing.stats[i * NUMBERS]!;
+        const isDir = (mode & S_IFMT) === S_IFDIR;
+        const abs = a.dir + "/" + name;
+        const rel = a.rel === "" ? name : a.rel + "/" + name;
+        if (mode < 0 || skip(abs, rel, isDir)) skipped[i] = 1;
+        else if (isDir) {
+          const sub = { dir: abs, rel };
+          subdirs.set(i, sub);
+          queue.push(sub);
+        }
+      });
+      more();
+      return { listing, skipped, subdirs };
+    });
+    // Awaited in walk order, maybe after it failed: not an unhandled rejection meanwhile.
+    a.listed.catch(() => {});
+    return a.listed;
+  };
+  const more = () => {
+    while (ahead < AHEAD && queued < queue.length) list(queue[queued++]!);
+    if (queued === queue.length) queue.length = queued = 0;
+  };
+  const visit = async (d: Dir, dir: string, relDir: string): Promise<void> => {
+    const { names, stats, links } = d.listing;
+    let link = 0;
+    for (let i = 0; i < names.length; i++) {
+      const k = i * NUMBERS;
+      const format = stats[k]! & S_IFMT;
+      if (format === S_IFLNK) link++;
+      if (d.skipped[i]) continue;
+      const abs = dir + "/" + names[i];
+      const rel = relDir === "" ? names[i]! : relDir + "/" + names[i];
+      const mode = stats[k]! & 0o7777;
+      const stat = { size: stats[k + 1]!, mtimeMs: stats[k + 2]!, ctimeMs: stats[k + 3]!, ino: stats[k + 4]! };
+      if (format === S_IFDIR) {
+        emit({ rel, abs, type: "dir", mode, size: 0, stat });
+        const sub = await list(d.subdirs.get(i)!);
+        ahead--;
+        more();
+        await visit(sub, abs, rel);
+      } else if (format === S_IFREG) {
+        emit({ rel, abs, type: "file", mode, size: stat.size, stat });
+      } else if (format === S_IFLNK) {
+        emit({ rel, abs, type: "symlink", mode, size: 0, linkTarget: links[link - 1]!, stat });
+      }
+    }
+  };
+  const top = await list({ dir: root, rel: "" });
+  ahead--;
+  await visit(top, root, "");
+}
+
+/** Directories listed ahead of the walk at most (a few MB for directories of a thousand files). */
+const AHEAD = 32;
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
 
 /** A directory's names, sorted; none when it was removed while the walk ran. */
 function readdirGone(dir: string): string[] {
