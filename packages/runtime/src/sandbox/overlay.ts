@@ -1,16 +1,13 @@
 // Mounts a stage's root filesystem: overlayfs (with `userxattr`, as an unprivileged user namespace
 // requires) of the extracted layers, plus the stage's upper dir when it will be written.
-import { execFile } from "node:child_process";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { promisify } from "node:util";
 import { UserError } from "@mstage/core";
 import { requireTool } from "./tools.ts";
 import { inUserNamespace } from "./userns.ts";
 import { releaseDevTemplate } from "./devices.ts";
-
-const run = promisify(execFile);
+import { runTool } from "./tool-runner.ts";
 
 export interface RootfsOptions {
   /** Read-only lower dirs, top first (extracted layers). Empty for `scratch()`. */
@@ -55,7 +52,7 @@ async function mountOverlay(merged: string, lowers: string[], upper?: string, wo
     shown = lowers.map((l) => relative(cwd!, l) || ".");
   }
   try {
-    await run(requireTool("mount"), ["-t", "overlay", "overlay", "-o", data(shown), merged], { cwd });
+    await runTool(requireTool("mount"), ["-t", "overlay", "overlay", "-o", data(shown), merged], { cwd });
   } catch (e) {
     const err = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
     throw new UserError(`could not mount the stage's overlay filesystem: ${err}`, {
@@ -74,7 +71,7 @@ function commonParent(paths: string[]): string {
 /** Lazily detaches the mount; ok when it is already gone. */
 export async function unmount(path: string): Promise<void> {
   try {
-    await run(requireTool("umount"), ["-l", path]);
+    await runTool(requireTool("umount"), ["-l", path]);
   } catch (e) {
     const err = (e as { stderr?: string }).stderr ?? "";
     if (!/not mounted|no mount point/i.test(err)) throw e;
