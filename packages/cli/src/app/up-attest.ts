@@ -8,6 +8,7 @@ import type { PlanEntry, Stage, StageInputs } from "@mstage/core";
 import {
   attestImage,
   createdTimestamp,
+  scanImage,
   type Artifact,
   type BuiltImage,
   type BuiltStage,
@@ -23,6 +24,7 @@ const BUILDER_ID = "https://mstage.dev/builder/v1";
 export class UpAttestations {
   private readonly configSha256: string;
   private readonly startedOn = new Date().toISOString();
+  private readonly scans = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly o: AttestUpOptions & {
@@ -39,9 +41,22 @@ export class UpAttestations {
     this.configSha256 = createHash("sha256").update(readFileSync(o.file)).digest("hex");
   }
 
+  /**
+   * Starts the package scan behind a stage's SBOM, so that it reads the image's files while export
+   * compresses its layers (worker threads) instead of after. forImage waits for it; a scan that
+   * failed here is made again there, which reports the error.
+   */
+  scanAhead(built: BuiltStage): void {
+    if (!this.o.sbom) return;
+    const diffIds = built.config.rootfs.diff_ids;
+    const key = diffIds.join("\n");
+    if (!this.scans.has(key)) this.scans.set(key, scanImage(this.o.store, diffIds, this.o.onNote).catch(() => undefined));
+  }
+
   /** The SBOM and provenance of one exported image; none with --sbom=false. */
   async forImage(entry: PlanEntry, built: BuiltStage, image: BuiltImage): Promise<Artifact[]> {
     if (!this.o.sbom) return [];
+    await this.scans.get(image.layers.map((l) => l.diffId).join("\n"));
     const platform = entry.inputs?.platform ?? `${image.config.os}/${image.config.architecture}`;
     const subject = {
       name: entry.stage.name,

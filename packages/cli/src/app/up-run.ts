@@ -186,6 +186,7 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       }
       // A stage's own layer is kept without its tar until compressed: its size, for progress, is its result's.
       const layerSizes = new Map([...stages.values()].flatMap((b) => b.result.layers.map((l) => [l.diffId, l.size] as const)));
+      for (const out of written) for (const instance of out.instances) attest.scanAhead(stages.get(instance)!);
       for (const out of written) {
         const spec = out.stage.spec;
         const format = o.compression ?? spec.compression ?? "gzip";
