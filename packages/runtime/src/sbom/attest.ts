@@ -87,20 +87,27 @@ export async function cachedScan(store: Store, diffIds: readonly Digest[]): Prom
   }
 }
 
-/** Scans the image made of these layers (mounted read-only), or returns the cached scan. */
+/** Scans the image made of these layers (mounted read-only when more than one), or returns the cached scan. */
 export async function scanImage(store: Store, diffIds: readonly Digest[], onNote?: (m: string) => void): Promise<ImageScan> {
   const hit = await cachedScan(store, diffIds);
   if (hit) return hit;
   const layers: Array<{ diffId: Digest; dir: string }> = [];
   for (const diffId of diffIds) layers.unshift({ diffId, dir: await ensureLayerExtracted(store, diffId, undefined, { onNote }) });
-  const scan = layers.length
-    ? await withRootfs({ lowers: layers.map((l) => l.dir) }, async (root) => {
-        const facts = new LayerFacts(store, root, layers);
-        const found = await scanRootfs(root, facts);
-        await facts.save();
-        return found;
-      })
-    : { version: SCAN_VERSION, packages: [], files: [] };
+  const scanIn = async (root: string): Promise<ImageScan> => {
+    const facts = new LayerFacts(store, root, layers);
+    const found = await scanRootfs(root, facts);
+    await facts.save();
+    return found;
+  };
+  // A one-layer image is its layer's dir as extracted: read in place, with no overlay to mount and
+  // unmount (two processes). Its whiteouts, if any, hide nothing and are not regular files, the
+  // only entries a scan reads.
+  const scan =
+    layers.length === 0
+      ? { version: SCAN_VERSION, packages: [], files: [] }
+      : layers.length === 1
+        ? await scanIn(layers[0]!.dir)
+        : await withRootfs({ lowers: layers.map((l) => l.dir) }, scanIn);
   const path = scanPath(store, diffIds);
   await mkdir(dirname(path), { recursive: true });
   const file: ChainScanFile = { ...scan, layers: [...diffIds] };
