@@ -4,13 +4,12 @@
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient } from "@mstage/runtime";
 import { CLI, cliRegistryUnavailable, makeTestImage, registrySuite } from "./helpers/registry.ts";
 
 describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
-  let project: string;
   let store: string;
   const client = new RegistryClient();
   // A 4 MB layer of random bytes besides busybox, so that half its body is well inside the body.
@@ -18,13 +17,13 @@ describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
   const big = base.layers[1]!;
 
   const mstage = (args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args, "--store", store], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const r = spawnSync(process.execPath, [CLI, ...args, "--store", store], { cwd: suite.project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
     return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
   };
   // The suite.proxy lives in this process: a run that goes through it must not block the event loop.
   const mstageAsync = (args: string[]) =>
     new Promise<{ code: number | null; out: string; all: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args, "--store", store], { cwd: project, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+      const child = spawn(process.execPath, [CLI, ...args, "--store", store], { cwd: suite.project, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
       let out = "";
       let err = "";
       child.stdout.on("data", (d) => (out += d));
@@ -34,29 +33,27 @@ describe("a pipelined pull", { skip: cliRegistryUnavailable() }, () => {
   const hex = (d: string) => d.slice("sha256:".length);
   const entries = (sub: string) => (existsSync(join(store, sub)) ? readdirSync(join(store, sub)) : []);
 
-  const suite = registrySuite({ prefix: "mstage-pipelined-", client, proxy: true, push: { "base/big:1": base } });
-  before(() => {
-    project = join(suite.tmp, "project");
-    store = join(suite.tmp, "store");
-    mkdirSync(project);
-    writeFileSync(
-      join(project, "images.ts"),
-      `import { image, stage } from "mstage";
+  const suite = registrySuite({
+    prefix: "mstage-pipelined-",
+    client,
+    proxy: true,
+    push: { "base/big:1": base },
+    images: ({ proxy, reg }) => `import { image, stage } from "mstage";
 export const app = stage("app", {
-  from: image("${suite.proxy.host}/base/big:1"),
+  from: image("${proxy.host}/base/big:1"),
   run: "test -s /data/blob0 && echo pulled > /done.txt",
-  tags: ["${suite.reg.host}/out/app:1"],
+  tags: ["${reg.host}/out/app:1"],
 });
 `,
-    );
   });
+  before(() => (store = join(suite.tmp, "store")));
 
   test("SIGKILL half way through a layer's body leaves nothing trusted; the next up pulls it and builds", async () => {
     let stalled!: () => void;
     const holding = new Promise<void>((resolve) => (stalled = resolve));
     suite.proxy.decide = (req) => (req.method === "GET" && req.url?.endsWith(`/blobs/${big.digest}`) ? { kind: "stall", onStall: stalled } : { kind: "pass" });
     // Its own process group, so the kill takes mstage and the copy of it inside the user namespace at once.
-    const child = spawn(process.execPath, [CLI, "up", "--json", "--store", store], { cwd: project, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, [CLI, "up", "--json", "--store", store], { cwd: suite.project, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     let output = "";
     // The suite.proxy has sent half the big layer, and mstage has taken some of it in: its pull progress
     // counts more bytes than all the other layers have.

@@ -1,68 +1,64 @@
 // `mstage up` and `plan` with registries, through the built CLI: an image() base pulled from a real
 // docker-registry and pinned in images.lock, --push to tags, --refresh after the tag moves, and a
 // second empty store filled from --cache-to/--cache-from instead of running the steps.
-import { before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RegistryClient, pullImage, pushImage } from "@mstage/runtime";
 import { CLI, DirBlobSink, cliRegistryUnavailable, makeTestImage, pushArgs, registrySuite, type TestImage } from "./helpers/registry.ts";
 
 describe("up and plan with a registry", { skip: cliRegistryUnavailable() }, () => {
-  let project: string;
   const client = new RegistryClient();
   const base = makeTestImage({ label: "base-v1" });
 
   const mstage = (args: string[], store = "store-a") => {
-    const r = spawnSync(process.execPath, [CLI, ...args, "--store", join(suite.tmp, store)], { cwd: project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const r = spawnSync(process.execPath, [CLI, ...args, "--store", join(suite.tmp, store)], { cwd: suite.project, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
     return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
   };
   const layoutImage = (dir: string, ref: string) => {
-    const index = JSON.parse(readFileSync(join(project, dir, "index.json"), "utf8"));
+    const index = JSON.parse(readFileSync(join(suite.project, dir, "index.json"), "utf8"));
     const desc = index.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.["org.opencontainers.image.ref.name"] === ref);
     assert.ok(desc, `no ${ref} in ${dir}`);
-    const manifest = JSON.parse(readFileSync(join(project, dir, "blobs", "sha256", desc.digest.slice(7)), "utf8"));
+    const manifest = JSON.parse(readFileSync(join(suite.project, dir, "blobs", "sha256", desc.digest.slice(7)), "utf8"));
     return { digest: desc.digest as string, manifest };
   };
 
   /** The document of the referrer of `subject` with this artifact type, from a layout of the project. */
   const attestation = (dir: string, subject: string, artifactType: string): Buffer => {
-    const index = JSON.parse(readFileSync(join(project, dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string; artifactType?: string }> };
+    const index = JSON.parse(readFileSync(join(suite.project, dir, "index.json"), "utf8")) as { manifests: Array<{ digest: string; artifactType?: string }> };
     for (const m of index.manifests.filter((d) => d.artifactType === artifactType)) {
-      const manifest = JSON.parse(readFileSync(join(project, dir, "blobs", "sha256", m.digest.slice(7)), "utf8"));
-      if (manifest.subject?.digest === subject) return readFileSync(join(project, dir, "blobs", "sha256", manifest.layers[0].digest.slice(7)));
+      const manifest = JSON.parse(readFileSync(join(suite.project, dir, "blobs", "sha256", m.digest.slice(7)), "utf8"));
+      if (manifest.subject?.digest === subject) return readFileSync(join(suite.project, dir, "blobs", "sha256", manifest.layers[0].digest.slice(7)));
     }
     assert.fail(`no ${artifactType} referrer of ${subject} in ${dir}`);
   };
 
-  const suite = registrySuite({ prefix: "mstage-regup-", client, push: { "base/busybox:1": base } });
-  before(() => {
-    project = join(suite.tmp, "project");
-    mkdirSync(project);
-    writeFileSync(
-      join(project, "images.ts"),
-      `import { image, stage } from "mstage";
+  const suite = registrySuite({
+    prefix: "mstage-regup-",
+    client,
+    push: { "base/busybox:1": base },
+    images: ({ reg }) => `import { image, stage } from "mstage";
 export const app = stage("app", {
-  from: image("${suite.reg.host}/base/busybox:1"),
+  from: image("${reg.host}/base/busybox:1"),
   run: "echo hello > /hello.txt",
   cmd: ["/bin/sh"],
-  tags: ["${suite.reg.host}/out/app:1.0", "${suite.reg.host}/out/app:latest"],
+  tags: ["${reg.host}/out/app:1.0", "${reg.host}/out/app:latest"],
 });
 `,
-    );
   });
 
   test("up pulls an image() base, pins it in images.lock, and --push puts the output on its tags", async () => {
     const r = mstage(["up", "--push", "--progress", "plain"]);
     assert.equal(r.code, 0, r.all);
-    const lock = JSON.parse(readFileSync(join(project, "images.lock"), "utf8"));
+    const lock = JSON.parse(readFileSync(join(suite.project, "images.lock"), "utf8"));
     assert.equal(lock.images[`${suite.reg.host}/base/busybox:1`], base.manifest.digest);
 
     const out = layoutImage("oci", "app");
     // The base's layer is reused as pulled: same gzip blob, byte for byte.
     assert.equal(out.manifest.layers[0].digest, base.layers[0]!.digest);
-    assert.ok(readFileSync(join(project, "oci", "blobs", "sha256", base.layers[0]!.digest.slice(7))).equals(base.layers[0]!.bytes));
+    assert.ok(readFileSync(join(suite.project, "oci", "blobs", "sha256", base.layers[0]!.digest.slice(7))).equals(base.layers[0]!.bytes));
     assert.match(r.out, new RegExp(`${suite.reg.host}/out/app:1\\.0\\s+${out.digest.slice(0, 19)}`));
 
     for (const tag of ["1.0", "latest"]) {
@@ -73,7 +69,7 @@ export const app = stage("app", {
     const pulled = await pullImage(`${suite.reg.host}/out/app:1.0`, { store: sink, client });
     assert.equal(pulled.manifestDigest, out.digest);
     for (const l of out.manifest.layers) {
-      assert.ok(sink.read(l.digest).equals(readFileSync(join(project, "oci", "blobs", "sha256", l.digest.slice(7)))), `layer ${l.digest} differs`);
+      assert.ok(sink.read(l.digest).equals(readFileSync(join(suite.project, "oci", "blobs", "sha256", l.digest.slice(7)))), `layer ${l.digest} differs`);
     }
   });
 
@@ -117,7 +113,7 @@ export const app = stage("app", {
   });
 
   test("--push without tags says which key to add", () => {
-    writeFileSync(join(project, "images.ts"), readFileSync(join(project, "images.ts"), "utf8").replace(/\n  tags: .*\n/, "\n"));
+    writeFileSync(join(suite.project, "images.ts"), readFileSync(join(suite.project, "images.ts"), "utf8").replace(/\n  tags: .*\n/, "\n"));
     const r = mstage(["up", "--push", "--progress", "plain"]);
     assert.equal(r.code, 1, r.all);
     assert.match(r.err, /--push: no exported stage has tags; add tags:/);

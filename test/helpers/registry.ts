@@ -139,20 +139,34 @@ export interface RegistrySuite {
   proxy: FaultProxy;
   /** A temp dir of the suite's, removed after it. */
   tmp: string;
+  /** `<tmp>/project`, with the `images` asked for as its images.ts. */
+  project: string;
 }
 
 /**
  * Inside a describe(): starts a registry (and a fault proxy in front of it with `proxy`) and makes a
- * temp dir before the suite's tests, pushes `push` (repository:tag → image) with `client`, and
- * after them closes `client`, stops both and removes the dir. Its fields are set once before() ran.
+ * temp dir before the suite's tests, pushes `push` (repository:tag → image) with `client`, writes
+ * `images` (given the running suite) as a project's images.ts, and after the tests closes `client`,
+ * stops both and removes the dir. Its fields are set once before() ran.
  */
-export function registrySuite(o: { prefix: string; client: RegistryClient; proxy?: boolean; push?: Record<string, TestImage> }): RegistrySuite {
+export function registrySuite(o: {
+  prefix: string;
+  client: RegistryClient;
+  proxy?: boolean;
+  push?: Record<string, TestImage>;
+  images?: (suite: RegistrySuite) => string;
+}): RegistrySuite {
   const suite = {} as RegistrySuite;
   before(async () => {
     suite.reg = await startRegistry();
     if (o.proxy) suite.proxy = await startFaultProxy(suite.reg.host);
     suite.tmp = mkdtempSync(join(tmpdir(), o.prefix));
     for (const [ref, img] of Object.entries(o.push ?? {})) await pushImage({ ...pushArgs(img, `${suite.reg.host}/${ref}`), client: o.client });
+    suite.project = join(suite.tmp, "project");
+    if (o.images) {
+      mkdirSync(suite.project);
+      writeFileSync(join(suite.project, "images.ts"), o.images(suite));
+    }
   });
   after(async () => {
     await o.client.close();
