@@ -48,6 +48,16 @@ function scene() {
   };
 }
 
+/** Runs `fn` on a fresh scene, removed afterwards whatever happens. */
+async function inScene(fn: (s: ReturnType<typeof scene>) => Promise<void>): Promise<void> {
+  const s = scene();
+  try {
+    await fn(s);
+  } finally {
+    s.cleanup();
+  }
+}
+
 const hostile: Array<{ what: string; entries: (outside: string) => Entry[]; entry: string | RegExp }> = [
   { what: "a .. entry", entries: () => [{ name: "../evil", body: "x" }], entry: "../evil" },
   { what: "a .. in the middle", entries: () => [{ name: "a/../../evil", body: "x" }], entry: "a/../../evil" },
@@ -102,110 +112,92 @@ const hostile: Array<{ what: string; entries: (outside: string) => Entry[]; entr
 for (const mode of ["merge", "overlay"] as const) {
   for (const h of hostile) {
     test(`apply (${mode}) rejects ${h.what}, names the entry, and writes nothing outside`, async () => {
-      const s = scene();
-      try {
-        const tar = tarOf(h.entries(s.outside));
-        await assert.rejects(applyLayer(Readable.from(tar), s.target, { mode }), (e: unknown) => {
-          assert.ok(e instanceof HostileLayerError, `a HostileLayerError, got ${String(e)}`);
-          assert.equal((e as HostileLayerError).entry, h.entry);
-          assert.ok((e as Error).message.includes(JSON.stringify(h.entry)), (e as Error).message);
-          return true;
-        });
-        s.assertOutsideUntouched();
-      } finally {
-        s.cleanup();
-      }
+      await inScene(async (s) => {
+      const tar = tarOf(h.entries(s.outside));
+      await assert.rejects(applyLayer(Readable.from(tar), s.target, { mode }), (e: unknown) => {
+        assert.ok(e instanceof HostileLayerError, `a HostileLayerError, got ${String(e)}`);
+        assert.equal((e as HostileLayerError).entry, h.entry);
+        assert.ok((e as Error).message.includes(JSON.stringify(h.entry)), (e as Error).message);
+        return true;
+      });
+      s.assertOutsideUntouched();
+      });
     });
   }
 }
 
 test("apply replaces a symlink to outside with the entry's own file, leaving the symlink's target alone", async () => {
-  const s = scene();
-  try {
-    symlinkSync(join(s.outside, "secret"), join(s.target, "f"));
-    await applyLayer(Readable.from(tarOf([{ name: "f", body: "inside" }])), s.target, { mode: "merge" });
-    assert.equal(readFileSync(join(s.target, "f"), "utf8"), "inside");
-    assert.ok(lstatSync(join(s.target, "f")).isFile());
-    s.assertOutsideUntouched();
-  } finally {
-    s.cleanup();
-  }
+  await inScene(async (s) => {
+  symlinkSync(join(s.outside, "secret"), join(s.target, "f"));
+  await applyLayer(Readable.from(tarOf([{ name: "f", body: "inside" }])), s.target, { mode: "merge" });
+  assert.equal(readFileSync(join(s.target, "f"), "utf8"), "inside");
+  assert.ok(lstatSync(join(s.target, "f")).isFile());
+  s.assertOutsideUntouched();
+  });
 });
 
 test("apply reads gzip and plain tars alike and returns the digest of the uncompressed tar", async () => {
-  const s = scene();
-  try {
-    const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "hello" }]);
-    const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
-    const plain = await applyLayer(Readable.from(tar), join(s.target), { mode: "merge" });
-    mkdirSync(join(s.dir, "t2"));
-    const gz = await applyLayer(Readable.from(gzipSync(tar)), join(s.dir, "t2"), { mode: "merge" });
-    assert.equal(plain.diffId, want);
-    assert.equal(gz.diffId, want);
-    assert.equal(readFileSync(join(s.dir, "t2/d/f"), "utf8"), "hello");
-  } finally {
-    s.cleanup();
-  }
+  await inScene(async (s) => {
+  const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "hello" }]);
+  const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
+  const plain = await applyLayer(Readable.from(tar), join(s.target), { mode: "merge" });
+  mkdirSync(join(s.dir, "t2"));
+  const gz = await applyLayer(Readable.from(gzipSync(tar)), join(s.dir, "t2"), { mode: "merge" });
+  assert.equal(plain.diffId, want);
+  assert.equal(gz.diffId, want);
+  assert.equal(readFileSync(join(s.dir, "t2/d/f"), "utf8"), "hello");
+  });
 });
 
 test("apply reads a zstd tar (zstd's magic), and a damaged one is a CorruptLayerError naming zstd", async () => {
-  const s = scene();
-  try {
-    const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "zstd body" }]);
-    const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
-    const zst = spawnSync("zstd", ["-q", "-c", "-3"], { input: tar }).stdout;
-    const got = await applyLayer(Readable.from(zst), s.target, { mode: "merge" });
-    assert.equal(got.diffId, want);
-    assert.equal(readFileSync(join(s.target, "d/f"), "utf8"), "zstd body");
-    mkdirSync(join(s.dir, "t2"));
-    const cut = zst.subarray(0, zst.length - 6);
-    await assert.rejects(applyLayer(Readable.from(cut), join(s.dir, "t2"), { mode: "merge", what: "layer X" }), (e: unknown) => {
-      assert.ok(e instanceof CorruptLayerError, String(e));
-      assert.match((e as Error).message, /^layer X is not a valid zstd-compressed tar: /);
-      return true;
-    });
-  } finally {
-    s.cleanup();
-  }
+  await inScene(async (s) => {
+  const tar = tarOf([{ name: "d/", type: "directory", mode: 0o755 }, { name: "d/f", body: "zstd body" }]);
+  const want = "sha256:" + createHash("sha256").update(tar).digest("hex");
+  const zst = spawnSync("zstd", ["-q", "-c", "-3"], { input: tar }).stdout;
+  const got = await applyLayer(Readable.from(zst), s.target, { mode: "merge" });
+  assert.equal(got.diffId, want);
+  assert.equal(readFileSync(join(s.target, "d/f"), "utf8"), "zstd body");
+  mkdirSync(join(s.dir, "t2"));
+  const cut = zst.subarray(0, zst.length - 6);
+  await assert.rejects(applyLayer(Readable.from(cut), join(s.dir, "t2"), { mode: "merge", what: "layer X" }), (e: unknown) => {
+    assert.ok(e instanceof CorruptLayerError, String(e));
+    assert.match((e as Error).message, /^layer X is not a valid zstd-compressed tar: /);
+    return true;
+  });
+  });
 });
 
 test("merge mode: a whiteout deletes a lower file, an opaque marker empties a lower dir but keeps this layer's entries", async () => {
-  const s = scene();
-  try {
-    mkdirSync(join(s.target, "keep/sub"), { recursive: true });
-    writeFileSync(join(s.target, "keep/old"), "old");
-    writeFileSync(join(s.target, "gone"), "x");
-    const tar = tarOf([
-      { name: ".wh.gone" },
-      { name: "keep/", type: "directory", mode: 0o755 },
-      { name: "keep/new", body: "new" },
-      { name: "keep/.wh..wh..opq" },
-    ]);
-    await applyLayer(Readable.from(tar), s.target, { mode: "merge" });
-    assert.equal(existsSync(join(s.target, "gone")), false);
-    assert.deepEqual(readdirSync(join(s.target, "keep")), ["new"]);
-  } finally {
-    s.cleanup();
-  }
+  await inScene(async (s) => {
+  mkdirSync(join(s.target, "keep/sub"), { recursive: true });
+  writeFileSync(join(s.target, "keep/old"), "old");
+  writeFileSync(join(s.target, "gone"), "x");
+  const tar = tarOf([
+    { name: ".wh.gone" },
+    { name: "keep/", type: "directory", mode: 0o755 },
+    { name: "keep/new", body: "new" },
+    { name: "keep/.wh..wh..opq" },
+  ]);
+  await applyLayer(Readable.from(tar), s.target, { mode: "merge" });
+  assert.equal(existsSync(join(s.target, "gone")), false);
+  assert.deepEqual(readdirSync(join(s.target, "keep")), ["new"]);
+  });
 });
 
 test("apply skips device nodes with one note naming them", async () => {
-  const s = scene();
-  try {
-    const notes: string[] = [];
-    const dev = encodeHeader({ name: "dev/null", type: "file", mode: 0o666, uid: 0, gid: 0, size: 0, mtime: 0 });
-    dev[156] = 0x33; // '3': character device
-    // Recompute the checksum after changing the type flag.
-    dev.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const b of dev) sum += b;
-    dev.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
-    const tar = Buffer.concat([tarOf([{ name: "dev/", type: "directory", mode: 0o755 }]).subarray(0, 512), dev, END_OF_ARCHIVE]);
-    await applyLayer(Readable.from(tar), s.target, { mode: "merge", onNote: (m) => notes.push(m) });
-    assert.equal(existsSync(join(s.target, "dev/null")), false);
-    assert.equal(notes.length, 1);
-    assert.match(notes[0], /skipped 1 device node\(s\) \(dev\/null\)/);
-  } finally {
-    s.cleanup();
-  }
+  await inScene(async (s) => {
+  const notes: string[] = [];
+  const dev = encodeHeader({ name: "dev/null", type: "file", mode: 0o666, uid: 0, gid: 0, size: 0, mtime: 0 });
+  dev[156] = 0x33; // '3': character device
+  // Recompute the checksum after changing the type flag.
+  dev.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of dev) sum += b;
+  dev.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, 8, "latin1");
+  const tar = Buffer.concat([tarOf([{ name: "dev/", type: "directory", mode: 0o755 }]).subarray(0, 512), dev, END_OF_ARCHIVE]);
+  await applyLayer(Readable.from(tar), s.target, { mode: "merge", onNote: (m) => notes.push(m) });
+  assert.equal(existsSync(join(s.target, "dev/null")), false);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0], /skipped 1 device node\(s\) \(dev\/null\)/);
+  });
 });
