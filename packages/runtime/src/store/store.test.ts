@@ -25,6 +25,13 @@ async function withStore(fn: (store: Store, dir: string) => Promise<void>): Prom
   }
 }
 
+/** Commits a fresh dir `up` holding `files` (name → content) as a layer of `store`. */
+async function layerOf(store: Store, up: string, files: Record<string, string | Buffer>) {
+  mkdirSync(up);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(up, name), content);
+  return commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+}
+
 const config: ImageConfig = { architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } };
 
 function result(key: string, layers: Array<{ diffId: Digest; size: number }>, stage = "s"): StageResult {
@@ -90,10 +97,7 @@ test("openBlob fails at the end of a stored blob whose bytes no longer match its
 
 test("results live at results/<hex of key>.json and are served only while their layers exist", async () => {
   await withStore(async (store, dir) => {
-    const up = join(dir, "up");
-    mkdirSync(up);
-    writeFileSync(join(up, "f"), "layer content");
-    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const layer = await layerOf(store, join(dir, "up"), { f: "layer content" });
     const key = sha256Digest("stage key");
     assert.equal(await store.getResult(key), null);
     await store.putResult(key, result(key, [layer]));
@@ -107,10 +111,7 @@ test("results live at results/<hex of key>.json and are served only while their 
 
 test("ensureLayerExtracted extracts once and rejects a layer that does not match its diff-id", async () => {
   await withStore(async (store, dir) => {
-    const up = join(dir, "up");
-    mkdirSync(up);
-    writeFileSync(join(up, "f"), "x");
-    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const layer = await layerOf(store, join(dir, "up"), { f: "x" });
     let opened = 0;
     const open = () => (opened++, store.openBlob(layer.diffId));
     const [a, b] = await Promise.all([ensureLayerExtracted(store, layer.diffId, open), ensureLayerExtracted(store, layer.diffId, open)]);
@@ -127,18 +128,14 @@ test("ensureLayerExtracted extracts once and rejects a layer that does not match
 
 test("ensureLayerExtracted finds the layer in the store by itself: its tar, else its gzip blob; a corrupt one never lands in layers/", async () => {
   await withStore(async (store, dir) => {
-    const up = join(dir, "up");
-    mkdirSync(up);
-    writeFileSync(join(up, "f"), "from gzip");
-    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const layer = await layerOf(store, join(dir, "up"), { f: "from gzip" });
     await compressLayer(store, layer.diffId);
     rmSync(store.blobPath(layer.diffId));
     assert.ok(store.hasLayer(layer.diffId), "a layer stored only as gzip is still usable");
     const dir1 = await ensureLayerExtracted(store, layer.diffId);
     assert.equal(readFileSync(join(dir1, "f"), "utf8"), "from gzip");
 
-    writeFileSync(join(up, "f"), "corrupt me");
-    const other = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const other = await layerOf(store, join(dir, "up2"), { f: "corrupt me" });
     const blob = readFileSync(store.blobPath(other.diffId));
     blob[514] ^= 1; // inside the file's content (the header is the first 512 bytes)
     writeFileSync(store.blobPath(other.diffId), blob);
@@ -151,10 +148,7 @@ test("gc removes what no result references; --max-size drops the least recently 
   await withStore(async (store, dir) => {
     const layers: LayerRef[] = [];
     for (const name of ["old", "mid", "new"]) {
-      const up = join(dir, name);
-      mkdirSync(up);
-      writeFileSync(join(up, name), Buffer.alloc(64 * 1024, name));
-      layers.push(await commitLayerToStore(store, up, { sourceDateEpoch: 0 }));
+      layers.push(await layerOf(store, join(dir, name), { [name]: Buffer.alloc(64 * 1024, name) }));
     }
     const keys = ["old", "mid", "new"].map((n) => sha256Digest(n));
     for (let i = 0; i < 3; i++) {
@@ -190,10 +184,7 @@ test("gc removes the package scans of layers and layer chains that no remaining 
   await withStore(async (store, dir) => {
     const layers: LayerRef[] = [];
     for (const name of ["kept", "gone"]) {
-      const up = join(dir, name);
-      mkdirSync(up);
-      writeFileSync(join(up, name), name);
-      layers.push(await commitLayerToStore(store, up, { sourceDateEpoch: 0 }));
+      layers.push(await layerOf(store, join(dir, name), { [name]: name }));
     }
     const [kept, gone] = layers as [LayerRef, LayerRef];
     await store.putResult(sha256Digest("kept"), result(sha256Digest("kept"), [kept]));
@@ -290,10 +281,7 @@ test("two processes writing the same blobs into one store concurrently both succ
 
 test("a writer killed mid-blob and mid-extraction leaves nothing a later run trusts, and gc clears its temp files", async () => {
   await withStore(async (store, dir) => {
-    const up = join(dir, "up");
-    mkdirSync(up);
-    for (let i = 0; i < 200; i++) writeFileSync(join(up, `f${i}`), Buffer.alloc(64 * 1024, i));
-    const layer = await commitLayerToStore(store, up, { sourceDateEpoch: 0 });
+    const layer = await layerOf(store, join(dir, "up"), Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`f${i}`, Buffer.alloc(64 * 1024, i)])));
     const key = sha256Digest("kept");
     await store.putResult(key, result(key, [layer]));
     const script = join(dir, "killed.mts");
