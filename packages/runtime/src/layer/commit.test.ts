@@ -1,17 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { Store } from "../store/store.ts";
+import { withStore } from "../store/testing.ts";
 import { applyLayer } from "./apply.ts";
 import { commitLayerToStore } from "./commit.ts";
-
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), "mstage-commit-"));
-}
 
 function tarList(file: string, ...flags: string[]): string[] {
   return execFileSync("tar", ["--numeric-owner", ...flags, "-tvf", file], { encoding: "utf8" }).split("\n").filter(Boolean);
@@ -28,9 +23,7 @@ function makeTree(dir: string, order: string[], mtime: number): void {
 }
 
 test("commit sorts entries by byte order of names, directory by directory, and is reproducible", async () => {
-  const dir = tmp();
-  try {
-    const store = await Store.open(join(dir, "store"));
+  await withStore(async (store, dir) => {
     const names = ["b/", "B", "a-b", "a/", "a/z", "a/Z", "a/_", "é", "e"];
     makeTree(join(dir, "one"), names, 2_000_000_000);
     makeTree(join(dir, "two"), [...names].reverse().sort((x, y) => (x.endsWith("/") ? -1 : y.endsWith("/") ? 1 : 0)), 1_500_000_000);
@@ -40,15 +33,11 @@ test("commit sorts entries by byte order of names, directory by directory, and i
     assert.equal(one.size, readFileSync(store.blobPath(one.diffId)).length);
     const order = execFileSync("tar", ["-tf", store.blobPath(one.diffId)], { encoding: "utf8" }).split("\n").filter(Boolean);
     assert.deepEqual(order, ["B", "a/", "a/Z", "a/_", "a/z", "a-b", "b/", "e", "é"]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("commit clamps mtimes to SOURCE_DATE_EPOCH and keeps older ones", async () => {
-  const dir = tmp();
-  try {
-    const store = await Store.open(join(dir, "store"));
+  await withStore(async (store, dir) => {
     const up = join(dir, "up");
     mkdirSync(up);
     writeFileSync(join(up, "old"), "o");
@@ -59,15 +48,11 @@ test("commit clamps mtimes to SOURCE_DATE_EPOCH and keeps older ones", async () 
     const lines = tarList(store.blobPath(l.diffId), "--full-time");
     assert.match(lines.find((x) => x.endsWith(" old"))!, /1970-01-01 00:16:40/);
     assert.match(lines.find((x) => x.endsWith(" new"))!, /2020-09-13 12:26:40/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("commit writes long names, long symlink targets, hardlinks and binary xattrs that GNU tar and apply read back", async () => {
-  const dir = tmp();
-  try {
-    const store = await Store.open(join(dir, "store"));
+  await withStore(async (store, dir) => {
     const up = join(dir, "up");
     const deep = "d".repeat(120) + "/" + "e".repeat(120);
     mkdirSync(join(up, deep), { recursive: true });
@@ -98,7 +83,5 @@ test("commit writes long names, long symlink targets, hardlinks and binary xattr
     assert.equal(readFileSync(join(out, longFile), "utf8"), "long\n");
     const attrs = execFileSync("getfattr", ["-d", "-m", "-", "-e", "hex", "--absolute-names", join(out, "caps")], { encoding: "utf8" });
     assert.match(attrs, /user\.bin=0x0100ff807f/, "binary xattr values survive commit and apply byte for byte");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

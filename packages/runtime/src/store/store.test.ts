@@ -1,8 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
@@ -14,16 +13,8 @@ import { parseByteSize } from "./gc.ts";
 import type { LayerRef, StageResult } from "./results.ts";
 import { DigestMismatchError } from "@mstage/core";
 import { Store } from "./store.ts";
+import { withStore } from "./testing.ts";
 import { ensureLayerExtracted } from "../layer/extract.ts";
-
-async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "mstage-store-"));
-  try {
-    await fn(await Store.open(join(dir, "store")), dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Commits a fresh dir `up` holding `files` (name → content) as a layer of `store`. */
 async function layerOf(store: Store, up: string, files: Record<string, string | Buffer>) {
