@@ -3,8 +3,9 @@
 // (mstage looks its tools up on the caller's PATH, and the step's setup runs with it): a stage with
 // one `run` mounts its overlay and makes every mount of its step with one `mount --all`, and nothing
 // else; its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
-// layer. (umount is not wrapped: the step runs the host's umount binary through its loader, which
-// ldd must be able to read.)
+// layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount; the
+// commit syncs once), which the first step checks. (umount is not wrapped: the step runs the
+// host's umount binary through its loader, which ldd must be able to read.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,7 +18,7 @@ const STAGES = 4;
 
 function images(): string {
   const lines = [`import { local, scratch, stage } from "mstage";`, `const shell = ["/bin/busybox", "sh", "-c"];`];
-  lines.push(`const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox echo 0 > /s0" });`);
+  lines.push(`const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox grep -q ' - overlay .*volatile' /proc/self/mountinfo && /bin/busybox echo 0 > /s0" });`);
   for (let i = 1; i < STAGES; i++) lines.push(`const s${i} = stage("s${i}", { from: s${i - 1}, shell, run: "/bin/busybox echo ${i} > /s${i}" });`);
   lines.push(`export const last = s${STAGES - 1};`);
   return lines.join("\n") + "\n";

@@ -46,7 +46,12 @@ async function mountOverlay(merged: string, lowers: string[], upper?: string, wo
   const data = (ls: string[]) =>
     // uuid=off: overlayfs (6.6+) would otherwise mark the upper dir with a user.overlay.uuid xattr,
     // which the commit leaves out and adopting the dir as a layer then spawns setfattr to remove.
-    ["userxattr", `lowerdir=${ls.join(":")}`, ...(upper ? ["uuid=off", `upperdir=${upper}`, `workdir=${work}`] : [])].join(",");
+    // volatile: the unmount would sync the store's whole filesystem (and every fsync of a step,
+    // dpkg's many, would reach the disk), yet an upper dir is only ever trusted through the commit,
+    // which syncs the filesystem once before the stage's result is recorded (layer/adopt.ts), and
+    // a build killed before that throws the upper dir away. Each mount has a fresh work dir, so
+    // the work/incompat/volatile marker never blocks a later mount.
+    ["userxattr", `lowerdir=${ls.join(":")}`, ...(upper ? ["uuid=off", "volatile", `upperdir=${upper}`, `workdir=${work}`] : [])].join(",");
   if (data(lowers).length > MAX_MOUNT_DATA) {
     cwd = commonParent(lowers);
     shown = lowers.map((l) => relative(cwd!, l) || ".");
