@@ -31,3 +31,12 @@ test("a process that used runTool still exits on its own once idle", () => {
   const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { encoding: "utf8", timeout: 30_000 });
   assert.equal(out.trim(), "ran");
 });
+
+test("a request that finds the shell busy with a slow tool is answered by another at once", async () => {
+  const slow = runTool("/bin/sleep", ["2"]);
+  const started = performance.now();
+  await runTool("/bin/true", []);
+  const ms = performance.now() - started;
+  await slow;
+  assert.ok(ms < 1500, `the quick tool waited ${ms.toFixed(0)} ms behind the slow one`);
+});

@@ -4,7 +4,9 @@
 // of that, and a stage mounts and unmounts its rootfs once each (issue 16: 2000 stages).
 // The shell runs in this process's namespaces, in a session of its own (so a Ctrl-C on the terminal
 // does not kill it under a cleanup that still needs it), and ends when this process closes the pipe
-// or dies. Requests are answered in order. Should it fail, the tools are spawned as before.
+// or dies. Each shell answers its requests in order; a request that finds every shell busy (a long
+// `sync -f` of one stage while another mounts) starts another, up to MAX_RUNNERS. Should a shell
+// fail, its tools are spawned as before.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import type { Readable, Writable } from "node:stream";
@@ -48,15 +50,22 @@ class Runner {
       env: { PATH: hostPath(), LC_ALL: "C" },
       detached: true,
     });
-    this.child.once("error", () => this.fail());
+    this.child.once("error", () => {
+      broken = true;
+      this.fail();
+    });
     this.child.once("exit", () => this.fail());
     (this.child.stdin as Writable).on("error", () => this.fail());
     (this.child.stdout as Readable).on("data", (d: Buffer) => this.answer(d));
     this.idle();
   }
 
+  get busy(): number {
+    return this.pending.length;
+  }
+
   run(p: Pending): void {
-    if (this.pending.push(p) === 1) this.busy();
+    if (this.pending.push(p) === 1) this.hold();
     (this.child.stdin as Writable).write(`${p.args.length + 1}\n${p.file}\n${p.args.join("\n")}${p.args.length ? "\n" : ""}${p.cwd ?? "/"}\n`);
   }
 
@@ -81,7 +90,8 @@ class Runner {
   private fail(): void {
     if (this.dead) return;
     this.dead = true;
-    if (runner === this) runner = undefined;
+    const i = runners.indexOf(this);
+    if (i >= 0) runners.splice(i, 1);
     for (const p of this.pending.splice(0)) direct(p);
   }
 
@@ -92,15 +102,28 @@ class Runner {
     (this.child.stdout as unknown as { unref?(): void }).unref?.();
   }
 
-  private busy(): void {
+  private hold(): void {
     this.child.ref();
     (this.child.stdin as unknown as { ref?(): void }).ref?.();
     (this.child.stdout as unknown as { ref?(): void }).ref?.();
   }
 }
 
-let runner: Runner | undefined;
+const MAX_RUNNERS = 4;
+const runners: Runner[] = [];
 let broken = false;
+
+/** An idle shell, else a new one while there are fewer than MAX_RUNNERS, else the least busy. */
+function pick(): Runner {
+  const idle = runners.find((r) => r.busy === 0);
+  if (idle) return idle;
+  if (runners.length < MAX_RUNNERS) {
+    const r = new Runner();
+    runners.push(r);
+    return r;
+  }
+  return runners.reduce((a, b) => (b.busy < a.busy ? b : a));
+}
 
 function direct(p: Pending): void {
   spawnTool(p.file, p.args, { cwd: p.cwd }).then(() => p.resolve(), p.reject);
@@ -116,13 +139,13 @@ export function runTool(file: string, args: string[], opts: { cwd?: string } = {
     const p: Pending = { file, args, cwd: opts.cwd, resolve, reject };
     // A line-based request cannot carry a newline.
     if (broken || [file, ...args, opts.cwd ?? ""].some((a) => a.includes("\n"))) return direct(p);
+    let runner: Runner;
     try {
-      runner ??= new Runner();
+      runner = pick();
     } catch {
       broken = true;
       return direct(p);
     }
-    if (runner.dead) return direct(p);
     runner.run(p);
   });
 }

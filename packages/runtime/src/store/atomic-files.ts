@@ -2,11 +2,12 @@
 // fsynced temp file (or directory) that lived in the store's own tmp/ dir on the same filesystem,
 // so a reader sees either nothing or the whole thing, and an interrupted write leaves only tmp/
 // garbage that no reader ever looks at.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError, fsyncDir, writeFileDurably } from "@mstage/core";
+import { runTool } from "../sandbox/tool-runner.ts";
+import { findTool } from "../sandbox/tools.ts";
 
 /** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
 export function processTag(): string {
@@ -54,11 +55,12 @@ export function errno(e: unknown): string | undefined {
  * syncfs(2) of the filesystem holding `path`, through coreutils' `sync -f` (Node has no binding):
  * one call makes many unsynced files durable at once, where an fsync each would wait on each.
  */
-export function syncFilesystem(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile("sync", ["-f", path], (err, _out, stderr) => {
-      if (err) reject(new UserError(`cannot make the store at ${path} durable (sync -f): ${String(stderr).trim() || err.message}`, { cause: err }));
-      else resolve();
-    });
-  });
+export async function syncFilesystem(path: string): Promise<void> {
+  // Through the sandbox's small shell: a stage syncs once, and a spawn of this big process costs more.
+  try {
+    await runTool(findTool("sync") ?? "sync", ["-f", path]);
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    throw new UserError(`cannot make the store at ${path} durable (sync -f): ${stderr || (err as Error).message}`, { cause: err });
+  }
 }
