@@ -3,8 +3,8 @@
 // changed since must never be exported or trusted.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ImageConfig } from "../oci/types.ts";
@@ -88,5 +88,42 @@ test("a layer dir changed after a stage's commit is never exported, and gc --ver
     assert.ok(!store.hasLayerDir(layer.diffId));
     await assert.rejects(ensureLayerTar(store, layer.diffId), /not in the store .*neither its tar nor its files/);
     void dir;
+  });
+});
+
+test("a stage's commit killed while it hashes leaves no layer and no blob, only its upper dir in tmp/, which gc clears", async () => {
+  await withDirs(async (dir, store) => {
+    const src = join(dir, "src");
+    mkdirSync(src);
+    makeTree(src);
+    // Sparse: reading and hashing its 64 GiB of holes takes far longer than the test waits.
+    writeFileSync(join(src, "huge"), "");
+    truncateSync(join(src, "huge"), 64 * 1024 ** 3);
+    const script = join(dir, "killed.mts");
+    // The upper dir is the dead process's, as a build's work dir is.
+    writeFileSync(
+      script,
+      `import { execFileSync } from "node:child_process";
+       import { Store } from ${JSON.stringify(new URL("../store/store.ts", import.meta.url).pathname)};
+       import { commitAndAdopt } from ${JSON.stringify(new URL("./adopt.ts", import.meta.url).pathname)};
+       const store = await Store.open(process.argv[2]);
+       const upper = store.tmpDir("upper");
+       execFileSync("cp", ["-a", "--sparse=always", process.argv[3] + "/.", upper]);
+       setTimeout(() => console.log("hashing"), 500);
+       await commitAndAdopt(store, upper, { sourceDateEpoch: 0 });
+       console.log("done");`,
+    );
+    const p = spawn(process.execPath, ["--import", "tsx", script, store.root, src], { stdio: ["ignore", "pipe", "inherit"] });
+    const said = await new Promise<string>((resolve) => p.stdout.once("data", (d: Buffer) => resolve(d.toString())));
+    p.kill("SIGKILL");
+    await new Promise((r) => p.once("close", r));
+    assert.equal(said.trim(), "hashing", "killed while committing");
+
+    assert.deepEqual(readdirSync(join(store.root, "layers")), [], "nothing under layers/");
+    assert.deepEqual(readdirSync(join(store.root, "blobs/sha256")), [], "nothing under blobs/");
+    assert.equal(readdirSync(join(store.root, "tmp")).length, 1, "the upper dir is still in tmp/");
+    const r = await store.gc();
+    assert.equal(r.removedTmp, 1);
+    assert.deepEqual(readdirSync(join(store.root, "tmp")), []);
   });
 });
