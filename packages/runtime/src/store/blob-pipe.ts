@@ -10,8 +10,9 @@ import { parseDigest, type Digest } from "../oci/digest.ts";
 import { placeBlobFile } from "./blobs.ts";
 import { fsyncDir, tempName } from "./atomic-files.ts";
 
-const SLOT = 1 << 20;
-const SLOTS = 16;
+// 4 MiB slots: each hand-over may wake the other thread, which costs more than hashing 1 MiB under load.
+const SLOT = 4 << 20;
+const SLOTS = 8;
 // Control words: bytes in each slot, then the counters.
 const HEAD = SLOTS; // slots filled by the producer
 const TAIL = SLOTS + 1; // slots consumed by the worker
