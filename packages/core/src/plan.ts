@@ -175,7 +175,8 @@ class Hasher {
       switch (src.kind) {
         case "local": {
           const d = await this.local(src, s, key);
-          files[displayPath(src.path)] = d.files;
+          // Read only by reasons and by up's state: not made at all by a no-op plan.
+          Object.defineProperty(files, displayPath(src.path), { get: () => d.files, enumerable: true, configurable: true });
           return { kind: "local", path: displayPath(src.path), exclude: [...src.exclude], digest: d.digest };
         }
         case "stage-path":

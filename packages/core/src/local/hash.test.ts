@@ -197,9 +197,11 @@ test("the threaded walk lists what the synchronous walk lists, in its order, wit
 
 test("a source that had many files walks on threads, to the same digest, and reads nothing when warm", async () => {
   const dir = mkdtempSync(join(tmpdir(), "mstage-hash-many-"));
+  // Long names: the cache (1.3 MB) is more than the one window of it read at a time.
+  const sub = (d: number) => `src/d${d}-${"long".repeat(40)}`;
   for (let d = 0; d < 11; d++) {
-    mkdirSync(join(dir, `src/d${d}`), { recursive: true });
-    for (let f = 0; f < 500; f++) writeFileSync(join(dir, `src/d${d}/f${f}`), `${d}/${f}\n`);
+    mkdirSync(join(dir, sub(d)), { recursive: true });
+    for (let f = 0; f < 500; f++) writeFileSync(join(dir, `${sub(d)}/f${f}`), `${d}/${f}\n`);
   }
   const cacheDir = join(dir, "cache");
   const cold = await planOnce(dir, cacheDir);
@@ -207,7 +209,7 @@ test("a source that had many files walks on threads, to the same digest, and rea
   const warm = await planOnce(dir, cacheDir);
   assert.deepEqual(warm, { digest: cold.digest, reads: 0 });
   // Same size and mtime, new bytes: the threads' stat still tells (ctime).
-  const file = join(dir, "src/d7/f250");
+  const file = join(dir, `${sub(7)}/f250`);
   const { mtime } = statSync(file);
   writeFileSync(file, "7/25X\n");
   utimesSync(file, mtime, mtime);
@@ -215,4 +217,10 @@ test("a source that had many files walks on threads, to the same digest, and rea
   assert.equal(changed.reads, 1);
   assert.notEqual(changed.digest, cold.digest);
   assert.equal(changed.digest, await digest(dir), "the digest of a walk without any cache");
+  const [cacheFile] = readdirSync(cacheDir);
+  assert.ok(statSync(join(cacheDir, cacheFile!)).size > 1 << 20);
+  // A file removed near the start: the rest are found further on, not read again.
+  rmSync(join(dir, `${sub(0)}/f1`));
+  assert.equal((await planOnce(dir, cacheDir)).reads, 0);
+  assert.equal((await planOnce(dir, cacheDir)).reads, 0);
 });

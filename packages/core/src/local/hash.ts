@@ -12,9 +12,10 @@ export interface LocalDigest {
   digest: string;
   /**
    * A short fingerprint of each entry, kept in the state to name the files that changed: a line
-   * `"rel","fingerprint"` per entry (StageInputs.files).
+   * `"rel","fingerprint"` per entry (StageInputs.files). Made into a string when first read: a no-op
+   * plan never reads it, and 200 000 files' lines are 9 MB.
    */
-  files: string;
+  readonly files: string;
 }
 
 /** Files whose contents are read at the same time: enough to keep the disk and the thread pool busy. */
@@ -82,8 +83,13 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
   };
   // A tree that was large last time is listed on threads; a small or new one here (a thread's start
   // costs more than a few thousand lstat calls).
-  if (cache.files >= PARALLEL_WALK) await walkLocalParallel(path, projectDir, o, each);
-  else walkLocalEach(path, projectDir, o, (e) => each(e as WalkedEntry));
+  try {
+    if (cache.files >= PARALLEL_WALK) await walkLocalParallel(path, projectDir, o, each);
+    else walkLocalEach(path, projectDir, o, (e) => each(e as WalkedEntry));
+  } catch (e) {
+    cache.close();
+    throw e;
+  }
   let next = 0;
   const reader = async () => {
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -98,7 +104,14 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
   cache.save();
   for (const r of waiting) line(r.rel, r.head, r.content as string);
   text.end();
-  return { digest: "sha256:" + h.digest("hex"), files: files.end() };
+  const fingerprints = files.end();
+  let list: string | undefined;
+  return {
+    digest: "sha256:" + h.digest("hex"),
+    get files() {
+      return (list ??= fingerprints());
+    },
+  };
 }
 
 /** An entry's type and mode as the digest line has it ("file 644") and as its fingerprint starts ("f644:"). */
@@ -124,8 +137,8 @@ class Heads {
 
 /**
  * Text made of many short lines, joined PENDING characters at a time and written as UTF-8 into
- * buffers of CHUNK bytes: each full one handed to `flush` (the digest), or kept until `end` returns
- * the whole text (the fingerprints). Strings appended 200 000 times would instead become a tree of
+ * buffers of CHUNK bytes: each full one handed to `flush` (the digest), or kept for `end` (the
+ * fingerprints). Strings appended 200 000 times would instead become a tree of
  * pieces the collector traces and copies until the end.
  */
 class TextSink {
@@ -156,12 +169,16 @@ class TextSink {
     this.length = 0;
   }
 
-  end(): string {
+  /** The text so far, as a string once the returned function is called. */
+  end(): () => string {
     this.move();
     this.next(0);
-    let text = "";
-    for (const b of this.kept.splice(0)) text += b.toString();
-    return text;
+    const kept = this.kept.splice(0);
+    return () => {
+      let text = "";
+      for (const b of kept.splice(0)) text += b.toString();
+      return text;
+    };
   }
 }
 

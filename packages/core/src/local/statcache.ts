@@ -9,7 +9,7 @@
 // in place, without a string or an object per record. A
 // file without the magic and a whole trailer (an older format, a torn copy) is ignored, as is the
 // rest of one whose records stop making sense: it is only a cache, rewritten by the next plan.
-import { readFileSync, rmSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "../atomic-file.ts";
 import { sha256Hex } from "../canonical.ts";
@@ -53,10 +53,20 @@ export class StatCache {
  * did not know once they are hashed, then `save`.
  */
 export class SourceStatCache {
-  private readonly old: Buffer;
-  /** Start and end of the old file's records. */
+  /** The old file, open while the walk reads it; undefined when there is none (or it is not valid). */
+  private fd: number | undefined;
+  /**
+   * The part of the old file read so far: its bytes from offset `base`. It moves WINDOW bytes at a
+   * time as the walk goes through the records in order, so the file is never in memory whole (17 MB
+   * for 200 000 files), unless the walk leaves the old order.
+   */
+  private old = Buffer.alloc(0);
+  private base = 0;
+  /** Start and end of the old file's records (file offsets, as every offset here). */
   private readonly start: number;
   private readonly end: number;
+  /** How many files the last walk had (0 without a cache). */
+  readonly files: number;
   /** Next old record a walk in the same order as last time reaches. */
   private cursor: number;
   /** Built once the walk leaves the old order: path → offset of its old record. */
@@ -71,9 +81,11 @@ export class SourceStatCache {
   reads = 0;
 
   constructor(readonly path: string | undefined) {
-    this.old = (path && readValid(path)) || Buffer.alloc(0);
-    this.start = this.old.length ? MAGIC.length : 0;
-    this.end = this.old.length ? this.old.length - TRAILER : 0;
+    const valid = path === undefined ? undefined : openValid(path);
+    this.fd = valid?.fd;
+    this.start = valid ? MAGIC.length : 0;
+    this.end = valid ? valid.size - TRAILER : 0;
+    this.files = valid?.files ?? 0;
     this.cursor = this.start;
   }
 
@@ -98,8 +110,9 @@ export class SourceStatCache {
       if (!same) this.leaveOrder();
       this.cursor = after;
       if (same) {
-        if (this.out !== undefined) this.append(this.old, at, after);
-        return this.old.toString("hex", after - DIGEST, after);
+        if (this.out !== undefined) this.append(at, after);
+        const i = this.view(after - DIGEST, DIGEST);
+        return this.old.toString("hex", i, i + DIGEST);
       }
     }
     this.reserve(4 + n + NUMBERS + DIGEST);
@@ -111,11 +124,6 @@ export class SourceStatCache {
     return p;
   }
 
-  /** How many files the last walk had (0 without a cache). */
-  get files(): number {
-    return this.old.length ? this.old.readUInt32LE(this.old.length - 4) : 0;
-  }
-
   /** Records the digest of a file `match` did not know. */
   fill(slot: number, hex: string): void {
     this.reads++;
@@ -125,14 +133,41 @@ export class SourceStatCache {
   /** Writes the file (atomically) when any record changed or a file it knew has gone. */
   save(): void {
     if (!this.path) return;
-    if (this.out === undefined && this.cursor === this.end && this.old.length) return;
+    if (this.out === undefined && this.cursor === this.end && this.fd !== undefined) return this.close();
     if (this.out === undefined) this.leaveOrder();
+    this.close();
     let count = 0;
     for (let p = 0; p < this.outLength; p = 4 + this.out!.readUInt32LE(p) + p + NUMBERS + DIGEST) count++;
     const trailer = Buffer.alloc(TRAILER);
     trailer.writeUInt32LE(END, 0);
     trailer.writeUInt32LE(count, 4);
     writeFileAtomicSync(this.path, Buffer.concat([MAGIC, this.out!.subarray(0, this.outLength), trailer]));
+  }
+
+  /** Lets go of the old file (save does; call it when a walk fails). */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.old = Buffer.alloc(0);
+  }
+
+  /** Makes the old file's bytes [p, p + n) readable in `old`: their index there. */
+  private view(p: number, n: number): number {
+    if (p >= this.base && p + n <= this.base + this.old.length) return p - this.base;
+    const length = Math.min(Math.max(WINDOW, n), this.end + TRAILER - p);
+    if (this.old.length < length || this.old.length > WINDOW) this.old = Buffer.allocUnsafe(length);
+    this.readOld(this.old, 0, p, length);
+    this.old = this.old.subarray(0, length);
+    this.base = p;
+    return 0;
+  }
+
+  private readOld(into: Buffer, at: number, from: number, length: number): void {
+    for (let done = 0; done < length; ) {
+      const n = readSync(this.fd!, into, at + done, length - done, from + done);
+      if (n === 0) throw new Error(`internal error (a bug in mstage): the stat cache ${this.path} ended early`);
+      done += n;
+    }
   }
 
   /**
@@ -152,15 +187,17 @@ export class SourceStatCache {
 
   /** Whether the old record at `p` is the file `path`, whose UTF-8 is `n` bytes long. */
   private isKeyAt(p: number, path: string, n: number): boolean {
+    if (this.recordEnd(p) !== p + 4 + n + NUMBERS + DIGEST) return false;
+    const at = this.view(p + 4, n);
     const o = this.old;
-    if (this.recordEnd(p) === undefined || o.readUInt32LE(p) !== n) return false;
-    if (!this.ascii) return o.compare(this.scratch, 0, n, p + 4, p + 4 + n) === 0;
-    for (let i = 0, q = p + 4; i < n; i++, q++) if (o[q] !== path.charCodeAt(i)) return false;
+    if (!this.ascii) return o.compare(this.scratch, 0, n, at, at + n) === 0;
+    for (let i = 0, q = at; i < n; i++, q++) if (o[q] !== path.charCodeAt(i)) return false;
     return true;
   }
 
   /** Whether the record's numbers at `n` are this stat. */
-  private sameStatAt(n: number, st: StatFingerprint): boolean {
+  private sameStatAt(p: number, st: StatFingerprint): boolean {
+    const n = this.view(p, NUMBERS);
     const o = this.old;
     return o.readDoubleLE(n) === st.size && o.readDoubleLE(n + 8) === st.mtimeMs && o.readDoubleLE(n + 16) === st.ctimeMs && o.readDoubleLE(n + 24) === st.ino;
   }
@@ -169,8 +206,8 @@ export class SourceStatCache {
   private leaveOrder(): void {
     if (this.out !== undefined) return;
     this.out = Buffer.allocUnsafe(Math.max(1 << 16, this.cursor - this.start));
-    this.outLength = 0;
-    this.append(this.old, this.start, this.cursor);
+    this.outLength = this.cursor - this.start;
+    this.readOld(this.out, 0, this.start, this.outLength);
   }
 
   private reserve(n: number): void {
@@ -180,17 +217,23 @@ export class SourceStatCache {
     this.out = bigger;
   }
 
-  private append(from: Buffer, start: number, end: number): void {
+  /** Copies the old records [start, end) to the new file. */
+  private append(start: number, end: number): void {
     this.reserve(end - start);
-    this.outLength += from.copy(this.out!, this.outLength, start, end);
+    const i = this.view(start, end - start);
+    this.outLength += this.old.copy(this.out!, this.outLength, i, i + end - start);
   }
 
   /** The old records not reached in order, by path (the ones before the cursor were all matched). */
   private indexed(): Map<string, number> {
     if (this.index) return this.index;
     this.index = new Map();
+    if (this.fd === undefined || this.cursor >= this.end) return this.index;
+    // Every record from here on, read once: the lookups that follow jump about in it.
+    this.view(this.cursor, this.end - this.cursor);
     for (let p = this.cursor, after = this.recordEnd(p); after !== undefined; p = after, after = this.recordEnd(p)) {
-      this.index.set(this.old.toString("utf8", p + 4, p + 4 + this.old.readUInt32LE(p)), p);
+      const i = p - this.base;
+      this.index.set(this.old.toString("utf8", i + 4, i + 4 + this.old.readUInt32LE(i)), p);
     }
     return this.index;
   }
@@ -198,20 +241,34 @@ export class SourceStatCache {
   /** The end of the record at `p`, or undefined at the end (or where the records stop making sense). */
   private recordEnd(p: number): number | undefined {
     if (p + 4 > this.end) return undefined;
-    const after = p + 4 + this.old.readUInt32LE(p) + NUMBERS + DIGEST;
+    // view() first: it may replace `old`.
+    const i = this.view(p, 4);
+    const after = p + 4 + this.old.readUInt32LE(i) + NUMBERS + DIGEST;
     return after > this.end ? undefined : after;
   }
 }
 
-/** The file's bytes when it has this format's magic and a whole trailer, else undefined. */
-function readValid(path: string): Buffer | undefined {
-  let b: Buffer;
+/** Bytes of the old file read at a time. */
+const WINDOW = 1 << 20;
+
+/** The file, open, when it has this format's magic and a whole trailer; else undefined. */
+function openValid(path: string): { fd: number; size: number; files: number } | undefined {
+  let fd: number;
   try {
-    b = readFileSync(path);
+    fd = openSync(path, "r");
   } catch {
     return undefined;
   }
-  if (b.length < MAGIC.length + TRAILER || !b.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-  if (b.readUInt32LE(b.length - TRAILER) !== END) return undefined;
-  return b;
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(MAGIC.length);
+    const trailer = Buffer.alloc(TRAILER);
+    if (size >= MAGIC.length + TRAILER && readSync(fd, head, 0, head.length, 0) === head.length && head.equals(MAGIC)) {
+      if (readSync(fd, trailer, 0, TRAILER, size - TRAILER) === TRAILER && trailer.readUInt32LE(0) === END) return { fd, size, files: trailer.readUInt32LE(4) };
+    }
+  } catch {
+    // Unreadable: as if there were none.
+  }
+  closeSync(fd);
+  return undefined;
 }
