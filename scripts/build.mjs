@@ -34,7 +34,9 @@ export async function buildCli(outdir = `${cliDir}dist`) {
   await rm(outdir, { recursive: true, force: true });
   await build({
     ...common,
-    entryPoints: { mstage: `${cliDir}src/main.ts`, api: `${cliDir}src/index.ts` },
+    // unpack-worker: the thread that extracts a large pulled layer (runtime/src/layer/unpack.ts
+    // finds it beside the chunks).
+    entryPoints: { mstage: `${cliDir}src/main.ts`, api: `${cliDir}src/index.ts`, "unpack-worker": `${cliDir}../runtime/src/layer/unpack-worker.ts` },
     outdir,
   });
 }

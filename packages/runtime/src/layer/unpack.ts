@@ -6,11 +6,22 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { open, rm, type FileHandle } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
-import { DigestMismatchError } from "@mstage/core";
+import { Worker } from "node:worker_threads";
+import { DigestMismatchError, HostileLayerError, UserError } from "@mstage/core";
 import { digestOf, type Digest } from "../oci/digest.ts";
 import type { Store } from "../store/store.ts";
-import { applyLayer } from "./apply.ts";
+import { applyLayer, CorruptLayerError, type ApplyOptions } from "./apply.ts";
 import { compressionOfMediaType } from "./decompress.ts";
+import type { SerializedError, UnpackWorkerData, UnpackWorkerMessage } from "./unpack-worker.ts";
+
+/**
+ * Layers this large (compressed) or larger are extracted on a worker thread: extraction's file
+ * system calls are synchronous, and on the main thread they stall the download, the blob's hash
+ * and its write. A smaller layer is not worth the ≈ 50 ms a worker takes to start.
+ */
+export const WORKER_FROM = 32 << 20;
+/** Chunks posted to the worker and not yet taken by its tar reader. */
+const IN_FLIGHT = 8;
 
 export interface LayerToUnpack {
   /** Digest of the blob as it comes (compressed). */
@@ -18,6 +29,8 @@ export interface LayerToUnpack {
   /** Digest of the uncompressed tar, from the image config. */
   diffId: Digest;
   mediaType: string;
+  /** The blob's size (from the manifest): decides whether a worker thread extracts it. */
+  size?: number;
 }
 
 /** A verified layer still in tmp/: its blob file and extracted dir, not yet in place. */
@@ -35,7 +48,12 @@ export interface StagedLayer {
  * reported only once the blob itself proved to be what the manifest names), or when the tar does
  * not hash to `layer.diffId` (DigestMismatchError expecting the diff-id).
  */
-export async function stageLayer(store: Store, body: Readable, layer: LayerToUnpack, opts: { what: string; onNote?: (msg: string) => void }): Promise<StagedLayer> {
+export async function stageLayer(
+  store: Store,
+  body: Readable,
+  layer: LayerToUnpack,
+  opts: { what: string; onNote?: (msg: string) => void; /** Default WORKER_FROM. */ workerFrom?: number },
+): Promise<StagedLayer> {
   const blobFile = store.tmpPath("blob");
   const dir = store.tmpDir("layer");
   const discard = () => Promise.all([rm(blobFile, { force: true }), rm(dir, { recursive: true, force: true })]);
@@ -46,7 +64,8 @@ export async function stageLayer(store: Store, body: Readable, layer: LayerToUnp
   tar.on("error", () => {});
   let applyError: unknown;
   let applied: Digest | undefined;
-  const applying = applyLayer(tar, dir, { mode: "overlay", compression: compressionOfMediaType(layer.mediaType) ?? undefined, what: opts.what, onNote: opts.onNote }).then(
+  const apply = (layer.size ?? 0) >= (opts.workerFrom ?? WORKER_FROM) ? applyInWorker : applyLayer;
+  const applying = apply(tar, dir, { mode: "overlay", compression: compressionOfMediaType(layer.mediaType) ?? undefined, what: opts.what, onNote: opts.onNote }).then(
     (r) => void (applied = r.diffId),
     (e) => void (applyError = e),
   );
@@ -115,4 +134,72 @@ export async function discardStagedLayers(staged: readonly StagedLayer[]): Promi
 async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
   let off = 0;
   while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+}
+
+/**
+ * A worker running unpack-worker: in the bundle, its entry beside the chunks (scripts/build.mjs);
+ * from the TypeScript sources (unit tests under tsx), the source itself, loaded through tsx's API
+ * since a worker does not get the loader that `--import tsx` gave this thread.
+ */
+function startWorker(workerData: UnpackWorkerData): Worker {
+  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("../unpack-worker.mjs", import.meta.url), { workerData });
+  const source = new URL("./unpack-worker.ts", import.meta.url).href;
+  return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); });`, { eval: true, workerData });
+}
+
+/**
+ * applyLayer on a worker thread: the same checks and errors (rebuilt here with their classes and
+ * messages). It settles only once the worker is gone, so the caller may remove `dir` at once.
+ */
+async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
+  const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what });
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  let settled = false;
+  const result = new Promise<{ diffId: Digest }>((resolve, reject) => {
+    worker.on("message", (m: UnpackWorkerMessage) => {
+      if (m.kind === "ack") {
+        inFlight -= m.chunks;
+        wake?.();
+      } else if (m.kind === "note") opts.onNote?.(m.message);
+      else if (m.kind === "done") resolve({ diffId: m.diffId as Digest });
+      else reject(revive(m.error));
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`the layer extraction worker exited with code ${code} before it finished`)));
+  }).finally(() => {
+    settled = true;
+    wake?.();
+  });
+  result.catch(() => {});
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      while (inFlight >= IN_FLIGHT && !settled) await new Promise<void>((r) => (wake = r));
+      if (settled) break;
+      // A copy of its own to hand over: the caller still writes `chunk` to the blob file.
+      const copy = new Uint8Array(chunk);
+      inFlight++;
+      worker.postMessage(copy, [copy.buffer]);
+    }
+    if (!settled) worker.postMessage(null);
+    return await result;
+  } finally {
+    await worker.terminate();
+  }
+}
+
+/** An error the worker sent, as the class applyLayer threw it (what the CLI renders depends on it). */
+function revive(s: SerializedError): Error {
+  const e =
+    s.name === "HostileLayerError"
+      ? new HostileLayerError(s.entry ?? "", "")
+      : s.name === "CorruptLayerError"
+        ? new CorruptLayerError(s.message)
+        : s.name === "UserError"
+          ? new UserError(s.message, { detail: s.detail })
+          : new Error(s.message);
+  e.message = s.message;
+  if (s.stack) e.stack = s.stack;
+  if (s.code) (e as NodeJS.ErrnoException).code = s.code;
+  return e;
 }

@@ -1,0 +1,71 @@
+// The worker thread of unpack.ts: applies one pulled layer's tar (the compressed bytes, posted by
+// the main thread as they arrive) with the same applyLayer and its checks, so extraction's
+// synchronous file system calls do not hold up the download, hashing and blob write there.
+import { Readable } from "node:stream";
+import { parentPort, workerData } from "node:worker_threads";
+import { applyLayer, type ApplyOptions } from "./apply.ts";
+import type { LayerCompression } from "./decompress.ts";
+
+export interface UnpackWorkerData {
+  dir: string;
+  mode: ApplyOptions["mode"];
+  compression?: LayerCompression;
+  what?: string;
+}
+
+/** main → worker: a chunk of the body, or null at its end. worker → main: these. */
+export type UnpackWorkerMessage =
+  | { kind: "ack"; chunks: number }
+  | { kind: "note"; message: string }
+  | { kind: "done"; diffId: string }
+  | { kind: "error"; error: SerializedError };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  detail?: string;
+  entry?: string;
+  code?: string;
+}
+
+function serialize(e: unknown): SerializedError {
+  if (!(e instanceof Error)) return { name: "Error", message: String(e) };
+  const x = e as Error & { detail?: string; entry?: string; code?: unknown };
+  return { name: x.name, message: x.message, stack: x.stack, detail: x.detail, entry: x.entry, code: typeof x.code === "string" ? x.code : undefined };
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const data = workerData as UnpackWorkerData;
+  const post = (m: UnpackWorkerMessage) => port.postMessage(m);
+  let pushed = 0;
+  // Each time the tar reader wants more, the main thread is told how many chunks it took, so it
+  // keeps only a few chunks in flight (its own backpressure reaches the download).
+  const input = new Readable({
+    highWaterMark: 4 << 20,
+    read() {
+      if (pushed > 0) {
+        post({ kind: "ack", chunks: pushed });
+        pushed = 0;
+      }
+    },
+  });
+  port.on("message", (chunk: Uint8Array | null) => {
+    if (chunk === null) input.push(null);
+    else {
+      pushed++;
+      input.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    }
+  });
+  applyLayer(input, data.dir, { mode: data.mode, compression: data.compression, what: data.what, onNote: (message) => post({ kind: "note", message }) }).then(
+    (r) => {
+      post({ kind: "done", diffId: r.diffId });
+      port.close();
+    },
+    (e) => {
+      post({ kind: "error", error: serialize(e) });
+      port.close();
+    },
+  );
+}

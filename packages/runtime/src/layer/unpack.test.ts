@@ -1,0 +1,105 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { HostileLayerError } from "@mstage/core";
+import { parseDigest } from "../oci/digest.ts";
+import { Store } from "../store/store.ts";
+import { CorruptLayerError } from "./apply.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+import { stageLayer, type LayerToUnpack } from "./unpack.ts";
+
+type Entry = Partial<TarHeader> & { name: string; body?: string };
+
+function tarOf(entries: Entry[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? "");
+    parts.push(encodeHeader({ type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, ...e, size: body.length }));
+    parts.push(body, Buffer.alloc(padding(body.length)));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
+}
+
+const sha = (b: Buffer) => parseDigest(`sha256:${createHash("sha256").update(b).digest("hex")}`);
+
+/** The gzip layer of `tar`, as a pull would describe it, and its body in small chunks. */
+function layerOf(tar: Buffer): { layer: LayerToUnpack; body: () => Readable } {
+  const gz = gzipSync(tar);
+  const chunks: Buffer[] = [];
+  for (let off = 0; off < gz.length; off += 1000) chunks.push(gz.subarray(off, off + 1000));
+  return { layer: { digest: sha(gz), diffId: sha(tar), mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", size: gz.length }, body: () => Readable.from(chunks) };
+}
+
+/** Every entry below `dir`: mode, owner, mtime, and content, link target or device. */
+function listing(dir: string, rel = ""): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(dir, rel)).sort()) {
+    const p = join(rel, name);
+    const st = lstatSync(join(dir, p));
+    const what = st.isDirectory() ? "dir" : st.isSymbolicLink() ? `-> ${readlinkSync(join(dir, p))}` : st.isCharacterDevice() ? `char ${st.rdev}` : readFileSync(join(dir, p), "utf8");
+    // A whiteout is a link to a device made at extraction: its time is that moment's.
+    out.push(`${p} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isCharacterDevice() ? "" : st.mtimeMs} ${what}`);
+    if (st.isDirectory()) out.push(...listing(dir, p));
+  }
+  return out;
+}
+
+async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-unpack-"));
+  try {
+    await fn(await Store.open(dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const tmpEntries = (store: Store) => readdirSync(join(store.root, "tmp"));
+
+test("a layer extracted on the worker thread is the same tree, blob and diff-id as one extracted in place", async () => {
+  const tar = tarOf([
+    { name: "etc/", type: "directory", mode: 0o755, mtime: 1000 },
+    { name: "etc/hostname", body: "box\n", mode: 0o600, uid: 1, gid: 2, mtime: 2000 },
+    { name: "bin/", type: "directory", mode: 0o755 },
+    { name: "bin/sh", body: "#!\n", mode: 0o755 },
+    { name: "bin/ash", type: "symlink", linkname: "sh" },
+    { name: "etc/.wh.gone" },
+  ]);
+  const { layer, body } = layerOf(tar);
+  await withStore(async (store) => {
+    const inThread = await stageLayer(store, body(), layer, { what: "layer a", workerFrom: Infinity });
+    const onWorker = await stageLayer(store, body(), layer, { what: "layer a", workerFrom: 0 });
+    assert.deepEqual(listing(onWorker.dir), listing(inThread.dir));
+    assert.ok(listing(onWorker.dir).some((l) => l.startsWith("etc/hostname 600 1:2 2000000 box")), listing(onWorker.dir).join("\n"));
+    assert.deepEqual(readFileSync(onWorker.blobFile), readFileSync(inThread.blobFile));
+  });
+});
+
+test("on the worker thread a hostile entry and a corrupt stream fail with applyLayer's own errors and leave nothing", async () => {
+  await withStore(async (store) => {
+    const hostile = layerOf(tarOf([{ name: "ok", body: "x" }, { name: "../escape", body: "y" }]));
+    await assert.rejects(stageLayer(store, hostile.body(), hostile.layer, { what: "layer h", workerFrom: 0 }), (e: unknown) => {
+      assert.ok(e instanceof HostileLayerError, String(e));
+      assert.equal(e.entry, "../escape");
+      assert.match(e.message, /layer entry "\.\.\/escape": ".." would leave the target; refusing to extract this layer/);
+      return true;
+    });
+    assert.deepEqual(tmpEntries(store), []);
+
+    // A gzip stream cut short, described by its own digest: the blob is what was asked for, the tar is not.
+    const gz = gzipSync(tarOf([{ name: "big", body: "z".repeat(100_000) }]));
+    const cut = gz.subarray(0, gz.length - 40);
+    const layer = { digest: sha(cut), diffId: sha(Buffer.from("unused")), mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", size: cut.length };
+    await assert.rejects(stageLayer(store, Readable.from([cut]), layer, { what: "layer c", workerFrom: 0 }), (e: unknown) => {
+      assert.ok(e instanceof CorruptLayerError, String(e));
+      assert.match(e.message, /^layer c is not a valid gzip-compressed tar: its gzip stream is truncated/);
+      return true;
+    });
+    assert.deepEqual(tmpEntries(store), []);
+  });
+});
