@@ -1,6 +1,7 @@
 // A local tarball() base is a layer of its own, the file as it is: its digest is the image's first
 // diff-id (a gzip file is that layer's blob), the stage's changes are a second layer, and two
-// stages on the same tar share the one layer the store made of it. Root and mstage-test.
+// stages on the same tar share the one layer the store made of it, which a rebuild takes again
+// without reading the tar. Root and mstage-test.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -32,7 +33,9 @@ for (const user of testUsers()) {
     const tar = readFileSync(join(project, "rootfs.tar"));
     const gz = readFileSync(join(project, "rootfs.tar.gz"));
 
-    expectOk(await mstage(["up", "--sbom=false"]), "up");
+    const tarPhases = (stdout: string) => stdout.split("\n").filter((l) => l.includes('"phase":"tarball"')).length;
+    const first = expectOk(await mstage(["up", "--sbom=false", "--json"]), "up");
+    assert.equal(tarPhases(first.stdout), 2, "rootfs.tar is read once for app and other, rootfs.tar.gz once");
     const layout = join(project, "oci");
     const diffIds = (ref: string) => (skopeoInspect(layout, ref, true) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
     const blobs = (ref: string) => (skopeoInspect(layout, ref) as { Layers: string[] }).Layers;
@@ -53,5 +56,11 @@ for (const user of testUsers()) {
     const hex = sha256(tar).slice(7);
     assert.ok(existsSync(join(store, "blobs/sha256", hex)), "the plain tar is the layer's blob in the store");
     assert.ok(readdirSync(join(store, "layers")).includes(hex), "the tar's layer is extracted once, under its diff-id");
+
+    // A rebuild on the unchanged tar takes the layer the store made of it, without reading the tar.
+    const again = expectOk(await mstage(["up", "--sbom=false", "--json", "--rebuild", "app"]), "rebuild");
+    assert.match(again.stdout, /"type":"stage-done","stage":"app","outcome":"built"/);
+    assert.equal(tarPhases(again.stdout), 0, "the tar is not read again");
+    assert.deepEqual(diffIds("app")[0], sha256(tar));
   });
 }

@@ -141,6 +141,26 @@ export class BaseProvider implements BaseIdentity {
     }
   }
 
+  // ---- tarball() ----
+
+  /**
+   * The layer a local tarball() with this source digest (its content, as the plan hashed it) was
+   * imported as, while the store still holds that layer's dir and blob: a rebuild on an unchanged
+   * tar then reads nothing.
+   */
+  async importedTarball(digest: string): Promise<LayerRef | undefined> {
+    const rec = await readFile(this.tarballRecord(digest), "utf8").then((t) => JSON.parse(t) as LayerRef, () => undefined);
+    return rec && this.o.store.hasLayerDir(rec.diffId) && this.o.store.layerBlob(rec.diffId) ? { diffId: rec.diffId, size: rec.size } : undefined;
+  }
+
+  rememberTarball(digest: string, layer: LayerRef): void {
+    writeFileAtomicSync(this.tarballRecord(digest), JSON.stringify(layer) + "\n");
+  }
+
+  private tarballRecord(digest: string): string {
+    return join(this.o.store.cacheDir("tarball-layers"), `${sha256Hex(digest)}.json`);
+  }
+
   // ---- debian() ----
 
   /**

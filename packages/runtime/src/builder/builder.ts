@@ -219,7 +219,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const spec = stage.spec;
     emit({ type: "stage-phase", stage: stage.name, phase: "base" });
     const from = spec.from;
-    const base = from.kind === "tarball" ? await importTarball(stage, from) : await baseOf(stage);
+    const base = from.kind === "tarball" ? await importTarball(stage, from, entry) : await baseOf(stage);
     const runConfig = applyStageConfig(base.config, spec, "run", { stage: stage.name });
     const lowers = await lowerDirs(base.layers).catch((e) => {
       // A base layer (pulled, or from an oci() layout) that is no tar: the stage's base is the source.
@@ -286,8 +286,9 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
    * wrote is extracted and committed once, so its layer is as reproducible as any stage's (the
    * tool that wrote it may have stamped build times on its files).
    */
-  async function importTarball(stage: Stage, base: TarballBase): Promise<PreparedBase> {
-    emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
+  async function importTarball(stage: Stage, base: TarballBase, entry: PlanEntry): Promise<PreparedBase> {
+    // The "tarball" phase is the tar being read: none when the store has its layer already.
+    const reading = () => emit({ type: "stage-phase", stage: stage.name, phase: "tarball" });
     const source = base.source;
     const onNote = (message: string) => emit({ type: "note", stage: stage.name, message });
     const what = (path: string) => `${tarballName(base)} (${path})`;
@@ -296,10 +297,20 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       throw e;
     };
     const file = source.kind === "local" ? resolve(o.projectDir, source.path) : "";
+    const planned = entry.inputs?.base.kind === "tarball" && entry.inputs.base.source.kind === "local" ? entry.inputs.base.source.digest : undefined;
+    const importLocal = async () => {
+      const known = planned && (await o.bases.importedTarball(planned));
+      if (known) return known;
+      reading();
+      const layer = await importTarLayer(o.store, file, { what: what(file), onNote });
+      if (planned) o.bases.rememberTarball(planned, layer);
+      return layer;
+    };
     const layer =
       source.kind === "local"
-        ? await memoised(tarballs, file, () => importTarLayer(o.store, file, { what: what(file), onNote })).catch(asStageError)
+        ? await memoised(tarballs, file, importLocal).catch(asStageError)
         : await withStageRoot(source.stage, async (root) => {
+            reading();
             const path = hostPathInRoot(root, source.path, { followLast: true });
             const st = await lstat(path).catch(() => undefined);
             if (!st?.isFile()) {
