@@ -3,7 +3,7 @@
 // "internal error (a bug in mstage)", and never read or write outside where it should.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -253,7 +253,8 @@ test("a full disk while building names the store, leaves ./oci byte-identical an
   if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", store]).status !== 0) return t.skip("cannot mount a tmpfs here");
   try {
     const file = (size: number) => {
-      writeFileSync(join(dir, "data.bin"), Buffer.alloc(size, 7));
+      // Random bytes, so the layer's gzip on export is as large as the layer itself.
+      writeFileSync(join(dir, "data.bin"), randomBytes(size));
       writeFileSync(join(dir, "images.ts"), `import { local, scratch, stage } from "mstage";\nexport const app = stage("app", { from: scratch(), copy: { "/data": local("./data.bin") } });\n`);
     };
     file(10_000);
@@ -261,7 +262,7 @@ test("a full disk while building names the store, leaves ./oci byte-identical an
     const snapshot = () => Object.fromEntries(treeListingOf(join(dir, "oci")));
     const before = snapshot();
     for (const size of [5_000_000, 1_800_000]) {
-      // 5 MB cannot even be copied in; 1.8 MB can, but not committed as a second copy.
+      // 5 MB cannot even be copied in; 1.8 MB can, but its gzip, a second copy, does not fit.
       file(size);
       const r = mstage(dir, ["--store", store, "up", "-q"]);
       assert.equal(r.code, 1, r.stderr);

@@ -42,7 +42,7 @@ export { runGraph } from "./builder/scheduler.ts";
 export type { Task } from "./builder/scheduler.ts";
 export { LineSplitter } from "./builder/events.ts";
 export type { BuildEvent, BuildEventHandler, StageOutcome } from "./builder/events.ts";
-export { buildPlan, finalConfig } from "./builder/builder.ts";
+export { buildPlan, finalConfig, storeFullError } from "./builder/builder.ts";
 export type { BuildOptions, BuiltStage } from "./builder/builder.ts";
 export { BaseProvider } from "./builder/bases.ts";
 export type { BaseProviderOptions, PreparedBase } from "./builder/bases.ts";

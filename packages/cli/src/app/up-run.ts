@@ -27,6 +27,7 @@ import {
   isBuiltIndex,
   sourceDateEpochFrom,
   compressLayer,
+  storeFullError,
   writeDockerArchive,
   writeOciLayout,
   type BuildEventHandler,
@@ -190,8 +191,11 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       for (const out of written) {
         const spec = out.stage.spec;
         const format = o.compression ?? spec.compression ?? "gzip";
+        // A layer's compressed blob is written into the store: a full disk there is the stage's error.
         const compress = (diffId: Digest) =>
-          compressLayer(store, diffId, format, { size: layerSizes.get(diffId), onProgress: compressProgress(out.stage.name, diffId, format, o.onEvent) });
+          compressLayer(store, diffId, format, { size: layerSizes.get(diffId), onProgress: compressProgress(out.stage.name, diffId, format, o.onEvent) }).catch((e: unknown) => {
+            throw storeFullError(e, store, out.stage) ?? e;
+          });
         const built: BuiltImage[] = [];
         const referrers: { subject: Digest; artifacts: Artifact[] }[] = [];
         for (const instance of out.instances) {

@@ -86,7 +86,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
         waiting.done(stage);
       } catch (e) {
-        const error = noSpace(e) ? new StageError(stage.name, `no space left on the device of the store ${o.store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt) : e;
+        const error = storeFullError(e, o.store, stage) ?? e;
         emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started, interrupted: o.signal?.aborted === true });
         throw error;
       }
@@ -471,6 +471,15 @@ export function finalConfig(stage: Stage, base: ImageConfig, own: LayerRef | und
 
 async function hasEntries(dir: string): Promise<boolean> {
   return (await readdir(dir)).length > 0;
+}
+
+/**
+ * The stage's error for a full disk or quota met while writing into the store (while building it,
+ * or while compressing its layers for an output), or undefined when `e` is something else.
+ */
+export function storeFullError(e: unknown, store: Store, stage: Stage): StageError | undefined {
+  if (!noSpace(e)) return undefined;
+  return new StageError(stage.name, `no space left on the device of the store ${store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt);
 }
 
 /** A full disk or quota, seen while writing into the store (possibly wrapped by a layer error). */
