@@ -9,21 +9,9 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { HostileLayerError } from "@mstage/core";
 import { applyLayer, CorruptLayerError } from "./apply.ts";
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+import { encodeHeader, END_OF_ARCHIVE } from "./tar-header.ts";
+import { tarOf, type Entry } from "./testing.ts";
 
-type Entry = Partial<TarHeader> & { name: string; body?: string };
-
-/** A tar built entry by entry, hostile names included (the encoder does not judge). */
-function tarOf(entries: Entry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? "");
-    parts.push(encodeHeader({ type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, ...e, size: body.length }));
-    parts.push(body, Buffer.alloc(padding(body.length)));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
-}
 
 /** A sandbox: `target` to extract into, `outside` beside it holding a secret that must stay put. */
 function scene() {

@@ -15,7 +15,7 @@ export interface UnpackWorkerData {
 
 /** main → worker: a chunk of the body, or null at its end. worker → main: these. */
 export type UnpackWorkerMessage =
-  | { kind: "ack"; chunks: number }
+  | { kind: "ack"; bytes: number }
   | { kind: "note"; message: string }
   | { kind: "done"; diffId: string }
   | { kind: "error"; error: SerializedError };
@@ -40,13 +40,13 @@ if (parentPort) {
   const data = workerData as UnpackWorkerData;
   const post = (m: UnpackWorkerMessage) => port.postMessage(m);
   let pushed = 0;
-  // Each time the tar reader wants more, the main thread is told how many chunks it took, so it
-  // keeps only a few chunks in flight (its own backpressure reaches the download).
+  // Each time the tar reader wants more, the main thread is told how many bytes it was given, so
+  // it keeps a bounded window in flight (its own backpressure then reaches the download).
   const input = new Readable({
     highWaterMark: 4 << 20,
     read() {
       if (pushed > 0) {
-        post({ kind: "ack", chunks: pushed });
+        post({ kind: "ack", bytes: pushed });
         pushed = 0;
       }
     },
@@ -54,7 +54,7 @@ if (parentPort) {
   port.on("message", (chunk: Uint8Array | null) => {
     if (chunk === null) input.push(null);
     else {
-      pushed++;
+      pushed += chunk.byteLength;
       input.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     }
   });

@@ -1,30 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { HostileLayerError } from "@mstage/core";
 import { parseDigest } from "../oci/digest.ts";
-import { Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import { withStore } from "../store/testing.ts";
 import { CorruptLayerError } from "./apply.ts";
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+import { tarOf } from "./testing.ts";
 import { stageLayer, type LayerToUnpack } from "./unpack.ts";
-
-type Entry = Partial<TarHeader> & { name: string; body?: string };
-
-function tarOf(entries: Entry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? "");
-    parts.push(encodeHeader({ type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, ...e, size: body.length }));
-    parts.push(body, Buffer.alloc(padding(body.length)));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
-}
 
 const sha = (b: Buffer) => parseDigest(`sha256:${createHash("sha256").update(b).digest("hex")}`);
 
@@ -48,15 +35,6 @@ function listing(dir: string, rel = ""): string[] {
     if (st.isDirectory()) out.push(...listing(dir, p));
   }
   return out;
-}
-
-async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "mstage-unpack-"));
-  try {
-    await fn(await Store.open(dir));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 const tmpEntries = (store: Store) => readdirSync(join(store.root, "tmp"));

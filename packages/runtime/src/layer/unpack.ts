@@ -20,8 +20,13 @@ import type { SerializedError, UnpackWorkerData, UnpackWorkerMessage } from "./u
  * and its write. A smaller layer is not worth the ≈ 50 ms a worker takes to start.
  */
 export const WORKER_FROM = 32 << 20;
-/** Chunks posted to the worker and not yet taken by its tar reader. */
-const IN_FLIGHT = 8;
+/**
+ * Bytes posted to the worker and not yet taken by its tar reader, at most; they go in messages of
+ * about BATCH bytes. Each acknowledgement needs this thread scheduled, which under load takes tens
+ * of milliseconds: a small window turned that wait into the pull's pace.
+ */
+const WINDOW = 32 << 20;
+const BATCH = 1 << 20;
 
 export interface LayerToUnpack {
   /** Digest of the blob as it comes (compressed). */
@@ -153,13 +158,13 @@ function startWorker(workerData: UnpackWorkerData): Worker {
  */
 async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
   const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what });
-  let inFlight = 0;
+  let unacked = 0;
   let wake: (() => void) | undefined;
   let settled = false;
   const result = new Promise<{ diffId: Digest }>((resolve, reject) => {
     worker.on("message", (m: UnpackWorkerMessage) => {
       if (m.kind === "ack") {
-        inFlight -= m.chunks;
+        unacked -= m.bytes;
         wake?.();
       } else if (m.kind === "note") opts.onNote?.(m.message);
       else if (m.kind === "done") resolve({ diffId: m.diffId as Digest });
@@ -172,16 +177,35 @@ async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions):
     wake?.();
   });
   result.catch(() => {});
+  // Chunks are gathered into one buffer of the worker's own (the caller still writes each chunk to
+  // the blob file), which moves to it without a copy.
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const post = () => {
+    const out = new Uint8Array(batched);
+    let off = 0;
+    for (const c of batch) {
+      out.set(c, off);
+      off += c.length;
+    }
+    unacked += batched;
+    batch = [];
+    batched = 0;
+    worker.postMessage(out, [out.buffer]);
+  };
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      while (inFlight >= IN_FLIGHT && !settled) await new Promise<void>((r) => (wake = r));
       if (settled) break;
-      // A copy of its own to hand over: the caller still writes `chunk` to the blob file.
-      const copy = new Uint8Array(chunk);
-      inFlight++;
-      worker.postMessage(copy, [copy.buffer]);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched < BATCH) continue;
+      post();
+      while (unacked >= WINDOW && !settled) await new Promise<void>((r) => (wake = r));
     }
-    if (!settled) worker.postMessage(null);
+    if (!settled) {
+      if (batched) post();
+      worker.postMessage(null);
+    }
     return await result;
   } finally {
     await worker.terminate();
