@@ -25,15 +25,31 @@ export interface TarHeader {
 const MAX_OCTAL_7 = 0o7777777;
 const MAX_OCTAL_11 = 0o77777777777;
 
+/** `value` as width-1 octal digits and a NUL, as ustar expects (byte by byte: Buffer.write is a native call each time). */
 function writeOctal(buf: Buffer, off: number, width: number, value: number): void {
-  // width-1 digits and a NUL, as ustar expects.
-  buf.write(value.toString(8).padStart(width - 1, "0"), off, width - 1, "latin1");
+  let v = value;
+  for (let i = off + width - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
   buf[off + width - 1] = 0;
 }
 
+/** What every ustar block has: the magic and version, devmajor/devminor 0, and the checksum field as spaces while summing. */
+const TEMPLATE = (() => {
+  const b = Buffer.alloc(512);
+  b.write("ustar\u000000", 257, 8, "latin1");
+  writeOctal(b, 329, 8, 0);
+  writeOctal(b, 337, 8, 0);
+  b.fill(0x20, 148, 156);
+  return b;
+})();
+
+const EMPTY = Buffer.alloc(0);
+
 /** Splits a name into ustar prefix (≤155 bytes) and name (≤100 bytes), or null if it cannot be. */
 function splitName(name: Buffer): [prefix: Buffer, name: Buffer] | null {
-  if (name.length <= 100) return [Buffer.alloc(0), name];
+  if (name.length <= 100) return [EMPTY, name];
   for (let i = name.length - 1; i > 0; i--) {
     if (name[i] !== 0x2f) continue;
     const rest = name.length - i - 1;
@@ -53,35 +69,36 @@ function paxRecord(key: string, value: Buffer): Buffer {
 function ustar(
   fields: { name: Buffer; prefix: Buffer; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: number; linkname: Buffer },
 ): Buffer {
-  const b = Buffer.alloc(512);
-  fields.name.copy(b, 0);
+  // Pooled (512 bytes is below Buffer.poolSize / 2) and filled from the template: a header is
+  // written for every entry of a layer, tens of thousands per commit.
+  const b = Buffer.allocUnsafe(512);
+  b.set(TEMPLATE);
+  b.set(fields.name, 0);
   writeOctal(b, 100, 8, fields.mode & 0o7777);
   writeOctal(b, 108, 8, fields.uid);
   writeOctal(b, 116, 8, fields.gid);
   writeOctal(b, 124, 12, fields.size);
   writeOctal(b, 136, 12, fields.mtime);
-  b.fill(0x20, 148, 156);
   b[156] = fields.typeflag;
-  fields.linkname.copy(b, 157);
-  b.write("ustar\u000000", 257, 8, "latin1");
-  writeOctal(b, 329, 8, 0);
-  writeOctal(b, 337, 8, 0);
-  fields.prefix.copy(b, 345);
+  b.set(fields.linkname, 157);
+  b.set(fields.prefix, 345);
   let sum = 0;
-  for (let i = 0; i < 512; i++) sum += b[i];
-  b.write(sum.toString(8).padStart(6, "0") + "\u0000 ", 148, 8, "latin1");
+  for (let i = 0; i < 512; i++) sum += b[i]!;
+  // Six octal digits, a NUL and a space.
+  writeOctal(b, 148, 7, sum);
+  b[155] = 0x20;
   return b;
 }
 
 /** The header block(s) of one entry: a pax header first when anything does not fit ustar. */
 export function encodeHeader(h: TarHeader): Buffer {
   const name = Buffer.from(h.name, "utf8");
-  const link = Buffer.from(h.linkname ?? "", "utf8");
+  const link = h.linkname ? Buffer.from(h.linkname, "utf8") : EMPTY;
   const records: Buffer[] = [];
   let split = splitName(name);
   if (!split) {
     records.push(paxRecord("path", name));
-    split = [Buffer.alloc(0), fallbackName(h.name)];
+    split = [EMPTY, fallbackName(h.name)];
   }
   let linkField: Buffer = link;
   if (link.length > 100) {

@@ -4,7 +4,7 @@
 // garbage that no reader ever looks at.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { UserError, fsyncDir, writeFileDurably } from "@mstage/core";
 import { runTool } from "../sandbox/tool-runner.ts";
 import { findTool } from "../sandbox/tools.ts";
@@ -58,7 +58,8 @@ export function errno(e: unknown): string | undefined {
 export async function syncFilesystem(path: string): Promise<void> {
   // Through the sandbox's small shell: a stage syncs once, and a spawn of this big process costs more.
   try {
-    await runTool(findTool("sync") ?? "sync", ["-f", path]);
+    // Absolute: the shell runs in a directory of its own, so a relative store path would miss.
+    await runTool(findTool("sync") ?? "sync", ["-f", resolve(path)]);
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
     throw new UserError(`cannot make the store at ${path} durable (sync -f): ${stderr || (err as Error).message}`, { cause: err });
