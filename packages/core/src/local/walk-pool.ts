@@ -15,46 +15,59 @@ export interface Listing {
   links: string[];
 }
 
+/** Numbers per name in Listing.stats (listDirectory writes them). */
 export const NUMBERS = 5;
+
+/**
+ * One directory's listing. Runs in the threads, from its source text (so it may use nothing but its
+ * arguments, and has no inner functions for a transpiler to wrap), and on the walk's own thread until
+ * the first of them is up.
+ */
+export function listDirectory(fs: typeof import("node:fs"), dir: string): { names: string; stats: Float64Array; links: string[] } {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch (e) {
+    // Removed while the walk ran: it was never there.
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    names = [];
+  }
+  const stats = new Float64Array(names.length * 5);
+  const links: string[] = [];
+  for (let i = 0, k = 0; i < names.length; i++, k += 5) {
+    const path = dir + "/" + names[i];
+    const st = fs.lstatSync(path, { throwIfNoEntry: false });
+    if (st === undefined) {
+      stats[k] = -1;
+      continue;
+    }
+    if (st.isSymbolicLink()) {
+      try {
+        links.push(fs.readlinkSync(path));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        stats[k] = -1;
+        continue;
+      }
+    }
+    stats[k] = st.mode;
+    stats[k + 1] = st.size;
+    stats[k + 2] = st.mtimeMs;
+    stats[k + 3] = st.ctimeMs;
+    stats[k + 4] = st.ino;
+  }
+  return { names: names.join("\0"), stats, links };
+}
 
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
+const listDirectory = ${listDirectory.toString()};
+parentPort.postMessage({ up: true });
 parentPort.on("message", ({ id, dir }) => {
   try {
-    let names;
-    try {
-      names = fs.readdirSync(dir).sort();
-    } catch (e) {
-      // Removed while the walk ran: it was never there.
-      if (e.code !== "ENOENT") throw e;
-      names = [];
-    }
-    const stats = new Float64Array(names.length * ${NUMBERS});
-    const links = [];
-    for (let i = 0, k = 0; i < names.length; i++, k += ${NUMBERS}) {
-      const path = dir + "/" + names[i];
-      const st = fs.lstatSync(path, { throwIfNoEntry: false });
-      if (st === undefined) {
-        stats[k] = -1;
-        continue;
-      }
-      if (st.isSymbolicLink()) {
-        try {
-          links.push(fs.readlinkSync(path));
-        } catch (e) {
-          if (e.code !== "ENOENT") throw e;
-          stats[k] = -1;
-          continue;
-        }
-      }
-      stats[k] = st.mode;
-      stats[k + 1] = st.size;
-      stats[k + 2] = st.mtimeMs;
-      stats[k + 3] = st.ctimeMs;
-      stats[k + 4] = st.ino;
-    }
-    parentPort.postMessage({ id, names: names.join("\\0"), stats, links }, [stats.buffer]);
+    const l = listDirectory(fs, dir);
+    parentPort.postMessage({ id, ...l }, [l.stats.buffer]);
   } catch (e) {
     parentPort.postMessage({ id, error: String((e && e.message) || e), code: e && e.code });
   }
@@ -70,6 +83,11 @@ interface Thread {
 type Answer = { resolve: (l: Listing) => void; reject: (e: Error) => void };
 
 class WalkPool {
+  /** Whether a thread has started: until then the walk lists directories itself (a thread takes 30-200 ms to start). */
+  up = false;
+  private isUp!: () => void;
+  /** Settles once a thread is up. */
+  readonly started = new Promise<void>((up) => (this.isUp = up));
   private readonly threads: Thread[] = [];
   private readonly answers = new Map<number, Answer>();
   private nextId = 0;
@@ -86,15 +104,25 @@ class WalkPool {
     return listing;
   }
 
+  /** Starts a thread if there is none yet, ahead of the first listing asked of it. */
+  warm(): void {
+    if (this.threads.length === 0) this.start();
+  }
+
   private start(): Thread {
     const t: Thread = { worker: new Worker(WORKER_SOURCE, { eval: true }), waiting: 0 };
-    t.worker.on("message", (m: { id: number; names?: string; stats?: Float64Array; links?: string[]; error?: string; code?: string }) => {
+    t.worker.unref();
+    t.worker.on("message", (m: { id: number; up?: true; names?: string; stats?: Float64Array; links?: string[]; error?: string; code?: string }) => {
+      if (m.up) {
+        this.up = true;
+        return this.isUp();
+      }
       const answer = this.answers.get(m.id)!;
       this.answers.delete(m.id);
       // An idle thread must not keep the process alive.
       if (--t.waiting === 0) t.worker.unref();
       if (m.error !== undefined) answer.reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}));
-      else answer.resolve({ names: m.names === "" ? [] : m.names!.split("\0"), stats: m.stats!, links: m.links! });
+      else answer.resolve(listing(m as ReturnType<typeof listDirectory>));
     });
     const fail = (e: Error) => {
       const i = this.threads.indexOf(t);
@@ -109,6 +137,11 @@ class WalkPool {
     this.threads.push(t);
     return t;
   }
+}
+
+/** A listDirectory answer with its names apart. */
+export function listing(l: ReturnType<typeof listDirectory>): Listing {
+  return { names: l.names === "" ? [] : l.names.split("\0"), stats: l.stats, links: l.links };
 }
 
 let pool: WalkPool | undefined;

@@ -4,7 +4,8 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
 import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile, wildcardAt } from "./ignore.ts";
-import { NUMBERS, walkPool, type Listing } from "./walk-pool.ts";
+import * as fs from "node:fs";
+import { NUMBERS, listDirectory, listing, walkPool, type Listing } from "./walk-pool.ts";
 
 export interface LocalEntry {
   /**
@@ -273,7 +274,9 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
   const list = (a: Ahead): Promise<Dir> => {
     if (a.listed) return a.listed;
     ahead++;
-    a.listed = pool.list(a.dir).then((listing) => {
+    // Until a thread is up (its start takes longer than a few directories), listed here, in order.
+    const listed = pool.up ? pool.list(a.dir) : (pool.warm(), listHere(a.dir));
+    a.listed = listed.then((listing) => {
       const skipped = new Uint8Array(listing.names.length);
       const subdirs = new Map<number, Ahead>();
       listing.names.forEach((name, i) => {
@@ -331,6 +334,19 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
 
 /** Directories listed ahead of the walk at most (a few MB for directories of a thousand files). */
 const AHEAD = 32;
+
+/** A directory listed on this thread, after a turn of the event loop (so that a thread's word that it is up gets through). */
+function listHere(dir: string): Promise<Listing> {
+  return new Promise((done, fail) =>
+    setImmediate(() => {
+      try {
+        done(listing(listDirectory(fs, dir)));
+      } catch (e) {
+        fail(e);
+      }
+    }),
+  );
+}
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
