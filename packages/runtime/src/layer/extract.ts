@@ -11,6 +11,7 @@ import type { LayerRef } from "../store/results.ts";
 import type { Store } from "../store/store.ts";
 import { applyLayer } from "./apply.ts";
 import { sniffCompression } from "./decompress.ts";
+import { WORKER_FROM, applyInWorker } from "./unpack.ts";
 
 /** Extractions under way in this process, per store and diff-id: one runs, the others wait for it. */
 const extracting = new WeakMap<Store, Map<string, Promise<string>>>();
@@ -60,7 +61,7 @@ export async function ensureLayerExtracted(
  * hostile or corrupt tar is refused as a pulled layer is, and nothing is placed unless the whole
  * tar applied; then one sync makes both durable before they are renamed into place.
  */
-export async function importTarLayer(store: Store, file: string, opts: { what: string; onNote?: (msg: string) => void }): Promise<LayerRef> {
+export async function importTarLayer(store: Store, file: string, opts: { what: string; onNote?: (msg: string) => void; /** Default WORKER_FROM. */ workerFrom?: number }): Promise<LayerRef> {
   const input = await open(file, "r");
   const blobFile = store.tmpPath("blob");
   const dir = store.tmpDir("layer");
@@ -72,7 +73,9 @@ export async function importTarLayer(store: Store, file: string, opts: { what: s
     // apply's own pipeline reports the error; this keeps a late one from being unhandled.
     tar.on("error", () => {});
     let failed: { error: unknown } | undefined;
-    const applying = applyLayer(tar, dir, { mode: "overlay", compression, what: opts.what, onNote: opts.onNote }).then(
+    // A large tar is extracted on a worker thread, so this thread reads and writes the blob meanwhile.
+    const apply = (await input.stat()).size >= (opts.workerFrom ?? WORKER_FROM) ? applyInWorker : applyLayer;
+    const applying = apply(tar, dir, { mode: "overlay", compression, what: opts.what, onNote: opts.onNote }).then(
       (r) => r.diffId,
       (error) => void (failed = { error }),
     );

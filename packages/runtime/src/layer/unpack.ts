@@ -156,7 +156,7 @@ function startWorker(workerData: UnpackWorkerData): Worker {
  * applyLayer on a worker thread: the same checks and errors (rebuilt here with their classes and
  * messages). It settles only once the worker is gone, so the caller may remove `dir` at once.
  */
-async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
+export async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
   const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what });
   let unacked = 0;
   let wake: (() => void) | undefined;
