@@ -5,6 +5,14 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { addRangeCommand, findSubidRange, planIdMapping } from "./subid.ts";
 
+/** An /etc/subuid and an /etc/subgid with these texts, in a temp dir. */
+function subidFiles(subuid: string, subgid: string): { subuid: string; subgid: string } {
+  const dir = mkdtempSync(join(tmpdir(), "subid-"));
+  writeFileSync(join(dir, "subuid"), subuid);
+  writeFileSync(join(dir, "subgid"), subgid);
+  return { subuid: join(dir, "subuid"), subgid: join(dir, "subgid") };
+}
+
 test("findSubidRange matches the user's name or uid, never another user's line (util-linux 2.38 does, for root)", () => {
   const text = "# ranges\nmstage-test:200000:65536\nroot:100000:65536\n1001:300000:1000\n";
   assert.deepEqual(findSubidRange(text, "root", 0), { start: 100000, count: 65536 });
@@ -14,10 +22,7 @@ test("findSubidRange matches the user's name or uid, never another user's line (
 });
 
 test("without a subordinate range an unprivileged user maps only itself and is told the usermod command", () => {
-  const dir = mkdtempSync(join(tmpdir(), "subid-"));
-  writeFileSync(join(dir, "subuid"), "other:100000:65536\n");
-  writeFileSync(join(dir, "subgid"), "other:100000:65536\n");
-  const m = planIdMapping({ subuid: join(dir, "subuid"), subgid: join(dir, "subgid") }, { uid: 1234, gid: 1234, user: "alice" });
+  const m = planIdMapping(subidFiles("other:100000:65536\n", "other:100000:65536\n"), { uid: 1234, gid: 1234, user: "alice" });
   assert.equal(m.kind, "single");
   assert.deepEqual(m.uid, [[0, 1234, 1]]);
   // The suggested range starts after every range handed out (other's ends at 165536): no overlap.
@@ -30,21 +35,15 @@ test("the suggested range overlaps none in /etc/subuid", () => {
 });
 
 test("root without a subordinate range maps ids 0-65535 onto themselves", () => {
-  const dir = mkdtempSync(join(tmpdir(), "subid-"));
-  writeFileSync(join(dir, "subuid"), "");
-  writeFileSync(join(dir, "subgid"), "");
-  const m = planIdMapping({ subuid: join(dir, "subuid"), subgid: join(dir, "subgid") }, { uid: 0, gid: 0, user: "root" });
+  const m = planIdMapping(subidFiles("", ""), { uid: 0, gid: 0, user: "root" });
   assert.equal(m.kind, "identity");
   assert.deepEqual(m.uid, [[0, 0, 65536]]);
   assert.equal(m.note, undefined);
 });
 
 test("with a range the invoker is 0 and the range is 1…count", () => {
-  const dir = mkdtempSync(join(tmpdir(), "subid-"));
   const me = userInfo().username;
-  writeFileSync(join(dir, "subuid"), `${me}:300000:65536\n`);
-  writeFileSync(join(dir, "subgid"), `${me}:400000:65536\n`);
-  const m = planIdMapping({ subuid: join(dir, "subuid"), subgid: join(dir, "subgid") });
+  const m = planIdMapping(subidFiles(`${me}:300000:65536\n`, `${me}:400000:65536\n`));
   assert.equal(m.kind, "subid");
   assert.deepEqual(m.uid, [[0, process.getuid!(), 1], [1, 300000, 65536]]);
   assert.deepEqual(m.gid, [[0, process.getgid!(), 1], [1, 400000, 65536]]);
