@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildahDockerConfig, buildahUnavailable, makeFeatureBase } from "./helpers/buildah.ts";
 import { readImage } from "./helpers/image-entries.ts";
-import { expectOk, mstageAs, testUsers, userDir, writeAs } from "./up-harness.ts";
+import { expectOk, projectWith, testUsers, writeAs } from "./up-harness.ts";
 
 const HEALTH = `{ test: "wget -q -O- localhost:8080 || exit 1", interval: "5s", timeout: "3s", startPeriod: "1s", retries: 4 }`;
 
@@ -33,14 +33,7 @@ export const plain = stage("plain", common);
 
 test("healthcheck, onBuild, shell-form cmd/entrypoint and expose ranges reach the image config", { timeout: 3 * 60_000 }, async (t) => {
   const user = testUsers()[0]!.name;
-  const project = userDir(user, "config-keys");
-  const store = userDir(user, "config-keys-store");
-  t.after(() => {
-    rmSync(project, { recursive: true, force: true });
-    rmSync(store, { recursive: true, force: true });
-  });
-  writeAs(user, join(project, "images.ts"), imagesTs("5s"));
-  const mstage = mstageAs(user, project, store);
+  const { project, mstage } = projectWith(t, user, "config-keys", imagesTs("5s"));
   expectOk(await mstage(["up", "-q"]), "up");
   const config = readImage(join(project, "oci"), "svc").config.config;
   const expected = {

@@ -2,27 +2,20 @@
 // 10, item 12), with Docker's pattern syntax, and plan says so; a .mstageignore takes precedence.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { imageEntries } from "./helpers/image-entries.ts";
-import { expectOk, mstageAs, testUsers, userDir, writeAs } from "./up-harness.ts";
+import { expectOk, projectWith, testUsers, writeAs } from "./up-harness.ts";
 
 test(".dockerignore applies to local() when there is no .mstageignore, and plan names it", { timeout: 2 * 60_000 }, async (t) => {
   const user = testUsers()[0]!.name;
-  const project = userDir(user, "dockerignore");
-  const store = userDir(user, "dockerignore-store");
-  t.after(() => {
-    rmSync(project, { recursive: true, force: true });
-    rmSync(store, { recursive: true, force: true });
-  });
-  mkdirSync(join(project, "app/sub"), { recursive: true });
-  for (const f of ["app/main.js", "app/debug.log", "app/sub/deep.log", "app/sub/x.tmp", "app/keep.log"]) writeFileSync(join(project, f), f);
-  writeAs(user, join(project, "images.ts"), `import { local, scratch, stage } from "mstage";
+  const { project, mstage } = projectWith(t, user, "dockerignore", `import { local, scratch, stage } from "mstage";
 export const app = stage("app", { from: scratch(), copy: { "/app/": local("./app") } });
 `);
+  mkdirSync(join(project, "app/sub"), { recursive: true });
+  for (const f of ["app/main.js", "app/debug.log", "app/sub/deep.log", "app/sub/x.tmp", "app/keep.log"]) writeFileSync(join(project, f), f);
   // Docker's syntax: paths from the context (the project dir), so app/*.log is top-level logs of app/ only.
   writeAs(user, join(project, ".dockerignore"), "app/*.log\n**/*.tmp\n!app/keep.log\n");
-  const mstage = mstageAs(user, project, store);
 
   const plan = expectOk(await mstage(["plan"]), "plan");
   assert.match(plan.stdout, /local\(\) sources leave out what \.dockerignore lists/);
