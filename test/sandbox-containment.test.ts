@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HARNESS, REPO, runHarness, type HarnessResult } from "./helpers/sandbox-harness.ts";
 import { asUser, testUsers } from "./helpers/users.ts";
-import { MSTAGE_BIN, expectOk, mstageAs, userDir, writeAs } from "./up-harness.ts";
+import { MSTAGE_BIN, expectOk, mstageAs, userDirsFor, writeAs } from "./up-harness.ts";
 
 const sh = (script: string) => ["/bin/sh", "-c", script];
 const busybox = existsSync("/bin/busybox") ? undefined : "busybox-static is not installed (/bin/busybox): run .ci/setup";
@@ -155,12 +155,7 @@ for (const user of testUsers()) {
   test(`a build killed with SIGKILL during a step (with another stage's path bound) leaves nothing in the temp dir, and gc clears what it left in the store (${user.name})`, { timeout: 3 * 60_000 }, async (t) => {
     const why = user.skip ?? busybox;
     if (why) return t.skip(why);
-    const project = userDir(user.name, "kill-project");
-    const store = userDir(user.name, "kill-store");
-    const temp = userDir(user.name, "kill-tmp");
-    t.after(() => {
-      for (const d of [project, store, temp]) rmSync(d, { recursive: true, force: true });
-    });
+    const [project, store, temp] = userDirsFor(t, user.name, "kill-project", "kill-store", "kill-tmp") as [string, string, string];
     const token = `mstage-kill-${randomBytes(6).toString("hex")}`;
     // The bind of another stage's path keeps that stage's rootfs mounted (read-only) during the step.
     writeAs(user.name, join(project, "images.ts"), `import { local, scratch, stage } from "mstage";

@@ -8,37 +8,44 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { registryUnavailable, startRegistry } from "./helpers/registry.ts";
 import { asUser } from "./helpers/users.ts";
-import { MSTAGE_BIN, expectOk, layoutRefs, mstageAs, testUsers, tool, treeFingerprint, userDir, writeAs } from "./up-harness.ts";
+import { MSTAGE_BIN, expectOk, layoutRefs, mstageAs, projectFrom, testUsers, tool, treeFingerprint, userDir, userDirsFor, writeAs, type Mstage } from "./up-harness.ts";
 
 const busybox = existsSync("/bin/busybox") ? undefined : "busybox-static is not installed (/bin/busybox): run .ci/setup";
 const missing = ["skopeo", "umoci", "runc"].filter((t) => !tool(t));
 
-const BASE_PROJECT = `import { inline, local, scratch, stage } from "mstage";
-export const base = stage("base", {
-  from: scratch(),
-  copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) },
-  shell: ["/bin/busybox", "sh", "-c"],
-  run: "/bin/busybox --install -s /bin",
-});
-export const app = stage("app", {
-  from: base,
-  copy: { "/hello.txt": inline("hello\\n") },
-  cmd: ["cat", "/hello.txt"],
+
+/** A project of one stage `name` on `from` (an expression of the `base` function) that reads the base's /hello.txt. */
+function readerOf(name: string, base: string, from: string): string {
+  return `import { ${base}, stage } from "mstage";
+export const ${name} = stage("${name}", {
+  from: ${from},
+  run: "cat /hello.txt > /seen.txt",
+  cmd: ["cat", "/seen.txt"],
 });
 `;
+}
+
+/**
+ * Builds stage `name` of the project at `dir`, runs `between` (a gc, say), removes its oci/, and
+ * checks that `up --offline` then builds nothing and writes the same digest.
+ */
+async function sameOfflineAfter(mstage: Mstage, dir: string, name: string, between: () => Promise<void>): Promise<void> {
+  expectOk(await mstage(["up", "-q"]), `up of ${name}`);
+  const built = layoutRefs(join(dir, "oci"))[name];
+  assert.ok(built);
+  await between();
+  rmSync(join(dir, "oci"), { recursive: true, force: true });
+  const again = expectOk(await mstage(["up", "--offline", "--progress", "plain"]), `up --offline of ${name}`);
+  assert.match(again.stdout, /0 built, 1 cached/);
+  assert.equal(layoutRefs(join(dir, "oci"))[name], built);
+}
 
 for (const user of testUsers()) {
   test(`gc and plan respect what the store's users need (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
     const why = user.skip ?? busybox ?? (missing.length ? `missing ${missing.join(", ")}: run .ci/setup` : undefined);
     if (why) return t.skip(why);
-    const first = userDir(user.name, "safety-a");
-    const second = userDir(user.name, "safety-b");
-    const store = userDir(user.name, "safety-store");
-    t.after(() => {
-      for (const d of [first, second, store]) rmSync(d, { recursive: true, force: true });
-    });
-    writeAs(user.name, join(first, "images.ts"), BASE_PROJECT);
-    const mstage = mstageAs(user.name, first, store);
+    const { project: first, store, mstage } = projectFrom(t, user.name, "store-safety");
+    const [second] = userDirsFor(t, user.name, "safety-b") as [string];
     expectOk(await mstage(["up", "-q"]), "first up");
 
     await t.test("a gc started while a shell session runs fails as busy and removes none of its layers", async () => {
@@ -78,26 +85,9 @@ for (const user of testUsers()) {
     });
 
     await t.test("after gc, up --offline of a cached stage on an oci() base gives the same digest", async () => {
-      writeAs(
-        user.name,
-        join(second, "images.ts"),
-        `import { oci, stage } from "mstage";
-export const layered = stage("layered", {
-  from: oci(${JSON.stringify(join(first, "oci"))}, "app"),
-  run: "cat /hello.txt > /seen.txt",
-  cmd: ["cat", "/seen.txt"],
-});
-`,
-      );
+      writeAs(user.name, join(second, "images.ts"), readerOf("layered", "oci", `oci(${JSON.stringify(join(first, "oci"))}, "app")`));
       const other = mstageAs(user.name, second, store);
-      expectOk(await other(["up", "-q"]), "up on the oci() base");
-      const built = layoutRefs(join(second, "oci"))["layered"];
-      assert.ok(built);
-      expectOk(await other(["gc"]), "gc");
-      rmSync(join(second, "oci"), { recursive: true, force: true });
-      const again = expectOk(await other(["up", "--offline", "--progress", "plain"]), "up --offline after gc");
-      assert.match(again.stdout, /0 built, 1 cached/);
-      assert.equal(layoutRefs(join(second, "oci"))["layered"], built);
+      await sameOfflineAfter(other, second, "layered", async () => void expectOk(await other(["gc"]), "gc"));
     });
 
     await t.test("plan says a result whose layer is gone is not in store", async () => {
@@ -130,35 +120,20 @@ export const layered = stage("layered", {
         for (const d of [third, pullStore]) rmSync(d, { recursive: true, force: true });
       });
       const ref = `${registry.host}/safety/app:1.0`;
-      writeAs(user.name, join(first, "images.ts"), BASE_PROJECT.replace('cmd: ["cat", "/hello.txt"],', `cmd: ["cat", "/hello.txt"],\n  tags: [${JSON.stringify(ref)}],`));
+      writeAs(user.name, join(first, "images.ts"), readFileSync(join(first, "images.ts"), "utf8").replace('cmd: ["cat", "/hello.txt"],', `cmd: ["cat", "/hello.txt"],\n  tags: [${JSON.stringify(ref)}],`));
       expectOk(await mstage(["up", "-q", "--push"]), "build and push the base");
-      writeAs(
-        user.name,
-        join(third, "images.ts"),
-        `import { image, stage } from "mstage";
-export const pulled = stage("pulled", {
-  from: image(${JSON.stringify(ref)}),
-  run: "cat /hello.txt > /seen.txt",
-  cmd: ["cat", "/seen.txt"],
-});
-`,
-      );
+      writeAs(user.name, join(third, "images.ts"), readerOf("pulled", "image", `image(${JSON.stringify(ref)})`));
       const puller = mstageAs(user.name, third, pullStore);
-      expectOk(await puller(["up", "-q"]), "up on the image() base");
-      const built = layoutRefs(join(third, "oci"))["pulled"];
-      assert.ok(built);
-      await registry.stop();
-      // gc --max-size drops the least recently used results first; the pulled base's own record
-      // (written before the stage's) goes first. Drop just that one, then let gc collect.
-      const results = join(pullStore, "results");
-      const baseRecord = readdirSync(results).find((f) => (JSON.parse(readFileSync(join(results, f), "utf8")) as { stage?: string }).stage?.startsWith("image "));
-      assert.ok(baseRecord, "the pulled base has a record of its own");
-      rmSync(join(results, baseRecord));
-      expectOk(await puller(["gc"]), "gc");
-      rmSync(join(third, "oci"), { recursive: true, force: true });
-      const again = expectOk(await puller(["up", "--offline", "--progress", "plain"]), "up --offline after gc, registry stopped");
-      assert.match(again.stdout, /0 built, 1 cached/);
-      assert.equal(layoutRefs(join(third, "oci"))["pulled"], built);
+      await sameOfflineAfter(puller, third, "pulled", async () => {
+        await registry.stop();
+        // gc --max-size drops the least recently used results first; the pulled base's own record
+        // (written before the stage's) goes first. Drop just that one, then let gc collect.
+        const results = join(pullStore, "results");
+        const baseRecord = readdirSync(results).find((f) => (JSON.parse(readFileSync(join(results, f), "utf8")) as { stage?: string }).stage?.startsWith("image "));
+        assert.ok(baseRecord, "the pulled base has a record of its own");
+        rmSync(join(results, baseRecord));
+        expectOk(await puller(["gc"]), "gc");
+      });
     });
   });
 }
