@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mstage } from "./helpers/mstage-cli.ts";
+import { mstage, type CliResult } from "./helpers/mstage-cli.ts";
 import { treeListing } from "./helpers/listing.ts";
 
 const PROJECT = (cmd: string) => `import { inline, scratch, stage } from "mstage";
@@ -36,16 +36,27 @@ function layoutSnapshot(dir: string): Record<string, string> {
   return out;
 }
 
+/**
+ * Runs `fn` in a fresh project (PROJECT("/one") as its images.ts, removed afterwards) with a store
+ * inside it and `run`, the CLI on that store.
+ */
+function inProject(prefix: string, fn: (dir: string, store: string, run: (...args: string[]) => CliResult) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const store = join(dir, "store");
+  try {
+    writeFileSync(join(dir, "images.ts"), PROJECT("/one"));
+    fn(dir, store, (...args) => mstage(dir, ["--store", store, ...args]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function layoutIntact(dir: string): void {
   for (const [name, hash] of Object.entries(layoutSnapshot(dir))) if (name !== "index.json") assert.equal(hash, name, `./oci blob ${name} does not match its name`);
 }
 
 test("a byte flipped in a store blob is refused at export, ./oci stays as it was; gc --verify removes it and up builds it again", () => {
-  const dir = mkdtempSync(join(tmpdir(), "mstage-verify-"));
-  const store = join(dir, "store");
-  const run = (...args: string[]) => mstage(dir, ["--store", store, ...args]);
-  try {
-    writeFileSync(join(dir, "images.ts"), PROJECT("/one"));
+  inProject("mstage-verify--", (dir, store, run) => {
     const first = run("up", "-q");
     assert.equal(first.code, 0, first.stderr);
     layoutIntact(join(dir, "oci"));
@@ -77,17 +88,11 @@ test("a byte flipped in a store blob is refused at export, ./oci stays as it was
     layoutIntact(join(dir, "oci"));
     const clean = run("gc", "--verify");
     assert.match(clean.stdout, /: all intact/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("a file changed in an extracted layer is found by gc --verify and removed; the store is intact after the next up", () => {
-  const dir = mkdtempSync(join(tmpdir(), "mstage-verify-layer-"));
-  const store = join(dir, "store");
-  const run = (...args: string[]) => mstage(dir, ["--store", store, ...args]);
-  try {
-    writeFileSync(join(dir, "images.ts"), PROJECT("/one"));
+  inProject("mstage-verify-layer--", (dir, store, run) => {
     assert.equal(run("up", "-q").code, 0);
     // Every built stage's upper dir is kept as its layer: pick the base's, the one with hello.txt.
     const layers = readdirSync(join(store, "layers")).filter((l) => existsSync(join(store, "layers", l, "hello.txt")));
@@ -111,7 +116,5 @@ test("a file changed in an extracted layer is found by gc --verify and removed; 
       assert.equal(readFileSync(hello, "utf8"), "hello\n");
     }
     assert.match(run("gc", "--verify").stdout, /: all intact/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
