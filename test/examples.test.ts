@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { REPO, copyProject, expectOk, layoutRefs, listRootfs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, writeAs } from "./up-harness.ts";
+import { REPO, builtStages, copyProject, expectOk, inBundle, layoutRefs, listRootfs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, writeAs } from "./up-harness.ts";
 import { arm64Emulation } from "./helpers/multiarch.ts";
 
 const missing = ["skopeo", "umoci", "runc", "mmdebstrap"].filter((t) => !tool(t));
@@ -62,15 +62,9 @@ const helloGo = async (t: TestContext) => {
     const greeting = `Hello, edited ${Date.now()}!`;
     writeAs(root.name, src, readFileSync(src, "utf8").replace("Hello from mstage!", greeting));
     const r = expectOk(await mstage(["up", "--progress", "plain"]), "edit up");
-    const rebuilt = [...r.stderr.matchAll(/\[([\w-]+)\] built in/g)].map((x) => x[1]).sort();
-    assert.deepEqual(rebuilt, ["build", "hello"]);
+    assert.deepEqual(builtStages(r), ["build", "hello"]);
     assert.doesNotMatch(r.stderr, /mmdebstrap|debian bookworm/, "the debian base is reused");
-    const b = unpack(layout, "hello");
-    try {
-      assert.equal(runBundle(b).stdout.trim(), greeting);
-    } finally {
-      rmSync(b, { recursive: true, force: true });
-    }
+    inBundle(layout, "hello", (b) => assert.equal(runBundle(b).stdout.trim(), greeting));
   });
 };
 
@@ -108,14 +102,8 @@ const binds = async (t: TestContext) => {
     const note = `Ship it again ${Date.now()}`;
     writeAs(root.name, join(project, "notes/work.txt"), `${note}\n`);
     const r = expectOk(await mstage(["up", "--progress", "plain"]), "edit up");
-    const rebuilt = [...r.stderr.matchAll(/\[([\w-]+)\] built in/g)].map((x) => x[1]).sort();
-    assert.deepEqual(rebuilt, ["index", "site"]);
-    const b = unpack(layout, "site");
-    try {
-      assert.match(readFileSync(join(b, "rootfs/srv/www/notes-index.txt"), "utf8"), new RegExp(`work.txt: ${note}`));
-    } finally {
-      rmSync(b, { recursive: true, force: true });
-    }
+    assert.deepEqual(builtStages(r), ["index", "site"]);
+    inBundle(layout, "site", (b) => assert.match(readFileSync(join(b, "rootfs/srv/www/notes-index.txt"), "utf8"), new RegExp(`work.txt: ${note}`)));
   });
 };
 

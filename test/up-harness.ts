@@ -97,6 +97,21 @@ export function expectOk(r: RunResult, what: string): RunResult {
   return r;
 }
 
+/** The stages an `up --progress plain` built, sorted (its "[name] built in" lines). */
+export function builtStages(r: RunResult): string[] {
+  return [...r.stderr.matchAll(/\[([\w-]+)\] built in/g)].map((m) => m[1]!).sort();
+}
+
+/** Runs `fn` on layout `ref` unpacked as a runtime bundle, removed afterwards. */
+export function inBundle(layout: string, ref: string, fn: (bundle: string) => void): void {
+  const bundle = unpack(layout, ref);
+  try {
+    fn(bundle);
+  } finally {
+    rmSync(bundle, { recursive: true, force: true });
+  }
+}
+
 export function skopeoInspect(layout: string, ref: string, config = false): Record<string, unknown> {
   const args = ["inspect", ...(config ? ["--config"] : []), `oci:${layout}:${ref}`];
   return JSON.parse(execFileSync("skopeo", args, { encoding: "utf8" }));
