@@ -2,19 +2,15 @@
 // commits back to the same diff-id. Inside the user namespace, as root and as mstage-test.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { runInUserNamespace, testUserMissing } from "./layer-userns.helper.ts";
+import { checkInUserNamespace, userMissing } from "./layer-userns.helper.ts";
 
 const script = new URL("./layer-debian.script.ts", import.meta.url).pathname;
 
 for (const as of ["invoker", "mstage-test"] as const) {
   test(`a Debian minbase commits to a layer that extracts and re-commits to the same diff-id (${as})`, { timeout: 300_000 }, (t) => {
-    if (as === "mstage-test") {
-      const why = testUserMissing();
-      if (why) return t.skip(why);
-    }
-    const r = runInUserNamespace(script, [], as);
-    try {
+    const why = userMissing(as);
+    if (why) return t.skip(why);
+    checkInUserNamespace(script, [], as, (r) => {
       assert.equal(r.status, 0, r.stderr);
       const out = JSON.parse(r.stdout) as {
         diffId: string;
@@ -31,8 +27,6 @@ for (const as of ["invoker", "mstage-test"] as const) {
       assert.equal(out.recommitted, out.diffId, "extract then commit again gives the same layer");
       assert.ok(out.setuid.includes("usr/bin/su"), "setuid binaries keep their mode");
       assert.ok(out.notRoot.some((l) => l.startsWith("42/") || l.includes("_apt")) || out.notRoot.length > 0, `files of other ids keep their owner: ${out.notRoot.slice(0, 3).join(", ")}`);
-    } finally {
-      rmSync(r.tmp, { recursive: true, force: true });
-    }
+    });
   });
 }

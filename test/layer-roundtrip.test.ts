@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { runInUserNamespace, testUserMissing } from "./layer-userns.helper.ts";
+import { runInUserNamespace, userMissing } from "./layer-userns.helper.ts";
 
 const script = new URL("./layer-roundtrip.script.ts", import.meta.url).pathname;
 
@@ -40,10 +40,8 @@ function roundTrip(as: "invoker" | "mstage-test"): Result {
 
 for (const as of ["invoker", "mstage-test"] as const) {
   test(`files created, modified, chowned to 1000 and deleted across two layers round-trip identically (${as})`, (t) => {
-    if (as === "mstage-test") {
-      const why = testUserMissing();
-      if (why) return t.skip(why);
-    }
+    const why = userMissing(as);
+    if (why) return t.skip(why);
     const r = roundTrip(as);
     assert.ok(r.expected.some((l) => l.startsWith("chowned file") && l.endsWith("1000:1000 5")), "the chown happened in the overlay");
     assert.deepEqual(r.viaMerge, r.expected, "layers flattened onto the base (merge mode) equal the overlay view they came from");
@@ -54,10 +52,8 @@ for (const as of ["invoker", "mstage-test"] as const) {
   });
 
   test(`a directory deleted and re-created in a later layer becomes opaque; deletions become whiteouts (${as})`, (t) => {
-    if (as === "mstage-test") {
-      const why = testUserMissing();
-      if (why) return t.skip(why);
-    }
+    const why = userMissing(as);
+    if (why) return t.skip(why);
     const r = roundTrip(as);
     assert.deepEqual(r.layer2Names, [".wh.deleted", "bin/", "bin/.wh.sh", "chowned", "modified", "recreated/", "recreated/.wh..wh..opq", "recreated/new"]);
     assert.equal(r.opaque, "y", "the extracted layer marks the directory opaque for overlayfs");

@@ -2,7 +2,7 @@
 // layer work), as root or as the unprivileged test user, and hands back what it printed.
 //   node --import tsx test/layer-userns.helper.ts SCRIPT ARGS…   (re-executes itself inside)
 import { spawnSync } from "node:child_process";
-import { chownSync, mkdtempSync } from "node:fs";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -44,6 +44,21 @@ export function runInUserNamespace(script: string, args: string[], as: "invoker"
   }
   const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 120_000 });
   return { status: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : ""), tmp };
+}
+
+/** Why a script cannot run as `as` here (the test user is missing), or undefined when it can. */
+export function userMissing(as: "invoker" | "mstage-test"): string | undefined {
+  return as === "mstage-test" ? testUserMissing() : undefined;
+}
+
+/** runInUserNamespace, handing the run to `check` and removing its temp dir afterwards. */
+export function checkInUserNamespace(script: string, args: string[], as: "invoker" | "mstage-test", check: (r: ScriptRun & { tmp: string }) => void): void {
+  const r = runInUserNamespace(script, args, as);
+  try {
+    check(r);
+  } finally {
+    rmSync(r.tmp, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] === self) {

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runInUserNamespace, testUserMissing } from "./layer-userns.helper.ts";
+import { checkInUserNamespace, userMissing } from "./layer-userns.helper.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = join(root, "packages/cli/bin/mstage.mjs");
@@ -20,12 +20,9 @@ function mstage(args: string[], as: "invoker" | "mstage-test", home: string) {
 
 for (const as of ["invoker", "mstage-test"] as const) {
   test(`mstage ls lists results with sizes and ages; mstage gc removes unreferenced blobs, then least recently used results (${as})`, (t) => {
-    if (as === "mstage-test") {
-      const why = testUserMissing();
-      if (why) return t.skip(why);
-    }
-    const made = runInUserNamespace(populate, [], as);
-    try {
+    const why = userMissing(as);
+    if (why) return t.skip(why);
+    checkInUserNamespace(populate, [], as, (made) => {
       assert.equal(made.status, 0, made.stderr);
       const { store } = JSON.parse(made.stdout) as { store: string };
 
@@ -51,9 +48,7 @@ for (const as of ["invoker", "mstage-test"] as const) {
       assert.deepEqual(readdirSync(join(store, "layers")), [], "extracted layers with files of mapped ids are gone");
       assert.deepEqual(readdirSync(join(store, "results")), []);
       assert.match(mstage(["--store", store, "ls"], as, made.tmp).stdout, /no stages in the store/);
-    } finally {
-      rmSync(made.tmp, { recursive: true, force: true });
-    }
+    });
   });
 }
 
