@@ -143,13 +143,12 @@ async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
 
 /**
  * A worker running unpack-worker: in the bundle, its entry beside the chunks (scripts/build.mjs);
- * from the TypeScript sources (unit tests under tsx), the source itself, loaded through tsx's API
- * since a worker does not get the loader that `--import tsx` gave this thread.
+ * from the TypeScript sources (unit tests under tsx), unpack-worker-source.mjs, which registers tsx
+ * in the thread first. The bundle names no tsx import: the installed package does not depend on it.
  */
 function startWorker(workerData: UnpackWorkerData): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("../unpack-worker.mjs", import.meta.url), { workerData });
-  const source = new URL("./unpack-worker.ts", import.meta.url).href;
-  return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); });`, { eval: true, workerData });
+  const entry = import.meta.url.endsWith(".ts") ? "./unpack-worker-source.mjs" : "../unpack-worker.mjs";
+  return new Worker(new URL(entry, import.meta.url), { workerData });
 }
 
 /**
