@@ -91,10 +91,34 @@ type SinkResult = { digest?: string; size?: number; error?: { message: string; c
  * fits in one (a small stage's layer) is hashed and written on this thread, since starting a
  * thread costs more than hashing 4 MiB (70–220 ms per commit under load, the largest per-stage cost).
  */
-function startRing(fd: number): Sink {
-  const ctrl = new Int32Array(new SharedArrayBuffer((SLOTS + 4) * 4));
+interface RingMemory {
+  ctrl: Int32Array;
+  data: SharedArrayBuffer;
+  slots: Buffer[];
+}
+
+// Rings whose commit has ended, kept for the next one. A fresh 32 MiB SharedArrayBuffer per commit
+// is freed only when V8 collects it, and thousands of small commits (a 2000-stage build) grew the
+// process's address space by tens of GiB until fork() failed with ENOMEM.
+const freeRings: RingMemory[] = [];
+
+function ringMemory(): RingMemory {
+  const kept = freeRings.pop();
+  if (kept) {
+    kept.ctrl.fill(0);
+    return kept;
+  }
   const data = new SharedArrayBuffer(SLOT * SLOTS);
-  const slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(data, i * SLOT, SLOT));
+  return {
+    ctrl: new Int32Array(new SharedArrayBuffer((SLOTS + 4) * 4)),
+    data,
+    slots: Array.from({ length: SLOTS }, (_, i) => Buffer.from(data, i * SLOT, SLOT)),
+  };
+}
+
+function startRing(fd: number): Sink {
+  const memory = ringMemory();
+  const { ctrl, data, slots } = memory;
   let worker: Worker | undefined;
   let result: Promise<SinkResult> | undefined;
   const startWorker = () => {
@@ -139,14 +163,22 @@ function startRing(fd: number): Sink {
     }
     return { digest: "sha256:" + createHash("sha256").update(view).digest("hex"), size: view.length };
   };
-  const end = async () => {
-    if (!worker) return endInline();
+  // Ending twice gives the same result and hands the memory back once.
+  let ending: Promise<SinkResult> | undefined;
+  const end = () => (ending ??= finishRing());
+  const finishRing = async (): Promise<SinkResult> => {
+    if (!worker) {
+      const r = endInline();
+      freeRings.push(memory);
+      return r;
+    }
     Atomics.store(ctrl, DONE, 1);
     Atomics.notify(ctrl, HEAD);
     try {
       return await result!;
     } finally {
       await worker.terminate();
+      freeRings.push(memory);
     }
   };
   return { ring, end };
