@@ -3,9 +3,10 @@
 // (mstage looks its tools up on the caller's PATH, and the step's setup runs with it): a stage with
 // one `run` mounts its overlay and makes every mount of its step with one `mount --all`, and nothing
 // else; its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
-// layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount; the
-// commit syncs once), which the first step checks. (umount is not wrapped: the step runs the
-// host's umount binary through its loader, which ldd must be able to read.)
+// layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount), which
+// the first step checks, and its commit fsyncs its few files instead of syncing the whole
+// filesystem (sync -f would also wait for every other dirty file there). (umount is not wrapped:
+// the step runs the host's umount binary through its loader, which ldd must be able to read.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,7 +26,7 @@ function images(): string {
 }
 
 for (const user of testUsers()) {
-  test(`a stage with one run step starts no mount or setfattr beyond its overlay and its step's one mount --all (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
+  test(`a stage with one run step starts no mount, setfattr or sync beyond its overlay and its step's one mount --all (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
     if (user.skip) return t.skip(user.skip);
     if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
     const bin = mkdtempSync(join(tmpdir(), "mstage-overhead-"));
@@ -34,7 +35,7 @@ for (const user of testUsers()) {
     const log = join(bin, "calls.log");
     writeFileSync(log, "");
     chmodSync(log, 0o666);
-    for (const tool of ["mount", "setfattr"]) {
+    for (const tool of ["mount", "setfattr", "sync"]) {
       const real = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } }).trim();
       writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec ${real} "$@"\n`);
       chmodSync(join(bin, tool), 0o755);
@@ -49,5 +50,6 @@ for (const user of testUsers()) {
     assert.equal(count(/^mount --all|^mount -n --all/), STAGES, `one mount --all per step:\n${calls.join("\n")}`);
     assert.equal(count(/^mount /), 2 * STAGES, `no other mount:\n${calls.join("\n")}`);
     assert.equal(count(/^setfattr /), 0, `no xattr to remove from an upper dir:\n${calls.join("\n")}`);
+    assert.equal(count(/^sync /), 0, `a small layer is fsynced file by file, no syncfs:\n${calls.join("\n")}`);
   });
 }

@@ -6,6 +6,7 @@ import { linkSync, lstatSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import type { Store } from "../store/store.ts";
+import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
 import { commitLayerToStore, digestLayer, type CommitOptions } from "./commit.ts";
 import { isOverlayOpaque, isOverlayWhiteout, makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
@@ -14,7 +15,7 @@ import { isOverlayPrivate, readTreeXattrs, writeXattrs, type Xattrs } from "./xa
 /**
  * Commits an upper dir (on the store's filesystem) as a layer without writing its tar: the dir is
  * normalised, its tar hashed as it is read (times clamped on the way), and the dir renamed into layers/ as
- * that layer, made durable with one syncfs. ensureLayerTar() writes the identical tar from it when
+ * that layer, made durable (its files fsynced, or one syncfs for a large tree). ensureLayerTar() writes the identical tar from it when
  * an export or push needs it. If the dir cannot be adopted, its tar is written as a blob instead.
  * The tree's xattrs are read once, for normalising and for the tar.
  */
@@ -23,6 +24,7 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
   const reading = readTreeXattrs(upper);
   reading.catch(() => undefined);
   let layer: LayerRef;
+  let placed: string;
   try {
     await normaliseUpperDir(upper, reading);
     const xattrs = await reading;
@@ -31,13 +33,13 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
     // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), and the
     // xattrs read before give the same.
     layer = await digestLayer(upper, { ...opts, xattrs, clampTimes: true });
-    store.placeLayerDir(layer.diffId, upper, { sync: false });
+    placed = store.placeLayerDir(layer.diffId, upper, { sync: false });
   } catch {
     // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.
     return commitLayerToStore(store, upper, opts);
   }
   // The dir is the layer's only copy until a tar is needed: durable before its result is recorded.
-  await store.syncFilesystem();
+  await syncTree(placed, store.layout.layersDir);
   return layer;
 }
 
