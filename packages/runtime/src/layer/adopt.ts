@@ -2,37 +2,38 @@
 // was committed to (issue 16). The upper dir holds what the tar was made of, but in overlayfs's own
 // bookkeeping: its whiteouts, its origin/impure xattrs, sockets and devices commit leaves out.
 // Normalised here to exactly what apply.ts gives from the tar, then renamed into layers/.
-import { linkSync, lstatSync, readdirSync, rmSync, unlinkSync } from "node:fs";
-import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
+import { linkSync, lstatSync, rmSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Store } from "../store/store.ts";
 import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, digestLayer, type CommitOptions } from "./commit.ts";
-import { isOverlayOpaque, isOverlayWhiteout, makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
-import { isOverlayPrivate, readTreeXattrs, writeXattrs, type Xattrs } from "./xattr.ts";
+import { commitLayerToStore, digestLayer, scanTree, type CommitOptions, type TreeScan } from "./commit.ts";
+import { createOverlayWhiteout, isOverlayOpaque, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
+import { isOverlayPrivate, readTreeXattrs, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
 
 /**
  * Commits an upper dir (on the store's filesystem) as a layer without writing its tar: the dir is
- * normalised, its tar hashed as it is read (times clamped on the way), and the dir renamed into layers/ as
- * that layer, made durable (its files fsynced, or one syncfs for a large tree). ensureLayerTar() writes the identical tar from it when
- * an export or push needs it. If the dir cannot be adopted, its tar is written as a blob instead.
- * The tree's xattrs are read once, for normalising and for the tar.
+ * listed once (while getfattr reads its xattrs in its own process) and normalised, its tar hashed
+ * as it is read (times clamped on the way), and the dir renamed into layers/ as that layer, made
+ * durable (its files fsynced, or one syncfs for a large tree). ensureLayerTar() writes the
+ * identical tar from it when an export or push needs it. If the dir cannot be adopted, its tar is
+ * written as a blob instead.
  */
 export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions): Promise<LayerRef> {
-  // getfattr walks the tree in its own process while normalising walks it here.
-  const reading = readTreeXattrs(upper);
-  reading.catch(() => undefined);
   let layer: LayerRef;
   let placed: string;
   try {
-    await normaliseUpperDir(upper, reading);
+    const reading = readTreeXattrs(upper);
+    reading.catch(() => undefined);
+    const scan = scanTree(upper);
     const xattrs = await reading;
-    // Hashed after normalising, times clamped in the same walk: what is hashed is exactly the dir
-    // the tar is written from later. Normalising does not change the tar (whiteouts stay 0/0
-    // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), and the
-    // xattrs read before give the same.
-    layer = await digestLayer(upper, { ...opts, xattrs, clampTimes: true });
+    // One listing serves both: normalising updates what it changed in it. Hashed after
+    // normalising, times clamped in the same walk: what is hashed is exactly the dir the tar is
+    // written from later. Normalising does not change the tar (whiteouts stay 0/0 devices;
+    // overlayfs's own xattrs, sockets and devices are left out of it anyway), so the xattrs read
+    // before give the same.
+    await normaliseScanned(scan, xattrs);
+    layer = await digestLayer(upper, { ...opts, scan, xattrs, clampTimes: true });
     placed = store.placeLayerDir(layer.diffId, upper, { sync: false });
   } catch {
     // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.
@@ -44,43 +45,31 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
 }
 
 /**
- * Rewrites an overlay upper dir into the form apply.ts ("overlay" mode) extracts its commit to:
+ * Rewrites a scanned overlay upper dir into the form apply.ts ("overlay" mode) extracts its commit to:
  * - whiteouts become hardlinks of one fresh 0/0 device (owner, mode and link count as extracted);
  * - sockets and devices, which commit leaves out of the tar, are removed;
  * - overlayfs's private xattrs (origin, impure, redirect…) go; an opaque dir keeps exactly
  *   `user.overlay.opaque=y`, the only one the tar's `.wh..wh..opq` gives back.
  * Times are left to the commit's walk, after this (removing entries changes dir mtimes).
  */
-export async function normaliseUpperDir(upper: string, xattrs?: Map<string, Xattrs> | Promise<Map<string, Xattrs>>): Promise<void> {
-  const whiteouts = new Set<string>();
-  const doomed: string[] = [];
-  const walk = (rel: string) => {
-    const abs = rel ? join(upper, rel) : upper;
-    for (const d of readdirSync(abs, { withFileTypes: true })) {
-      const path = rel ? rel + "/" + d.name : d.name;
-      if (d.isDirectory()) walk(path);
-      else if (d.isCharacterDevice() && isOverlayWhiteout(lstatSync(join(upper, path)))) whiteouts.add(path);
-      else if (d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()) doomed.push(path);
-    }
-  };
-  walk("");
-  // Removed only once the xattrs are read: a getfattr still walking must not find entries gone.
-  const attrsOf = await (xattrs ?? readTreeXattrs(upper));
-  for (const path of doomed) rmSync(join(upper, path));
+async function normaliseScanned(scan: TreeScan, attrsOf: Map<string, Xattrs>): Promise<void> {
+  const upper = scan.root;
   const removals = new Map<string, string[]>();
   const opaque: string[] = [];
-  for (const [rel, attrs] of attrsOf) {
-    // Entries removed above were read with the xattrs before them.
-    const st = whiteouts.has(rel) ? undefined : lstatSync(join(upper, rel), { throwIfNoEntry: false });
-    if (!st) continue;
-    const isDir = rel !== "" && st.isDirectory();
-    const wantOpaque = isDir && isOverlayOpaque(attrs);
-    for (const [name, value] of attrs) {
-      if (!isOverlayPrivate(name)) continue;
-      if (wantOpaque && name === OVERLAY_OPAQUE_XATTR && value.toString() === "y") continue;
-      removals.set(name, [...(removals.get(name) ?? []), rel === "" ? "." : rel]);
+  if (attrsOf.size) {
+    const whiteouts = new Set(scan.whiteouts);
+    const gone = new Set(scan.unsupported);
+    for (const [rel, attrs] of attrsOf) {
+      if (whiteouts.has(rel) || gone.has(rel)) continue;
+      const st = rel === "" ? undefined : lstatSync(upper + "/" + rel, { throwIfNoEntry: false });
+      const wantOpaque = !!st?.isDirectory() && isOverlayOpaque(attrs);
+      for (const [name, value] of attrs) {
+        if (!isOverlayPrivate(name)) continue;
+        if (wantOpaque && name === OVERLAY_OPAQUE_XATTR && value.toString() === "y") continue;
+        removals.set(name, [...(removals.get(name) ?? []), rel === "" ? "." : rel]);
+      }
+      if (wantOpaque && !attrs.some(([n, v]) => n === OVERLAY_OPAQUE_XATTR && v.toString() === "y")) opaque.push(rel);
     }
-    if (wantOpaque && !attrs.some(([n, v]) => n === OVERLAY_OPAQUE_XATTR && v.toString() === "y")) opaque.push(rel);
   }
   for (const [name, paths] of removals) await removeXattr(upper, name, paths);
   if (opaque.length) {
@@ -88,30 +77,22 @@ export async function normaliseUpperDir(upper: string, xattrs?: Map<string, Xatt
     if (refused.length) throw new Error(`cannot mark opaque directories: ${refused.join("; ")}`);
   }
 
-  if (whiteouts.size) {
-    const template = join(dirname(upper), `.whiteout-${process.pid}-${Date.now()}`);
-    makeOverlayWhiteout(template);
+  if (!scan.unsupported.length && !scan.whiteouts.length) return;
+  for (const path of scan.unsupported) rmSync(upper + "/" + path);
+  if (scan.whiteouts.length) {
+    const template = `${dirname(upper)}/.whiteout-${process.pid}-${Date.now()}`;
+    await createOverlayWhiteout(template);
     try {
-      for (const w of whiteouts) {
-        unlinkSync(join(upper, w));
-        linkSync(template, join(upper, w));
+      for (const w of scan.whiteouts) {
+        unlinkSync(upper + "/" + w);
+        linkSync(template, upper + "/" + w);
       }
     } finally {
       rmSync(template, { force: true });
     }
   }
-}
-
-/** One `setfattr -x` per xattr name, for many files at once (a spawn per file costs ~1 ms). */
-async function removeXattr(dir: string, name: string, paths: string[]): Promise<void> {
-  for (let i = 0; i < paths.length; i += 500) {
-    const chunk = paths.slice(i, i + 500);
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn("setfattr", ["-h", "-x", name, "--", ...chunk], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-      let err = "";
-      child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`setfattr -x ${name} in ${dir} failed: ${err.trim()}`))));
-    });
-  }
+  // The scan's stats of the whiteouts (now the one device) and of their dirs (whose mtimes the
+  // changes set to now) are stale; the tar's walk takes their times from these.
+  const stale = new Set([...scan.whiteouts, ...[...scan.unsupported, ...scan.whiteouts].map((p) => p.slice(0, Math.max(0, p.lastIndexOf("/"))))]);
+  for (const entry of scan.entries) if (stale.has(entry.path)) entry.st = lstatSync(upper + "/" + entry.path);
 }

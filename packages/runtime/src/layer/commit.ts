@@ -31,16 +31,66 @@ export interface CommitOptions {
   onNote?: (message: string) => void;
   /** The tree's xattrs, when the caller has read them already (readTreeXattrs). */
   xattrs?: Map<string, Xattrs>;
+  /** The tree's listing, when the caller has made it already (scanTree). */
+  scan?: TreeScan;
 }
 
 const CHUNK = 1 << 20;
-const byteOrder = (a: { key: Buffer }, b: { key: Buffer }) => Buffer.compare(a.key, b.key);
 
-interface Child {
-  name: string;
-  /** The name as it appears in the tar (".wh.x" for a whiteout), the sort key. */
-  key: Buffer;
+/** One entry of a tree, in the order its tar holds them. */
+export interface TreeEntry {
+  /** Path below the tree's root: "a/b". */
+  path: string;
+  /** Its name in the tar: the path, with ".wh." before a whiteout's name; no trailing "/". */
+  tarName: string;
   st: Stats;
+}
+
+/** A tree listed and lstat'ed once, for its tar and for what normalising an upper dir changes. */
+export interface TreeScan {
+  /** The tree's root, absolute. */
+  root: string;
+  /** Every entry below the root: a dir's children in byte order of their tar names, right after it. */
+  entries: TreeEntry[];
+  /** Overlay whiteouts (0/0 character devices). */
+  whiteouts: string[];
+  /** Sockets and devices, which a layer tar leaves out. */
+  unsupported: string[];
+}
+
+const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+
+/**
+ * Lists `dir` depth first, with one lstat per entry. Names sort by their UTF-8 bytes (like
+ * `tar --sort=name`); plain string order is the same for ASCII names, so only a directory with
+ * other names pays for their bytes.
+ */
+export function scanTree(dir: string): TreeScan {
+  // Paths by concatenation: path.join normalises each one again, a few percent of a commit's time.
+  const root = resolve(dir);
+  const scan: TreeScan = { root, entries: [], whiteouts: [], unsupported: [] };
+  const walk = (rel: string) => {
+    const abs = rel ? root + "/" + rel : root;
+    const names = readdirSync(abs);
+    const children = names.map((name) => {
+      const st = lstatSync(abs + "/" + name);
+      return { name, st, key: isOverlayWhiteout(st) ? WH_PREFIX + name : name };
+    });
+    if (names.every(isAscii)) children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    else {
+      const bytes = new Map(children.map((c) => [c, Buffer.from(c.key, "utf8")]));
+      children.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
+    }
+    for (const { name, st, key } of children) {
+      const path = rel ? rel + "/" + name : name;
+      scan.entries.push({ path, tarName: rel ? rel + "/" + key : key, st });
+      if (st.isDirectory()) walk(path);
+      else if (isOverlayWhiteout(st)) scan.whiteouts.push(path);
+      else if (st.isSocket() || st.isCharacterDevice() || st.isBlockDevice()) scan.unsupported.push(path);
+    }
+  };
+  walk("");
+  return scan;
 }
 
 function paxXattrs(attrs: Xattrs | undefined): TarHeader["pax"] {
@@ -99,60 +149,15 @@ class Output {
 }
 
 /**
- * Writes the layer tar of `upperDir` into `sink`, yielding (nothing) after every entry and every
- * buffer of a file, so the caller can hand on what was given or let the event loop run.
+ * Writes the layer tar of a scanned tree into `sink`, yielding (nothing) after every entry and
+ * every buffer of a file, so the caller can hand on what was given or let the event loop run.
  */
-function* writeTar(upperDir: string, xattrs: Map<string, Xattrs>, sink: Sink, opts: CommitOptions, setTimes = false): Generator<void> {
+function* writeTar(scan: TreeScan, xattrs: Map<string, Xattrs>, sink: Sink, opts: CommitOptions, setTimes = false): Generator<void> {
   const out = new Output(sink);
   const links = new Map<string, string>();
   const epoch = opts.sourceDateEpoch;
-  const clamp = (st: Stats) => Math.min(Math.floor(st.mtimeMs / 1000), epoch);
-  const skipped: string[] = [];
-
-  // Paths by concatenation: path.join normalises each one again, a few percent of a commit's time.
-  const root = resolve(upperDir);
-  function* walk(rel: string): Generator<void> {
-    const abs = rel ? root + "/" + rel : root;
-    const children: Child[] = readdirSync(abs).map((name) => {
-      const st = lstatSync(abs + "/" + name);
-      return { name, st, key: Buffer.from(isOverlayWhiteout(st) ? WH_PREFIX + name : name, "utf8") };
-    });
-    children.sort(byteOrder);
-    for (const { name, st, key } of children) {
-      const path = rel ? rel + "/" + name : name;
-      const tarName = rel ? rel + "/" + key.toString("utf8") : key.toString("utf8");
-      const attrs = xattrs.get(path);
-      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(st), size: 0 };
-      if (setTimes && st.mtimeMs !== base.mtime * 1000) lutimesSync(abs + "/" + name, base.mtime, base.mtime);
-      if (isOverlayWhiteout(st)) {
-        out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
-      } else if (st.isDirectory()) {
-        out.put(encodeHeader({ ...base, name: tarName + "/", type: "directory", pax: paxXattrs(attrs) }));
-        if (isOverlayOpaque(attrs)) {
-          out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
-        }
-        yield;
-        yield* walk(path);
-      } else if (st.isSymbolicLink()) {
-        out.put(encodeHeader({ ...base, name: tarName, type: "symlink", linkname: readlinkSync(abs + "/" + name) }));
-      } else if (st.isFile()) {
-        const id = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? links.get(id) : undefined;
-        if (first !== undefined) {
-          out.put(encodeHeader({ ...base, name: tarName, type: "link", linkname: first }));
-        } else {
-          if (st.nlink > 1) links.set(id, tarName);
-          out.put(encodeHeader({ ...base, name: tarName, type: "file", size: st.size, pax: paxXattrs(attrs) }));
-          yield* copyFile(abs + "/" + name, st.size, tarName);
-        }
-      } else if (st.isFIFO()) {
-        out.put(encodeHeader({ ...base, name: tarName, type: "fifo", pax: paxXattrs(attrs) }));
-      } else {
-        skipped.push(path);
-      }
-      yield;
-    }
-  }
+  const root = scan.root;
+  const attrsOf = (path: string) => (xattrs.size ? xattrs.get(path) : undefined);
 
   function* copyFile(file: string, size: number, tarName: string): Generator<void> {
     const fd = openSync(file, "r");
@@ -172,16 +177,59 @@ function* writeTar(upperDir: string, xattrs: Map<string, Xattrs>, sink: Sink, op
     out.zeros(padding(size));
   }
 
-  yield* walk("");
+  for (const { path, tarName, st } of scan.entries) {
+    const mtime = Math.min(Math.floor(st.mtimeMs / 1000), epoch);
+    const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime, size: 0 };
+    if (setTimes && st.mtimeMs !== mtime * 1000) lutimesSync(root + "/" + path, mtime, mtime);
+    if (isOverlayWhiteout(st)) {
+      out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
+    } else if (st.isDirectory()) {
+      const attrs = attrsOf(path);
+      out.put(encodeHeader({ ...base, name: tarName + "/", type: "directory", pax: paxXattrs(attrs) }));
+      if (isOverlayOpaque(attrs)) {
+        out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
+      }
+    } else if (st.isSymbolicLink()) {
+      out.put(encodeHeader({ ...base, name: tarName, type: "symlink", linkname: readlinkSync(root + "/" + path) }));
+    } else if (st.isFile()) {
+      const id = st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
+      const first = id ? links.get(id) : undefined;
+      if (first !== undefined) {
+        out.put(encodeHeader({ ...base, name: tarName, type: "link", linkname: first }));
+      } else {
+        if (id) links.set(id, tarName);
+        out.put(encodeHeader({ ...base, name: tarName, type: "file", size: st.size, pax: paxXattrs(attrsOf(path)) }));
+        if (st.size > 0) yield* copyFile(root + "/" + path, st.size, tarName);
+      }
+    } else if (st.isFIFO()) {
+      out.put(encodeHeader({ ...base, name: tarName, type: "fifo", pax: paxXattrs(attrsOf(path)) }));
+    }
+    yield;
+  }
   out.put(END_OF_ARCHIVE);
   out.end();
-  if (skipped.length) {
-    opts.onNote?.(`not in the layer: ${skipped.length} socket or device file(s) (${skipped.slice(0, 5).join(", ")})`);
+  if (scan.unsupported.length) {
+    const n = scan.unsupported.length;
+    opts.onNote?.(`not in the layer: ${n} socket or device file(s) (${scan.unsupported.slice(0, 5).join(", ")})`);
   }
 }
 
+/** The tree's scan and its xattrs: getfattr walks it in its own process while this one lists it. */
+async function scanWithXattrs(dir: string, opts: CommitOptions): Promise<{ scan: TreeScan; xattrs: Map<string, Xattrs> }> {
+  if (opts.xattrs) return { scan: opts.scan ?? scanTree(dir), xattrs: opts.xattrs };
+  const reading = readTreeXattrs(dir);
+  let scan: TreeScan;
+  try {
+    scan = opts.scan ?? scanTree(dir);
+  } catch (e) {
+    await reading.catch(() => undefined);
+    throw e;
+  }
+  return { scan, xattrs: await reading };
+}
+
 async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerator<Buffer> {
-  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
+  const { scan, xattrs } = await scanWithXattrs(upperDir, opts);
   const ready: Buffer[] = [];
   let lent: Buffer | undefined;
   const sink: Sink = {
@@ -191,7 +239,7 @@ async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerat
   const drain = function* () {
     while (ready.length) yield ready.shift()!;
   };
-  for (const _ of writeTar(upperDir, xattrs, sink, opts)) yield* drain();
+  for (const _ of writeTar(scan, xattrs, sink, opts)) yield* drain();
   yield* drain();
 }
 
@@ -204,7 +252,7 @@ export function commitLayer(upperDir: string, opts: CommitOptions): Readable {
 const TURN_EVERY = 64 << 20;
 
 async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTimes = false): Promise<void> {
-  const xattrs = opts.xattrs ?? (await readTreeXattrs(upperDir));
+  const { scan, xattrs } = await scanWithXattrs(upperDir, opts);
   let given = 0;
   let sinceTurn = 0;
   const sink: Sink = {
@@ -214,7 +262,7 @@ async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTi
       given += n;
     },
   };
-  for (const _ of writeTar(upperDir, xattrs, sink, opts, setTimes)) {
+  for (const _ of writeTar(scan, xattrs, sink, opts, setTimes)) {
     if (given - sinceTurn < TURN_EVERY) continue;
     sinceTurn = given;
     if (ring.failed) return;
