@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
@@ -208,11 +209,16 @@ test("a source that had many files walks on threads, to the same digest, and rea
     mkdirSync(join(dir, sub(d)), { recursive: true });
     for (let f = 0; f < 500; f++) writeFileSync(join(dir, `${sub(d)}/f${f}`), `${d}/${f}\n`);
   }
+  // Names the threaded walk's lines write byte by byte, or hand to JSON.stringify.
+  mkdirSync(join(dir, 'src/dir "é"'));
+  for (const n of ['quote".txt', "back\\slash", "new\nline", "é ü.txt", "emoji 😀"]) writeFileSync(join(dir, "src/d3-" + "long".repeat(40), n), n), writeFileSync(join(dir, 'src/dir "é"', n), n);
   const cacheDir = join(dir, "cache");
   const cold = await planOnce(dir, cacheDir);
-  assert.equal(cold.reads, 5500);
+  assert.equal(cold.reads, 5510);
   const warm = await planOnce(dir, cacheDir);
   assert.deepEqual(warm, { digest: cold.digest, reads: 0 });
+  const fingerprints = async () => (await hashLocal("./src", dir, {}, StatCache.open(cacheDir).source("src"))).files;
+  assert.equal(await fingerprints(), (await hashLocal("./src", dir, {}, StatCache.open(undefined).source("src"))).files, "the threaded walk's fingerprints are the synchronous walk's");
   // Same size and mtime, new bytes: the threads' stat still tells (ctime).
   const file = join(dir, `${sub(7)}/f250`);
   const { mtime } = statSync(file);
@@ -228,4 +234,32 @@ test("a source that had many files walks on threads, to the same digest, and rea
   rmSync(join(dir, `${sub(0)}/f1`));
   assert.equal((await planOnce(dir, cacheDir)).reads, 0);
   assert.equal((await planOnce(dir, cacheDir)).reads, 0);
+});
+
+test("a warm plan's digest and fingerprints are the documented lines, byte for byte, for any name", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-hash-names-"));
+  const names = ["plain.txt", 'quote".txt', "back\\slash", "new\nline", "tab\there", "é ü.txt", "emoji 😀", "del\x7f", "\u2028sep"];
+  mkdirSync(join(dir, "src/dir"), { recursive: true });
+  for (const n of names) writeFileSync(join(dir, "src", n), `bytes of ${n}\n`), writeFileSync(join(dir, "src/dir", n), n);
+  chmodSync(join(dir, "src/plain.txt"), 0o755);
+  symlinkSync('target "quoted"\n', join(dir, "src/link"));
+  // The lines as hash.ts documents them, made the plain way.
+  const digestLines: string[] = [];
+  const fileLines: string[] = [];
+  for (const e of walkLocalSync("./src", dir, {})) {
+    const name = JSON.stringify(e.rel);
+    const m = e.mode.toString(8);
+    const content = e.type === "file" ? createHash("sha256").update(readFileSync(e.abs)).digest("hex") : e.type === "symlink" ? e.linkTarget! : "";
+    digestLines.push(e.type === "symlink" ? `${name} symlink ${m} ${JSON.stringify(content)}\n` : `${name} ${e.type} ${m} "${content}"\n`);
+    fileLines.push(e.type === "symlink" ? `${name},${JSON.stringify(`s${m}:${content}`)}\n` : `${name},"${e.type[0]}${m}:${content.slice(0, 16)}"\n`);
+  }
+  const want = "sha256:" + createHash("sha256").update(digestLines.join("")).digest("hex");
+  const cacheDir = join(dir, "cache");
+  for (const run of ["cold", "warm"]) {
+    const cache = StatCache.open(cacheDir);
+    const d = await hashLocal("./src", dir, {}, cache.source("src"));
+    assert.equal(cache.reads, run === "cold" ? names.length * 2 : 0, run);
+    assert.equal(d.digest, want, run);
+    assert.equal(d.files, fileLines.join(""), run);
+  }
 });

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { SourceStatCache } from "./statcache.ts";
+import { KNOWN, type SourceStatCache } from "./statcache.ts";
 import { walkLocalEach, walkLocalParallel, type LocalEntry, type WalkOptions, type WalkedEntry } from "./walk.ts";
 
 export interface LocalDigest {
@@ -42,33 +42,31 @@ interface Row {
  */
 export async function hashLocal(path: string, projectDir: string, o: WalkOptions, cache: SourceStatCache): Promise<LocalDigest> {
   const h = createHash("sha256");
-  // Both texts go into buffers as they are made: strings appended 200 000 times become a tree of
-  // pieces the collector traces and copies until the end.
-  const text = new TextSink((b) => h.update(b));
-  const files = new TextSink();
-  const line = (rel: string, head: Head, content: string) => {
-    // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
-    const name = JSON.stringify(rel);
-    if (head.type === "symlink") {
-      text.write(`${name} ${head.text} ${JSON.stringify(content)}\n`);
-      files.write(`${name},${JSON.stringify(head.fingerprint + content)}\n`);
-    } else {
-      // A digest (or nothing, for a directory): no character to escape.
-      text.write(`${name} ${head.text} "${content}"\n`);
-      files.write(`${name},"${head.fingerprint}${content.slice(0, 16)}"\n`);
-    }
-  };
+  const lines = new Lines((b) => h.update(b));
   const heads = new Heads();
   const waiting: Row[] = [];
   const unread: { abs: string; slot: number; row: Row }[] = [];
   let readBuf: Buffer | undefined;
   // The cache names files by their path from the project directory (shorter), or absolute outside it.
   const inProject = resolve(projectDir) + "/";
+  const inCache = (abs: string) => (abs.startsWith(inProject) ? abs.slice(inProject.length) : abs);
+  // The threaded walk names an entry by its directory and name: the directory's cache path is
+  // made once, and neither the file's path nor its rel is made at all for a file the cache knows.
+  let dir: string | undefined;
+  let cacheDir = "";
   const each = (e: WalkedEntry) => {
     const head = heads.of(e.type, e.mode);
     let content: string | number = e.type === "symlink" ? e.linkTarget! : "";
     if (e.type === "file") {
-      content = cache.match(e.abs.startsWith(inProject) ? e.abs.slice(inProject.length) : e.abs, e.stat);
+      if (e.dir !== undefined && e.dir !== dir) cacheDir = inCache((dir = e.dir) + "/").slice(0, -1);
+      const slot = e.dir === undefined ? cache.match("", inCache(e.abs), e.stat) : cache.match(cacheDir, e.name!, e.stat);
+      // Known and in order (nearly every file of a warm plan): its digest goes from the cache's
+      // bytes into the lines, with no string made for it.
+      if (slot === KNOWN && !waiting.length) {
+        if (e.dir === undefined) return lines.file("", e.rel, head, cache.known, cache.knownAt);
+        return lines.file(e.relDir!, e.name!, head, cache.known, cache.knownAt);
+      }
+      content = slot === KNOWN ? cache.knownHex() : slot;
       if (typeof content === "number" && e.size < LARGE) {
         const hex = hashFileSync(e.abs, (readBuf ??= Buffer.allocUnsafe(CHUNK)));
         cache.fill(content, hex);
@@ -79,7 +77,7 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
       const row = { rel: e.rel, head, content };
       waiting.push(row);
       if (typeof content === "number") unread.push({ abs: e.abs, slot: content, row });
-    } else line(e.rel, head, content);
+    } else lines.line(e.rel, head, content);
   };
   // A tree that was large last time is listed on threads; a small or new one here (a thread's start
   // costs more than a few thousand lstat calls).
@@ -102,9 +100,8 @@ export async function hashLocal(path: string, projectDir: string, o: WalkOptions
   };
   await Promise.all(Array.from({ length: Math.min(READERS, unread.length) }, reader));
   cache.save();
-  for (const r of waiting) line(r.rel, r.head, r.content as string);
-  text.end();
-  const fingerprints = files.end();
+  for (const r of waiting) lines.line(r.rel, r.head, r.content as string);
+  const fingerprints = lines.end();
   let list: string | undefined;
   return {
     digest: "sha256:" + h.digest("hex"),
@@ -119,6 +116,9 @@ interface Head {
   type: LocalEntry["type"];
   text: string;
   fingerprint: string;
+  /** `text` and `fingerprint` as bytes (ASCII). */
+  textBytes: Buffer;
+  fingerprintBytes: Buffer;
 }
 
 /** One Head per type and mode met, not one per entry. */
@@ -129,51 +129,69 @@ class Heads {
     let h = this.known.get(id);
     if (h === undefined) {
       const m = mode.toString(8);
-      this.known.set(id, (h = { type, text: `${type} ${m}`, fingerprint: `${type[0]}${m}:` }));
+      const text = `${type} ${m}`;
+      const fingerprint = `${type[0]}${m}:`;
+      this.known.set(id, (h = { type, text, fingerprint, textBytes: Buffer.from(text), fingerprintBytes: Buffer.from(fingerprint) }));
     }
     return h;
   }
 }
 
 /**
- * Text made of many short lines, joined PENDING characters at a time and written as UTF-8 into
- * buffers of CHUNK bytes: each full one handed to `flush` (the digest), or kept for `end` (the
- * fingerprints). Strings appended 200 000 times would instead become a tree of
- * pieces the collector traces and copies until the end.
+ * The two texts of a source, line by line: the digest's (`"rel" file 644 "<sha256 hex>"`, handed to
+ * `flush` a CHUNK at a time) and the fingerprints' (`"rel","f644:<16 hex>"`, kept for `end`). Written
+ * as UTF-8 straight into buffers: strings made and appended 200 000 times were most of a warm
+ * plan's time and garbage.
  */
-class TextSink {
-  private pending = "";
-  private chunk = Buffer.allocUnsafe(CHUNK);
-  private length = 0;
-  private readonly kept: Buffer[] = [];
-  constructor(private readonly flush?: (b: Buffer) => void) {}
+class Lines {
+  private readonly text = new Sink();
+  private readonly fingerprints = new Sink();
+  constructor(private readonly flush: (b: Buffer) => void) {}
 
-  write(s: string): void {
-    this.pending += s;
-    if (this.pending.length > PENDING) this.move();
+  /**
+   * A regular file's line, its rel `relDir/name` (or `name` when relDir is ""), its digest the 32
+   * bytes of `digest` at `at`.
+   */
+  file(relDir: string, name: string, head: Head, digest: Buffer, at: number): void {
+    const length = relDir.length + 1 + name.length;
+    const t = this.text.room(length * 6 + 80, this.flush);
+    const f = this.fingerprints.room(length * 6 + 40);
+    const start = t.length;
+    t.length = writeName(t.buf, t.length, relDir, name);
+    f.length = copyBytes(t.buf, start, t.length, f.buf, f.length);
+    t.buf[t.length++] = SPACE;
+    t.length = copyBytes(head.textBytes, 0, head.textBytes.length, t.buf, t.length);
+    t.buf[t.length++] = SPACE;
+    t.buf[t.length++] = QUOTE;
+    t.length = writeHex(t.buf, t.length, digest, at, 32);
+    t.buf[t.length++] = QUOTE;
+    t.buf[t.length++] = NEWLINE;
+    f.buf[f.length++] = COMMA;
+    f.buf[f.length++] = QUOTE;
+    f.length = copyBytes(head.fingerprintBytes, 0, head.fingerprintBytes.length, f.buf, f.length);
+    f.length = writeHex(f.buf, f.length, digest, at, 8);
+    f.buf[f.length++] = QUOTE;
+    f.buf[f.length++] = NEWLINE;
   }
 
-  private move(): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    if (this.length + this.pending.length * 3 > this.chunk.length) this.next(this.pending.length * 3);
-    this.length += this.chunk.write(this.pending, this.length);
-    this.pending = "";
+  /** Any entry's line, its content (a digest's hex, a link's target, "" for a directory) as a string. */
+  line(rel: string, head: Head, content: string): void {
+    // One line per entry; JSON-quoted strings keep newlines in names from forging lines.
+    const name = JSON.stringify(rel);
+    if (head.type === "symlink") {
+      this.text.write(`${name} ${head.text} ${JSON.stringify(content)}\n`, this.flush);
+      this.fingerprints.write(`${name},${JSON.stringify(head.fingerprint + content)}\n`);
+    } else {
+      // A digest (or nothing, for a directory): no character to escape.
+      this.text.write(`${name} ${head.text} "${content}"\n`, this.flush);
+      this.fingerprints.write(`${name},"${head.fingerprint}${content.slice(0, 16)}"\n`);
+    }
   }
 
-  /** The current buffer is done: handed on or kept, and a new one has room for `need` bytes. */
-  private next(need: number): void {
-    const full = this.chunk.subarray(0, this.length);
-    if (this.flush) this.flush(full);
-    else this.kept.push(full);
-    if (!this.flush || need > CHUNK) this.chunk = Buffer.allocUnsafe(Math.max(CHUNK, need));
-    this.length = 0;
-  }
-
-  /** The text so far, as a string once the returned function is called. */
+  /** Flushes the digest's text; the fingerprints' text as a string once the returned function is called. */
   end(): () => string {
-    this.move();
-    this.next(0);
-    const kept = this.kept.splice(0);
+    this.text.flushAll(this.flush);
+    const kept = this.fingerprints.take();
     return () => {
       let text = "";
       for (const b of kept.splice(0)) text += b.toString();
@@ -182,8 +200,90 @@ class TextSink {
   }
 }
 
+/** Bytes written into CHUNK-sized buffers, each full one flushed or (without `flush`) kept. */
+class Sink {
+  buf = Buffer.allocUnsafe(CHUNK);
+  length = 0;
+  private readonly kept: Buffer[] = [];
+
+  /** Makes room for `need` more bytes. */
+  room(need: number, flush?: (b: Buffer) => void): this {
+    if (this.length + need <= this.buf.length) return this;
+    const full = this.buf.subarray(0, this.length);
+    if (flush) flush(full);
+    else this.kept.push(full);
+    // A flushed buffer's bytes are in the digest already: it is written over.
+    if (!flush || need > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(CHUNK, need));
+    this.length = 0;
+    return this;
+  }
+
+  write(s: string, flush?: (b: Buffer) => void): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    this.room(s.length * 3, flush);
+    this.length += this.buf.write(s, this.length);
+  }
+
+  flushAll(flush: (b: Buffer) => void): void {
+    if (this.length) flush(this.buf.subarray(0, this.length));
+    this.length = 0;
+  }
+
+  take(): Buffer[] {
+    if (this.length) this.kept.push(this.buf.subarray(0, this.length));
+    this.length = 0;
+    return this.kept.splice(0);
+  }
+}
+
+/**
+ * `JSON.stringify(rel)` as UTF-8 at `p`, rel being `dir/name` (or `name` when dir is ""), with room
+ * for 6 bytes per UTF-16 unit; the end. A rel of plain ASCII (nearly all) is copied character by
+ * character; one with anything JSON escapes or that is not ASCII goes through JSON.stringify.
+ */
+function writeName(buf: Buffer, p: number, dir: string, name: string): number {
+  buf[p] = QUOTE;
+  let q = p + 1;
+  for (let i = 0; i < dir.length; i++) {
+    const c = dir.charCodeAt(i);
+    if (c < 0x20 || c === QUOTE || c === BACKSLASH || c >= 0x80) return p + buf.write(JSON.stringify(dir + "/" + name), p);
+    buf[q++] = c;
+  }
+  if (dir.length) buf[q++] = SLASH;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === QUOTE || c === BACKSLASH || c >= 0x80) return p + buf.write(JSON.stringify(dir.length ? dir + "/" + name : name), p);
+    buf[q++] = c;
+  }
+  buf[q++] = QUOTE;
+  return q;
+}
+
+/** Bytes [start, end) of `from` at `p` of `to` (a loop: Buffer.copy costs more for a few bytes); the end. */
+function copyBytes(from: Buffer, start: number, end: number, to: Buffer, p: number): number {
+  for (let i = start; i < end; i++) to[p++] = from[i]!;
+  return p;
+}
+
+/** The first `n` bytes of `from` at `at`, in lower-case hex, at `p`; the end. */
+function writeHex(buf: Buffer, p: number, from: Buffer, at: number, n: number): number {
+  for (let i = at; i < at + n; i++) {
+    const b = from[i]!;
+    buf[p++] = HEX[b >> 4]!;
+    buf[p++] = HEX[b & 15]!;
+  }
+  return p;
+}
+
+const HEX = Buffer.from("0123456789abcdef");
+const SPACE = 0x20;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
+const SLASH = 0x2f;
+
 const CHUNK = 1 << 20;
-const PENDING = 1 << 16;
 
 function hashFileSync(abs: string, buf: Buffer): string {
   const h = createHash("sha256");

@@ -15,6 +15,9 @@ import { writeFileAtomicSync } from "../atomic-file.ts";
 import { sha256Hex } from "../canonical.ts";
 import type { StatFingerprint } from "./walk.ts";
 
+/** What SourceStatCache.match returns for a file whose stat it knows. */
+export const KNOWN = -1;
+
 const MAGIC = Buffer.from("mstage stat-cache 4\n");
 const END = 0xffffffff;
 const TRAILER = 8;
@@ -90,16 +93,17 @@ export class SourceStatCache {
   }
 
   /**
-   * The sha256 hex of a regular file (named by its cache path) when its stat is the one recorded,
-   * else a slot number for `fill` once the file is hashed.
+   * KNOWN when a regular file (named by its cache path) has the stat recorded, its sha256 then the
+   * 32 bytes of `known` at `knownAt` (until the next call); else a slot number for `fill` once the
+   * file is hashed.
    */
-  match(path: string, st: StatFingerprint): string | number {
-    const n = this.key(path);
+  match(dir: string, name: string, st: StatFingerprint): number {
+    const n = this.key(dir, name);
     // The record at the cursor, or (a file added or removed before this one) the one found by path
     // further on; the records passed over belong to files that are gone.
     let at: number | undefined = this.cursor;
-    if (!this.isKeyAt(at, path, n)) {
-      at = this.indexed().get(path);
+    if (!this.isKeyAt(at, dir, name, n)) {
+      at = this.indexed().get(dir === "" ? name : dir + "/" + name);
       if (at !== undefined && at < this.cursor) at = undefined;
       if (at !== this.cursor) this.leaveOrder();
     }
@@ -111,17 +115,31 @@ export class SourceStatCache {
       this.cursor = after;
       if (same) {
         if (this.out !== undefined) this.append(at, after);
-        const i = this.view(after - DIGEST, DIGEST);
-        return this.old.toString("hex", i, i + DIGEST);
+        this.knownAt = this.view(after - DIGEST, DIGEST);
+        return KNOWN;
       }
     }
     this.reserve(4 + n + NUMBERS + DIGEST);
     const out = this.out!;
     let p = out.writeUInt32LE(n, this.outLength);
-    p += this.ascii ? out.write(path, p, "latin1") : this.scratch.copy(out, p, 0, n);
+    if (this.ascii) {
+      if (dir !== "") (p += out.write(dir, p, "latin1")), (out[p++] = SLASH);
+      p += out.write(name, p, "latin1");
+    } else p += this.scratch.copy(out, p, 0, n);
     for (const x of [st.size, st.mtimeMs, st.ctimeMs, st.ino]) p = out.writeDoubleLE(x, p);
     this.outLength = p + DIGEST;
     return p;
+  }
+
+  /** The buffer holding the digest of the file `match` last found KNOWN (at `knownAt`). */
+  get known(): Buffer {
+    return this.old;
+  }
+  knownAt = 0;
+
+  /** That digest in hex. */
+  knownHex(): string {
+    return this.old.toString("hex", this.knownAt, this.knownAt + DIGEST);
   }
 
   /** Records the digest of a file `match` did not know. */
@@ -171,27 +189,30 @@ export class SourceStatCache {
   }
 
   /**
-   * The byte length of the path's UTF-8. A path of ASCII alone (nearly all) is compared with the
-   * records character by character, in place; any other is encoded into `scratch` first.
+   * The byte length of the UTF-8 of the path `dir/name` (`name` when dir is ""). A path of ASCII
+   * alone (nearly all) is compared with the records character by character, in place; any other
+   * is encoded into `scratch` first.
    */
-  private key(path: string): number {
-    this.ascii = true;
-    for (let i = 0; i < path.length; i++) {
-      if (path.charCodeAt(i) < 0x80) continue;
-      this.ascii = false;
-      if (path.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(path.length * 3);
-      return this.scratch.write(path);
-    }
-    return path.length;
+  private key(dir: string, name: string): number {
+    this.ascii = isAscii(dir) && isAscii(name);
+    if (this.ascii) return dir === "" ? name.length : dir.length + 1 + name.length;
+    const path = dir === "" ? name : dir + "/" + name;
+    if (path.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(path.length * 3);
+    return this.scratch.write(path);
   }
 
-  /** Whether the old record at `p` is the file `path`, whose UTF-8 is `n` bytes long. */
-  private isKeyAt(p: number, path: string, n: number): boolean {
+  /** Whether the old record at `p` is the file `dir/name`, whose UTF-8 is `n` bytes long. */
+  private isKeyAt(p: number, dir: string, name: string, n: number): boolean {
     if (this.recordEnd(p) !== p + 4 + n + NUMBERS + DIGEST) return false;
     const at = this.view(p + 4, n);
     const o = this.old;
     if (!this.ascii) return o.compare(this.scratch, 0, n, at, at + n) === 0;
-    for (let i = 0, q = at; i < n; i++, q++) if (o[q] !== path.charCodeAt(i)) return false;
+    let q = at;
+    if (dir !== "") {
+      for (let i = 0; i < dir.length; i++, q++) if (o[q] !== dir.charCodeAt(i)) return false;
+      if (o[q++] !== SLASH) return false;
+    }
+    for (let i = 0; i < name.length; i++, q++) if (o[q] !== name.charCodeAt(i)) return false;
     return true;
   }
 
@@ -247,6 +268,13 @@ export class SourceStatCache {
     return after > this.end ? undefined : after;
   }
 }
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+const SLASH = 0x2f;
 
 /** Bytes of the old file read at a time. */
 const WINDOW = 1 << 20;

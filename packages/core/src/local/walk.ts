@@ -184,7 +184,7 @@ function statRoot(path: string, projectDir: string): { root: string; st: Stats }
 }
 
 /** Whether the walk leaves out an entry below `root`: exclude, the project's ignore file, mstage's own dirs. */
-function skipper(root: string, projectDir: string, o: WalkOptions): (abs: string, rel: string, isDir: boolean) => boolean {
+function skipper(root: string, projectDir: string, o: WalkOptions): Skip {
   const exclude = new IgnoreRules(o.exclude ?? []);
   const project = o.projectIgnore && !o.projectIgnore.empty ? o.projectIgnore : undefined;
   const projectRel = relative(projectDir, root);
@@ -193,12 +193,17 @@ function skipper(root: string, projectDir: string, o: WalkOptions): (abs: string
   const stateDir = join(projectDir, ".mstage");
   // mstage's default output: `local(".")` must not copy the images it produced last time.
   const outputDir = join(projectDir, "oci");
-  return (abs, rel, isDir) =>
+  const skip: Skip = (abs, rel, isDir) =>
     abs === stateDir ||
     (abs === outputDir && isDir && existsSync(join(abs, "oci-layout"))) ||
     (!exclude.empty && exclude.ignores(rel, isDir)) ||
     (project !== undefined && underProject && project.ignores(prefix + rel, isDir));
+  skip.patterns = !exclude.empty || (project !== undefined && underProject);
+  return skip;
 }
+
+/** Whether to leave an entry out; `patterns`: whether any pattern can (else only mstage's own dirs). */
+type Skip = ((abs: string, rel: string, isDir: boolean) => boolean) & { patterns?: boolean };
 
 function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
   const { root, st } = statRoot(path, projectDir);
@@ -239,13 +244,41 @@ export interface StatFingerprint {
   ino: number;
 }
 
-/** An entry of walkLocalParallel: a LocalEntry whose stat is only the fingerprint. */
-export type WalkedEntry = Omit<LocalEntry, "stat"> & { stat: StatFingerprint };
+/**
+ * An entry of walkLocalParallel: a LocalEntry whose stat is only the fingerprint. The threaded walk
+ * hands over one object, changed for each entry (read it before the next), and may name the entry
+ * by its directory and name alone: `abs` and `rel` are then made only when read.
+ */
+export type WalkedEntry = Omit<LocalEntry, "stat"> & {
+  stat: StatFingerprint;
+  /** When set: `abs` is `dir + "/" + name`, `rel` is `relDir + "/" + name` (or `name` at the top). */
+  dir?: string;
+  relDir?: string;
+  name?: string;
+};
+
+/** The one entry the threaded walk hands over, filled anew for each. */
+class Walked implements WalkedEntry {
+  dir = "";
+  relDir = "";
+  name = "";
+  type: LocalEntry["type"] = "file";
+  mode = 0;
+  size = 0;
+  linkTarget: string | undefined = undefined;
+  readonly stat: StatFingerprint = { size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0 };
+  get abs(): string {
+    return this.dir + "/" + this.name;
+  }
+  get rel(): string {
+    return this.relDir === "" ? this.name : this.relDir + "/" + this.name;
+  }
+}
 
 /**
  * walkLocalEach's entries, in its order, with the directories listed and lstat'ed on the walk
- * pool's threads, ahead of this one: every directory not left out is asked for as soon as its
- * parent's listing arrives. Wildcard and include sources, rare and small, walk as walkLocalEach does.
+ * pool's threads, ahead of this one (a few at a time, AHEAD at most), and here when the walk
+ * reaches one they were not asked for yet. Wildcard and include sources, rare and small, walk as walkLocalEach does.
  */
 export async function walkLocalParallel(path: string, projectDir: string, o: WalkOptions, emit: (e: WalkedEntry) => void): Promise<void> {
   if (o.include?.length || (o.glob && isGlob(path))) return walkLocalEach(path, projectDir, o, (e) => emit(e as WalkedEntry));
@@ -254,6 +287,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
   const pool = walkPool();
   if (!pool) return walkOne(path, projectDir, o, (e) => emit(e as WalkedEntry));
   const skip = skipper(root, projectDir, o);
+  const projectDirAbs = resolve(projectDir);
   interface Dir {
     listing: Listing;
     /** Per name: left out (or gone). */
@@ -261,7 +295,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
     /** Per kept directory name, its own listing. */
     subdirs: Map<number, Ahead>;
   }
-  /** A directory below: asked for ahead of the walk while fewer than AHEAD are, else when the walk reaches it. */
+  /** A directory below, listed ahead of the walk or when the walk reaches it. */
   interface Ahead {
     dir: string;
     rel: string;
@@ -271,24 +305,44 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
   let queued = 0;
   /** Listed or being listed, not yet walked: what the walk holds in memory ahead of itself. */
   let ahead = 0;
-  const list = (a: Ahead): Promise<Dir> => {
+  /** Asked of the threads and not yet answered. */
+  let asked = 0;
+  /**
+   * `now`: the walk has reached it. A directory the threads were not asked for yet is then listed
+   * here at once: on two cores the lstat calls are most of the work, and this thread would
+   * otherwise wait for a thread that is behind.
+   */
+  const list = (a: Ahead, now: boolean): Promise<Dir> => {
     if (a.listed) return a.listed;
     ahead++;
+    let listed: Promise<Listing>;
     // Until a thread is up (its start takes longer than a few directories), listed here, in order.
-    const listed = pool.up ? pool.list(a.dir) : (pool.warm(), listHere(a.dir));
+    if (!pool.up || now) listed = (pool.warm(), listHere(a.dir));
+    else {
+      asked++;
+      listed = pool.list(a.dir).finally(() => {
+        asked--;
+        more();
+      });
+    }
     a.listed = listed.then((listing) => {
       const skipped = new Uint8Array(listing.names.length);
       const subdirs = new Map<number, Ahead>();
+      // Without patterns, only .mstage/ and oci/ are left out, and only in the project directory.
+      const patterns = skip.patterns || a.dir === projectDirAbs;
       listing.names.forEach((name, i) => {
         const mode = listing.stats[i * NUMBERS]!;
         const isDir = (mode & S_IFMT) === S_IFDIR;
-        const abs = a.dir + "/" + name;
-        const rel = a.rel === "" ? name : a.rel + "/" + name;
-        if (mode < 0 || skip(abs, rel, isDir)) skipped[i] = 1;
-        else if (isDir) {
-          const sub = { dir: abs, rel };
-          subdirs.set(i, sub);
-          queue.push(sub);
+        if (mode < 0) skipped[i] = 1;
+        else if (patterns || isDir) {
+          const abs = a.dir + "/" + name;
+          const rel = a.rel === "" ? name : a.rel + "/" + name;
+          if (patterns && skip(abs, rel, isDir)) skipped[i] = 1;
+          else if (isDir) {
+            const sub = { dir: abs, rel };
+            subdirs.set(i, sub);
+            queue.push(sub);
+          }
         }
       });
       more();
@@ -298,10 +352,15 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
     a.listed.catch(() => {});
     return a.listed;
   };
+  // The threads are asked for the farthest directories of the next AHEAD, this thread lists the
+  // nearest ones the walk reaches first: they meet where their speeds put them.
   const more = () => {
-    while (ahead < AHEAD && queued < queue.length) list(queue[queued++]!);
+    while (queued < queue.length && queue[queued]!.listed) queued++;
     if (queued === queue.length) queue.length = queued = 0;
+    if (!pool.up) return;
+    for (let j = Math.min(queue.length, queued + AHEAD - ahead) - 1; j >= queued && ahead < AHEAD && asked < ASKED; j--) if (!queue[j]!.listed) list(queue[j]!, false);
   };
+  const e = new Walked();
   const visit = async (d: Dir, dir: string, relDir: string): Promise<void> => {
     const { names, stats, links } = d.listing;
     let link = 0;
@@ -310,32 +369,44 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
       const format = stats[k]! & S_IFMT;
       if (format === S_IFLNK) link++;
       if (d.skipped[i]) continue;
-      const abs = dir + "/" + names[i];
-      const rel = relDir === "" ? names[i]! : relDir + "/" + names[i];
-      const mode = stats[k]! & 0o7777;
-      const stat = { size: stats[k + 1]!, mtimeMs: stats[k + 2]!, ctimeMs: stats[k + 3]!, ino: stats[k + 4]! };
+      if (format !== S_IFDIR && format !== S_IFREG && format !== S_IFLNK) continue;
+      e.dir = dir;
+      e.relDir = relDir;
+      e.name = names[i]!;
+      e.mode = stats[k]! & 0o7777;
+      e.stat.size = stats[k + 1]!;
+      e.stat.mtimeMs = stats[k + 2]!;
+      e.stat.ctimeMs = stats[k + 3]!;
+      e.stat.ino = stats[k + 4]!;
+      e.linkTarget = format === S_IFLNK ? links[link - 1]! : undefined;
+      e.type = format === S_IFDIR ? "dir" : format === S_IFREG ? "file" : "symlink";
+      e.size = format === S_IFREG ? e.stat.size : 0;
       if (format === S_IFDIR) {
-        emit({ rel, abs, type: "dir", mode, size: 0, stat });
-        const sub = await list(d.subdirs.get(i)!);
+        const abs = e.abs;
+        const rel = e.rel;
+        emit(e);
+        const sub = await list(d.subdirs.get(i)!, true);
         ahead--;
         more();
         await visit(sub, abs, rel);
-      } else if (format === S_IFREG) {
-        emit({ rel, abs, type: "file", mode, size: stat.size, stat });
-      } else if (format === S_IFLNK) {
-        emit({ rel, abs, type: "symlink", mode, size: 0, linkTarget: links[link - 1]!, stat });
-      }
+      } else emit(e);
+      // Sockets, fifos and devices cannot be copied into an image: left out.
     }
   };
-  const top = await list({ dir: root, rel: "" });
+  const top = await list({ dir: root, rel: "" }, true);
   ahead--;
   await visit(top, root, "");
 }
 
 /** Directories listed ahead of the walk at most (a few MB for directories of a thousand files). */
 const AHEAD = 32;
+/** Directories asked of the threads at a time: enough to keep them busy, few enough to leave the next ones to this thread when it catches up. */
+const ASKED = 2;
 
-/** A directory listed on this thread, after a turn of the event loop (so that a thread's word that it is up gets through). */
+/**
+ * A directory listed on this thread, after a turn of the event loop: the threads' answers that came
+ * meanwhile (their word that they are up, listings) are taken first, and they are asked for more.
+ */
 function listHere(dir: string): Promise<Listing> {
   return new Promise((done, fail) =>
     setImmediate(() => {
