@@ -141,14 +141,16 @@ cold_base_present__buildah() { buildah_hello --no-cache; }
 
 # Nothing kept between runs: mstage's whole store and project state; docker's images and build
 # cache; buildah's whole storage and its cache mounts.
-cold_pull__mstage__prep() { rm -rf "$W/store-pull" "$W/pull/.mstage" "$W/pull/oci"; }
+# The stores go to the trash (bench/lib/common.sh), emptied after the case's last round: each
+# prep used to delete 1–3 GB just before its timed run. dockerd deletes its own images.
+cold_pull__mstage__prep() { trash "$W/store-pull" "$W/pull/.mstage" "$W/pull/oci"; }
 cold_pull__mstage() { mstage up -f "$W/pull/images.ts" --store "$W/store-pull" -q; }
 cold_pull__buildkit__prep() {
   docker rmi -f bench/hello-pull "$LARGE_REF" >/dev/null 2>&1 || true
   docker builder prune -af >/dev/null
 }
 cold_pull__buildkit() { docker "${DOCKER_BUILD[@]}" -t bench/hello-pull "$W/pull-docker"; }
-cold_pull__buildah__prep() { wipe_buildah pull; wipe_buildah_caches; }
+cold_pull__buildah__prep() { trash_buildah pull; wipe_buildah_caches; }
 cold_pull__buildah() { buildah_in pull "${BUILDAH_BUD[@]}" -t localhost/bench/hello "$W/pull-docker"; }
 
 run_hello_case() { # CASE ROUNDS
@@ -195,11 +197,12 @@ setup_rootless() {
   chown -R "$ROOTLESS_USER:" "$W/rootless"
   chmod 700 "$W/rootless/run"
 }
-cold_pull_rootless__mstage__prep() { rm -rf "$W/rootless/store" "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"; }
+cold_pull_rootless__mstage__prep() { trash "$W/rootless/store" "$W/rootless/pull/.mstage" "$W/rootless/pull/oci"; }
 cold_pull_rootless__mstage() { as_user node "$MSTAGE_BIN" up -f "$W/rootless/pull/images.ts" --store "$W/rootless/store" -q; }
 cold_pull_rootless__buildah__prep() {
-  as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" rmi -af >/dev/null 2>&1 || true
-  as_user buildah unshare rm -rf "$W/rootless/buildah" "$W/rootless/tmp/buildah-cache"
+  as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" rm --all >/dev/null 2>&1 || true
+  trash "$W/rootless/buildah"
+  as_user buildah unshare rm -rf "$W/rootless/tmp/buildah-cache"
 }
 cold_pull_rootless__buildah() {
   as_user buildah --root "$W/rootless/buildah/root" --runroot "$W/rootless/buildah/run" --storage-driver overlay \

@@ -42,7 +42,7 @@ timed() {
 # case with dashes as underscores: `<case>__<tool>` (timed) and optionally `<case>__<tool>__prep`
 # (untimed, run just before it: caches wiped, a file edited). Each time goes to RESULTS/CASE.TOOL.
 rounds() {
-  local case=$1 n=$2 fn tool i secs
+  local case=$1 n=$2 fn tool i secs before
   shift 2
   fn=${case//-/_}
   for tool in "$@"; do : >"$RESULTS/$case.$tool"; done
@@ -54,11 +54,42 @@ rounds() {
       # Every run starts with nothing dirty in the page cache: mstage's one syncfs would otherwise
       # also write out what the tool before it wrote and never synced.
       sync
+      before=$(disk_counters)
       timed secs "$W/$case.log" "${fn}__${tool//-/_}" || die "$case: $tool failed in round $i"
       echo "$secs" >>"$RESULTS/$case.$tool"
-      printf '   round %d %-12s %8.3f s\n' "$i" "$tool" "$secs"
+      printf '   round %d %-12s %8.3f s  %s\n' "$i" "$tool" "$secs" "$(disk_delta "$before" "$(disk_counters)")"
     done
   done
+  empty_trash
+}
+
+# ---- the disk ----------------------------------------------------------------------------------
+# The bench dir's block device (for /proc/diskstats) and what it did during a run: MB written and
+# discarded (the counters are the whole device's, so another process's I/O shows too).
+BENCH_DEV=$(basename "$(df --output=source "$W" | tail -n 1)")
+disk_counters() { awk -v d="$BENCH_DEV" '$3 == d { print $10, $17; f = 1 } END { if (!f) print "0 0" }' /proc/diskstats; }
+disk_delta() { # BEFORE AFTER ("sectors-written sectors-discarded" each)
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    printf "(disk: wrote %d MB, discarded %d MB)", (y[1] - x[1]) / 2048, (y[2] - x[2]) / 2048 }'
+}
+# trash PATH…: moves each PATH that exists out of the way at once, into $W/trash (the same file
+# system), instead of deleting it. The root fs is mounted with `discard` (a VM's disk): a timed run
+# right after an `rm -rf` of a 1–3 GB store ran slower each round (cp -a of the 970 MB base tree:
+# 3.1 → 15.8 → 44 s with an rm -rf and sync between rounds), since the freed blocks' discards and
+# the device's work on them overlap the run. Renamed, nothing is freed before the case's last
+# round; empty_trash deletes it all then, untimed, and syncs.
+trash() {
+  local p
+  mkdir -p "$W/trash"
+  for p in "$@"; do
+    [[ -e $p ]] && mv "$p" "$(mktemp -d "$W/trash/XXXXXX")/"
+  done
+  return 0
+}
+empty_trash() {
+  [[ -d $W/trash ]] || return 0
+  rm -rf "$W/trash"
+  sync
 }
 
 # ---- statistics ------------------------------------------------------------------------------

@@ -79,6 +79,14 @@ wipe_buildah() {
   rm -rf "${BUILDAH_STATE:?}/$1"
 }
 
+# trash_buildah NAME: the same, but its storage is moved into the trash (see trash) rather than
+# deleted, so the next timed run does not follow gigabytes of deletes; no container is left (bud
+# removes its own), so the storage holds no mount.
+trash_buildah() {
+  buildah_in "$1" rm --all >/dev/null 2>&1 || true
+  trash "${BUILDAH_STATE:?}/$1"
+}
+
 # buildah's RUN --mount=type=cache directories (1.28 keeps them under /var/tmp).
 wipe_buildah_caches() { rm -rf /var/tmp/buildah-cache /var/tmp/buildah-cache-"$(id -u)"; }
 
