@@ -381,9 +381,10 @@ function blob(bytes: Buffer): TestBlob {
 
 /**
  * A small image built by hand: a busybox-static layer (bin/busybox, bin/sh) plus, when asked,
- * extra layers of `extraLayers` random bytes each, with an OCI config and manifest.
+ * extra layers of `extraLayers` random bytes each, then one layer per `trees` function (given an
+ * empty dir to fill), with an OCI config and manifest.
  */
-export function makeTestImage(opts: { extraLayers?: number[]; label?: string } = {}): TestImage {
+export function makeTestImage(opts: { extraLayers?: number[]; trees?: ((dir: string) => void)[]; label?: string } = {}): TestImage {
   const work = mkdtempSync(join(tmpdir(), "mstage-img-"));
   try {
     const layerTars: Buffer[] = [];
@@ -396,6 +397,12 @@ export function makeTestImage(opts: { extraLayers?: number[]; label?: string } =
       const dir = join(work, `l${i + 1}`);
       mkdirSync(join(dir, "data"), { recursive: true });
       writeFileSync(join(dir, "data", `blob${i}`), randomBytes(size));
+      layerTars.push(tarDir(dir));
+    }
+    for (const [i, fill] of (opts.trees ?? []).entries()) {
+      const dir = join(work, `t${i}`);
+      mkdirSync(dir);
+      fill(dir);
       layerTars.push(tarDir(dir));
     }
     const layers = layerTars.map((tar) => ({ ...blob(gzipSync(tar, { level: 1 })), diffId: blob(tar).digest }));

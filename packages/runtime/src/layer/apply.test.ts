@@ -189,3 +189,47 @@ test("apply skips device nodes with one note naming them", async () => {
   assert.match(notes[0], /skipped 1 device node\(s\) \(dev\/null\)/);
   });
 });
+
+for (const mode of ["overlay", "merge"] as const) {
+  test(`apply (${mode}) gives small files, created several at a time, their exact mode, owner, time and the last entry's content`, async () => {
+    await inScene(async (s) => {
+      const root = process.geteuid?.() === 0;
+      const files: Entry[] = [
+        { name: "suid", body: "a", mode: 0o4755 },
+        { name: "sgid", body: "b", mode: 0o2755 },
+        { name: "group-writable", body: "c", mode: 0o664 },
+        { name: "read-only", body: "d", mode: 0o444 },
+        { name: "none", body: "e", mode: 0o000 },
+        ...(root ? [{ name: "theirs-suid", body: "f", mode: 0o4755, uid: 1234, gid: 5678 }] : []),
+      ];
+      const many: Entry[] = Array.from({ length: 200 }, (_, i) => ({ name: `d/f${i}`, body: `first ${i}`, mtime: 1000 + i }));
+      const tar = tarOf([
+        ...files.map((e) => ({ ...e, mtime: 77 })),
+        { name: "d/", type: "directory", mode: 0o755 },
+        ...many,
+        // A second entry of a name still being written, a hardlink to one, a dir replaced by a symlink.
+        { name: "d/f3", body: "second 3", mtime: 5 },
+        { name: "d/hard", type: "link", linkname: "d/f4" },
+        { name: "gone/", type: "directory", mode: 0o755 },
+        ...Array.from({ length: 50 }, (_, i) => ({ name: `gone/g${i}`, body: "x" })),
+        { name: "gone", type: "symlink", linkname: "d" },
+      ]);
+      await applyLayer(Readable.from(tar), s.target, { mode });
+      for (const e of files) {
+        const st = lstatSync(join(s.target, e.name));
+        assert.equal(st.mode & 0o7777, e.mode, `${e.name}: mode ${(st.mode & 0o7777).toString(8)}`);
+        assert.equal(st.mtimeMs, 77_000, e.name);
+        assert.equal(readFileSync(join(s.target, e.name), "utf8"), e.body);
+        if (root) assert.deepEqual([st.uid, st.gid], [e.uid ?? 0, e.gid ?? 0], e.name);
+      }
+      assert.equal(readFileSync(join(s.target, "d/f3"), "utf8"), "second 3");
+      assert.equal(lstatSync(join(s.target, "d/f3")).mtimeMs, 5000);
+      assert.equal(readFileSync(join(s.target, "d/f199"), "utf8"), "first 199");
+      assert.equal(lstatSync(join(s.target, "d/f199")).mtimeMs, 1_199_000);
+      assert.equal(lstatSync(join(s.target, "d/hard")).ino, lstatSync(join(s.target, "d/f4")).ino);
+      assert.ok(lstatSync(join(s.target, "gone")).isSymbolicLink());
+      assert.equal(readdirSync(join(s.target, "d")).length, 201);
+      s.assertOutsideUntouched();
+    });
+  });
+}

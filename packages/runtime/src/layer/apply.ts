@@ -4,6 +4,12 @@
 // symlink) before anything is created under it, and files are created with O_EXCL|O_NOFOLLOW.
 import { spawnSync } from "node:child_process";
 import {
+  close as closeCb,
+  fchmod as fchmodCb,
+  fchown as fchownCb,
+  futimes as futimesCb,
+  open as openCb,
+  write as writeCb,
   chmodSync,
   closeSync,
   constants,
@@ -25,6 +31,7 @@ import {
   type Stats,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
@@ -96,6 +103,22 @@ export function cleanEntryName(raw: string, entry = raw): string {
 /** An entry's content as tar-stream hands it over (a streamx Readable). */
 type EntryBody = AsyncIterable<Buffer> & { resume(): unknown };
 
+/**
+ * Regular files up to this size are read whole and created off this thread (libuv's pool), up to
+ * IN_FLIGHT files and IN_FLIGHT_BYTES at once: creating a file is the extraction's main cost, and
+ * several creations proceed at once where one thread would wait for each in turn.
+ */
+const SMALL_FILE = 1 << 20;
+const IN_FLIGHT = 64;
+const IN_FLIGHT_BYTES = 32 << 20;
+
+const openAsync = promisify(openCb);
+const writeAsync = promisify(writeCb);
+const fchownAsync = promisify(fchownCb);
+const fchmodAsync = promisify(fchmodCb);
+const futimesAsync = promisify(futimesCb);
+const closeAsync = promisify(closeCb);
+
 interface DirMeta {
   abs: string;
   mode: number;
@@ -112,23 +135,63 @@ class Applier {
   private readonly skippedDevices: string[] = [];
   private readonly unmapped = new Set<number>();
   private whiteoutTemplate: string | null = null;
+  /**
+   * Files being created off this thread, by relative path. Nothing else touches such a path, or
+   * removes a directory (which may hold one), before it is done: a later entry for the same name,
+   * a hardlink to it, a parent check through it, or a removal waits for it first. Every parent of
+   * such a file was verified a real directory before it started, and only this applier could
+   * change that, which it does only after waiting.
+   */
+  private readonly pending = new Map<string, Promise<void>>();
+  private pendingBytes = 0;
+  private failed: { error: unknown } | undefined;
+
+  /**
+   * A file this applier creates in overlay mode is ours already: the target is a fresh dir, and
+   * no dir in it is setgid before finish() (modes are set there), unless the target itself is.
+   */
+  private readonly createdAs: { uid: number; gid: number } | undefined;
+  private readonly umask = process.umask();
 
   constructor(
     private readonly root: string,
     private readonly opts: ApplyOptions,
-  ) {}
+  ) {
+    let setgid = true;
+    try {
+      setgid = (lstatSync(root).mode & 0o2000) !== 0;
+    } catch {
+      // Not known: every file is given its owner, as before.
+    }
+    const uid = process.geteuid?.();
+    const gid = process.getegid?.();
+    if (opts.mode === "overlay" && !setgid && uid !== undefined && gid !== undefined) this.createdAs = { uid, gid };
+  }
+
+  /**
+   * How a regular file is made with the fewest calls: created with its mode when the umask keeps
+   * it and its owner is ours already (no chown, which would also clear setuid bits), else created
+   * 0600 and given owner, then mode.
+   */
+  private fileCalls(header: tar.Header): { createMode: number; chown: boolean; chmod: boolean } {
+    const mode = (header.mode ?? 0o644) & 0o7777;
+    const chown = !(this.createdAs && this.createdAs.uid === (header.uid ?? 0) && this.createdAs.gid === (header.gid ?? 0));
+    if (!chown && (mode & ~this.umask) === mode) return { createMode: mode, chown, chmod: false };
+    return { createMode: 0o600, chown, chmod: true };
+  }
 
   private abs(rel: string): string {
     return rel === "" ? this.root : join(this.root, rel);
   }
 
   /** Makes sure every ancestor of `rel` is a real directory inside the target, creating missing ones. */
-  private ensureParents(rel: string, entry: string): void {
+  private async ensureParents(rel: string, entry: string): Promise<void> {
     const parts = rel.split("/");
     let cur = "";
     for (let i = 0; i < parts.length - 1; i++) {
       cur = cur ? cur + "/" + parts[i] : parts[i];
       if (this.safeDirs.has(cur)) continue;
+      await this.settled(cur);
       let st: Stats | undefined;
       try {
         st = lstatSync(this.abs(cur));
@@ -151,10 +214,29 @@ class Applier {
     }
   }
 
+  /** Waits until the file being created at `rel`, if any, is done. */
+  private async settled(rel: string): Promise<void> {
+    const p = this.pending.get(rel);
+    if (p) await p;
+    this.throwIfFailed();
+  }
+
+  /** Waits for every file being created; throws the first failure among them. */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.all(this.pending.values());
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failed) throw this.failed.error;
+  }
+
   /** Removes whatever is at `rel` (a dir with its contents), forgetting dirs known below it. */
-  private remove(rel: string, st: Stats | null = this.lstatOrNull(rel)): void {
+  private async remove(rel: string, st: Stats | null = this.lstatOrNull(rel)): Promise<void> {
     if (!st) return;
     if (st.isDirectory()) {
+      // Files may be being created below it.
+      await this.drain();
       rmSync(this.abs(rel), { recursive: true, force: true });
       const prefix = rel + "/";
       for (const d of this.safeDirs) if (d === rel || d.startsWith(prefix)) this.safeDirs.delete(d);
@@ -171,14 +253,59 @@ class Applier {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== "EINVAL" && code !== "EPERM") throw e;
-      // The id is not mapped in this user namespace (no subordinate range): keep the file as ours.
-      for (const id of [uid, gid]) {
-        if (id !== 0 && !this.unmapped.has(id)) {
-          this.unmapped.add(id);
-          this.opts.onNote?.(`id ${id} is not mapped in this user namespace (add a range to /etc/subuid and /etc/subgid); files owned by it are extracted as root`);
-        }
+      this.noteUnmapped(uid, gid);
+    }
+  }
+
+  /** The id is not mapped in this user namespace (no subordinate range): the file is kept as ours. */
+  private noteUnmapped(uid: number, gid: number): void {
+    for (const id of [uid, gid]) {
+      if (id !== 0 && !this.unmapped.has(id)) {
+        this.unmapped.add(id);
+        this.opts.onNote?.(`id ${id} is not mapped in this user namespace (add a range to /etc/subuid and /etc/subgid); files owned by it are extracted as root`);
       }
     }
+  }
+
+  /**
+   * Creates a small file with its whole content off this thread, as the synchronous path does it
+   * (O_EXCL|O_NOFOLLOW, owner, mode, mtime); waits first while too much is in flight.
+   */
+  private async createFile(rel: string, header: tar.Header, content: Buffer): Promise<void> {
+    while (this.pending.size >= IN_FLIGHT || (this.pendingBytes > 0 && this.pendingBytes + content.length > IN_FLIGHT_BYTES)) {
+      await Promise.race(this.pending.values());
+    }
+    this.throwIfFailed();
+    const path = this.abs(rel);
+    const calls = this.fileCalls(header);
+    const work = (async () => {
+      const fd = await openAsync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, calls.createMode);
+      try {
+        let off = 0;
+        while (off < content.length) off += (await writeAsync(fd, content, off, content.length - off)).bytesWritten;
+        const uid = header.uid ?? 0;
+        const gid = header.gid ?? 0;
+        if (calls.chown) {
+          await fchownAsync(fd, uid, gid).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== "EINVAL" && e.code !== "EPERM") throw e;
+            this.noteUnmapped(uid, gid);
+          });
+        }
+        if (calls.chmod) await fchmodAsync(fd, (header.mode ?? 0o644) & 0o7777);
+        const t = header.mtime ?? new Date(0);
+        await futimesAsync(fd, t, t);
+      } finally {
+        await closeAsync(fd);
+      }
+    })().then(
+      () => {},
+      (error) => void (this.failed ??= { error }),
+    ).finally(() => {
+      this.pending.delete(rel);
+      this.pendingBytes -= content.length;
+    });
+    this.pending.set(rel, work);
+    this.pendingBytes += content.length;
   }
 
   async entry(header: tar.Header, body: EntryBody, rawPax?: Map<string, Buffer>): Promise<void> {
@@ -186,9 +313,10 @@ class Applier {
     const rel = cleanEntryName(entryName);
     const base = rel.slice(rel.lastIndexOf("/") + 1);
 
+    this.throwIfFailed();
     if (base.startsWith(WH_PREFIX)) {
       body.resume();
-      this.whiteout(rel, base, entryName);
+      await this.whiteout(rel, base, entryName);
       return;
     }
     if (rel === "") {
@@ -197,14 +325,15 @@ class Applier {
       if (header.type === "directory") this.dirDone("", header, rawPax);
       return;
     }
-    this.ensureParents(rel, entryName);
+    await this.ensureParents(rel, entryName);
+    await this.settled(rel);
     const existing = this.lstatOrNull(rel);
     const path = this.abs(rel);
 
     switch (header.type) {
       case "directory": {
         body.resume();
-        if (existing && !existing.isDirectory()) this.remove(rel, existing);
+        if (existing && !existing.isDirectory()) await this.remove(rel, existing);
         if (!existing || !existing.isDirectory()) mkdirSync(path, 0o700);
         this.safeDirs.add(rel);
         this.chown(rel, header.uid ?? 0, header.gid ?? 0);
@@ -213,15 +342,22 @@ class Applier {
       }
       case "file":
       case "contiguous-file": {
-        this.remove(rel, existing);
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        await this.remove(rel, existing);
+        if ((header.size ?? 0) <= SMALL_FILE) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) chunks.push(chunk);
+          await this.createFile(rel, header, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+          break;
+        }
+        const calls = this.fileCalls(header);
+        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, calls.createMode);
         try {
           for await (const chunk of body) {
             let off = 0;
             while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
           }
-          this.chown(rel, header.uid ?? 0, header.gid ?? 0, fd);
-          fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
+          if (calls.chown) this.chown(rel, header.uid ?? 0, header.gid ?? 0, fd);
+          if (calls.chmod) fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
           const t = header.mtime ?? new Date(0);
           futimesSync(fd, t, t);
         } finally {
@@ -231,7 +367,7 @@ class Applier {
       }
       case "symlink": {
         body.resume();
-        this.remove(rel, existing);
+        await this.remove(rel, existing);
         symlinkSync(header.linkname ?? "", path);
         this.chown(rel, header.uid ?? 0, header.gid ?? 0);
         const t = header.mtime ?? new Date(0);
@@ -242,18 +378,19 @@ class Applier {
         body.resume();
         const target = cleanEntryName(header.linkname ?? "", entryName);
         if (target === "") throw new HostileLayerError(entryName, "hardlink to the root");
-        this.ensureParents(target, entryName);
+        await this.ensureParents(target, entryName);
+        await this.settled(target);
         const tst = this.lstatOrNull(target);
         if (!tst) throw new HostileLayerError(entryName, `hardlink to "${target}", which is not in the layer or below it`);
         if (tst.isDirectory()) throw new HostileLayerError(entryName, `hardlink to directory "${target}"`);
         if (target === rel) break;
-        this.remove(rel, existing);
+        await this.remove(rel, existing);
         linkSync(this.abs(target), path);
         break;
       }
       case "fifo": {
         body.resume();
-        this.remove(rel, existing);
+        await this.remove(rel, existing);
         const r = spawnSync("mkfifo", ["-m", ((header.mode ?? 0o644) & 0o7777).toString(8), path]);
         if (r.status !== 0) {
           this.opts.onNote?.(`could not create fifo ${rel}: ${r.stderr?.toString().trim() || r.error?.message}`);
@@ -290,9 +427,11 @@ class Applier {
     this.collectXattrs(rel, rawPax);
   }
 
-  private whiteout(rel: string, base: string, entry: string): void {
+  private async whiteout(rel: string, base: string, entry: string): Promise<void> {
     const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
-    this.ensureParents(rel, entry);
+    await this.ensureParents(rel, entry);
+    // Rare; whatever it deletes must be complete first.
+    await this.drain();
     if (base === WH_OPAQUE) {
       if (this.opts.mode === "overlay") {
         this.xattrs.push({ rel: parent, name: OVERLAY_OPAQUE_XATTR, value: Buffer.from("y") });
@@ -301,7 +440,7 @@ class Applier {
       // Opaque: what lower layers put in this dir goes; what this layer put there stays.
       for (const name of readdirSync(this.abs(parent))) {
         const child = parent ? parent + "/" + name : name;
-        if (!this.written.has(child)) this.remove(child);
+        if (!this.written.has(child)) await this.remove(child);
       }
       return;
     }
@@ -310,10 +449,10 @@ class Applier {
     const target = parent ? parent + "/" + name : name;
     const existing = this.lstatOrNull(target);
     if (this.opts.mode === "merge") {
-      this.remove(target, existing);
+      await this.remove(target, existing);
       return;
     }
-    this.remove(target, existing);
+    await this.remove(target, existing);
     linkSync(this.template(), this.abs(target));
   }
 
@@ -346,6 +485,7 @@ class Applier {
   }
 
   async finish(): Promise<void> {
+    await this.drain();
     if (this.whiteoutTemplate) rmSync(this.whiteoutTemplate, { force: true });
     if (this.xattrs.length) {
       // A later entry may have replaced a parent with a symlink: only set xattrs on paths whose
@@ -432,6 +572,8 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
     source.destroy();
     extract.destroy();
     await fed;
+    // Nothing may still be writing into `dir` once this settles: the caller removes it.
+    await applier.drain().catch(() => {});
     // The loop sees tar-stream's error; the feed may hold the real cause (zlib's, or the source's).
     throw corruptArchive(feedError && !(e instanceof UserError) ? feedError : e, opts.what ?? "the layer", compression);
   }
