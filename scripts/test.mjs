@@ -2,7 +2,8 @@
 //   node scripts/test.mjs            unit tests beside the code, then end-to-end tests in test/
 //   node scripts/test.mjs --unit     unit tests only
 //   node scripts/test.mjs FILE…      just those files
-import { readdirSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -23,9 +24,26 @@ const files = explicit.length
   ? explicit
   : [...find("packages"), ...(unitOnly ? [] : find("test"))].sort();
 
-const r = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", ...files],
-  { stdio: "inherit" },
-);
-process.exit(r.status ?? 1);
+// Every temporary file of the run goes under one directory, removed at the end: tests make tens of
+// thousands of projects and stores, and the ones a failed or killed test left grew /tmp by gigabytes
+// per run. Sticky and world-writable like /tmp, since tests also run the CLI as the test users.
+// The per-user cache of base rootfses and stores (test/helpers/rootfs.ts) stays in the real temp
+// directory, so only a machine's first run pays for it.
+const realTmp = tmpdir();
+const runTmp = mkdtempSync(join(realTmp, "mstage-tests-"));
+chmodSync(runTmp, 0o1777);
+const env = { ...process.env, TMPDIR: runTmp, MSTAGE_TEST_CACHE_ROOT: process.env.MSTAGE_TEST_CACHE_ROOT ?? realTmp };
+
+let status;
+try {
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "--test", "--test-reporter=spec", ...files],
+    { stdio: "inherit", env },
+  );
+  status = r.status ?? 1;
+} finally {
+  if (process.env.MSTAGE_KEEP_TEST_TMP) console.error(`test temp files kept in ${runTmp}`);
+  else rmSync(runTmp, { recursive: true, force: true, maxRetries: 3 });
+}
+process.exit(status);

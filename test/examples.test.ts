@@ -4,18 +4,18 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { REPO, builtStages, copyProject, expectOk, inBundle, layoutRefs, listRootfs, mstageAs, runBundle, skopeoInspect, testUsers, tool, unpack, writeAs } from "./up-harness.ts";
 import { arm64Emulation } from "./helpers/multiarch.ts";
+import { testCachePath } from "./helpers/rootfs.ts";
 
 const missing = ["skopeo", "umoci", "runc", "mmdebstrap"].filter((t) => !tool(t));
 
 /** One store per user, kept between runs (a debian() base is slow to make and never changes). */
 function sharedStore(user: string): string {
   const uid = execFileSync("id", ["-u", user], { encoding: "utf8" }).trim();
-  const cache = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${uid}`);
+  const cache = testCachePath(uid);
   const dir = join(cache, "examples-store");
   mkdirSync(dir, { recursive: true });
   if (user !== root.name) execFileSync("chown", [`${user}:${user}`, cache, dir]);

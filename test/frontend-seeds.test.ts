@@ -6,12 +6,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, copyProject, expectOk, layoutRefs, mstageAs, runBundle, sameImage, skopeoInspect, testUsers, tool, unpack, userDir } from "./up-harness.ts";
 import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
 import { catHeredocs, fenced, indentedBlocks, quotedDockerfiles, seedText, seedsMissing } from "./helpers/seeds.ts";
 import { listRootfs } from "./up-harness.ts";
+import { testCachePath } from "./helpers/rootfs.ts";
 
 const root = testUsers()[0]!;
 
@@ -30,7 +30,7 @@ const skip = whyNot();
 /** The store examples.test.ts keeps between runs (it holds the debian() Go toolchain base). */
 function examplesStore(): string {
   const uid = execFileSync("id", ["-u", root.name], { encoding: "utf8" }).trim();
-  const dir = join(process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${uid}`), "examples-store");
+  const dir = join(testCachePath(uid), "examples-store");
   mkdirSync(dir, { recursive: true });
   return dir;
 }

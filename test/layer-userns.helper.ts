@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { reexecInUserNamespace } from "../packages/runtime/src/sandbox/userns.ts";
+import { testCachePath } from "./helpers/rootfs.ts";
 
 const self = new URL(import.meta.url).pathname;
 const root = resolve(new URL("..", import.meta.url).pathname);
@@ -39,7 +40,7 @@ export function runInUserNamespace(script: string, args: string[], as: "invoker"
     chownSync(tmp, uid, gid);
     cmd = ["setpriv", "--reuid", "mstage-test", "--regid", "mstage-test", "--init-groups", ...node];
     // Its own temp dir, but the per-user rootfs cache of test/helpers/rootfs.ts survives the run.
-    Object.assign(env, { HOME: tmp, USER: "mstage-test", TMPDIR: tmp, MSTAGE_TEST_CACHE: process.env.MSTAGE_TEST_CACHE_MSTAGE_TEST ?? join(tmpdir(), `mstage-test-cache-${uid}`) });
+    Object.assign(env, { HOME: tmp, USER: "mstage-test", TMPDIR: tmp, MSTAGE_TEST_CACHE: process.env.MSTAGE_TEST_CACHE_MSTAGE_TEST ?? testCachePath(uid) });
     delete env.MSTAGE_TEST_CACHE_MSTAGE_TEST;
   }
   const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 120_000 });

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, copyProject, expectOk, layoutRefs, mstageAs, testUsers, tool } from "./up-harness.ts";
 import { cliRegistryUnavailable, startRegistry } from "./helpers/registry.ts";
+import { testCachePath } from "./helpers/rootfs.ts";
 
 const root = testUsers()[0]!;
 
@@ -23,7 +24,7 @@ function whyNot(): string | undefined {
 /** The store examples.test.ts keeps between runs for this user (it holds the debian base). */
 function examplesStore(): string {
   const uid = execFileSync("id", ["-u", root.name], { encoding: "utf8" }).trim();
-  const dir = join(process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${uid}`), "examples-store");
+  const dir = join(testCachePath(uid), "examples-store");
   mkdirSync(dir, { recursive: true });
   return dir;
 }

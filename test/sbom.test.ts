@@ -14,9 +14,10 @@ import { RegistryClient } from "@mstage/runtime";
 import { scanKey } from "../packages/runtime/src/sbom/attest.ts";
 import { REPO, copyProject, expectOk, mstageAs, testUsers, tool } from "./up-harness.ts";
 import { registryUnavailable, startRegistry, type RunningRegistry } from "./helpers/registry.ts";
+import { testCachePath } from "./helpers/rootfs.ts";
 
 const root = testUsers()[0]!;
-const cacheDir = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${process.getuid?.() ?? 0}`);
+const cacheDir = testCachePath(process.getuid?.() ?? 0);
 /**
  * The SPDX 2.3 JSON schema (spdx/spdx-spec, branch support/2.3, schemas/spdx-schema.json). It is not
  * ours to commit: it is read from shared/ beside the checkout (where CI lays it) or MSTAGE_SPDX_SCHEMA.

@@ -13,11 +13,20 @@ export function hostUid(): number {
   return line[0] === "0" ? Number(line[1]) : process.getuid!();
 }
 
-/** Per host user, so root's and mstage-test's caches never mix owners. */
+/**
+ * Per host user, so root's and mstage-test's caches never mix owners. It outlives a run's own temp
+ * directory (scripts/test.mjs sets MSTAGE_TEST_CACHE_ROOT to the real one).
+ */
 export function testCacheDir(): string {
-  const dir = process.env.MSTAGE_TEST_CACHE ?? join(tmpdir(), `mstage-test-cache-${hostUid()}`);
+  const dir = testCachePath(hostUid());
   mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** Where host user `uid`'s test cache is (MSTAGE_TEST_CACHE overrides it for this user only). */
+export function testCachePath(uid: number | string): string {
+  if (process.env.MSTAGE_TEST_CACHE && Number(uid) === hostUid()) return process.env.MSTAGE_TEST_CACHE;
+  return join(process.env.MSTAGE_TEST_CACHE_ROOT ?? tmpdir(), `mstage-test-cache-${uid}`);
 }
 
 /**
