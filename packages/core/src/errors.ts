@@ -113,6 +113,23 @@ export class HostileLayerError extends UserError {
   }
 }
 
+/** An error as Node's system calls throw it: `code` like "ENOSPC", `syscall` like "open". */
+export interface SystemError extends Error {
+  code?: string;
+  syscall?: string;
+}
+
+/**
+ * The first error along `e`'s cause chain (`e` itself first, at most 5 deep) that `test` accepts:
+ * a system error is often wrapped by ours (a layer's, a registry's) before it reaches the top.
+ */
+export function findCause(e: unknown, test: (cur: SystemError) => boolean): SystemError | undefined {
+  for (let cur = e, depth = 0; cur instanceof Error && depth < 5; cur = cur.cause, depth++) {
+    if (test(cur as SystemError)) return cur as SystemError;
+  }
+  return undefined;
+}
+
 export function isUserError(e: unknown): e is UserError {
   return e instanceof Error && (e as { name?: string }).name !== undefined && e instanceof UserError;
 }

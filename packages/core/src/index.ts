@@ -1,6 +1,6 @@
 // @mstage/core: the images.ts API, the stage graph, validation, keys and plan.
-export { UserError, StageError, StepError, RegistryError, InvalidReferenceError, DigestMismatchError, HostileLayerError, isUserError, formatLocation } from "./errors.ts";
-export type { SourceLocation } from "./errors.ts";
+export { UserError, StageError, StepError, RegistryError, InvalidReferenceError, DigestMismatchError, HostileLayerError, isUserError, formatLocation, findCause } from "./errors.ts";
+export type { SourceLocation, SystemError } from "./errors.ts";
 export { isStage, STAGE_BRAND } from "./model.ts";
 export type {
   Stage,

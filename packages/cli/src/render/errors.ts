@@ -1,7 +1,7 @@
 // How an error reaches the user: a UserError as its message (and detail), anything else as a bug
 // with its stack. `-v` adds the stack to user errors too.
 import kleur from "kleur";
-import { UserError } from "@mstage/core";
+import { UserError, findCause, type SystemError } from "@mstage/core";
 
 export function renderError(e: unknown, o: { verbose: boolean; color: boolean }): string {
   kleur.enabled = o.color && process.stderr.isTTY === true;
@@ -22,15 +22,12 @@ export function renderError(e: unknown, o: { verbose: boolean; color: boolean })
  * environment, not a bug. Its message and what to do, or undefined for any other error.
  */
 function exhaustion(e: unknown): string | undefined {
-  for (let cur = e, depth = 0; cur instanceof Error && depth < 4; cur = cur.cause, depth++) {
-    const { code, syscall } = cur as NodeJS.ErrnoException;
-    const processes = code === "EAGAIN" && syscall?.startsWith("spawn") === true;
-    if (code === "ENOMEM" || processes) {
-      return `the system ran out of ${processes ? "processes" : "memory"} (${cur.message}); free some, or build fewer stages at once with --jobs 1, then run again`;
-    }
-    if (code === "EMFILE" || code === "ENFILE") {
-      return `too many open files (${cur.message}); raise the limit (ulimit -n) or build fewer stages at once with --jobs 1, then run again`;
-    }
+  const processes = (c: SystemError) => c.code === "EAGAIN" && c.syscall?.startsWith("spawn") === true;
+  const ran = findCause(e, (c) => c.code === "ENOMEM" || processes(c));
+  if (ran) {
+    return `the system ran out of ${processes(ran) ? "processes" : "memory"} (${ran.message}); free some, or build fewer stages at once with --jobs 1, then run again`;
   }
+  const files = findCause(e, (c) => c.code === "EMFILE" || c.code === "ENFILE");
+  if (files) return `too many open files (${files.message}); raise the limit (ulimit -n) or build fewer stages at once with --jobs 1, then run again`;
   return undefined;
 }

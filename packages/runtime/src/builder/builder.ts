@@ -19,6 +19,7 @@ import { runGraph } from "./scheduler.ts";
 import { CorruptLayerError, applyLayer, commitAndAdopt, commitLayerToStore, ensureLayerExtracted, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import { checkBasePlatform, memoised, stagePlatform, tarballBase, tarballName, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
+import { NO_SPACE_ADVICE, noSpaceCause } from "../store/full.ts";
 
 export interface BuildOptions {
   store: Store;
@@ -478,15 +479,8 @@ async function hasEntries(dir: string): Promise<boolean> {
  * or while compressing its layers for an output), or undefined when `e` is something else.
  */
 export function storeFullError(e: unknown, store: Store, stage: Stage): StageError | undefined {
-  if (!noSpace(e)) return undefined;
-  return new StageError(stage.name, `no space left on the device of the store ${store.root} (${(e as Error).message}); free some (mstage gc --max-size …) or use a --store with room, then run again`, undefined, stage.definedAt);
+  const full = noSpaceCause(e);
+  if (!full) return undefined;
+  return new StageError(stage.name, `no space left on the device of the store ${store.root} (${full.message}); ${NO_SPACE_ADVICE}`, undefined, stage.definedAt);
 }
 
-/** A full disk or quota, seen while writing into the store (possibly wrapped by a layer error). */
-function noSpace(e: unknown): boolean {
-  for (let cur = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
-    const code = (cur as NodeJS.ErrnoException).code;
-    if (code === "ENOSPC" || code === "EDQUOT") return true;
-  }
-  return false;
-}

@@ -41,6 +41,7 @@ import { decompressor, sniffCompression, type LayerCompression } from "./decompr
 import { PaxTap } from "./pax-tap.ts";
 import { makeOverlayWhiteout, OVERLAY_OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
 import { isOverlayPrivate, writeXattrs } from "./xattr.ts";
+import { NO_SPACE_ADVICE } from "../store/full.ts";
 
 export interface ApplyOptions {
   /**
@@ -79,7 +80,7 @@ function corruptArchive(e: unknown, what: string, compression: LayerCompression)
   if (e instanceof UserError) return e;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (typeof code === "string" && !code.startsWith("Z_")) {
-    if (code === "ENOSPC" || code === "EDQUOT") return new UserError(`no space left on the device while extracting ${what}: free some space (mstage gc) and run again`, { cause: e });
+    if (code === "ENOSPC" || code === "EDQUOT") return new UserError(`no space left on the device while extracting ${what} (${(e as Error).message}); ${NO_SPACE_ADVICE}`, { cause: e });
     return e;
   }
   const msg = e instanceof Error ? e.message : String(e);

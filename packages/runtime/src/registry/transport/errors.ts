@@ -1,6 +1,6 @@
 // Registry failures as RegistryErrors: a failed connection or body stream, or an error status with
 // its distribution error body; whether each is worth a retry; URLs redacted for messages.
-import { RegistryError } from "@mstage/core";
+import { RegistryError, findCause } from "@mstage/core";
 import { ERROR_DETAIL_BYTES, readBodyPrefix } from "./body.ts";
 import type { HttpTransport, RegistryResponse } from "./http.ts";
 
@@ -82,11 +82,7 @@ export function isConnectionError(e: unknown): boolean {
 }
 
 export function errorCode(e: unknown): string | undefined {
-  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
-    const code = (cur as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
+  return findCause(e, (c) => typeof c.code === "string")?.code;
 }
 
 const PUBLIC_PARAMS = new Set(["digest", "mount", "from", "service", "scope", "n", "last"]);
