@@ -124,8 +124,11 @@ interface Head {
 /** One Head per type and mode met, not one per entry. */
 class Heads {
   private readonly known = new Map<number, Head>();
+  private last: { id: number; head?: Head } = { id: -1 };
   of(type: LocalEntry["type"], mode: number): Head {
     const id = mode * 4 + (type === "file" ? 0 : type === "dir" ? 1 : 2);
+    // Most entries are like the one before.
+    if (id === this.last.id) return this.last.head!;
     let h = this.known.get(id);
     if (h === undefined) {
       const m = mode.toString(8);
@@ -133,6 +136,7 @@ class Heads {
       const fingerprint = `${type[0]}${m}:`;
       this.known.set(id, (h = { type, text, fingerprint, textBytes: Buffer.from(text), fingerprintBytes: Buffer.from(fingerprint) }));
     }
+    this.last = { id, head: h };
     return h;
   }
 }

@@ -10,6 +10,7 @@
 // file without the magic and a whole trailer (an older format, a torn copy) is ignored, as is the
 // rest of one whose records stop making sense: it is only a cache, rewritten by the next plan.
 import { closeSync, fstatSync, openSync, readSync, rmSync } from "node:fs";
+import { endianness } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "../atomic-file.ts";
 import { sha256Hex } from "../canonical.ts";
@@ -82,6 +83,9 @@ export class SourceStatCache {
   /** Whether the path `key` saw last is ASCII alone (else its UTF-8 is in `scratch`). */
   private ascii = true;
   reads = 0;
+  /** A fingerprint's numbers as a record holds them (sameStatAt). */
+  private readonly numbers = new Float64Array(4);
+  private readonly numberBytes = new Uint8Array(this.numbers.buffer);
 
   constructor(readonly path: string | undefined) {
     const valid = path === undefined ? undefined : openValid(path);
@@ -220,7 +224,17 @@ export class SourceStatCache {
   private sameStatAt(p: number, st: StatFingerprint): boolean {
     const n = this.view(p, NUMBERS);
     const o = this.old;
-    return o.readDoubleLE(n) === st.size && o.readDoubleLE(n + 8) === st.mtimeMs && o.readDoubleLE(n + 16) === st.ctimeMs && o.readDoubleLE(n + 24) === st.ino;
+    if (!LITTLE_ENDIAN) return o.readDoubleLE(n) === st.size && o.readDoubleLE(n + 8) === st.mtimeMs && o.readDoubleLE(n + 16) === st.ctimeMs && o.readDoubleLE(n + 24) === st.ino;
+    // The same bytes as the record's (stricter than ===, which also calls 0 and -0 equal: at worst
+    // a file read again): no call per number.
+    const numbers = this.numbers;
+    numbers[0] = st.size;
+    numbers[1] = st.mtimeMs;
+    numbers[2] = st.ctimeMs;
+    numbers[3] = st.ino;
+    const bytes = this.numberBytes;
+    for (let i = 0; i < NUMBERS; i++) if (o[n + i] !== bytes[i]) return false;
+    return true;
   }
 
   /** The walk no longer follows the old records one by one: new records are written from here on. */
@@ -268,6 +282,9 @@ export class SourceStatCache {
     return after > this.end ? undefined : after;
   }
 }
+
+/** Whether a Float64Array's bytes are a record's (little-endian) doubles. */
+const LITTLE_ENDIAN = endianness() === "LE";
 
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
