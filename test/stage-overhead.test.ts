@@ -5,8 +5,10 @@
 // else; its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
 // layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount), which
 // the first step checks, and its commit fsyncs its few files instead of syncing the whole
-// filesystem (sync -f would also wait for every other dirty file there). (umount is not wrapped:
-// the step runs the host's umount binary through its loader, which ldd must be able to read.)
+// filesystem (sync -f would also wait for every other dirty file there). The step helpers' ldd is
+// asked while the build plans, before the first overlay is mounted, not when the first step starts.
+// (umount is not wrapped: the step runs the host's umount binary through its loader, which ldd
+// must be able to read.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -35,7 +37,7 @@ for (const user of testUsers()) {
     const log = join(bin, "calls.log");
     writeFileSync(log, "");
     chmodSync(log, 0o666);
-    for (const tool of ["mount", "setfattr", "sync"]) {
+    for (const tool of ["mount", "setfattr", "sync", "ldd"]) {
       const real = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } }).trim();
       writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec ${real} "$@"\n`);
       chmodSync(join(bin, tool), 0o755);
@@ -51,5 +53,7 @@ for (const user of testUsers()) {
     assert.equal(count(/^mount /), 2 * STAGES, `no other mount:\n${calls.join("\n")}`);
     assert.equal(count(/^setfattr /), 0, `no xattr to remove from an upper dir:\n${calls.join("\n")}`);
     assert.equal(count(/^sync /), 0, `a small layer is fsynced file by file, no syncfs:\n${calls.join("\n")}`);
+    const firstOverlay = calls.findIndex((c) => /^mount -t overlay /.test(c));
+    assert.ok(calls.slice(0, firstOverlay).filter((c) => c.startsWith("ldd ")).length === 2, `ldd of setpriv and umount before the first overlay:\n${calls.join("\n")}`);
   });
 }

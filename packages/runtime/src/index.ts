@@ -79,6 +79,7 @@ export type { IdMapping, IdRange } from "./sandbox/subid.ts";
 export { withRootfs } from "./sandbox/overlay.ts";
 export type { RootfsOptions } from "./sandbox/overlay.ts";
 export { runStep } from "./sandbox/run.ts";
+export { prepareStepHelpers } from "./sandbox/devices.ts";
 export type { RunStepOptions, StepResult, StepBind, StepCache, StepSecret } from "./sandbox/run.ts";
 export { resolveInRoot, hostPathInRoot, mkdirInRoot } from "./sandbox/paths.ts";
 export { runDoctorChecks } from "./sandbox/doctor.ts";

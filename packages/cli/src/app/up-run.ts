@@ -24,6 +24,7 @@ import {
   buildIndex,
   buildPlan,
   imageSize,
+  prepareStepHelpers,
   isBuiltIndex,
   sourceDateEpochFrom,
   compressLayer,
@@ -98,6 +99,8 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined, { platforms: o.platforms });
   requireTargets(graph, config.file);
 
+  // The steps' host helpers are looked up (ldd) while the plan is made, not after it.
+  prepareStepHelpers();
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");
   const registry = new UpRegistry(o.registry ?? {}, o.onEvent, o.signal);

@@ -79,8 +79,7 @@ let helpers: Promise<Helpers> | undefined;
 function hostHelpers(): Promise<Helpers> {
   helpers ??= (async () => {
     const setpriv = requireTool("setpriv");
-    const helper = await helperFiles(setpriv);
-    const umount = await helperFiles(requireTool("umount"));
+    const [helper, umount] = await Promise.all([helperFiles(setpriv), helperFiles(requireTool("umount"))]);
     const inStep = (p: string) => `${HELPER_DIR}/${basename(p)}`;
     // Through the old root, absolute symlinks (/lib64/ld-linux…) would resolve in the step's root.
     const old = (p: string) => OLD_ROOT + realpathSync(p);
@@ -93,6 +92,14 @@ function hostHelpers(): Promise<Helpers> {
   })();
   helpers.catch(() => (helpers = undefined));
   return helpers;
+}
+
+/**
+ * Starts asking ldd for the step helpers now, so that a build's first step does not wait for it:
+ * `up` calls this before it plans. A failure is reported by the first step that needs them.
+ */
+export function prepareStepHelpers(): void {
+  hostHelpers().catch(() => undefined);
 }
 
 const templates = new Map<string, Promise<DevTemplate>>();
