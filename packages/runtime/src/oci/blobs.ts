@@ -10,6 +10,8 @@ export interface OciBlobStore {
   openBlob(d: Digest): Readable;
   /** Atomic; verifies `expected`; a blob already present is not written again. */
   writeBlob(source: Readable | Uint8Array, expected?: Digest): Promise<{ digest: Digest; size: number }>;
+  /** True for a blob this process wrote and hashed as it wrote it: an output copies it without hashing it again. */
+  writtenHere?(d: Digest): boolean;
 }
 
 /**

@@ -3,12 +3,13 @@
 // linger and blobs nobody references are dropped with it. An `up` of some targets keeps the other
 // refs (`keepOtherRefs`): their descriptors and every blob they reach are carried over. The new layout is built in a temp dir
 // beside the target (same filesystem) and swapped in by rename: a failure before the swap leaves the
-// previous layout exactly as it was. Blobs are copied from the store and hashed on the way: a blob
-// corrupted in the store is refused instead of exported, and an output never shares an inode with
+// previous layout exactly as it was. Blobs are copied from the store and hashed on the way (but for
+// those this run wrote, hashing them then): a blob corrupted in the store is refused instead of
+// exported, and an output never shares an inode with
 // the store, so damage to one cannot reach the other (hard links did both). A non-empty directory
 // without `oci-layout` is never replaced (a mistyped `--output oci:.`).
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants as fsConstants, createReadStream } from "node:fs";
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { UserError, canonicalJson, writeNewFileSynced } from "@mstage/core";
@@ -138,7 +139,10 @@ function checkRefName(ref: string): void {
 
 const STORE_DAMAGED = "the store is damaged: run `mstage gc --verify` to remove what is corrupt, then `mstage up` again";
 
-/** Copies a store blob into the new layout, hashing it as it goes; a blob that does not match its digest is refused. */
+/**
+ * Copies a store blob into the new layout, hashing it as it goes; a blob that does not match its
+ * digest is refused. A blob this run wrote (and hashed as it wrote it) is copied without a hash.
+ */
 async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Promise<"copy"> {
   if (!(await store.hasBlob(d.digest))) {
     throw new UserError(`blob ${d.digest} (${d.mediaType}) is missing from the store; ${STORE_DAMAGED}`);
@@ -146,6 +150,17 @@ async function placeBlob(store: OciBlobStore, d: Descriptor, dest: string): Prom
   const src = store.blobPath(d.digest);
   const st = await stat(src);
   if (st.size !== d.size) throw new UserError(`store blob ${src} is ${st.size} bytes, its descriptor says ${d.size}; ${STORE_DAMAGED}`);
+  if (store.writtenHere?.(d.digest)) {
+    // Hashed as this run wrote it: copied in the kernel (copy_file_range), not read through a hash again.
+    await copyFile(src, dest, fsConstants.COPYFILE_EXCL);
+    const out = await open(dest, "r");
+    try {
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    return "copy";
+  }
   const hash = createHash("sha256");
   const out = await open(dest, "wx", 0o644);
   try {

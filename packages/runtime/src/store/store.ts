@@ -80,8 +80,22 @@ export class Store {
   }
 
   /** See blobs.writeBlob. */
-  writeBlob(source: Readable | Uint8Array, expected?: Digest, opts: blobs.WriteBlobOptions = {}): Promise<{ digest: Digest; size: number }> {
-    return blobs.writeBlob(this.layout, source, expected, opts);
+  async writeBlob(source: Readable | Uint8Array, expected?: Digest, opts: blobs.WriteBlobOptions = {}): Promise<{ digest: Digest; size: number }> {
+    const present = expected !== undefined && this.hasBlob(expected);
+    const written = await blobs.writeBlob(this.layout, source, expected, opts);
+    if (!present) this.writtenBlobs.add(written.digest);
+    return written;
+  }
+
+  /** Blobs this Store object wrote, hashing the bytes as it wrote them (blobs.writeBlob renames its temp file over any other copy). */
+  private readonly writtenBlobs = new Set<Digest>();
+
+  /**
+   * True for a blob written through this Store object (one `up`): it was hashed as it was written,
+   * moments ago, so an output copies it without reading it through a hash again.
+   */
+  writtenHere(d: Digest): boolean {
+    return this.writtenBlobs.has(d);
   }
 
   /** See blobs.placeBlobFile: a temp file already verified as `digest` becomes that blob. */
