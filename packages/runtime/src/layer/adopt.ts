@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import type { Store } from "../store/store.ts";
 import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, digestLayer, scanTree, type CommitOptions, type TreeScan } from "./commit.ts";
+import { commitLayerToStore, digestLayer, scanTree, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
 import { createOverlayWhiteout, isOverlayOpaque, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
 import { isOverlayPrivate, readTreeXattrs, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
 
@@ -94,5 +94,5 @@ async function normaliseScanned(scan: TreeScan, attrsOf: Map<string, Xattrs>): P
   // The scan's stats of the whiteouts (now the one device) and of their dirs (whose mtimes the
   // changes set to now) are stale; the tar's walk takes their times from these.
   const stale = new Set([...scan.whiteouts, ...[...scan.unsupported, ...scan.whiteouts].map((p) => p.slice(0, Math.max(0, p.lastIndexOf("/"))))]);
-  for (const entry of scan.entries) if (stale.has(entry.path)) entry.st = lstatSync(upper + "/" + entry.path);
+  for (const entry of scan.entries) if (stale.has(entry.path)) setFacts(entry, lstatSync(upper + "/" + entry.path));
 }

@@ -37,13 +37,48 @@ export interface CommitOptions {
 
 const CHUNK = 1 << 20;
 
-/** One entry of a tree, in the order its tar holds them. */
+/** What the tar makes of an entry; "other" (sockets, devices) it leaves out. */
+export type EntryKind = "whiteout" | "directory" | "symlink" | "file" | "fifo" | "other";
+
+/**
+ * One entry of a tree, in the order its tar holds them: what its tar header needs of its lstat.
+ * Plain numbers, not the Stats (with its four Dates, ~1 KB an entry listed): a layer can hold
+ * hundreds of thousands of entries.
+ */
 export interface TreeEntry {
   /** Path below the tree's root: "a/b". */
   path: string;
   /** Its name in the tar: the path, with ".wh." before a whiteout's name; no trailing "/". */
   tarName: string;
-  st: Stats;
+  kind: EntryKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  /** "dev:ino" of a file with more than one link (the tar's hardlinks), else "". */
+  linkId: string;
+}
+
+function kindOf(st: Stats): EntryKind {
+  if (isOverlayWhiteout(st)) return "whiteout";
+  if (st.isDirectory()) return "directory";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isFile()) return "file";
+  if (st.isFIFO()) return "fifo";
+  return "other";
+}
+
+/** `entry`'s facts from its lstat `st` (again, after normalising changed the entry). */
+export function setFacts(entry: Pick<TreeEntry, "path" | "tarName"> & Partial<TreeEntry>, st: Stats): TreeEntry {
+  entry.kind = kindOf(st);
+  entry.mode = st.mode & 0o7777;
+  entry.uid = st.uid;
+  entry.gid = st.gid;
+  entry.size = st.size;
+  entry.mtimeMs = st.mtimeMs;
+  entry.linkId = entry.kind === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
+  return entry as TreeEntry;
 }
 
 /** A tree listed and lstat'ed once, for its tar and for what normalising an upper dir changes. */
@@ -74,19 +109,20 @@ export function scanTree(dir: string): TreeScan {
     const names = readdirSync(abs);
     const children = names.map((name) => {
       const st = lstatSync(abs + "/" + name);
-      return { name, st, key: isOverlayWhiteout(st) ? WH_PREFIX + name : name };
+      const key = isOverlayWhiteout(st) ? WH_PREFIX + name : name;
+      const path = rel ? rel + "/" + name : name;
+      return { key, entry: setFacts({ path, tarName: key === name ? path : rel ? rel + "/" + key : key }, st) };
     });
     if (names.every(isAscii)) children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     else {
       const bytes = new Map(children.map((c) => [c, Buffer.from(c.key, "utf8")]));
       children.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
     }
-    for (const { name, st, key } of children) {
-      const path = rel ? rel + "/" + name : name;
-      scan.entries.push({ path, tarName: rel ? rel + "/" + key : key, st });
-      if (st.isDirectory()) walk(path);
-      else if (isOverlayWhiteout(st)) scan.whiteouts.push(path);
-      else if (st.isSocket() || st.isCharacterDevice() || st.isBlockDevice()) scan.unsupported.push(path);
+    for (const { entry } of children) {
+      scan.entries.push(entry);
+      if (entry.kind === "directory") walk(entry.path);
+      else if (entry.kind === "whiteout") scan.whiteouts.push(entry.path);
+      else if (entry.kind === "other") scan.unsupported.push(entry.path);
     }
   };
   walk("");
@@ -177,31 +213,30 @@ function* writeTar(scan: TreeScan, xattrs: Map<string, Xattrs>, sink: Sink, opts
     out.zeros(padding(size));
   }
 
-  for (const { path, tarName, st } of scan.entries) {
-    const mtime = Math.min(Math.floor(st.mtimeMs / 1000), epoch);
-    const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime, size: 0 };
-    if (setTimes && st.mtimeMs !== mtime * 1000) lutimesSync(root + "/" + path, mtime, mtime);
-    if (isOverlayWhiteout(st)) {
+  for (const { path, tarName, kind, mode, uid, gid, size, mtimeMs, linkId } of scan.entries) {
+    const mtime = Math.min(Math.floor(mtimeMs / 1000), epoch);
+    const base = { mode, uid, gid, mtime, size: 0 };
+    if (setTimes && kind !== "other" && mtimeMs !== mtime * 1000) lutimesSync(root + "/" + path, mtime, mtime);
+    if (kind === "whiteout") {
       out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
-    } else if (st.isDirectory()) {
+    } else if (kind === "directory") {
       const attrs = attrsOf(path);
       out.put(encodeHeader({ ...base, name: tarName + "/", type: "directory", pax: paxXattrs(attrs) }));
       if (isOverlayOpaque(attrs)) {
         out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
       }
-    } else if (st.isSymbolicLink()) {
+    } else if (kind === "symlink") {
       out.put(encodeHeader({ ...base, name: tarName, type: "symlink", linkname: readlinkSync(root + "/" + path) }));
-    } else if (st.isFile()) {
-      const id = st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
-      const first = id ? links.get(id) : undefined;
+    } else if (kind === "file") {
+      const first = linkId ? links.get(linkId) : undefined;
       if (first !== undefined) {
         out.put(encodeHeader({ ...base, name: tarName, type: "link", linkname: first }));
       } else {
-        if (id) links.set(id, tarName);
-        out.put(encodeHeader({ ...base, name: tarName, type: "file", size: st.size, pax: paxXattrs(attrsOf(path)) }));
-        if (st.size > 0) yield* copyFile(root + "/" + path, st.size, tarName);
+        if (linkId) links.set(linkId, tarName);
+        out.put(encodeHeader({ ...base, name: tarName, type: "file", size, pax: paxXattrs(attrsOf(path)) }));
+        if (size > 0) yield* copyFile(root + "/" + path, size, tarName);
       }
-    } else if (st.isFIFO()) {
+    } else if (kind === "fifo") {
       out.put(encodeHeader({ ...base, name: tarName, type: "fifo", pax: paxXattrs(attrsOf(path)) }));
     }
     yield;
