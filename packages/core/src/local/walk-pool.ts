@@ -92,7 +92,8 @@ class WalkPool {
   private readonly answers = new Map<number, Answer>();
   private nextId = 0;
 
-  constructor(private readonly size: number) {}
+  /** `size`: the most threads it starts. */
+  constructor(readonly size: number) {}
 
   list(dir: string): Promise<Listing> {
     const id = this.nextId++;

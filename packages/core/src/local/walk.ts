@@ -358,7 +358,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
     while (queued < queue.length && queue[queued]!.listed) queued++;
     if (queued === queue.length) queue.length = queued = 0;
     if (!pool.up) return;
-    for (let j = Math.min(queue.length, queued + AHEAD - ahead) - 1; j >= queued && ahead < AHEAD && asked < ASKED; j--) if (!queue[j]!.listed) list(queue[j]!, false);
+    for (let j = Math.min(queue.length, queued + AHEAD - ahead) - 1; j >= queued && ahead < AHEAD && asked < ASKED * pool.size; j--) if (!queue[j]!.listed) list(queue[j]!, false);
   };
   const e = new Walked();
   const visit = async (d: Dir, dir: string, relDir: string): Promise<void> => {
@@ -400,7 +400,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
 
 /** Directories listed ahead of the walk at most (a few MB for directories of a thousand files). */
 const AHEAD = 32;
-/** Directories asked of the threads at a time: enough to keep them busy, few enough to leave the next ones to this thread when it catches up. */
+/** Directories asked of each thread at a time: enough to keep it busy, few enough to leave the next ones to this thread when it catches up. */
 const ASKED = 2;
 
 /**
