@@ -36,6 +36,7 @@ TS
 
 ensure_base_docker() {
   ensure_toolchain
+  skipped buildkit && return
   start_dockerd
   docker image inspect "$TOOLCHAIN_REF" >/dev/null 2>&1 || docker pull -q "$TOOLCHAIN_REF" >/dev/null
 }

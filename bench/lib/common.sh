@@ -45,6 +45,7 @@ rounds() {
   local case=$1 n=$2 fn tool i secs before
   shift 2
   fn=${case//-/_}
+  set -- $(unskipped "$@")
   for tool in "$@"; do : >"$RESULTS/$case.$tool"; done
   for ((i = 1; i <= n; i++)); do
     for tool in "$@"; do
@@ -92,6 +93,11 @@ empty_trash() {
   sync
 }
 
+# MSTAGE_BENCH_SKIP="buildkit …": tools left out of every case (an engineer's run on a shared
+# machine, where no dockerd may start); their medians and ratios are not printed.
+skipped() { [[ " ${MSTAGE_BENCH_SKIP:-} " == *" $1 "* ]]; }
+unskipped() { local t; for t in "$@"; do skipped "$t" || echo "$t"; done; }
+
 # ---- statistics ------------------------------------------------------------------------------
 
 # stats < numbers: "median min max" of the numbers on stdin.
@@ -138,6 +144,7 @@ target_text() {
 # the target; appends the same line to the summary.
 compare() {
   local case=$1 tool=$2 peer=$3 med lo hi target line
+  { skipped "$tool" || skipped "$peer"; } && return 0
   read -r med lo hi < <(ratios "$case" "$tool" "$peer" | stats)
   target=${TARGET[$case:$tool:$peer]:-}
   line=$(printf '%-18s %-12s / %-12s %5.2f× (%.2f–%.2f)  %s' "$case" "$tool" "$peer" \
@@ -150,7 +157,7 @@ compare() {
 medians() {
   local case=$1 tool med lo hi line
   shift
-  for tool in "$@"; do
+  for tool in $(unskipped "$@"); do
     read -r med lo hi < <(stats <"$RESULTS/$case.$tool")
     line=$(printf '%-18s %-12s median %8.3f s  (%.3f–%.3f, %d runs)' "$case" "$tool" "$med" "$lo" "$hi" "$(wc -l <"$RESULTS/$case.$tool")")
     echo "  $line"
