@@ -2,7 +2,8 @@
 //   node scripts/test.mjs            unit tests beside the code, then end-to-end tests in test/
 //   node scripts/test.mjs --unit     unit tests only
 //   node scripts/test.mjs FILE…      just those files
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -29,8 +30,11 @@ const files = explicit.length
 // per run. Sticky and world-writable like /tmp, since tests also run the CLI as the test users.
 // The per-user cache of base rootfses and stores (test/helpers/rootfs.ts) stays in the real temp
 // directory, so only a machine's first run pays for it.
+// Short and lower-case: buildah and podman refuse a runroot of over 50 characters, and buildah takes
+// a lower-case path as an image name (test/helpers/buildah.ts).
 const realTmp = tmpdir();
-const runTmp = mkdtempSync(join(realTmp, "mstage-tests-"));
+const runTmp = join(realTmp, `mt${randomBytes(3).toString("hex")}`);
+mkdirSync(runTmp, { mode: 0o700 });
 chmodSync(runTmp, 0o1777);
 const env = { ...process.env, TMPDIR: runTmp, MSTAGE_TEST_CACHE_ROOT: process.env.MSTAGE_TEST_CACHE_ROOT ?? realTmp };
 
