@@ -90,8 +90,13 @@ export async function syncTree(dir: string, parent: string): Promise<void> {
       await fh.close();
     }
   };
-  await Promise.all(entries.files.map(sync));
-  for (const d of entries.dirs.reverse()) await sync(d);
+  try {
+    await Promise.all(entries.files.map(sync));
+    for (const d of entries.dirs.reverse()) await sync(d);
+  } catch {
+    // A file that cannot be opened here is still made durable by the filesystem's sync.
+    return syncFilesystem(dir);
+  }
   fsyncDir(parent);
 }
 
