@@ -57,3 +57,48 @@ for (const user of testUsers()) {
     assert.ok(calls.slice(0, firstOverlay).filter((c) => c.startsWith("ldd ")).length === 2, `ldd of setpriv and umount before the first overlay:\n${calls.join("\n")}`);
   });
 }
+
+// A stage's result is recorded once its layer is durable, but the stage after it does not wait for
+// that: it builds on the layer at once. The first stage writes more files than are fsynced one by one,
+// so its layer is made durable by a sync -f, which the wrapper holds until the next stage has mounted
+// its overlay (a build that waited for the sync would stall there, up to a minute, and fail below).
+for (const user of testUsers()) {
+  test(`the next stage builds while a stage's layer is being made durable (${user.name})`, { timeout: 5 * 60_000 }, async (t) => {
+    if (user.skip) return t.skip(user.skip);
+    if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
+    const bin = mkdtempSync(join(tmpdir(), "mstage-durable-"));
+    t.after(() => rmSync(bin, { recursive: true, force: true }));
+    chmodSync(bin, 0o777);
+    const log = join(bin, "calls.log");
+    writeFileSync(log, "");
+    chmodSync(log, 0o666);
+    const real = (tool: string) => execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } }).trim();
+    writeFileSync(join(bin, "mount"), `#!/bin/sh\necho "mount $*" >> ${log}\nexec ${real("mount")} "$@"\n`);
+    const overlays = `grep -c '^mount -t overlay ' ${log}`;
+    writeFileSync(join(bin, "sync"), [
+      "#!/bin/sh",
+      `if mkdir ${join(bin, "first-sync")} 2>/dev/null; then first=first; i=0; while [ "$(${overlays})" -lt 2 ] && [ $i -lt 6000 ]; do sleep 0.01; i=$((i + 1)); done; fi`,
+      `echo "sync \${first:-later} $(${overlays}) $*" >> ${log}`,
+      `exec ${real("sync")} "$@"`,
+      "",
+    ].join("\n"));
+    for (const tool of ["mount", "sync"]) chmodSync(join(bin, tool), 0o755);
+    const { mstage } = projectWith(t, user.name, "durable", [
+      `import { local, scratch, stage } from "mstage";`,
+      `const shell = ["/bin/busybox", "sh", "-c"];`,
+      `const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox mkdir /many && i=0; while [ $i -lt 600 ]; do /bin/busybox echo $i > /many/$i; i=$((i + 1)); done" });`,
+      `export const s1 = stage("s1", { from: s0, shell, run: "/bin/busybox echo 1 > /s1" });`,
+      "",
+    ].join("\n"));
+    const path = `${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+    expectOk(await mstage(["up", "--sbom=false", "-q"], { env: { PATH: path } }), "up");
+    const calls = readFileSync(log, "utf8").trim().split("\n").filter(Boolean);
+    const first = calls.find((c) => c.startsWith("sync first "));
+    assert.ok(first, `the first stage's layer is made durable by a sync -f:\n${calls.join("\n")}`);
+    assert.match(first, /^sync first 2 -f /, `the second stage mounted its overlay while the first one's sync ran:\n${calls.join("\n")}`);
+    // And both results were recorded: a second up builds nothing.
+    const again = await mstage(["up", "--sbom=false"], { env: { PATH: path } });
+    expectOk(again, "second up");
+    assert.match(again.stdout + again.stderr, /0 built|nothing to (do|build)|up to date/i, again.stdout + again.stderr);
+  });
+}

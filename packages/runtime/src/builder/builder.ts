@@ -16,7 +16,7 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { CorruptLayerError, applyLayer, commitAndAdopt, commitLayerToStore, ensureLayerExtracted, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, applyLayer, commitAndAdopt, makeLayerDurable, commitLayerToStore, ensureLayerExtracted, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import { checkBasePlatform, memoised, stagePlatform, tarballBase, tarballName, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
 import { NO_SPACE_ADVICE, noSpaceCause } from "../store/full.ts";
@@ -69,6 +69,15 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   /** Those onTarballLayer was told of. */
   const toldTarballs = new Set<string>();
   const waiting = new WaitingStages(entries, (s) => o.deps(s).filter((d) => inPlan.has(d)), emit);
+  /** Built stages whose results are being made durable and stored (see record()). */
+  const records = new Set<Promise<void>>();
+  /** Per stage built in this run: settled once its own layer and its base stages' layers are durable. */
+  const durable = new Map<Stage, Promise<void>>();
+  // Stops the build when the user's signal does, or when a built stage cannot be recorded.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(o.signal?.reason);
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener("abort", onAbort, { once: true });
 
   const tasks = entries.map((entry) => ({
     key: entry.stage,
@@ -90,21 +99,64 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
         }
         emit({ type: "stage-start", stage: stage.name, status: entry.status === "new" ? "new" : "rebuild" });
         const result = await buildStage(entry, signal);
-        await o.store.putResult(entry.layerKey, result);
-        const b = await finish(entry, result, "built");
+        // Its dependents may build on its layer at once; its result is recorded once the layer is
+        // durable, outside the job slot (a slot waiting on fsyncs leaves a core idle).
+        const b = await finish(entry, result, "built", false);
+        const own = ownLayer(result);
+        const from = stage.spec.from;
+        // Its result names its base's layers too: those must be durable before it is recorded.
+        const layersDurable = Promise.all([own ? makeLayerDurable(o.store, own.diffId) : undefined, from.kind === "stage" ? durable.get(from.stage) : undefined]).then(() => undefined);
+        layersDurable.catch(() => undefined);
+        durable.set(stage, layersDurable);
         emit({ type: "stage-done", stage: stage.name, outcome: "built", ms: Date.now() - started, layers: b.result.layers.length });
         waiting.done(stage);
+        const p = record(b, result, layersDurable, started);
+        p.catch(() => undefined); // settled (and rethrown) after the graph
+        records.add(p);
       } catch (e) {
-        const error = storeFullError(e, o.store, stage) ?? e;
-        emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started, interrupted: o.signal?.aborted === true });
-        throw error;
+        failed(stage, e, started);
       }
     },
   }));
 
   waiting.announce();
-  await runGraph(tasks, o.jobs ?? 1, o.signal);
+  let failure: { error: unknown } | undefined;
+  try {
+    await runGraph(tasks, o.jobs ?? 1, stop.signal);
+  } catch (error) {
+    failure = { error };
+  }
+  o.signal?.removeEventListener("abort", onAbort);
+  // Every stage that was built is recorded (or has failed) before the build returns or throws.
+  const settled = await Promise.allSettled(records);
+  if (failure) throw failure.error;
+  const bad = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (bad) throw bad.reason;
   return built;
+
+  function failed(stage: Stage, e: unknown, started: number): never {
+    const error = storeFullError(e, o.store, stage) ?? e;
+    emit({ type: "stage-failed", stage: stage.name, error, ms: Date.now() - started, interrupted: o.signal?.aborted === true });
+    throw error;
+  }
+
+  /** A built stage's result, stored once its layer is durable: never before (a crash must not leave a result naming a layer it lost). */
+  async function record(b: BuiltStage, result: StageResult, layersDurable: Promise<void>, started: number): Promise<void> {
+    const stage = b.stage;
+    try {
+      await layersDurable;
+      await o.store.putResult(b.entry.layerKey, result);
+      o.onStage?.(b);
+    } catch (e) {
+      // The stages still running stop too: what they would build could not be recorded either.
+      try {
+        failed(stage, e, started);
+      } catch (error) {
+        stop.abort(error);
+        throw error;
+      }
+    }
+  }
 
   /**
    * The base's final config, layers and base annotation: another stage's, or the base provider's.
@@ -125,7 +177,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
    * chain, squashed when asked (squash is image-level, so it is cached under a key of its own), and
    * its final config. Cheap for cached stages: no layer is read unless a squash must be made.
    */
-  async function finish(entry: PlanEntry, stored: StageResult, outcome: StageOutcome): Promise<BuiltStage> {
+  async function finish(entry: PlanEntry, stored: StageResult, outcome: StageOutcome, tell = true): Promise<BuiltStage> {
     const stage = entry.stage;
     const own = ownLayer(stored);
     const base = await baseOf(stage, own ? stored.layers.slice(0, -1) : stored.layers, stored.blobs);
@@ -142,7 +194,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     const result: StageResult = { ...stored, layers, config, history: config.history ?? [], stage: stage.name, project: o.projectDir };
     const b: BuiltStage = { stage, entry, outcome, result, config, base: base.base };
     built.set(stage, b);
-    o.onStage?.(b);
+    if (tell) o.onStage?.(b);
     return b;
   }
 
@@ -269,7 +321,8 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       let own: LayerRef | undefined;
       // The upper dir then becomes the layer's extracted form: a later stage on this one mounts it
       // instead of extracting the tar just written.
-      if (await hasEntries(upper)) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde });
+      // Made durable outside the job slot (makeLayerDurable), before its result is stored.
+      if (await hasEntries(upper)) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde, syncLater: true });
       // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
       const config = finalConfig(stage, base.config, own, undefined, sde);
       return {

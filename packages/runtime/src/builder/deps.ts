@@ -4,6 +4,6 @@ export type { LayerRef, StageResult } from "../store/results.ts";
 export { CorruptLayerError, applyLayer } from "../layer/apply.ts";
 export { ensureLayerExtracted, importTarLayer } from "../layer/extract.ts";
 export { commitLayerToStore } from "../layer/commit.ts";
-export { commitAndAdopt } from "../layer/adopt.ts";
+export { commitAndAdopt, makeLayerDurable } from "../layer/adopt.ts";
 export { withRootfs } from "../sandbox/overlay.ts";
 export { runStep } from "../sandbox/run.ts";

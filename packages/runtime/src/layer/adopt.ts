@@ -19,7 +19,7 @@ import { isOverlayPrivate, readTreeXattrs, removeXattr, writeXattrs, type Xattrs
  * identical tar from it when an export or push needs it. If the dir cannot be adopted, its tar is
  * written as a blob instead.
  */
-export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions): Promise<LayerRef> {
+export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions & AdoptOptions): Promise<LayerRef> {
   let layer: LayerRef;
   let placed: string;
   try {
@@ -40,8 +40,22 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
     return commitLayerToStore(store, upper, opts);
   }
   // The dir is the layer's only copy until a tar is needed: durable before its result is recorded.
-  await syncTree(placed, store.layout.layersDir);
+  if (!opts.syncLater) await syncTree(placed, store.layout.layersDir);
   return layer;
+}
+
+export interface AdoptOptions {
+  /**
+   * The caller makes the layer durable itself (makeLayerDurable) before it records a result naming
+   * it, outside the stage's job slot. Until then the layer may be read (a later stage's lower dir)
+   * but not recorded.
+   */
+  syncLater?: boolean;
+}
+
+/** What commitAndAdopt does last: the layer dir of `diffId` made durable, its files fsynced (or one syncfs for a large tree). */
+export function makeLayerDurable(store: Store, diffId: LayerRef["diffId"]): Promise<void> {
+  return syncTree(store.layerDir(diffId), store.layout.layersDir);
 }
 
 /**

@@ -3,7 +3,7 @@
 // so a reader sees either nothing or the whole thing, and an interrupted write leaves only tmp/
 // garbage that no reader ever looks at.
 import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { UserError, fsyncDir, writeFileDurably } from "@mstage/core";
@@ -55,12 +55,49 @@ export function errno(e: unknown): string | undefined {
 /**
  * syncfs(2) of the filesystem holding `path`, through coreutils' `sync -f` (Node has no binding):
  * one call makes many unsynced files durable at once, where an fsync each would wait on each.
+ * Callers that ask while a sync of the same path runs share the next one (group commit): the
+ * running sync may have started before their writes, the next starts after all of them, so one
+ * syncfs serves every stage that finished in the meantime (issue 16: 2000 stages).
  */
-export async function syncFilesystem(path: string): Promise<void> {
-  // Through the sandbox's small shell: a stage syncs once, and a spawn of this big process costs more.
+export function syncFilesystem(path: string): Promise<void> {
+  const abs = resolve(path);
+  // One group per filesystem: a syncfs of any path on it serves all.
+  const key = statSync(abs, { throwIfNoEntry: false })?.dev ?? abs;
+  let g = syncGroups.get(key);
+  if (!g) syncGroups.set(key, (g = {}));
+  const group = g;
+  if (group.next) return group.next;
+  const start = (): Promise<void> => {
+    const p = syncOnce(abs).finally(() => {
+      if (group.running === p) group.running = undefined;
+    });
+    group.running = p;
+    return p;
+  };
+  if (!group.running) return start();
+  const next = group.running
+    .catch(() => undefined)
+    .then(() => {
+      group.next = undefined;
+      return start();
+    });
+  group.next = next;
+  return next;
+}
+
+interface SyncGroup {
+  /** The sync under way. */
+  running?: Promise<void>;
+  /** The sync that starts when the running one ends, shared by everyone who asked meanwhile. */
+  next?: Promise<void>;
+}
+const syncGroups = new Map<number | string, SyncGroup>();
+
+async function syncOnce(path: string): Promise<void> {
+  // Through the sandbox's small shell: a spawn of this big process costs more.
   try {
     // Absolute: the shell runs in a directory of its own, so a relative store path would miss.
-    await runTool(findTool("sync") ?? "sync", ["-f", resolve(path)]);
+    await runTool(findTool("sync") ?? "sync", ["-f", path]);
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
     throw new UserError(`cannot make the store at ${path} durable (sync -f): ${stderr || (err as Error).message}`, { cause: err });
