@@ -16,6 +16,7 @@ import { DEFAULT_PATH } from "../oci/config.ts";
 import { devTemplate } from "./devices.ts";
 import { capabilityOptions, procMasksHere, sysMasksHere, type Mask } from "./containment.ts";
 import { fstabLine } from "./fstab.ts";
+import { launchStep } from "./step-launcher.ts";
 import { addRangeCommand } from "./subid.ts";
 import { inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
 
@@ -229,6 +230,42 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
   }
 }
 
+/** The step started from a launcher shell (step-launcher.ts), or undefined when none is to be had. */
+function launchedStep(argv: string[], opts: RunStepOptions): Promise<StepResult> | undefined {
+  let settle: { resolve(r: StepResult): void; reject(e: unknown): void } | undefined;
+  const done = new Promise<StepResult>((resolve, reject) => (settle = { resolve, reject }));
+  let ready = false;
+  let setupErr = "";
+  const finish = () => opts.signal?.removeEventListener("abort", onAbort);
+  const step = launchStep(argv, {
+    onOutput(chunk, name) {
+      if (!ready && name === "stderr") setupErr = (setupErr + chunk).slice(-4000);
+      opts.onOutput?.(chunk, name);
+    },
+    onReady: () => (ready = true),
+    onExit(status) {
+      finish();
+      if (opts.signal?.aborted) return settle!.reject(opts.signal.reason);
+      if (!ready) return settle!.reject(setupFailed(setupErr));
+      settle!.resolve({ exitCode: status });
+    },
+    onLost(e) {
+      finish();
+      settle!.reject(opts.signal?.aborted ? opts.signal.reason : new UserError(`the step's sandbox ended before the step did: ${e.message}`, { detail: "run `mstage doctor` to check this machine" }));
+    },
+  });
+  if (!step) return undefined;
+  const onAbort = () => step.kill();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  return done;
+}
+
+function setupFailed(setupErr: string): UserError {
+  return new UserError(`could not set up the sandbox for the step${setupErr ? ": " + setupErr.trim() : ""}`, {
+    detail: "run `mstage doctor` to check this machine",
+  });
+}
+
 async function readHostFile(path: string, fallback: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
@@ -238,6 +275,11 @@ async function readHostFile(path: string, fallback: string): Promise<string> {
 }
 
 function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: RunStepOptions): Promise<StepResult> {
+  // Secrets come on pipes of their own, and a tty step takes mstage's terminal: those are spawned.
+  if (!opts.tty && secrets.length === 0) {
+    const launched = launchedStep([cmd, ...args], opts);
+    if (launched) return launched;
+  }
   return new Promise((resolve, reject) => {
     const io = opts.tty ? "inherit" : "pipe";
     const child = spawn(cmd, args, {
@@ -279,11 +321,7 @@ function spawnStep(cmd: string, args: string[], secrets: StepSecret[], opts: Run
       opts.signal?.removeEventListener("abort", onAbort);
       process.off("SIGINT", ignore);
       if (opts.signal?.aborted) return reject(opts.signal.reason);
-      if (!ready) {
-        return reject(new UserError(`could not set up the sandbox for the step${setupErr ? ": " + setupErr.trim() : ""}`, {
-          detail: "run `mstage doctor` to check this machine",
-        }));
-      }
+      if (!ready) return reject(setupFailed(setupErr));
       resolve({ exitCode: code ?? 128 + (sig ? constants.signals[sig] : 0) });
     });
   });
