@@ -171,13 +171,16 @@ class Applier {
 
   /**
    * How a regular file is made with the fewest calls: created with its mode when the umask keeps
-   * it and its owner is ours already (no chown, which would also clear setuid bits), else created
-   * 0600 and given owner, then mode.
+   * it, it has no setuid or setgid bit and its owner is ours already (no chown, which would also
+   * clear setuid bits), else created 0600 and given owner, then mode.
    */
   private fileCalls(header: tar.Header): { createMode: number; chown: boolean; chmod: boolean } {
     const mode = (header.mode ?? 0o644) & 0o7777;
     const chown = !(this.createdAs && this.createdAs.uid === (header.uid ?? 0) && this.createdAs.gid === (header.gid ?? 0));
-    if (!chown && (mode & ~this.umask) === mode) return { createMode: mode, chown, chmod: false };
+    // A setuid or setgid bit given at creation is cleared by the first write in a user namespace
+    // (the write asks for CAP_FSETID, which mstage does not have there), so such a file gets its
+    // mode after.
+    if (!chown && (mode & ~this.umask) === mode && (mode & 0o6000) === 0) return { createMode: mode, chown, chmod: false };
     return { createMode: 0o600, chown, chmod: true };
   }
 
