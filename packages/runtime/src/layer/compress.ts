@@ -107,15 +107,11 @@ async function compressNow(store: Store, diffId: Digest, format: LayerCompressio
   if (fromDir) ({ blob: result, tarSize } = await gzipLayerDir(store, diffId, onProgress, background));
   else result = format === "zstd" ? await zstdBlob(store, diffId, { onProgress, background }) : await gzipBlob(store, diffId, { onProgress, background });
   // A blob recorded meanwhile (a gzip tarball() file of the same tar, imported while this ran) is
-  // kept: the blob an export gets does not depend on which finished first.
-  const meanwhile = store.compressedOf(diffId, format);
-  if (meanwhile && meanwhile.digest !== result.digest && store.hasBlob(meanwhile.digest)) {
-    opts.onProgress?.(tarSize, tarSize);
-    return { digest: meanwhile.digest, size: meanwhile.size, mediaType: layerMediaType(format) };
-  }
-  await store.recordCompressed(diffId, { ...result, fromLayerDir: fromDir }, format);
+  // kept, and one recorded after this replaces it: the blob an export gets does not depend on
+  // which finished first.
+  const kept = await store.recordCompressed(diffId, { ...result, fromLayerDir: fromDir }, format, { ifAbsent: true });
   opts.onProgress?.(tarSize, tarSize);
-  return { ...result, mediaType: layerMediaType(format) };
+  return { digest: kept.digest, size: kept.size, mediaType: layerMediaType(format) };
 }
 
 /** Gzips layer `diffId`'s tar as it is written again from its extracted dir; nothing is stored unless the tar has the layer's digest. */

@@ -311,3 +311,24 @@ test("parseByteSize reads sizes as mstage prints them, and binary units", () => 
   assert.equal(parseByteSize("512"), 512);
   assert.equal(parseByteSize("ten"), null);
 });
+
+test("a layer's imported gzip blob wins over one compressed ahead, whichever is recorded first", async () => {
+  await withStore(async (store) => {
+    const diffId = sha256Digest(Buffer.from("the layer's tar"));
+    const imported = await store.writeBlob(Buffer.from("the user's .tar.gz"));
+    const ahead = await store.writeBlob(Buffer.from("mstage's own gzip"));
+    // The compression ahead records first and the import right after, both in flight at once.
+    const [a, b] = await Promise.all([store.recordCompressed(diffId, ahead, "gzip", { ifAbsent: true }), store.recordCompressed(diffId, imported, "gzip")]);
+    assert.deepEqual([a.digest, b.digest], [ahead.digest, imported.digest]);
+    assert.equal(store.compressedOf(diffId, "gzip")?.digest, imported.digest);
+    // The import first, the compression ahead while it is still being written: the import's stays.
+    const other = sha256Digest(Buffer.from("another layer's tar"));
+    const [c, d] = await Promise.all([store.recordCompressed(other, imported, "gzip"), store.recordCompressed(other, ahead, "gzip", { ifAbsent: true })]);
+    assert.deepEqual([c.digest, d.digest], [imported.digest, imported.digest]);
+    assert.equal(store.compressedOf(other, "gzip")?.digest, imported.digest);
+    // A record whose blob is gone does not count as present.
+    const gone = sha256Digest(Buffer.from("a third layer's tar"));
+    await store.recordCompressed(gone, { digest: sha256Digest(Buffer.from("never stored")), size: 3 }, "gzip");
+    assert.equal((await store.recordCompressed(gone, ahead, "gzip", { ifAbsent: true })).digest, ahead.digest);
+  });
+});

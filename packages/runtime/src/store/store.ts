@@ -20,6 +20,17 @@ import { verifyStore, type LayerChecker, type VerifyReport } from "./verify.ts";
 
 export type { WriteBlobOptions } from "./blobs.ts";
 
+/** The record being written per store, layer and format (Store.recordCompressed), in this process. */
+const recording = new Map<string, Promise<CompressedRecord>>();
+
+/** A layer's compressed blob, as its record in the store says. */
+export interface CompressedRecord {
+  digest: Digest;
+  size: number;
+  /** Made from the layer's extracted dir (its tar written again), not from a stored tar. */
+  fromLayerDir?: boolean;
+}
+
 export class Store {
   readonly layout: StoreLayout;
 
@@ -90,6 +101,7 @@ export class Store {
   /** Blobs this Store object wrote, hashing the bytes as it wrote them (blobs.writeBlob renames its temp file over any other copy). */
   private readonly writtenBlobs = new Set<Digest>();
 
+
   /**
    * True for a blob written through this Store object (one `up`): it was hashed as it was written,
    * moments ago, so an output copies it without reading it through a hash again.
@@ -156,12 +168,32 @@ export class Store {
     return layerInStore(this.layout, diffId);
   }
 
-  /** Remembers that blob `blob` is the `format` (default gzip) of layer `diffId` (from compressLayer, or a pulled layer). */
-  recordCompressed(diffId: Digest, blob: { digest: Digest; size: number; fromLayerDir?: boolean }, format: LayerCompression = "gzip"): Promise<void> {
-    return layers.recordCompressed(this.layout, diffId, blob, format);
+  /**
+   * Remembers that blob `blob` is the `format` (default gzip) of layer `diffId` (a pulled or
+   * imported compressed layer), and resolves to the record then in force. With `ifAbsent` (a blob
+   * compressLayer made) a record whose blob is stored is kept instead. The records of one layer and
+   * format are written one after another, so which blob an export gets does not depend on timing:
+   * an imported gzip file of the tar wins over a compression ahead (layer/compress.ts), whichever
+   * of the two finishes first.
+   */
+  recordCompressed(diffId: Digest, blob: CompressedRecord, format: LayerCompression = "gzip", o: { ifAbsent?: boolean } = {}): Promise<CompressedRecord> {
+    const key = `${this.root}\0${format}:${diffId}`;
+    const write = async (): Promise<CompressedRecord> => {
+      const current = o.ifAbsent ? this.compressedOf(diffId, format) : null;
+      if (current && this.hasBlob(current.digest)) return current;
+      await layers.recordCompressed(this.layout, diffId, blob, format);
+      return blob;
+    };
+    const done = (recording.get(key) ?? Promise.resolve()).then(write, write);
+    recording.set(key, done);
+    const forget = () => {
+      if (recording.get(key) === done) recording.delete(key);
+    };
+    done.then(forget, forget);
+    return done;
   }
 
-  compressedOf(diffId: Digest, format: LayerCompression = "gzip"): { digest: Digest; size: number; fromLayerDir?: boolean } | null {
+  compressedOf(diffId: Digest, format: LayerCompression = "gzip"): CompressedRecord | null {
     return layers.compressedOf(this.layout, diffId, format);
   }
 
