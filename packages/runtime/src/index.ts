@@ -102,7 +102,7 @@ export type { ApplyOptions } from "./layer/apply.ts";
 export { commitLayer, commitLayerToStore, digestLayer, ensureLayerTar } from "./layer/commit.ts";
 export { commitAndAdopt } from "./layer/adopt.ts";
 export type { CommitOptions } from "./layer/commit.ts";
-export { compressLayer, compressLayerAhead } from "./layer/compress.ts";
+export { compressLayer } from "./layer/compress.ts";
 
 // sbom/
 export { attestImage, scanImage, cachedScan, scanKey, cyclonedxDocument, CYCLONEDX_MEDIA_TYPE } from "./sbom/attest.ts";

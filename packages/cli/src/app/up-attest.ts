@@ -12,7 +12,6 @@ import {
   type Artifact,
   type BuiltImage,
   type BuiltStage,
-  type Digest,
   type ResourceDescriptor,
   type Store,
 } from "@mstage/runtime";
@@ -51,19 +50,7 @@ export class UpAttestations {
     if (!this.o.sbom) return;
     const diffIds = built.config.rootfs.diff_ids;
     const key = diffIds.join("\n");
-    // A layer scanned ahead (scanLayerAhead) is scanned once: the chain's scan reads its record.
-    const layersFirst = Promise.all(diffIds.map((d) => this.scans.get(d)));
-    if (!this.scans.has(key)) this.scans.set(key, layersFirst.then(() => scanImage(this.o.store, diffIds, this.o.onNote)).catch(() => undefined));
-  }
-
-  /**
-   * Scans one layer alone now (a tarball() base, while the build runs): what the image's scan later
-   * learns from that layer's files (their checksums, Go build info) is then read from the layer's
-   * record instead of from the files.
-   */
-  scanLayerAhead(diffId: Digest): void {
-    if (!this.o.sbom) return;
-    if (!this.scans.has(diffId)) this.scans.set(diffId, scanImage(this.o.store, [diffId], this.o.onNote).catch(() => undefined));
+    if (!this.scans.has(key)) this.scans.set(key, scanImage(this.o.store, diffIds, this.o.onNote).catch(() => undefined));
   }
 
   /** The SBOM and provenance of one exported image; none with --sbom=false. */

@@ -28,7 +28,6 @@ import {
   isBuiltIndex,
   sourceDateEpochFrom,
   compressLayer,
-  compressLayerAhead,
   storeFullError,
   writeDockerArchive,
   writeOciLayout,
@@ -130,9 +129,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
       signal: o.signal,
       registry: registry.clientOptions,
     });
-    // A build-only stage named on the command line is built and kept in the store; it becomes an
-    // output only where the user asked for outputs explicitly (--output).
-    const writtenOutputs = () => graph.outputs.filter((out) => config.targets.includes(out.stage) || o.outputs.length > 0);
     const planWith = () =>
       planStages(graph, {
         ...ctx,
@@ -155,10 +151,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     // Stages that finished are recorded even when a later one fails, so the next plan's reasons
     // speak about what is really in the store.
     const done = new Set<Stage>();
-    const attest = new UpAttestations({ ...(o.attest ?? { sbom: true, format: "spdx" }), store, file: config.file, projectDir, entries: plan.entries, deps: (s) => graph.deps(s), targets: o.targets, sourceDateEpoch: sde, onNote: (message) => o.onEvent?.({ type: "note", message }) });
-    // A tarball() base's layer that an output exports as it is: compressed and scanned as soon as
-    // it is imported, while the build runs.
-    const ahead = o.noOutputs ? new Map<string, "gzip" | "zstd">() : tarballsExported(projectDir, writtenOutputs(), o.compression);
     let stages: Map<Stage, BuiltStage>;
     try {
       stages = await buildPlan({
@@ -172,12 +164,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
         onEvent: o.onEvent,
         signal: o.signal,
         onStage: (b) => done.add(b.stage),
-        onTarballLayer: (file, layer) => {
-          const format = ahead.get(file);
-          if (!format) return;
-          compressLayerAhead(store, layer.diffId, format, layer.size);
-          attest.scanLayerAhead(layer.diffId);
-        },
       });
     } catch (e) {
       if (bases.lockChanged || ctx.sources.changed) await writeLock(projectDir, lock);
@@ -193,8 +179,12 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     if (!o.noOutputs) {
       const images: OutputImage[] = [];
       const pushTargets: Parameters<UpRegistry["push"]>[1] = [];
+      const attest = new UpAttestations({ ...(o.attest ?? { sbom: true, format: "spdx" }), store, file: config.file, projectDir, entries: plan.entries, deps: (s) => graph.deps(s), targets: o.targets, sourceDateEpoch: sde, onNote: (message) => o.onEvent?.({ type: "note", message }) });
       o.onEvent?.({ type: "note", message: "writing outputs (a new layer is compressed once, then reused)" });
-      const written = writtenOutputs();
+      // A build-only stage named on the command line is built and kept in the store; it becomes an
+      // output only where the user asked for outputs explicitly (--output).
+      const exported = new Set(config.targets);
+      const written = graph.outputs.filter((out) => exported.has(out.stage) || o.outputs.length > 0);
       for (const out of graph.outputs) {
         if (!written.includes(out)) o.onEvent?.({ type: "note", message: `${out.stage.name} is build-only: kept in the store, not written as an output (pass --output oci:DIR to write it)` });
       }
@@ -267,32 +257,6 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
     await registry.close();
     await storeLock.release();
   }
-}
-
-/**
- * The local tarball() files whose layer goes as it is into an output written by this run, with that
- * output's compression: each starts compressing when it is imported (builder `compressAhead`). A
- * file two outputs compress differently, or whose layer an output squashes, is left to export.
- */
-function tarballsExported(projectDir: string, outputs: ReturnType<typeof buildGraph>["outputs"], compression?: "gzip" | "zstd"): Map<string, "gzip" | "zstd"> {
-  const formats = new Map<string, "gzip" | "zstd" | null>();
-  for (const out of outputs) {
-    const format = compression ?? out.stage.spec.compression ?? "gzip";
-    for (const instance of out.instances) {
-      let s = instance;
-      let squashed = Boolean(s.spec.squash);
-      while (s.spec.from.kind === "stage") {
-        s = s.spec.from.stage;
-        squashed ||= Boolean(s.spec.squash);
-      }
-      const from = s.spec.from;
-      if (from.kind !== "tarball" || from.source.kind !== "local") continue;
-      const file = resolve(projectDir, from.source.path);
-      const had = formats.get(file);
-      formats.set(file, squashed || (had !== undefined && had !== format) ? null : format);
-    }
-  }
-  return new Map([...formats].filter((e): e is [string, "gzip" | "zstd"] => e[1] !== null));
 }
 
 /** Turns a layer's compression progress into `compress` events: at most 5 a second, and the last. */

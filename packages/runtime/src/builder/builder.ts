@@ -36,12 +36,6 @@ export interface BuildOptions {
   signal?: AbortSignal;
   /** Told each stage as soon as it is ready (also when a later stage fails), e.g. to record state. */
   onStage?: (b: BuiltStage) => void;
-  /**
-   * Told when a local tarball() file (absolute path) is a layer of the store, before any stage
-   * runs on it: its bytes are the file's, so work on them (compressing it for export, scanning it
-   * for the SBOM) can start while the build runs.
-   */
-  onTarballLayer?: (file: string, layer: LayerRef) => void;
 }
 
 /** A stage after this run: its stored result and its final image config (config-only fields applied). */
@@ -66,8 +60,6 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   const inPlan = new Set(entries.map((e) => e.stage));
   /** tarball() files imported in this run, by path. */
   const tarballs = new Map<string, Promise<LayerRef>>();
-  /** Those onTarballLayer was told of. */
-  const toldTarballs = new Set<string>();
   const waiting = new WaitingStages(entries, (s) => o.deps(s).filter((d) => inPlan.has(d)), emit);
   /** Built stages whose results are being made durable and stored (see record()). */
   const records = new Set<Promise<void>>();
@@ -360,11 +352,6 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     };
     const file = source.kind === "local" ? resolve(o.projectDir, source.path) : "";
     const planned = entry.inputs?.base.kind === "tarball" && entry.inputs.base.source.kind === "local" ? entry.inputs.base.source.digest : undefined;
-    const imported = (layer: LayerRef) => {
-      if (!toldTarballs.has(file)) o.onTarballLayer?.(file, layer);
-      toldTarballs.add(file);
-      return layer;
-    };
     const importLocal = async () => {
       const known = planned && (await o.bases.importedTarball(planned));
       if (known) return known;
@@ -375,7 +362,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
     };
     const layer =
       source.kind === "local"
-        ? await memoised(tarballs, file, importLocal).then(imported, asStageError)
+        ? await memoised(tarballs, file, importLocal).catch(asStageError)
         : await withStageRoot(source.stage, async (root) => {
             reading();
             const path = hostPathInRoot(root, source.path, { followLast: true });

@@ -4,7 +4,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { changedLayerError, ensureLayerTar, storedLayerTar } from "./commit.ts";
-import { Background } from "../oci/background.ts";
 import { gzipBlob, gzipChunks } from "../oci/gzip.ts";
 import { digestOf, type Digest } from "../oci/digest.ts";
 import { layerMediaType } from "../oci/types.ts";
@@ -33,56 +32,6 @@ export interface CompressLayerOptions {
  * zstd layers, as buildah's and containerd's do).
  */
 export async function compressLayer(store: Store, diffId: Digest, format: LayerCompression = "gzip", opts: CompressLayerOptions = {}): Promise<CompressedLayer> {
-  const early = aheadJobs.get(store)?.get(`${format}:${diffId}`);
-  if (early) {
-    // Started ahead (compressLayerAhead): it now runs at normal priority, and its progress is this call's.
-    early.background.hurry();
-    if (opts.onProgress) {
-      early.listeners.add(opts.onProgress);
-      if (early.done) opts.onProgress(early.done, early.total);
-    }
-    // Then as if it had not run: the store's record decides (the job's blob, or another that
-    // came first: a gzip tarball() file of the same tar). A job that failed is made again here,
-    // so that its error (a full disk, …) is this call's to report.
-    await early.result;
-  }
-  return compressNow(store, diffId, format, opts);
-}
-
-interface AheadJob {
-  background: Background;
-  result: Promise<CompressedLayer | undefined>;
-  listeners: Set<(done: number, total: number) => void>;
-  done: number;
-  total: number;
-}
-
-/** Compressions started ahead of export in this process, per store, by `format:diffId`. */
-const aheadJobs = new WeakMap<Store, Map<string, AheadJob>>();
-
-/**
- * Starts making layer `diffId`'s `format` blob now, at the lowest priority, so that an export
- * later in this run finds it made (compressLayer waits for it, and hurries it). For a layer whose
- * bytes are known before the build runs (a tarball() base): its compression takes the cores the
- * build leaves idle instead of time after it. The blob is the one compressLayer would make (same
- * bytes, same record); a job that fails or is killed leaves only a temp file, and nothing recorded.
- */
-export function compressLayerAhead(store: Store, diffId: Digest, format: LayerCompression = "gzip", size?: number): void {
-  let jobs = aheadJobs.get(store);
-  if (!jobs) aheadJobs.set(store, (jobs = new Map()));
-  const key = `${format}:${diffId}`;
-  if (jobs.has(key)) return;
-  const job: AheadJob = { background: new Background(), result: Promise.resolve(undefined), listeners: new Set(), done: 0, total: size ?? 0 };
-  const onProgress = (done: number, total: number) => {
-    job.done = done;
-    job.total = total;
-    for (const fn of job.listeners) fn(done, total);
-  };
-  job.result = compressNow(store, diffId, format, { size, onProgress, background: job.background }).catch(() => undefined);
-  jobs.set(key, job);
-}
-
-async function compressNow(store: Store, diffId: Digest, format: LayerCompression, opts: CompressLayerOptions & { background?: Background }): Promise<CompressedLayer> {
   const known = store.compressedOf(diffId, format);
   if (known && store.hasBlob(known.digest)) return { digest: known.digest, size: known.size, mediaType: layerMediaType(format) };
   if (!store.hasBlob(diffId)) {
@@ -103,9 +52,8 @@ async function compressNow(store: Store, diffId: Digest, format: LayerCompressio
   const onProgress = opts.onProgress && total !== undefined ? (done: number) => opts.onProgress!(done, total) : undefined;
   let result: { digest: Digest; size: number };
   let tarSize = total ?? 0;
-  const background = opts.background;
-  if (fromDir) ({ blob: result, tarSize } = await gzipLayerDir(store, diffId, onProgress, background));
-  else result = format === "zstd" ? await zstdBlob(store, diffId, { onProgress, background }) : await gzipBlob(store, diffId, { onProgress, background });
+  if (fromDir) ({ blob: result, tarSize } = await gzipLayerDir(store, diffId, onProgress));
+  else result = format === "zstd" ? await zstdBlob(store, diffId, { onProgress }) : await gzipBlob(store, diffId, { onProgress });
   // A blob recorded meanwhile (a gzip tarball() file of the same tar, imported while this ran) is
   // kept, and one recorded after this replaces it: the blob an export gets does not depend on
   // which finished first.
@@ -115,7 +63,7 @@ async function compressNow(store: Store, diffId: Digest, format: LayerCompressio
 }
 
 /** Gzips layer `diffId`'s tar as it is written again from its extracted dir; nothing is stored unless the tar has the layer's digest. */
-async function gzipLayerDir(store: Store, diffId: Digest, onProgress?: (done: number) => void, background?: Background): Promise<{ blob: { digest: Digest; size: number }; tarSize: number }> {
+async function gzipLayerDir(store: Store, diffId: Digest, onProgress?: (done: number) => void): Promise<{ blob: { digest: Digest; size: number }; tarSize: number }> {
   const dir = store.layerDir(diffId);
   const hash = createHash("sha256");
   let tarSize = 0;
@@ -128,6 +76,6 @@ async function gzipLayerDir(store: Store, diffId: Digest, onProgress?: (done: nu
     const got = digestOf(hash);
     if (got !== diffId) throw changedLayerError(diffId, dir, got);
   }
-  const blob = await store.writeBlob(Readable.from(gzipChunks(checked(), { onProgress, background }), { objectMode: false }));
+  const blob = await store.writeBlob(Readable.from(gzipChunks(checked(), { onProgress }), { objectMode: false }));
   return { blob, tarSize };
 }

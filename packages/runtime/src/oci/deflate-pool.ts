@@ -4,7 +4,6 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { constants, deflateRaw } from "node:zlib";
-import { BACKGROUND_NICE } from "./background.ts";
 
 /** One block to deflate: `dict` is the previous block's tail (≤ 32 KiB), `last` ends the stream. */
 export interface DeflateJob {
@@ -17,14 +16,9 @@ export interface DeflateJob {
 // Each block is its own raw deflate stream primed with the dictionary. A block that is not the last
 // ends with a sync flush (an empty stored block: byte-aligned, not final), so the streams
 // concatenate into one valid deflate stream; the last block's Z_FINISH sets BFINAL.
-// A background pool's threads lower their own priority first (Linux's nice is per thread), so
-// they take only the CPU time that the build leaves.
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
-if (workerData && workerData.nice) {
-  try { require("node:os").setPriority(workerData.nice); } catch {}
-}
 parentPort.on("message", ({ id, block, dict, last, level }) => {
   try {
     const input = Buffer.from(block.buffer, block.byteOffset, block.byteLength);
@@ -82,10 +76,7 @@ class DeflatePool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(
-    readonly size: number,
-    private readonly nice = 0,
-  ) {}
+  constructor(readonly size: number) {}
 
   run(job: DeflateJob): Promise<Buffer> {
     const id = this.nextId++;
@@ -108,7 +99,7 @@ class DeflatePool {
   }
 
   private spawn(): { worker: Worker; pending: Set<number> } {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
     const entry = { worker, pending: new Set<number>() };
     worker.on("message", (msg: { id: number; out?: Uint8Array; error?: string }) => {
       const p = this.pending.get(msg.id);
@@ -137,21 +128,16 @@ class DeflatePool {
   }
 }
 
-const pools = new Map<string, DeflatePool>();
+const pools = new Map<number, DeflatePool>();
 
 /** Workers used when the caller names no count: every core, at most 16. */
 export function defaultDeflateWorkers(): number {
   return Math.max(1, Math.min(16, availableParallelism()));
 }
 
-/**
- * The process-wide pool of `workers` threads (made on first use; idle threads do not hold the
- * process). A `background` pool's threads run at the lowest priority; its own threads, since an
- * unprivileged thread that lowered its priority cannot raise it again.
- */
-export function deflatePool(workers = defaultDeflateWorkers(), background = false): { size: number; run(job: DeflateJob): Promise<Buffer> } {
-  const key = `${workers}${background ? "-background" : ""}`;
-  let pool = pools.get(key);
-  if (!pool) pools.set(key, (pool = new DeflatePool(workers, background ? BACKGROUND_NICE : 0)));
+/** The process-wide pool of `workers` threads (made on first use; idle threads do not hold the process). */
+export function deflatePool(workers = defaultDeflateWorkers()): { size: number; run(job: DeflateJob): Promise<Buffer> } {
+  let pool = pools.get(workers);
+  if (!pool) pools.set(workers, (pool = new DeflatePool(workers)));
   return pool;
 }

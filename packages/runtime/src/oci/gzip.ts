@@ -7,7 +7,6 @@
 // runs the same zlib: Node's bundled one (process.versions.zlib, 1.3.1-e00f703 in Node 20.20).
 import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
-import type { Background } from "./background.ts";
 import type { OciBlobStore } from "./blobs.ts";
 import { deflateOnThreadPool, deflatePool } from "./deflate-pool.ts";
 import type { Digest } from "./digest.ts";
@@ -33,12 +32,6 @@ export interface GzipOptions {
    * depend on it.
    */
   threadPoolBlocks?: number;
-  /**
-   * Compression ahead of export: while `background.low`, blocks go to the background pool's
-   * low-priority threads (and none to libuv's pool, which file I/O shares); once hurried, to the
-   * normal ones. The output does not depend on it.
-   */
-  background?: Background;
 }
 
 /** Blocks a stream deflates on libuv's thread pool before it uses the worker threads. */
@@ -51,8 +44,6 @@ export async function* gzipChunks(source: AsyncIterable<Buffer>, options: GzipOp
   let submitted = 0;
   // Its threads start with the first block sent to it: a stream of a few blocks starts none.
   const pool = deflatePool(options.workers);
-  const background = options.background;
-  const lowPool = background && deflatePool(options.workers, true);
   // Enough blocks queued at every worker that it never waits for this thread to be scheduled.
   const window = Math.max(threadPoolBlocks, pool.size * 4);
   const inFlight: Array<{ out: Promise<Buffer>; size: number }> = [];
@@ -70,8 +61,7 @@ export async function* gzipChunks(source: AsyncIterable<Buffer>, options: GzipOp
     total += data.length;
     const next = data.length >= DICT ? Buffer.from(data.subarray(data.length - DICT)) : dict ? Buffer.concat([dict, data]).subarray(-DICT) : Buffer.from(data);
     const job = { block: data, dict, last, level };
-    const low = lowPool && background!.low;
-    const out = low ? lowPool.run(job) : submitted++ < threadPoolBlocks ? deflateOnThreadPool(job) : pool.run(job);
+    const out = submitted++ < threadPoolBlocks ? deflateOnThreadPool(job) : pool.run(job);
     // A rejected block is awaited below in order; mark it handled so it never surfaces unhandled.
     out.catch(() => {});
     inFlight.push({ out, size: data.length });

@@ -12,7 +12,6 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Duplex } from "node:stream";
 import { UserError } from "@mstage/core";
-import { BACKGROUND_NICE, reniceProcess, type Background } from "./background.ts";
 import type { OciBlobStore } from "./blobs.ts";
 import { heldStdout } from "./child-output.ts";
 import type { Digest } from "./digest.ts";
@@ -35,8 +34,6 @@ export interface ZstdOptions {
   threads?: number;
   /** Called with the uncompressed bytes read so far. */
   onProgress?: (bytesIn: number) => void;
-  /** Compression ahead of export: zstd runs at the lowest priority until hurried. */
-  background?: Background;
 }
 
 /** Compresses the blob `diffId` (an uncompressed layer tar) with zstd into a new store blob. */
@@ -60,15 +57,6 @@ export async function zstdBlob(store: OciBlobStore, diffId: Digest, options: Zst
     });
   });
   exited.catch(() => {});
-  const background = options.background;
-  if (background?.low && child.pid !== undefined) {
-    const pid = child.pid;
-    reniceProcess(pid, BACKGROUND_NICE);
-    // Threads zstd started before the first call inherited the old priority: once more, shortly after.
-    const again = setTimeout(() => background.low && reniceProcess(pid, BACKGROUND_NICE), 50);
-    again.unref();
-    background.onHurry(() => reniceProcess(pid, 0));
-  }
   if (options.onProgress) watchInput(child.pid, options.onProgress);
   try {
     const written = await store.writeBlob(output);
