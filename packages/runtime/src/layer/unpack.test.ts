@@ -81,3 +81,25 @@ test("on the worker thread a hostile entry and a corrupt stream fail with applyL
     assert.deepEqual(tmpEntries(store), []);
   });
 });
+
+test("a layer's staging starts a sync of the store's filesystem every writebackEvery bytes received, without waiting for it", async () => {
+  const files = Array.from({ length: 20 }, (_, i) => ({ name: `f${i}`, body: createHash("sha256").update(String(i)).digest("hex").repeat(40) }));
+  const { layer, body } = layerOf(tarOf(files));
+  await withStore(async (store) => {
+    let started = 0;
+    let finished = 0;
+    // A sync that never ends until the staging is over: staging must not wait for it.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    store.syncFilesystem = () => {
+      started++;
+      return held.then(() => void finished++);
+    };
+    const staged = await stageLayer(store, body(), layer, { what: "layer w", workerFrom: 0, writebackEvery: 2500 });
+    assert.equal(started, Math.floor(layer.size! / 2500), `${layer.size} bytes in 1000-byte chunks`);
+    assert.equal(finished, 0);
+    release();
+    await held;
+    assert.ok(readdirSync(staged.dir).includes("f19"));
+  });
+});
