@@ -204,9 +204,14 @@ class Lines {
   }
 }
 
-/** Bytes written into CHUNK-sized buffers, each full one flushed or (without `flush`) kept. */
+/**
+ * Bytes written into CHUNK-sized buffers, each full one flushed or (without `flush`) kept. The
+ * first buffer is small, so that its first flush comes within the first few dozen lines, while V8
+ * still runs Lines.file unoptimized: met first in optimized code, that rare path deoptimized it
+ * (once per Sink), and each recompile of it took 30-70 ms of a V8 thread at load 5.
+ */
 class Sink {
-  buf = Buffer.allocUnsafe(CHUNK);
+  buf = Buffer.allocUnsafe(FIRST_CHUNK);
   length = 0;
   private readonly kept: Buffer[] = [];
 
@@ -216,8 +221,8 @@ class Sink {
     const full = this.buf.subarray(0, this.length);
     if (flush) flush(full);
     else this.kept.push(full);
-    // A flushed buffer's bytes are in the digest already: it is written over.
-    if (!flush || need > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(CHUNK, need));
+    // A flushed buffer's bytes are in the digest already: it is written over (once it is CHUNK long).
+    if (!flush || need > this.buf.length || this.buf.length < CHUNK) this.buf = Buffer.allocUnsafe(Math.max(CHUNK, need));
     this.length = 0;
     return this;
   }
@@ -288,6 +293,7 @@ const BACKSLASH = 0x5c;
 const SLASH = 0x2f;
 
 const CHUNK = 1 << 20;
+const FIRST_CHUNK = 4096;
 
 function hashFileSync(abs: string, buf: Buffer): string {
   const h = createHash("sha256");

@@ -176,8 +176,10 @@ export class SourceStatCache {
   /** Makes the old file's bytes [p, p + n) readable in `old`: their index there. */
   private view(p: number, n: number): number {
     if (p >= this.base && p + n <= this.base + this.old.length) return p - this.base;
-    const length = Math.min(Math.max(WINDOW, n), this.end + TRAILER - p);
-    if (this.old.length < length || this.old.length > WINDOW) this.old = Buffer.allocUnsafe(length);
+    // The first window is small, so that the walk moves it (a rare path) before V8 optimizes match.
+    const length = Math.min(Math.max(this.old.length === 0 ? FIRST_WINDOW : WINDOW, n), this.end + TRAILER - p);
+    // Both tests every time (a test first met in optimized code deoptimizes it too).
+    if (this.old.length > WINDOW || this.old.length < length) this.old = Buffer.allocUnsafe(length);
     this.readOld(this.old, 0, p, length);
     this.old = this.old.subarray(0, length);
     this.base = p;
@@ -295,6 +297,8 @@ const SLASH = 0x2f;
 
 /** Bytes of the old file read at a time. */
 const WINDOW = 1 << 20;
+/** Bytes of the first window: a few dozen records. */
+const FIRST_WINDOW = 4096;
 
 /** The file, open, when it has this format's magic and a whole trailer; else undefined. */
 function openValid(path: string): { fd: number; size: number; files: number } | undefined {
