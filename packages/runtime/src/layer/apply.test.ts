@@ -233,3 +233,27 @@ for (const mode of ["overlay", "merge"] as const) {
     });
   });
 }
+
+test("overlay mode on an empty target: a later entry replaces an earlier one of the same name, and a 4 MiB setuid file keeps its bytes and mode", async () => {
+  await inScene(async (s) => {
+    const big = Array.from({ length: 1 << 16 }, (_, i) => i.toString(16).padStart(64, ".")).join("");
+    const tar = tarOf([
+      { name: "a", body: "first" },
+      { name: "a/", type: "directory", mode: 0o755 },
+      { name: "a/f", body: "in a" },
+      { name: "b", body: "file" },
+      { name: "b", type: "symlink", linkname: "a" },
+      { name: "c", body: "one" },
+      { name: "c", body: "two" },
+      { name: "bin/tool", body: big, mode: 0o4755 },
+    ]);
+    await applyLayer(Readable.from(tar), s.target, { mode: "overlay" });
+    assert.ok(lstatSync(join(s.target, "a")).isDirectory());
+    assert.equal(readFileSync(join(s.target, "a/f"), "utf8"), "in a");
+    assert.ok(lstatSync(join(s.target, "b")).isSymbolicLink());
+    assert.equal(readFileSync(join(s.target, "c"), "utf8"), "two");
+    assert.equal(readFileSync(join(s.target, "bin/tool"), "latin1"), big);
+    assert.equal(lstatSync(join(s.target, "bin/tool")).mode & 0o7777, 0o4755);
+    s.assertOutsideUntouched();
+  });
+});

@@ -107,11 +107,13 @@ type EntryBody = AsyncIterable<Buffer> & { resume(): unknown };
 /**
  * Regular files up to this size are read whole and created off this thread (libuv's pool), up to
  * IN_FLIGHT files and IN_FLIGHT_BYTES at once: creating a file is the extraction's main cost, and
- * several creations proceed at once where one thread would wait for each in turn.
+ * several creations proceed at once where one thread would wait for each in turn. Up to 1 MiB
+ * before: the toolchains' binaries and archives (a third of a Go base's bytes) were then written
+ * on this thread, which also inflates and parses the tar, and a core stood idle meanwhile.
  */
-const SMALL_FILE = 1 << 20;
+const SMALL_FILE = 16 << 20;
 const IN_FLIGHT = 64;
-const IN_FLIGHT_BYTES = 32 << 20;
+const IN_FLIGHT_BYTES = 64 << 20;
 
 const openAsync = promisify(openCb);
 const writeAsync = promisify(writeCb);
@@ -153,6 +155,12 @@ class Applier {
    */
   private readonly createdAs: { uid: number; gid: number } | undefined;
   private readonly umask = process.umask();
+  /**
+   * In overlay mode on an empty target: every path this applier may have made. Nothing else is
+   * there, so a path not in it needs no lstat to know it is absent (one per entry before). Were
+   * something there after all, O_EXCL, mkdir and link fail on it rather than write through it.
+   */
+  private readonly made: Set<string> | undefined;
 
   constructor(
     private readonly root: string,
@@ -167,6 +175,18 @@ class Applier {
     const uid = process.geteuid?.();
     const gid = process.getegid?.();
     if (opts.mode === "overlay" && !setgid && uid !== undefined && gid !== undefined) this.createdAs = { uid, gid };
+    let empty = false;
+    try {
+      empty = opts.mode === "overlay" && readdirSync(root).length === 0;
+    } catch {
+      // Not known: every path is looked at, as before.
+    }
+    if (empty) this.made = new Set();
+  }
+
+  /** What is at `rel`, or null: without a system call for a path this applier never made on an empty target. */
+  private existing(rel: string): Stats | null {
+    return this.made && !this.made.has(rel) ? null : this.lstatOrNull(rel);
   }
 
   /**
@@ -196,13 +216,11 @@ class Applier {
       cur = cur ? cur + "/" + parts[i] : parts[i];
       if (this.safeDirs.has(cur)) continue;
       await this.settled(cur);
-      let st: Stats | undefined;
-      try {
-        st = lstatSync(this.abs(cur));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      const st = this.existing(cur);
+      if (!st) {
+        mkdirSync(this.abs(cur), 0o755);
+        this.made?.add(cur);
       }
-      if (!st) mkdirSync(this.abs(cur), 0o755);
       else if (st.isSymbolicLink()) throw new HostileLayerError(entry, `its parent "${cur}" is a symlink, which could lead outside the target`);
       else if (!st.isDirectory()) throw new HostileLayerError(entry, `its parent "${cur}" is not a directory`);
       this.safeDirs.add(cur);
@@ -331,8 +349,9 @@ class Applier {
     }
     await this.ensureParents(rel, entryName);
     await this.settled(rel);
-    const existing = this.lstatOrNull(rel);
+    const existing = this.existing(rel);
     const path = this.abs(rel);
+    this.made?.add(rel);
 
     switch (header.type) {
       case "directory": {
@@ -451,7 +470,8 @@ class Applier {
     const name = base.slice(WH_PREFIX.length);
     if (name === "" || name === "." || name === "..") throw new HostileLayerError(entry, "malformed whiteout");
     const target = parent ? parent + "/" + name : name;
-    const existing = this.lstatOrNull(target);
+    const existing = this.existing(target);
+    this.made?.add(target);
     if (this.opts.mode === "merge") {
       await this.remove(target, existing);
       return;
