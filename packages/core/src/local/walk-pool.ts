@@ -59,17 +59,26 @@ export function listDirectory(fs: typeof import("node:fs"), dir: string): { name
   return { names: names.join("\0"), stats, links };
 }
 
+/**
+ * Requests a pool has out at once at most: each holds a claim slot until its thread answers it.
+ * More than the walk asks for (eight per thread, two threads at most), with room for the ones it
+ * took back that are still in a thread's queue.
+ */
+const CLAIMS = 64;
+
+// A request's claim, an Int32 in its slot of the shared claims: 0 asked, 1 the thread's, 2 taken back.
 const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
+const { parentPort, workerData: claims } = require("node:worker_threads");
 const fs = require("node:fs");
 const listDirectory = ${listDirectory.toString()};
 parentPort.postMessage({ up: true });
-parentPort.on("message", ({ id, dir }) => {
+parentPort.on("message", ({ id, slot, dir }) => {
+  if (Atomics.compareExchange(claims, slot, 0, 1) !== 0) return parentPort.postMessage({ id, slot, taken: true });
   try {
     const l = listDirectory(fs, dir);
-    parentPort.postMessage({ id, ...l }, [l.stats.buffer]);
+    parentPort.postMessage({ id, slot, ...l }, [l.stats.buffer]);
   } catch (e) {
-    parentPort.postMessage({ id, error: String((e && e.message) || e), code: e && e.code });
+    parentPort.postMessage({ id, slot, error: String((e && e.message) || e), code: e && e.code });
   }
 });
 `;
@@ -80,9 +89,9 @@ interface Thread {
 }
 
 /** Listings asked for and not yet answered, by request id. */
-type Answer = { resolve: (l: Listing) => void; reject: (e: Error) => void };
+type Answer = { resolve: (l: Listing) => void; reject: (e: Error) => void; slot: number };
 
-class WalkPool {
+export class WalkPool {
   /** Whether a thread has started: until then the walk lists directories itself (a thread takes 30-200 ms to start). */
   up = false;
   private isUp!: () => void;
@@ -91,18 +100,41 @@ class WalkPool {
   private readonly threads: Thread[] = [];
   private readonly answers = new Map<number, Answer>();
   private nextId = 0;
+  private readonly claims = new Int32Array(new SharedArrayBuffer(CLAIMS * 4));
+  /** Claim slots whose last request was answered (or never made). */
+  private readonly free = Array.from({ length: CLAIMS }, (_, i) => CLAIMS - 1 - i);
 
   /** `size`: the most threads it starts. */
   constructor(readonly size: number) {}
 
-  list(dir: string): Promise<Listing> {
+  /** Whether as many requests are out as the claims allow: ask for no more until one is answered. */
+  get full(): boolean {
+    return this.free.length === 0;
+  }
+
+  /** A directory's listing from a thread; `id` names the request for `take`. */
+  list(dir: string): { id: number; listing: Promise<Listing> } {
+    const slot = this.free.pop();
+    if (slot === undefined) throw new Error("internal error (a bug in mstage): a listing asked of a full walk pool");
     const id = this.nextId++;
-    const listing = new Promise<Listing>((resolve, reject) => this.answers.set(id, { resolve, reject }));
+    Atomics.store(this.claims, slot, 0);
+    const listing = new Promise<Listing>((resolve, reject) => this.answers.set(id, { resolve, reject, slot }));
     const t = this.threads.length < this.size ? this.start() : this.threads.reduce((a, b) => (b.waiting < a.waiting ? b : a));
     t.waiting++;
     t.worker.ref();
-    t.worker.postMessage({ id, dir });
-    return listing;
+    t.worker.postMessage({ id, slot, dir });
+    return { id, listing };
+  }
+
+  /**
+   * Takes back a request its thread has not started on (true): the caller lists the directory
+   * itself, and the request's listing never settles. False once the thread is on it.
+   */
+  take(id: number): boolean {
+    const answer = this.answers.get(id);
+    if (answer === undefined || Atomics.compareExchange(this.claims, answer.slot, 0, 2) !== 0) return false;
+    this.answers.delete(id);
+    return true;
   }
 
   /** Starts a thread if there is none yet, ahead of the first listing asked of it. */
@@ -111,17 +143,21 @@ class WalkPool {
   }
 
   private start(): Thread {
-    const t: Thread = { worker: new Worker(WORKER_SOURCE, { eval: true }), waiting: 0 };
+    const t: Thread = { worker: new Worker(WORKER_SOURCE, { eval: true, workerData: this.claims }), waiting: 0 };
     t.worker.unref();
-    t.worker.on("message", (m: { id: number; up?: true; names?: string; stats?: Float64Array; links?: string[]; error?: string; code?: string }) => {
+    t.worker.on("message", (m: { id: number; slot: number; up?: true; taken?: true; names?: string; stats?: Float64Array; links?: string[]; error?: string; code?: string }) => {
       if (m.up) {
         this.up = true;
         return this.isUp();
       }
-      const answer = this.answers.get(m.id)!;
-      this.answers.delete(m.id);
+      // The thread is done with the slot: it may serve another request.
+      this.free.push(m.slot);
       // An idle thread must not keep the process alive.
       if (--t.waiting === 0) t.worker.unref();
+      const answer = this.answers.get(m.id);
+      // Taken back, or failed with a thread that died meanwhile.
+      if (m.taken || answer === undefined) return;
+      this.answers.delete(m.id);
       if (m.error !== undefined) answer.reject(Object.assign(new Error(m.error), m.code ? { code: m.code } : {}));
       else answer.resolve(listing(m as ReturnType<typeof listDirectory>));
     });

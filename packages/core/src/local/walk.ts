@@ -300,6 +300,8 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
     dir: string;
     rel: string;
     listed?: Promise<Dir>;
+    /** The request of a thread asked for it, until it answers. */
+    asked?: number;
   }
   const queue: Ahead[] = [];
   let queued = 0;
@@ -308,24 +310,36 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
   /** Asked of the threads and not yet answered. */
   let asked = 0;
   /**
-   * `now`: the walk has reached it. A directory the threads were not asked for yet is then listed
-   * here at once: on two cores the lstat calls are most of the work, and this thread would
-   * otherwise wait for a thread that is behind.
+   * `now`: the walk has reached it. A directory the threads were not asked for yet, or whose thread
+   * has not started on it, is then listed here at once: on two cores the lstat calls are most of
+   * the work, and this thread would otherwise wait for a thread that is behind (under load, for
+   * the scheduler to run that thread and then this one again, a wait per directory).
    */
   const list = (a: Ahead, now: boolean): Promise<Dir> => {
-    if (a.listed) return a.listed;
+    if (a.listed) {
+      if (!now || a.asked === undefined || !pool.take(a.asked)) return a.listed;
+      a.asked = undefined;
+      asked--;
+      return (a.listed = listed(a, listHere(a.dir)));
+    }
     ahead++;
-    let listed: Promise<Listing>;
     // Until a thread is up (its start takes longer than a few directories), listed here, in order.
-    if (!pool.up || now) listed = (pool.warm(), listHere(a.dir));
-    else {
-      asked++;
-      listed = pool.list(a.dir).finally(() => {
+    if (!pool.up || now) return (a.listed = listed(a, (pool.warm(), listHere(a.dir))));
+    asked++;
+    const request = pool.list(a.dir);
+    a.asked = request.id;
+    return (a.listed = listed(
+      a,
+      request.listing.finally(() => {
+        a.asked = undefined;
         asked--;
         more();
-      });
-    }
-    a.listed = listed.then((listing) => {
+      }),
+    ));
+  };
+  /** The directory's entries once listed: its subdirectories queued, what the walk leaves out marked. */
+  const listed = (a: Ahead, pending: Promise<Listing>): Promise<Dir> => {
+    const dir = pending.then((listing) => {
       const skipped = new Uint8Array(listing.names.length);
       const subdirs = new Map<number, Ahead>();
       // Without patterns, only .mstage/ and oci/ are left out, and only in the project directory.
@@ -349,8 +363,8 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
       return { listing, skipped, subdirs };
     });
     // Awaited in walk order, maybe after it failed: not an unhandled rejection meanwhile.
-    a.listed.catch(() => {});
-    return a.listed;
+    dir.catch(() => {});
+    return dir;
   };
   // The threads are asked for the farthest directories of the next AHEAD, this thread lists the
   // nearest ones the walk reaches first: they meet where their speeds put them.
@@ -358,7 +372,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
     while (queued < queue.length && queue[queued]!.listed) queued++;
     if (queued === queue.length) queue.length = queued = 0;
     if (!pool.up) return;
-    for (let j = Math.min(queue.length, queued + AHEAD - ahead) - 1; j >= queued && ahead < AHEAD && asked < ASKED * pool.size; j--) if (!queue[j]!.listed) list(queue[j]!, false);
+    for (let j = Math.min(queue.length, queued + AHEAD - ahead) - 1; j >= queued && ahead < AHEAD && asked < ASKED * pool.size && !pool.full; j--) if (!queue[j]!.listed) list(queue[j]!, false);
   };
   const e = new Walked();
   const visit = async (d: Dir, dir: string, relDir: string): Promise<void> => {
@@ -400,8 +414,11 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
 
 /** Directories listed ahead of the walk at most (a few MB for directories of a thousand files). */
 const AHEAD = 32;
-/** Directories asked of each thread at a time: enough to keep it busy, few enough to leave the next ones to this thread when it catches up. */
-const ASKED = 2;
+/**
+ * Directories asked of each thread at a time: enough that it never waits for this thread to ask
+ * for more (this thread takes back the ones it reaches before the thread starts on them).
+ */
+const ASKED = 8;
 
 /**
  * A directory listed on this thread, after a turn of the event loop: the threads' answers that came
