@@ -69,3 +69,11 @@ test("a launched step's output arrives while it runs, not when it ends", { timeo
   await done;
   assert.equal(saw, "ready\n");
 });
+
+test("the sandbox's setup script, sent by reference to the launcher's copy, arrives byte for byte", async () => {
+  const { SETUP_SCRIPT } = await import("./setup-script.ts");
+  const a = await launch(["/bin/sh", "-c", 'printf %s "$1"; printf %s "$2" >&2', "sh", SETUP_SCRIPT, `${SETUP_SCRIPT}x`]);
+  assert.equal(a.stdout, SETUP_SCRIPT);
+  assert.equal(a.stderr, `${SETUP_SCRIPT}x`, "an argument that only starts like it goes as itself");
+  assert.equal(a.status, 0);
+});

@@ -7,8 +7,10 @@
 // foreground (a background job of a script would start with SIGINT and SIGQUIT ignored); a busy
 // pool starts another.
 //
-// Per request on its stdin: N, then N arguments, each "-" and one line, or "+" and one line of
-// printf %b escapes for an argument holding a newline or a backslash. The step gets /dev/null as
+// Per request on its stdin: N, then N arguments, each "-" and one line, "+" and one line of
+// printf %b escapes for an argument holding a newline or a backslash, or "=" and an empty line for
+// the sandbox's setup script, which the shell was given once when it started: sent with each step,
+// its kilobyte of escapes cost the shell a read(2) per byte and a fork for printf (issue 16). The step gets /dev/null as
 // stdin and the shell's stdout, stderr and fd 3 (the setup's status pipe, where it says "ok").
 // When the step and all its processes are gone, the shell writes its random mark (read from its
 // stdin, never in an environment) on stdout and stderr, so that each pipe's bytes up to the mark are
@@ -17,18 +19,21 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable, Writable } from "node:stream";
+import { SETUP_SCRIPT } from "./setup-script.ts";
 import { findTool, hostPath } from "./tools.ts";
 
 // The shell's own stderr is /dev/null (it reports a foreground job killed by a signal there, which
 // is no output of the step's); the step's stderr is the pipe, kept on fd 4 and given to the step
 // inside a subshell that execs it (dash keeps a command's redirections while it waits for it).
 const LOOP = String.raw`exec 4>&2 2>/dev/null
+setup=$1
 IFS= read -r mark || exit 0
 while IFS= read -r n; do
   set --
   while [ "$n" -gt 0 ]; do
     IFS= read -r kind; IFS= read -r a
-    if [ "$kind" = + ]; then a=$(printf '%bx' "$a"); a=${"$"}{a%x}; fi
+    if [ "$kind" = = ]; then a=$setup
+    elif [ "$kind" = + ]; then a=$(printf '%bx' "$a"); a=${"$"}{a%x}; fi
     set -- "$@" "$a"; n=$((n - 1))
   done
   (exec "$@" </dev/null 2>&4 4>&-); rc=$?
@@ -59,7 +64,7 @@ class Launcher {
   dead = false;
 
   constructor(sh: string, setpriv: string) {
-    this.child = spawn(setpriv, ["--pdeathsig=KILL", "--", sh, "-c", LOOP], {
+    this.child = spawn(setpriv, ["--pdeathsig=KILL", "--", sh, "-c", LOOP, "mstage-launcher", SETUP_SCRIPT], {
       stdio: ["pipe", "pipe", "pipe", "pipe"],
       env: { PATH: hostPath() },
       detached: true,
@@ -84,7 +89,8 @@ class Launcher {
     this.hold();
     const lines = [String(argv.length)];
     for (const a of argv) {
-      if (/[\n\\]/.test(a)) lines.push("+", a.replace(/\\/g, "\\\\").replace(/\n/g, "\\n"));
+      if (a === SETUP_SCRIPT) lines.push("=", "");
+      else if (/[\n\\]/.test(a)) lines.push("+", a.replace(/\\/g, "\\\\").replace(/\n/g, "\\n"));
       else lines.push("-", a);
     }
     (this.child.stdin as Writable).write(lines.join("\n") + "\n");
