@@ -43,8 +43,8 @@ export async function readTreeXattrs(dir: string, name = "."): Promise<Map<strin
   const getfattr = attrTool("getfattr");
   const out = scratchFile("xattrs");
   try {
-    // getfattr's dump goes to a file: the shell keeps no stdout.
-    await runTool("/bin/sh", ["-c", 'exec "$0" -R -P -h -d -m - -e hex -- "$1" >"$2"', getfattr, name, out], { cwd: dir }).catch((e) => {
+    // getfattr's dump goes to a file: the tool runner keeps no stdout.
+    await runTool(getfattr, ["-R", "-P", "-h", "-d", "-m", "-", "-e", "hex", "--", name], { cwd: dir, stdout: out }).catch((e) => {
       throw new Error(`getfattr -R in ${dir} failed: ${stderrOf(e)}`);
     });
     return parseDump((await readFile(out)).toString("latin1"));

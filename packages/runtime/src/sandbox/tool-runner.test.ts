@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runTool } from "./tool-runner.ts";
@@ -39,4 +39,18 @@ test("a request that finds the shell busy with a slow tool is answered by anothe
   const ms = performance.now() - started;
   await slow;
   assert.ok(ms < 1500, `the quick tool waited ${ms.toFixed(0)} ms behind the slow one`);
+});
+
+test("runTool writes the tool's stdout to the file asked for, through the shell and when spawned", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-runner-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, "out");
+  writeFileSync(out, "old and longer than what replaces it\n");
+  await runTool("/bin/sh", ["-c", 'printf "%s\\n" "$PWD"; echo err >&2'], { cwd: dir, stdout: out });
+  assert.equal(readFileSync(out, "utf8"), `${dir}\n`, "truncated, and the tool ran in its cwd");
+  // A newline in an argument: spawned directly, with the same result.
+  await runTool("/bin/echo", ["a\nb"], { stdout: out });
+  assert.equal(readFileSync(out, "utf8"), "a\nb\n");
+  await assert.rejects(runTool("/bin/sh", ["-c", "echo partial; echo bad >&2; exit 3", "x\ny"], { stdout: out }), (e: { code?: number; stderr?: string }) => e.code === 3 && e.stderr === "bad\n");
+  assert.equal(readFileSync(out, "utf8"), "partial\n");
 });

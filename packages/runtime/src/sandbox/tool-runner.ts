@@ -8,20 +8,21 @@
 // `sync -f` of one stage while another mounts) starts another, up to MAX_RUNNERS. Should a shell
 // fail, its tools are spawned as before.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Readable, Writable } from "node:stream";
 import { hostPath } from "./tools.ts";
 
 const spawnTool = promisify(execFile);
 
-// Per request: the argument count, each argument and the working dir, one line each. Per answer:
-// "EXIT BYTES" and then BYTES of the tool's stderr (stdout is discarded). LC_ALL=C makes ${#err}
-// count bytes.
+// Per request: the argument count, each argument, the working dir and the file for the tool's stdout
+// (/dev/null unless asked), one line each. Per answer: "EXIT BYTES" and then BYTES of the tool's
+// stderr. LC_ALL=C makes ${#err} count bytes.
 const LOOP = String.raw`while IFS= read -r n; do
   set --
   while [ "$n" -gt 0 ]; do IFS= read -r a; set -- "$@" "$a"; n=$((n - 1)); done
-  IFS= read -r cwd
-  err=$(cd "$cwd" && "$@" 2>&1 >/dev/null); rc=$?
+  IFS= read -r cwd; IFS= read -r out
+  err=$(cd "$cwd" && "$@" 2>&1 >"$out"); rc=$?
   printf '%s %s\n%s' "$rc" "${"$"}{#err}" "$err"
 done`;
 
@@ -29,6 +30,7 @@ interface Pending {
   file: string;
   args: string[];
   cwd?: string;
+  stdout?: string;
   resolve(): void;
   reject(e: unknown): void;
 }
@@ -66,7 +68,7 @@ class Runner {
 
   run(p: Pending): void {
     if (this.pending.push(p) === 1) this.hold();
-    (this.child.stdin as Writable).write(`${p.args.length + 1}\n${p.file}\n${p.args.join("\n")}${p.args.length ? "\n" : ""}${p.cwd ?? "/"}\n`);
+    (this.child.stdin as Writable).write(`${p.args.length + 1}\n${p.file}\n${p.args.join("\n")}${p.args.length ? "\n" : ""}${p.cwd ?? "/"}\n${p.stdout ?? "/dev/null"}\n`);
   }
 
   private answer(d: Buffer): void {
@@ -126,19 +128,35 @@ function pick(): Runner {
 }
 
 function direct(p: Pending): void {
-  spawnTool(p.file, p.args, { cwd: p.cwd }).then(() => p.resolve(), p.reject);
+  if (!p.stdout) {
+    spawnTool(p.file, p.args, { cwd: p.cwd }).then(() => p.resolve(), p.reject);
+    return;
+  }
+  // Its stdout straight into the file: no buffer to outgrow.
+  let fd: number;
+  try {
+    fd = openSync(p.stdout, "w");
+  } catch (e) {
+    return p.reject(e);
+  }
+  const child = spawn(p.file, p.args, { cwd: p.cwd, stdio: ["ignore", fd, "pipe"] });
+  closeSync(fd);
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  child.once("error", p.reject);
+  child.once("close", (code) => (code === 0 ? p.resolve() : p.reject(toolError(p.file, p.args, code ?? 1, stderr))));
 }
 
 /**
  * Runs `file` (an absolute path) with `args` and resolves when it exits 0; otherwise rejects with
  * an error carrying the tool's `stderr` and exit `code`, as execFile's does. Only for tools that
- * finish quickly and print nothing worth reading on stdout.
+ * finish quickly; their stdout is discarded, or written to the file `stdout` (created or truncated).
  */
-export function runTool(file: string, args: string[], opts: { cwd?: string } = {}): Promise<void> {
+export function runTool(file: string, args: string[], opts: { cwd?: string; stdout?: string } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p: Pending = { file, args, cwd: opts.cwd, resolve, reject };
+    const p: Pending = { file, args, cwd: opts.cwd, stdout: opts.stdout, resolve, reject };
     // A line-based request cannot carry a newline.
-    if (broken || [file, ...args, opts.cwd ?? ""].some((a) => a.includes("\n"))) return direct(p);
+    if (broken || [file, ...args, opts.cwd ?? "", opts.stdout ?? ""].some((a) => a.includes("\n"))) return direct(p);
     let runner: Runner;
     try {
       runner = pick();
