@@ -2,7 +2,7 @@
 // `echo` each). Counted here through logging wrappers of mount and setfattr put first on PATH
 // (mstage looks its tools up on the caller's PATH, and the step's setup runs with it): a stage with
 // one `run` mounts its overlay and makes every mount of its step with one `mount --all`, and nothing
-// else; its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
+// else (the build mounts one tmpfs for all its stages' scratch files); its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
 // layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount), which
 // the first step checks, and its commit fsyncs its few files instead of syncing the whole
 // filesystem (sync -f would also wait for every other dirty file there). The step helpers' ldd is
@@ -50,7 +50,8 @@ for (const user of testUsers()) {
     const overlays = count(/^mount -t overlay /);
     assert.equal(overlays, STAGES, `one overlay per stage:\n${calls.join("\n")}`);
     assert.equal(count(/^mount --all|^mount -n --all/), STAGES, `one mount --all per step:\n${calls.join("\n")}`);
-    assert.equal(count(/^mount /), 2 * STAGES, `no other mount:\n${calls.join("\n")}`);
+    assert.equal(count(/^mount -t tmpfs .* mstage-scratch /), 1, `one scratch tmpfs for the whole build:\n${calls.join("\n")}`);
+    assert.equal(count(/^mount /), 2 * STAGES + 1, `no other mount:\n${calls.join("\n")}`);
     assert.equal(count(/^setfattr /), 0, `no xattr to remove from an upper dir:\n${calls.join("\n")}`);
     assert.equal(count(/^sync /), 0, `a small layer is fsynced file by file, no syncfs:\n${calls.join("\n")}`);
     const firstOverlay = calls.findIndex((c) => /^mount -t overlay /.test(c));

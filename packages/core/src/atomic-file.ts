@@ -35,7 +35,7 @@ export async function writeFileDurably(dest: string, data: string | Uint8Array, 
     await rm(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dirname(dest));
+  await fsyncDirAsync(dirname(dest));
 }
 
 /** Creates `file` (it must not exist) with `data`, fsynced: a step of a durable write. */
@@ -70,5 +70,21 @@ export function fsyncDir(dir: string): void {
     // Some filesystems refuse fsync on directories; the rename is still atomic.
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * fsyncDir off the main thread: a builder records results while other stages build, and a directory
+ * fsync waits for a journal commit that the other stages' writes make long (issue 16: 2000 stages).
+ */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: import("node:fs/promises").FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    await fh?.close();
   }
 }

@@ -261,7 +261,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
   async function withReadOnlyRoot<T>(lowers: string[], fn: (root: string) => Promise<T>): Promise<T> {
     const tmp = o.store.tmpDir("rootfs");
     try {
-      return await withRootfs({ lowers, tmpDir: tmp }, fn);
+      return await withRootfs({ lowers, tmpDir: tmp, scratchIn: o.store.layout.tmpDir }, fn);
     } finally {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     }
@@ -304,7 +304,7 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       } else if (changes) {
         // Bind and cache targets are mount points: the sandbox keeps them out of the upper dir.
         const mountpoints = [...spec.binds.map((b) => b.target), ...spec.stageBinds.map((b) => b.target), ...spec.tmpfs, ...Object.keys(spec.caches)];
-        await withRootfs({ lowers, upper, work: ovlWork, mountpoints, tmpDir: work }, async (merged) => {
+        await withRootfs({ lowers, upper, work: ovlWork, mountpoints, tmpDir: work, scratchIn: o.store.layout.tmpDir }, async (merged) => {
           await copyInto(merged);
           if (spec.run.length) await withStageRoots(spec.stageBinds.map((b) => b.from.stage), (roots) => runScripts(stage, runConfig, merged, roots, signal));
         });

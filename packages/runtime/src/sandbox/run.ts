@@ -2,8 +2,8 @@
 // `network: "none"`) inside mstage's user namespace, pivoted into the stage's mounted rootfs, with
 // the capabilities and /proc that containment.ts allows.
 import { spawn } from "node:child_process";
-import { lstatSync, mkdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -158,7 +158,8 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
 
   // Beside the rootfs, in withRootfs' dir (the store's tmp/ for builds): if mstage is killed, gc
   // removes it with the rest of the dead process's work dir.
-  const tmp = await mkdtemp(join(dirname(root), "step-"));
+  // On the scratch tmpfs (withRootfs), so made and removed synchronously.
+  const tmp = mkdtempSync(join(dirname(root), "step-"));
   const plan = new MountPlan(root);
   try {
     const workdir = opts.workdir || "/";
@@ -176,8 +177,8 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     // layer change. Bound over scaffold files, so nothing is created in the upper dir.
     const hosts = join(tmp, "hosts");
     const resolv = join(tmp, "resolv.conf");
-    await writeFile(hosts, opts.network === "none" ? NONE_HOSTS : await readHostFile("/etc/hosts", NONE_HOSTS));
-    await writeFile(resolv, opts.network === "none" ? "" : await readHostFile("/etc/resolv.conf", ""));
+    writeFileSync(hosts, opts.network === "none" ? NONE_HOSTS : await readHostFile("/etc/hosts", NONE_HOSTS));
+    writeFileSync(resolv, opts.network === "none" ? "" : await readHostFile("/etc/resolv.conf", ""));
     plan.bind(hosts, plan.target("/etc/hosts", "file"), false);
     plan.bind(resolv, plan.target("/etc/resolv.conf", "file"), false);
     if (opts.network === "none") {
@@ -212,7 +213,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     // Last, so that no bind can cover them: /proc's read-only paths and masks.
     plan.harden(proc, procMasksHere());
     const fstab = join(tmp, "fstab");
-    await writeFile(fstab, plan.fstab.join("\n") + "\n");
+    writeFileSync(fstab, plan.fstab.join("\n") + "\n");
 
     const switchUser = user.uid === 0 && user.gid === 0 ? [] : [`--reuid=${user.uid}`, `--regid=${user.gid}`, user.groups.length ? `--groups=${user.groups.join(",")}` : "--clear-groups"];
     const envPairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -226,7 +227,7 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
     return await spawnStep(requireTool("setpriv"), args, secrets, opts);
   } finally {
     plan.cleanUp();
-    await rm(tmp, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
@@ -266,9 +267,18 @@ function setupFailed(setupErr: string): UserError {
   });
 }
 
+/** The host's /etc/hosts and /etc/resolv.conf as last read, re-read only when their stat changes. */
+const hostFiles = new Map<string, { stamp: string; text: string }>();
+
 async function readHostFile(path: string, fallback: string): Promise<string> {
   try {
-    return await readFile(path, "utf8");
+    const st = statSync(path);
+    const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const known = hostFiles.get(path);
+    if (known?.stamp === stamp) return known.text;
+    const text = await readFile(path, "utf8");
+    hostFiles.set(path, { stamp, text });
+    return text;
   } catch {
     return fallback;
   }

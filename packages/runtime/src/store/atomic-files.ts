@@ -6,14 +6,17 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { UserError, fsyncDir, writeFileDurably } from "@mstage/core";
+import { UserError, fsyncDir, fsyncDirAsync, writeFileDurably } from "@mstage/core";
 import { runTool } from "../sandbox/tool-runner.ts";
 import { findTool } from "../sandbox/tools.ts";
 
 /** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
 export function processTag(): string {
-  return `${process.pid}.${processStartTime(process.pid) ?? 0}`;
+  // Read once: every temp name carries it, and /proc/PID/stat was read for each (issue 16).
+  tag ??= `${process.pid}.${processStartTime(process.pid) ?? 0}`;
+  return tag;
 }
+let tag: string | undefined;
 
 /** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if it is gone. */
 export function processStartTime(pid: number): number | null {
@@ -134,7 +137,7 @@ export async function syncTree(dir: string, parent: string): Promise<void> {
     // A file that cannot be opened here is still made durable by the filesystem's sync.
     return syncFilesystem(dir);
   }
-  fsyncDir(parent);
+  await fsyncDirAsync(parent);
 }
 
 /** The regular files and directories (`dir` first) of a tree of at most SMALL_TREE_ENTRIES entries, or null for a larger one. */
