@@ -16,7 +16,7 @@ import { createWorkdir } from "./workdir.ts";
 import { LineSplitter, type BuildEventHandler, type StageOutcome } from "./events.ts";
 import { hostPathInRoot, resolveInRoot } from "../sandbox/paths.ts";
 import { runGraph } from "./scheduler.ts";
-import { CorruptLayerError, applyLayer, commitAndAdopt, makeLayerDurable, commitLayerToStore, ensureLayerExtracted, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
+import { CorruptLayerError, applyLayer, commitAndAdopt, makeLayerDurable, commitLayerToStore, ensureLayerExtracted, holdScratch, importTarLayer, runStep, withRootfs, type LayerRef, type StageResult, type Store } from "./deps.ts";
 import { checkBasePlatform, memoised, stagePlatform, tarballBase, tarballName, type BaseProvider, type PreparedBase } from "./bases.ts";
 import { foreignRunProblem } from "../sandbox/binfmt.ts";
 import { NO_SPACE_ADVICE, noSpaceCause } from "../store/full.ts";
@@ -113,10 +113,14 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
 
   waiting.announce();
   let failure: { error: unknown } | undefined;
+  // The rootfs scratch tmpfs (overlay.ts), for this build's stages.
+  const releaseScratch = holdScratch(o.store.layout.tmpDir);
   try {
     await runGraph(tasks, o.jobs ?? 1, stop.signal);
   } catch (error) {
     failure = { error };
+  } finally {
+    await releaseScratch();
   }
   o.signal?.removeEventListener("abort", onAbort);
   // Every stage that was built is recorded (or has failed) before the build returns or throws.

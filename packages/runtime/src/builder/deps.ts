@@ -5,5 +5,5 @@ export { CorruptLayerError, applyLayer } from "../layer/apply.ts";
 export { ensureLayerExtracted, importTarLayer } from "../layer/extract.ts";
 export { commitLayerToStore } from "../layer/commit.ts";
 export { commitAndAdopt, makeLayerDurable } from "../layer/adopt.ts";
-export { withRootfs } from "../sandbox/overlay.ts";
+export { holdScratch, withRootfs } from "../sandbox/overlay.ts";
 export { runStep } from "../sandbox/run.ts";

@@ -26,8 +26,8 @@ export interface RootfsOptions {
   /** Where the mountpoint and scaffold live (default: the OS temp dir). */
   tmpDir?: string;
   /**
-   * A directory (the store's tmp/) where this process may mount a tmpfs of its own, once, for the
-   * mountpoint, scaffold and the steps' /dev and small files instead of `tmpDir`.
+   * A directory (the store's tmp/) where, while the caller holds it (holdScratch), this process
+   * keeps a tmpfs for the mountpoint, scaffold and the steps' /dev and small files instead of `tmpDir`.
    */
   scratchIn?: string;
 }
@@ -135,34 +135,59 @@ export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) =>
   }
 }
 
-const scratch = new Map<string, Promise<string>>();
+interface Scratch {
+  /** Builds holding it (holdScratch); it is mounted while there is one. */
+  holders: number;
+  dir?: Promise<string | undefined>;
+}
+const scratch = new Map<string, Scratch>();
 
 /**
- * Where a rootfs' mountpoint, scaffold, /dev and steps' small files go: a tmpfs that this process
- * mounts once in `parent` (in its own mount namespace, so it is gone when the process is, killed
- * or not), else `fallback`. Each stage makes and removes some forty of these entries; on the
+ * Lets withRootfs put its entries on a tmpfs in `parent` (the store's tmp/) until the returned
+ * function is called: a build holds it for its whole run. The tmpfs is mounted on first use, in
+ * this process's own mount namespace (so it is gone with the process, killed or not), and
+ * unmounted and its mountpoint removed when the last holder lets go.
+ */
+export function holdScratch(parent: string): () => Promise<void> {
+  let s = scratch.get(parent);
+  if (!s) scratch.set(parent, (s = { holders: 0 }));
+  const held = s;
+  held.holders++;
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    if (--held.holders > 0) return;
+    scratch.delete(parent);
+    const dir = await held.dir;
+    if (!dir) return;
+    await unmount(dir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  };
+}
+
+/**
+ * Where a rootfs' mountpoint, scaffold, /dev and steps' small files go: the held tmpfs in `parent`
+ * (holdScratch), else `fallback`. Each stage makes and removes some forty of these entries; on the
  * store's filesystem each was a journalled create and delete, and their sync calls blocked the
  * main thread behind the builds' fsyncs (issue 16: 2000 stages). The upper and work dirs stay on
  * the store's filesystem: the upper dir becomes the layer by a rename.
  */
-function scratchDir(parent: string, fallback = tmpdir()): Promise<string> {
-  let p = scratch.get(parent);
-  if (!p) {
-    p = (async () => {
-      const dir = tempName(parent, "scratch");
-      try {
-        await mkdir(dir, { mode: 0o700 });
-        await runTool(requireTool("mount"), ["-t", "tmpfs", "-o", "mode=0700", "mstage-scratch", dir]);
-        return dir;
-      } catch {
-        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-        scratch.delete(parent);
-        return fallback;
-      }
-    })();
-    scratch.set(parent, p);
-  }
-  return p;
+async function scratchDir(parent: string, fallback = tmpdir()): Promise<string> {
+  const s = scratch.get(parent);
+  if (!s?.holders) return fallback;
+  s.dir ??= (async () => {
+    const dir = tempName(parent, "scratch");
+    try {
+      await mkdir(dir, { mode: 0o700 });
+      await runTool(requireTool("mount"), ["-t", "tmpfs", "-o", "mode=0700", "mstage-scratch", dir]);
+      return dir;
+    } catch {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      return undefined;
+    }
+  })();
+  return (await s.dir) ?? fallback;
 }
 
 function makeScaffold(dir: string, extra: string[]): void {
