@@ -3,7 +3,8 @@
 // (mstage looks its tools up on the caller's PATH, and the step's setup runs with it): a stage with
 // one `run` mounts its overlay and makes every mount of its step with one `mount --all`, and nothing
 // else (the build mounts one tmpfs for all its stages' scratch files); its /dev spawns nothing and its upper dir needs no xattr removed before it becomes the
-// layer. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount), which
+// layer; its step's host name "mstage" (checked by the first step) is the build's own, so no
+// `hostname` runs for it. Its overlay is mounted volatile (no sync of the store's filesystem at its unmount), which
 // the first step checks, and its commit fsyncs its few files instead of syncing the whole
 // filesystem (sync -f would also wait for every other dirty file there). The step helpers' ldd is
 // asked while the build plans, before the first overlay is mounted, not when the first step starts.
@@ -21,7 +22,7 @@ const STAGES = 4;
 
 function images(): string {
   const lines = [`import { local, scratch, stage } from "mstage";`, `const shell = ["/bin/busybox", "sh", "-c"];`];
-  lines.push(`const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox grep -q ' - overlay .*volatile' /proc/self/mountinfo && /bin/busybox echo 0 > /s0" });`);
+  lines.push(`const s0 = stage("s0", { from: scratch(), copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) }, shell, run: "/bin/busybox grep -q ' - overlay .*volatile' /proc/self/mountinfo && [ \\"$(/bin/busybox hostname)\\" = mstage ] && /bin/busybox echo 0 > /s0" });`);
   for (let i = 1; i < STAGES; i++) lines.push(`const s${i} = stage("s${i}", { from: s${i - 1}, shell, run: "/bin/busybox echo ${i} > /s${i}" });`);
   lines.push(`export const last = s${STAGES - 1};`);
   return lines.join("\n") + "\n";
@@ -37,7 +38,7 @@ for (const user of testUsers()) {
     const log = join(bin, "calls.log");
     writeFileSync(log, "");
     chmodSync(log, 0o666);
-    for (const tool of ["mount", "setfattr", "sync", "ldd"]) {
+    for (const tool of ["mount", "setfattr", "sync", "ldd", "hostname"]) {
       const real = execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } }).trim();
       writeFileSync(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec ${real} "$@"\n`);
       chmodSync(join(bin, tool), 0o755);
@@ -52,6 +53,7 @@ for (const user of testUsers()) {
     assert.equal(count(/^mount --all|^mount -n --all/), STAGES, `one mount --all per step:\n${calls.join("\n")}`);
     assert.equal(count(/^mount -t tmpfs .* mstage-scratch /), 1, `one scratch tmpfs for the whole build:\n${calls.join("\n")}`);
     assert.equal(count(/^mount /), 2 * STAGES + 1, `no other mount:\n${calls.join("\n")}`);
+    assert.equal(count(/^hostname /), 1, `the build names its namespace "mstage" once, and its steps start with that name:\n${calls.join("\n")}`);
     assert.equal(count(/^setfattr /), 0, `no xattr to remove from an upper dir:\n${calls.join("\n")}`);
     assert.equal(count(/^sync /), 0, `a small layer is fsynced file by file, no syncfs:\n${calls.join("\n")}`);
     const firstOverlay = calls.findIndex((c) => /^mount -t overlay /.test(c));

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { constants } from "node:os";
+import { constants, hostname } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { UserError } from "@mstage/core";
@@ -18,7 +18,7 @@ import { capabilityOptions, procMasksHere, sysMasksHere, type Mask } from "./con
 import { fstabLine } from "./fstab.ts";
 import { launchStep } from "./step-launcher.ts";
 import { addRangeCommand } from "./subid.ts";
-import { inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
+import { STEP_HOSTNAME, inUserNamespace, invokingUser, userNamespaceKind } from "./userns.ts";
 
 export interface StepBind {
   /** Absolute path inside the rootfs. */
@@ -188,7 +188,10 @@ export async function runStep(opts: RunStepOptions): Promise<StepResult> {
       plan.harden(sys, sysMasksHere());
       plan.ops.push("lo");
     }
-    if (findTool("hostname")) plan.ops.push("hostname", opts.hostname ?? "mstage");
+    // The step's UTS namespace starts with this process's host name, mostly the one it wants already
+    // (userns.ts): a process less per step.
+    const name = opts.hostname ?? STEP_HOSTNAME;
+    if (hostname() !== name && findTool("hostname")) plan.ops.push("hostname", name);
     for (const b of opts.binds ?? []) {
       let isDir: boolean;
       try {

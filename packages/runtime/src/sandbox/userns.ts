@@ -16,6 +16,8 @@ const run = promisify(execFile);
 
 /** Set inside the namespace to the namespace's identity (`user:[inode]`), so a nested mstage sees it. */
 const MARKER = "MSTAGE_USERNS";
+/** A step's host name unless told another (RunStepOptions.hostname). */
+export const STEP_HOSTNAME = "mstage";
 /** Set inside the namespace to the mapping's kind (see IdMapping). */
 const KIND = "MSTAGE_USERNS_KIND";
 
@@ -107,7 +109,9 @@ export function reexecInUserNamespace(argv?: string[], opts: ReexecOptions = {})
 // The child enters the namespace (unshare(2) via util-linux, without a mapping), says so on fd 3,
 // and waits there until the parent wrote its id maps and sends the namespace's identity back.
 // Only then does it exec mstage, which therefore starts as uid 0 with full capabilities inside.
-const HANDSHAKE = `printf r >&3 && read -r ${MARKER} <&3 && exec 3>&- && export ${MARKER} && exec "$@"`;
+// It also names its own UTS namespace after the steps' host name, which every step's namespace then
+// starts with: a `hostname` run per step is needed only for another name (run.ts).
+const HANDSHAKE = `printf r >&3 && read -r ${MARKER} <&3 && exec 3>&- && { hostname ${STEP_HOSTNAME} 2>/dev/null || :; } && export ${MARKER} && exec "$@"`;
 
 interface Started {
   child: ChildProcess;
@@ -125,7 +129,7 @@ async function startInUserNamespace(argv: string[], mapping: IdMapping, stdio: "
   if (handOff !== undefined) env[HANDOFF_FD] = "4";
   const child = spawn(
     unshare,
-    ["--user", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
+    ["--user", "--mount", "--propagation", "private", "--uts", "--", "/bin/sh", "-c", HANDSHAKE, "mstage-userns", ...argv],
     { stdio: handOff === undefined ? [stdio, stdio, stdio, "pipe"] : [stdio, stdio, stdio, "pipe", "pipe"], env },
   );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
