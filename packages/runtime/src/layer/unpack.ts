@@ -35,6 +35,12 @@ const BATCH = 1 << 20;
  * cores idle.
  */
 export const WRITEBACK_EVERY = 64 << 20;
+/**
+ * Once the blob has arrived, one more such sync at once and then one every this many milliseconds
+ * until the extraction is done: it is still writing what its window held (≈ 100 MB of files), and
+ * the last sync then waited 0.33-0.42 s for that, against 0.01-0.03 s with these.
+ */
+export const WRITEBACK_TAIL_MS = 250;
 
 export interface LayerToUnpack {
   /** Digest of the blob as it comes (compressed). */
@@ -65,7 +71,7 @@ export async function stageLayer(
   store: Store,
   body: Readable,
   layer: LayerToUnpack,
-  opts: { what: string; onNote?: (msg: string) => void; /** Default WORKER_FROM. */ workerFrom?: number; /** Default WRITEBACK_EVERY. */ writebackEvery?: number },
+  opts: { what: string; onNote?: (msg: string) => void; /** Default WORKER_FROM. */ workerFrom?: number; /** Default WRITEBACK_EVERY. */ writebackEvery?: number; /** Default WRITEBACK_TAIL_MS. */ writebackTailMs?: number },
 ): Promise<StagedLayer> {
   const blobFile = store.tmpPath("blob");
   const dir = store.tmpDir("layer");
@@ -85,14 +91,15 @@ export async function stageLayer(
   // One file write in flight while the next chunk is hashed and extracted.
   let writing: Promise<void> | null = null;
   const writebackEvery = opts.writebackEvery ?? WRITEBACK_EVERY;
+  // Only a head start for the disk: a failure here is the final sync's to report.
+  const writeback = () => void store.syncFilesystem().catch(() => {});
   let received = 0;
   try {
     fh = await open(blobFile, "wx", 0o644);
     for await (const chunk of body as AsyncIterable<Buffer>) {
       hash.update(chunk);
       received += chunk.length;
-      // Only a head start for the disk: a failure here is the final sync's to report.
-      if (Math.floor(received / writebackEvery) !== Math.floor((received - chunk.length) / writebackEvery)) store.syncFilesystem().catch(() => {});
+      if (Math.floor(received / writebackEvery) !== Math.floor((received - chunk.length) / writebackEvery)) writeback();
       if (writing) await writing;
       writing = writeAll(fh, chunk);
       writing.catch(() => {});
@@ -104,7 +111,14 @@ export async function stageLayer(
     }
     if (writing) await writing;
     tar.end();
-    await applying;
+    writeback();
+    const tailMs = opts.writebackTailMs ?? WRITEBACK_TAIL_MS;
+    const tail = tailMs < 2 ** 31 ? setInterval(writeback, tailMs) : undefined;
+    try {
+      await applying;
+    } finally {
+      clearInterval(tail);
+    }
   } catch (e) {
     await Promise.allSettled([writing]);
     tar.destroy();
