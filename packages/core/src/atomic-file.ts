@@ -3,9 +3,10 @@
 // files (images.lock, .mstage/state.json, the stat cache, the compile cache), written synchronously
 // beside their target; and the store's entries, fsynced with their directory, their temp file in the
 // store's tmp/ so that gc can clear what a dead writer left.
+import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 
 let seq = 0;
 
@@ -87,4 +88,37 @@ export async function fsyncDirAsync(dir: string): Promise<void> {
   } finally {
     await fh?.close();
   }
+}
+
+/** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
+export function processTag(): string {
+  // Read once: every temp name carries it, and /proc/PID/stat was read for each (issue 16).
+  tag ??= `${process.pid}.${processStartTime(process.pid) ?? 0}`;
+  return tag;
+}
+let tag: string | undefined;
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if it is gone. */
+export function processStartTime(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ")".
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(rest[19]);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process that wrote `tag` (from processTag()) is still running. */
+export function tagAlive(tag: string): boolean {
+  const [pid, start] = tag.split(".").map(Number);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const now = processStartTime(pid);
+  return now !== null && now === start;
+}
+
+/** A fresh name for a temp file or dir under `tmpDir`; the name carries the owner for stale cleanup. */
+export function tempName(tmpDir: string, hint = ""): string {
+  return join(tmpDir, `${processTag()}.${randomBytes(6).toString("hex")}${hint ? "." + hint : ""}`);
 }

@@ -50,7 +50,17 @@ export type { Plan, PlanEntry, PlanContext, PlanStatus } from "./plan.ts";
 export type { LocalDigest } from "./local/hash.ts";
 export { loadState, recordBuild, saveState, statePath } from "./state.ts";
 export type { ProjectState, StageRecord } from "./state.ts";
-export { writeFileAtomicSync, writeFileDurably, writeNewFileSynced, fsyncDir, fsyncDirAsync } from "./atomic-file.ts";
+export {
+  writeFileAtomicSync,
+  writeFileDurably,
+  writeNewFileSynced,
+  fsyncDir,
+  fsyncDirAsync,
+  processTag,
+  processStartTime,
+  tagAlive,
+  tempName,
+} from "./atomic-file.ts";
 export { readLock, writeLock, debianLockKey, gitLockKey, lockPath } from "./images-lock.ts";
 export { SourcePins } from "./source-pins.ts";
 export type { SourcePinOptions } from "./source-pins.ts";

@@ -4,12 +4,11 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { UserError } from "@mstage/core";
+import { UserError, tempName } from "@mstage/core";
 import { requireTool } from "./tools.ts";
 import { inUserNamespace } from "./userns.ts";
 import { releaseDevTemplate } from "./devices.ts";
 import { runTool } from "./tool-runner.ts";
-import { tempName } from "../store/atomic-files.ts";
 
 export interface RootfsOptions {
   /** Read-only lower dirs, top first (extracted layers). Empty for `scratch()`. */

@@ -2,53 +2,20 @@
 // fsynced temp file (or directory) that lived in the store's own tmp/ dir on the same filesystem,
 // so a reader sees either nothing or the whole thing, and an interrupted write leaves only tmp/
 // garbage that no reader ever looks at.
-import { randomBytes } from "node:crypto";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { UserError, fsyncDir, fsyncDirAsync, writeFileDurably } from "@mstage/core";
+import { resolve } from "node:path";
+import { UserError, fsyncDir, fsyncDirAsync, tempName, writeFileDurably } from "@mstage/core";
 import { runTool } from "../sandbox/tool-runner.ts";
 import { findTool } from "../sandbox/tools.ts";
-
-/** Identifies this process in temp and lock names: pid plus its start time, so a reused pid is not mistaken for us. */
-export function processTag(): string {
-  // Read once: every temp name carries it, and /proc/PID/stat was read for each (issue 16).
-  tag ??= `${process.pid}.${processStartTime(process.pid) ?? 0}`;
-  return tag;
-}
-let tag: string | undefined;
-
-/** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if it is gone. */
-export function processStartTime(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ")".
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(rest[19]);
-  } catch {
-    return null;
-  }
-}
-
-/** Whether the process that wrote `tag` (from processTag()) is still running. */
-export function tagAlive(tag: string): boolean {
-  const [pid, start] = tag.split(".").map(Number);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const now = processStartTime(pid);
-  return now !== null && now === start;
-}
-
-/** A fresh name for a temp file or dir under `tmpDir`; the name carries the owner for stale cleanup. */
-export function tempName(tmpDir: string, hint = ""): string {
-  return join(tmpDir, `${processTag()}.${randomBytes(6).toString("hex")}${hint ? "." + hint : ""}`);
-}
 
 /** Writes `data` to `dest` durably (core's writer), its temp file in the store's `tmpDir`. */
 export async function writeFileAtomic(dest: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
   await writeFileDurably(dest, data, tempName(tmpDir));
 }
 
-export { fsyncDir };
+export { fsyncDir, tempName };
+export { processTag, tagAlive } from "@mstage/core";
 
 /** Node error code of `e`, if any. */
 export function errno(e: unknown): string | undefined {
