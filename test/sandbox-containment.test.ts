@@ -1,7 +1,8 @@
 // What a step is denied (issue 9, DESIGN §4), as root and as the unprivileged mstage-test: a
 // read-only bind stays read-only, /proc is read-only and masked as runc makes it, the capability
 // set is Docker's default (setuid programs still work), a `network: "none"` step cannot reach the
-// host's abstract unix sockets, and a build killed with SIGKILL leaves nothing in the temp dir.
+// host's abstract unix sockets, a step that fills /dev meets ENOSPC at Docker's 64 MiB (not the
+// host's memory: /dev is on the build's scratch tmpfs), and a build killed with SIGKILL leaves nothing in the temp dir.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -12,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HARNESS, REPO, runHarness, type HarnessResult } from "./helpers/sandbox-harness.ts";
 import { asUser, testUsers } from "./helpers/users.ts";
-import { MSTAGE_BIN, expectOk, mstageAs, userDirsFor, writeAs } from "./up-harness.ts";
+import { MSTAGE_BIN, expectOk, mstageAs, projectWith, userDirsFor, writeAs } from "./up-harness.ts";
 
 const sh = (script: string) => ["/bin/sh", "-c", script];
 const busybox = existsSync("/bin/busybox") ? undefined : "busybox-static is not installed (/bin/busybox): run .ci/setup";
@@ -150,6 +151,24 @@ for (const user of testUsers()) {
         assert.equal(r.steps[3].stdout, "reached: hello from the host\n", r.steps[3].stderr);
       });
     });
+  });
+
+  test(`a step that fills /dev fails to write at 64 MiB, as in Docker, instead of filling the host's memory (${user.name})`, async (t) => {
+    const why = user.skip ?? busybox;
+    if (why) return t.skip(why);
+    const bb = "/bin/busybox";
+    const { mstage } = projectWith(t, user.name, "dev-full", `import { local, scratch, stage } from "mstage";
+export const filler = stage("filler", {
+  from: scratch(),
+  copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) },
+  shell: ["${bb}", "sh", "-c"],
+  run: "${bb} dd if=/dev/zero of=/dev/small bs=1M count=1 2>/dev/null && echo small-written; if ${bb} dd if=/dev/zero of=/dev/fill bs=1M count=80 2>/dev/null; then echo dev-filled; exit 1; fi; ${bb} rm -f /dev/fill /dev/small; echo dev-refused",
+});
+`);
+    const r = expectOk(await mstage(["up", "--progress", "plain"]), "up with a step that fills /dev");
+    const out = r.stdout + r.stderr;
+    assert.match(out, /small-written/, `a step could not write 1 MiB into /dev:\n${out}`);
+    assert.match(out, /dev-refused/, `80 MiB went into /dev:\n${out}`);
   });
 
   test(`a build killed with SIGKILL during a step (with another stage's path bound) leaves nothing in the temp dir, and gc clears what it left in the store (${user.name})`, { timeout: 3 * 60_000 }, async (t) => {

@@ -134,6 +134,14 @@ export async function withRootfs<T>(opts: RootfsOptions, fn: (merged: string) =>
   }
 }
 
+/**
+ * The scratch tmpfs's size. mstage's own entries there take a few KB per stage; the rest is what
+ * steps write into /dev (a dir of it), which Docker caps at 64 MiB (runc's `/dev` tmpfs,
+ * size=65536k). Unbounded, a step filling /dev would fill the host's memory instead of failing
+ * with ENOSPC, as it does in Docker.
+ */
+const SCRATCH_SIZE = "64m";
+
 interface Scratch {
   /** Builds holding it (holdScratch); it is mounted while there is one. */
   holders: number;
@@ -179,7 +187,7 @@ async function scratchDir(parent: string, fallback = tmpdir()): Promise<string> 
     const dir = tempName(parent, "scratch");
     try {
       await mkdir(dir, { mode: 0o700 });
-      await runTool(requireTool("mount"), ["-t", "tmpfs", "-o", "mode=0700", "mstage-scratch", dir]);
+      await runTool(requireTool("mount"), ["-t", "tmpfs", "-o", `mode=0700,size=${SCRATCH_SIZE}`, "mstage-scratch", dir]);
       return dir;
     } catch {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
