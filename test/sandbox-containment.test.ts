@@ -153,7 +153,7 @@ for (const user of testUsers()) {
     });
   });
 
-  test(`a step that fills /dev fails to write at 64 MiB, as in Docker, instead of filling the host's memory (${user.name})`, async (t) => {
+  test(`a step that fills /dev or /dev/shm fails to write at 64 MiB, as in Docker, instead of filling the host's memory (${user.name})`, async (t) => {
     const why = user.skip ?? busybox;
     if (why) return t.skip(why);
     const bb = "/bin/busybox";
@@ -162,13 +162,15 @@ export const filler = stage("filler", {
   from: scratch(),
   copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) },
   shell: ["${bb}", "sh", "-c"],
-  run: "${bb} dd if=/dev/zero of=/dev/small bs=1M count=1 2>/dev/null && echo small-written; if ${bb} dd if=/dev/zero of=/dev/fill bs=1M count=80 2>/dev/null; then echo dev-filled; exit 1; fi; ${bb} rm -f /dev/fill /dev/small; echo dev-refused",
+  run: "for d in /dev /dev/shm; do ${bb} dd if=/dev/zero of=$d/small bs=1M count=1 2>/dev/null && echo small-written:$d; if ${bb} dd if=/dev/zero of=$d/fill bs=1M count=80 2>/dev/null; then echo filled:$d; exit 1; fi; ${bb} rm -f $d/fill $d/small; echo refused:$d; done",
 });
 `);
-    const r = expectOk(await mstage(["up", "--progress", "plain"]), "up with a step that fills /dev");
+    const r = expectOk(await mstage(["up", "--progress", "plain"]), "up with a step that fills /dev and /dev/shm");
     const out = r.stdout + r.stderr;
-    assert.match(out, /small-written/, `a step could not write 1 MiB into /dev:\n${out}`);
-    assert.match(out, /dev-refused/, `80 MiB went into /dev:\n${out}`);
+    for (const d of ["/dev", "/dev/shm"]) {
+      assert.match(out, new RegExp(`small-written:${d}$`, "m"), `a step could not write 1 MiB into ${d}:\n${out}`);
+      assert.match(out, new RegExp(`refused:${d}$`, "m"), `80 MiB went into ${d}:\n${out}`);
+    }
   });
 
   test(`a build killed with SIGKILL during a step (with another stage's path bound) leaves nothing in the temp dir, and gc clears what it left in the store (${user.name})`, { timeout: 3 * 60_000 }, async (t) => {

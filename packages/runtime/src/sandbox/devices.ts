@@ -132,7 +132,9 @@ async function makeTemplate(dir: string): Promise<DevTemplate> {
     const mounts = [
       ...DEVICES.map((n) => fstabLine(`/dev/${n}`, at(n), "none", "bind")),
       fstabLine("devpts", at("pts"), "devpts", "newinstance,ptmxmode=0666,mode=620"),
-      fstabLine("shm", at("shm"), "tmpfs", "nosuid,nodev,noexec,mode=1777"),
+      // Docker's default shm size (HostConfig.ShmSize, 64 MiB): unbounded, a step filling /dev/shm
+      // would fill up to half the host's memory where a container gets ENOSPC.
+      fstabLine("shm", at("shm"), "tmpfs", "nosuid,nodev,noexec,mode=1777,size=64m"),
       // Read-only: the next step's setup runs these with all of the namespace's capabilities,
       // before setpriv drops them, so no step may replace a byte of them, nor add a file.
       fstabLine(at(".mstage"), at(".mstage"), "none", "bind,ro"),
