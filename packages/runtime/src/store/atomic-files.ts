@@ -5,7 +5,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { resolve } from "node:path";
-import { UserError, fsyncDir, fsyncDirAsync, tempName, writeFileDurably } from "@mstage/core";
+import { UserError, fsyncDirAsync, tempName, writeFileDurably } from "@mstage/core";
 import { runTool } from "../sandbox/tool-runner.ts";
 import { findTool } from "../sandbox/tools.ts";
 
@@ -14,8 +14,6 @@ export async function writeFileAtomic(dest: string, data: string | Uint8Array, t
   await writeFileDurably(dest, data, tempName(tmpDir));
 }
 
-export { fsyncDir, tempName };
-export { processTag, tagAlive } from "@mstage/core";
 
 /** Node error code of `e`, if any. */
 export function errno(e: unknown): string | undefined {

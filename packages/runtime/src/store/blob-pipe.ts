@@ -7,10 +7,9 @@ import { createHash } from "node:crypto";
 import { writeSync } from "node:fs";
 import { open, rm, type FileHandle } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
-import { DigestMismatchError, type StoreLayout } from "@mstage/core";
+import { DigestMismatchError, fsyncDir, tempName, type StoreLayout } from "@mstage/core";
 import { parseDigest, type Digest } from "../oci/digest.ts";
 import { placeBlobFile } from "./blobs.ts";
-import { fsyncDir, tempName } from "./atomic-files.ts";
 
 // 4 MiB slots: each hand-over may wake the other thread, which costs more than hashing 1 MiB under load.
 const SLOT = 4 << 20;

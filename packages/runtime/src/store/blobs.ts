@@ -4,9 +4,8 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { open, readFile, rename, rm, type FileHandle } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
-import { DigestMismatchError, UserError, type StoreLayout } from "@mstage/core";
+import { DigestMismatchError, UserError, fsyncDir, tempName, type StoreLayout } from "@mstage/core";
 import { digestOf, sha256Digest, type Digest } from "../oci/digest.ts";
-import { fsyncDir, tempName } from "./atomic-files.ts";
 
 /** Bytes written between background datasyncs of a large blob. */
 const SYNC_EVERY = 32 << 20;

@@ -2,9 +2,8 @@
 // result references (oldest results first when the store must shrink below a size).
 import { lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { LAYER_COMPRESSIONS, readCompressedRecord, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, readCompressedRecord, tagAlive, tempName, type StoreLayout } from "@mstage/core";
 import { isDigest } from "../oci/digest.ts";
-import { tagAlive, tempName } from "./atomic-files.ts";
 import type { StageResult } from "./results.ts";
 
 export interface ResultInfo {

@@ -4,9 +4,9 @@
 import { existsSync, lstatSync, lutimesSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, readCompressedRecord, type LayerCompression, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, fsyncDir, readCompressedRecord, type LayerCompression, type StoreLayout } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
-import { errno, fsyncDir, writeFileAtomic } from "./atomic-files.ts";
+import { errno, writeFileAtomic } from "./atomic-files.ts";
 import { hasBlob, openBlob } from "./blobs.ts";
 
 export function hasLayerDir(layout: StoreLayout, diffId: Digest): boolean {

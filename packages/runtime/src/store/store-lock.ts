@@ -10,8 +10,8 @@
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "@mstage/core";
-import { errno, processTag, tagAlive } from "./atomic-files.ts";
+import { UserError, processTag, tagAlive } from "@mstage/core";
+import { errno } from "./atomic-files.ts";
 
 export type LockMode = "shared" | "exclusive";
 

@@ -7,9 +7,9 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { join } from "node:path";
-import { STORE_DIRS, STORE_FORMAT, StoreLayout, UserError, layerInStore, type LayerCompression } from "@mstage/core";
+import { STORE_DIRS, STORE_FORMAT, StoreLayout, UserError, layerInStore, tempName, type LayerCompression } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
-import { errno, syncFilesystem, tempName, writeFileAtomic } from "./atomic-files.ts";
+import { errno, syncFilesystem, writeFileAtomic } from "./atomic-files.ts";
 import * as blobs from "./blobs.ts";
 import { collectGarbage, listResults, type GcOptions, type GcReport, type ResultInfo } from "./gc.ts";
 import * as layers from "./layers.ts";

@@ -6,9 +6,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { LAYER_COMPRESSIONS, readCompressedRecord, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, readCompressedRecord, tempName, type StoreLayout } from "@mstage/core";
 import { digestOf, isDigest, type Digest } from "../oci/digest.ts";
-import { tempName } from "./atomic-files.ts";
 import { listResults, type ResultInfo } from "./gc.ts";
 import { layerBlob } from "./layers.ts";
 import { readStoredResultRaw } from "./results.ts";
