@@ -142,8 +142,8 @@ cold_base_present__buildah() { buildah_hello --no-cache; }
 
 # Nothing kept between runs: mstage's whole store and project state; docker's images and build
 # cache; buildah's whole storage and its cache mounts.
-# The stores go to the trash (bench/lib/common.sh), emptied after the case's last round: each
-# prep used to delete 1–3 GB just before its timed run. dockerd deletes its own images.
+# The stores go to the trash (bench/lib/common.sh), emptied by settle_disk before the next run: each
+# prep used to delete 1–3 GB just before its timed run, with no wait. dockerd deletes its own images.
 cold_pull__mstage__prep() { trash "$W/store-pull" "$W/pull/.mstage" "$W/pull/oci"; }
 cold_pull__mstage() { mstage up -f "$W/pull/images.ts" --store "$W/store-pull" -q; }
 cold_pull__buildkit__prep() {
@@ -166,10 +166,11 @@ run_hello_case() { # CASE ROUNDS
 }
 case_noop() { run_hello_case noop "$ROUNDS"; }
 case_edit() { run_hello_case edit "$ROUNDS"; }
-case_cold_base_present() { run_hello_case cold-base-present "$SLOW_ROUNDS"; }
+case_cold_base_present() { local SETTLE=1; run_hello_case cold-base-present "$SLOW_ROUNDS"; }
 case_cold_pull() {
   setup_pull
   case_header cold-pull "$SLOW_ROUNDS"
+  local SETTLE=1
   rounds cold-pull "$SLOW_ROUNDS" mstage buildkit buildah
   medians cold-pull mstage buildkit buildah
   compare cold-pull mstage buildkit
@@ -212,6 +213,7 @@ cold_pull_rootless__buildah() {
 case_cold_pull_rootless() {
   setup_rootless
   case_header cold-pull-rootless "$SLOW_ROUNDS"
+  local SETTLE=1
   rounds cold-pull-rootless "$SLOW_ROUNDS" mstage buildah
   medians cold-pull-rootless mstage buildah
   compare cold-pull-rootless mstage buildah
@@ -267,6 +269,7 @@ case_service() {
   local tools=(mstage buildah)
   has_zstd && tools=(mstage mstage-zstd buildah)
   case_header service "$SLOW_ROUNDS"
+  local SETTLE=1
   has_zstd || echo "  (mstage up has no --compression here: the zstd row is left out)"
   rounds service "$SLOW_ROUNDS" "${tools[@]}"
   medians service "${tools[@]}"

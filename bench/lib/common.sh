@@ -53,12 +53,13 @@ rounds() {
         "${fn}__${tool//-/_}__prep" >>"$W/$case.log" 2>&1 || die "$case: preparing $tool failed (see $W/$case.log)"
       fi
       # Every run starts with nothing dirty in the page cache: mstage's one syncfs would otherwise
-      # also write out what the tool before it wrote and never synced.
-      sync
+      # also write out what the tool before it wrote and never synced. A case that sets SETTLE
+      # (the cold ones) also has every run start on a disk at rest (settle_disk).
+      if [[ -n ${SETTLE:-} ]]; then settle_disk; else sync; fi
       before=$(disk_counters)
       timed secs "$W/$case.log" "${fn}__${tool//-/_}" || die "$case: $tool failed in round $i"
       echo "$secs" >>"$RESULTS/$case.$tool"
-      printf '   round %d %-12s %8.3f s  %s\n' "$i" "$tool" "$secs" "$(disk_delta "$before" "$(disk_counters)")"
+      printf '   round %d %-12s %8.3f s  %s%s\n' "$i" "$tool" "$secs" "$(disk_delta "$before" "$(disk_counters)")" "${SETTLED:+  $SETTLED}"
     done
   done
   empty_trash
@@ -73,12 +74,71 @@ disk_delta() { # BEFORE AFTER ("sectors-written sectors-discarded" each)
   awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
     printf "(disk: wrote %d MB, discarded %d MB)", (y[1] - x[1]) / 2048, (y[2] - x[2]) / 2048 }'
 }
+# disk_activity: the device's I/O in flight, then its completed writes, discards and flushes with
+# their sectors: a line that stays the same only while nothing is written, discarded or flushed.
+# (Reads are left out: what is left of a run is its writeback and its deletes' discards, and
+# another process's reads would keep the wait from ever ending.) Read in bash, no process a poll.
+disk_activity() {
+  local maj min name f
+  while read -r maj min name f; do
+    [[ $name == "$BENCH_DEV" ]] || continue
+    read -r -a f <<<"$f"
+    echo "${f[8]} ${f[4]} ${f[6]} ${f[11]:-} ${f[13]:-} ${f[15]:-}"
+    return
+  done </proc/diskstats
+}
+usecs() { echo "${EPOCHREALTIME/./}"; }
+
+# await_disk_idle [QUIET_MS] [TIMEOUT_S]: returns once the bench dir's device has had no I/O in
+# flight and none completed for QUIET_MS (default 1500), polling /proc/diskstats every 0.1 s (the
+# kernel has no event for "idle"); after TIMEOUT_S (default 120) it stops waiting and says so on
+# stderr. Sets DISK_WAIT to what it saw.
+await_disk_idle() {
+  local quiet=$((${1:-1500} * 1000)) timeout=$((${2:-120} * 1000000)) t0 since now last cur
+  t0=$(usecs)
+  since=$t0
+  last=$(disk_activity)
+  while :; do
+    sleep 0.1
+    now=$(usecs)
+    cur=$(disk_activity)
+    if [[ $cur != "$last" || ${cur%% *} != 0 ]]; then
+      last=$cur
+      since=$now
+    elif ((now - since >= quiet)); then
+      DISK_WAIT=$(printf 'disk idle after %d.%d s' $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10)))
+      return 0
+    fi
+    if ((now - t0 >= timeout)); then
+      DISK_WAIT="disk NOT idle after ${2:-120} s (in flight: ${cur%% *}), timed anyway"
+      echo "bench: $DISK_WAIT" >&2
+      return 0
+    fi
+  done
+}
+
+# settle_disk: the start of a cold case's timed run. What the runs before it left in the trash is
+# deleted and synced, untimed, and the timer waits until the device is at rest (await_disk_idle),
+# so no run pays for the deletes, discards or writeback of the one before it, whichever tool that
+# was. Sets SETTLED to a note for the round's line: the MB deleted and how long the disk took.
+settle_disk() {
+  local t0 mb=0
+  t0=$EPOCHREALTIME
+  [[ -d $W/trash ]] && mb=$(du -sm "$W/trash" | cut -f1)
+  empty_trash
+  sync
+  await_disk_idle
+  SETTLED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v mb="$mb" -v w="$DISK_WAIT" \
+    'BEGIN { printf "[settle: deleted %d MB, %s, %.1f s in all]", mb, w, b - a }')
+}
+
 # trash PATH…: moves each PATH that exists out of the way at once, into $W/trash (the same file
 # system), instead of deleting it. The root fs is mounted with `discard` (a VM's disk): a timed run
 # right after an `rm -rf` of a 1–3 GB store ran slower each round (cp -a of the 970 MB base tree:
 # 3.1 → 15.8 → 44 s with an rm -rf and sync between rounds), since the freed blocks' discards and
-# the device's work on them overlap the run. Renamed, nothing is freed before the case's last
-# round; empty_trash deletes it all then, untimed, and syncs.
+# the device's work on them overlap the run. Renamed, nothing is freed in the prep itself; a case
+# with SETTLE deletes it before the next run and waits for the disk (settle_disk), the others
+# after the case's last round (empty_trash, untimed, synced).
 trash() {
   local p
   mkdir -p "$W/trash"
