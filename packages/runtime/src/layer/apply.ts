@@ -9,7 +9,7 @@ import {
   fchown as fchownCb,
   futimes as futimesCb,
   open as openCb,
-  write as writeCb,
+  writev as writevCb,
   chmodSync,
   closeSync,
   constants,
@@ -56,6 +56,12 @@ export interface ApplyOptions {
   what?: string;
   /** The source's compression (from its media type); default: told by its first bytes. */
   compression?: LayerCompression;
+  /**
+   * Given every byte of the uncompressed tar in order, instead of applyLayer hashing them: the
+   * caller computes the diff-id (the extraction worker hands them to the main thread, which is
+   * idle meanwhile), and applyLayer's result has none.
+   */
+  onTar?: (chunk: Buffer) => void;
 }
 
 /** Bytes that are not a (gzip) tar at all, or a damaged one: truncated, garbage header fields, oversized headers. */
@@ -123,11 +129,23 @@ const IN_FLIGHT = 64;
 const IN_FLIGHT_BYTES = 64 << 20;
 
 const openAsync = promisify(openCb);
-const writeAsync = promisify(writeCb);
+const writevAsync = promisify(writevCb);
 const fchownAsync = promisify(fchownCb);
 const fchmodAsync = promisify(fchmodCb);
 const futimesAsync = promisify(futimesCb);
 const closeAsync = promisify(closeCb);
+
+/** Writes every byte of `chunks` at the file's offset, as few writev calls as the kernel allows. */
+async function writevAll(fd: number, chunks: Buffer[]): Promise<void> {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length) {
+    let n = (await writevAsync(fd, rest)).bytesWritten;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+  }
+}
 
 interface DirMeta {
   abs: string;
@@ -300,8 +318,9 @@ class Applier {
    * Creates a small file with its whole content off this thread, as the synchronous path does it
    * (O_EXCL|O_NOFOLLOW, owner, mode, mtime); waits first while too much is in flight.
    */
-  private async createFile(rel: string, header: tar.Header, content: Buffer): Promise<void> {
-    while (this.pending.size >= IN_FLIGHT || (this.pendingBytes > 0 && this.pendingBytes + content.length > IN_FLIGHT_BYTES)) {
+  private async createFile(rel: string, header: tar.Header, content: Buffer[]): Promise<void> {
+    const size = content.reduce((n, c) => n + c.length, 0);
+    while (this.pending.size >= IN_FLIGHT || (this.pendingBytes > 0 && this.pendingBytes + size > IN_FLIGHT_BYTES)) {
       await Promise.race(this.pending.values());
     }
     this.throwIfFailed();
@@ -310,8 +329,7 @@ class Applier {
     const work = (async () => {
       const fd = await openAsync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, calls.createMode);
       try {
-        let off = 0;
-        while (off < content.length) off += (await writeAsync(fd, content, off, content.length - off)).bytesWritten;
+        await writevAll(fd, content);
         const uid = header.uid ?? 0;
         const gid = header.gid ?? 0;
         if (calls.chown) {
@@ -331,10 +349,10 @@ class Applier {
       (error) => void (this.failed ??= { error }),
     ).finally(() => {
       this.pending.delete(rel);
-      this.pendingBytes -= content.length;
+      this.pendingBytes -= size;
     });
     this.pending.set(rel, work);
-    this.pendingBytes += content.length;
+    this.pendingBytes += size;
   }
 
   async entry(header: tar.Header, body: EntryBody, rawPax?: Map<string, Buffer>): Promise<void> {
@@ -374,9 +392,10 @@ class Applier {
       case "contiguous-file": {
         await this.remove(rel, existing);
         if ((header.size ?? 0) > TINY_FILE && (header.size ?? 0) <= SMALL_FILE) {
+          // Kept as the chunks they came in (slices of the inflated tar), written with one writev.
           const chunks: Buffer[] = [];
           for await (const chunk of body) chunks.push(chunk);
-          await this.createFile(rel, header, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+          await this.createFile(rel, header, chunks);
           break;
         }
         const calls = this.fileCalls(header);
@@ -582,8 +601,10 @@ async function peekHead(src: Readable): Promise<Buffer> {
  * Applies a layer tar to `dir` and returns its diff-id (the sha256 of the uncompressed tar). On error
  * `dir` is left partly written: callers extract into a temp dir and rename it into place on success.
  */
-export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
-  const tap = new PaxTap();
+export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions & { onTar?: undefined }): Promise<{ diffId: Digest }>;
+export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest | undefined }>;
+export async function applyLayer(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest | undefined }> {
+  const tap = new PaxTap(opts.onTar);
   const compression = opts.compression ?? sniffCompression(await peekHead(source));
   const unpack = decompressor(compression, opts.what ?? "the layer");
   const extract = tar.extract();
@@ -611,5 +632,5 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
   await fed;
   if (feedError) throw corruptArchive(feedError, opts.what ?? "the layer", compression);
   await applier.finish();
-  return { diffId: tap.digest() };
+  return { diffId: opts.onTar ? undefined : tap.digest() };
 }

@@ -40,7 +40,9 @@ export function decompressor(compression: LayerCompression, what: string): Duple
     case "none":
       return null;
     case "gzip":
-      return createGunzip({ chunkSize: 1 << 18 });
+      // 1 MiB of tar per output chunk: each chunk costs a callback into JS, a stream push and an
+      // allocation, and at 256 KiB those were 0.5 s of the 970 MB Go base's extraction.
+      return createGunzip({ chunkSize: 1 << 20 });
     case "zstd":
       checkUnpackable(compression, what);
       return zstdDecompressor();

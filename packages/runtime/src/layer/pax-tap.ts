@@ -38,7 +38,8 @@ export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
 export class PaxTap extends Transform {
   /** Raw records of each per-entry pax header ('x'), in archive order. */
   readonly paxQueue: Array<Map<string, Buffer>> = [];
-  private readonly hash = createHash("sha256");
+  /** Hashes the bytes, unless a sink takes them to be hashed elsewhere (digest() is then not known here). */
+  private readonly hash;
   private header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   /** Bytes of entry data (with padding) still to pass over. */
@@ -50,13 +51,20 @@ export class PaxTap extends Transform {
   /** A pax "size" record overrides the next header's size field. */
   private sizeOverride: number | null = null;
 
+  constructor(private readonly sink?: (chunk: Buffer) => void) {
+    super();
+    this.hash = sink ? undefined : createHash("sha256");
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
+    if (this.sink) this.sink(chunk);
+    else this.hash!.update(chunk);
     this.scan(chunk);
     cb(null, chunk);
   }
 
   digest(): Digest {
+    if (!this.hash) throw new Error("PaxTap: the bytes went to a sink, which has their digest");
     return digestOf(this.hash);
   }
 

@@ -1,7 +1,7 @@
 // For the runtime's unit tests only (nothing in the library imports it): tars built by hand.
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
 
-export type Entry = Partial<TarHeader> & { name: string; body?: string };
+export type Entry = Partial<TarHeader> & { name: string; body?: string | Buffer };
 
 /** A tar built entry by entry, hostile names included (the encoder does not judge). */
 export function tarOf(entries: Entry[]): Buffer {

@@ -5,7 +5,7 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
-import { HostileLayerError } from "@mstage/core";
+import { DigestMismatchError, HostileLayerError } from "@mstage/core";
 import { parseDigest } from "../oci/digest.ts";
 import type { Store } from "../store/store.ts";
 import { withStore } from "../store/testing.ts";
@@ -101,5 +101,31 @@ test("a layer's staging starts a sync of the store's filesystem every writebackE
     release();
     await held;
     assert.ok(readdirSync(staged.dir).includes("f19"));
+  });
+});
+
+test("on the worker thread the diff-id is the main thread's hash of the tar the worker inflated: files of many chunks are whole, and a lying diff_id is refused", async () => {
+  // 200 KiB and 3 MiB files (written from their chunks with writev) around tiny ones, over 1 MiB
+  // of zlib output each: the tar reaches the main thread in several pieces.
+  const mid = Buffer.alloc(200 << 10, "m");
+  const big = Buffer.from(Array.from({ length: 3 << 20 }, (_, i) => (i * 7) & 0xff));
+  const tar = tarOf([
+    { name: "a", body: "1" },
+    { name: "mid", body: mid },
+    { name: "big", body: big },
+    { name: "z", body: "2" },
+  ]);
+  const { layer, body } = layerOf(tar);
+  await withStore(async (store) => {
+    const staged = await stageLayer(store, body(), layer, { what: "layer m", workerFrom: 0 });
+    assert.deepEqual(readFileSync(join(staged.dir, "mid")), mid);
+    assert.deepEqual(readFileSync(join(staged.dir, "big")), big);
+    assert.equal(readFileSync(join(staged.dir, "z"), "utf8"), "2");
+    const lie = { ...layer, diffId: sha(Buffer.from("another tar")) };
+    await assert.rejects(stageLayer(store, body(), lie, { what: "layer m", workerFrom: 0 }), (e: unknown) => {
+      assert.ok(e instanceof DigestMismatchError, String(e));
+      assert.match(e.message, new RegExp(layer.diffId.slice(7)));
+      return true;
+    });
   });
 });

@@ -184,6 +184,8 @@ function startWorker(workerData: UnpackWorkerData): Worker {
  */
 export async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
   const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what });
+  // The diff-id: the worker sends the uncompressed tar's bytes here, in order, before "done".
+  const tarHash = createHash("sha256");
   let unacked = 0;
   let wake: (() => void) | undefined;
   let settled = false;
@@ -192,8 +194,9 @@ export async function applyInWorker(source: Readable, dir: string, opts: ApplyOp
       if (m.kind === "ack") {
         unacked -= m.bytes;
         wake?.();
-      } else if (m.kind === "note") opts.onNote?.(m.message);
-      else if (m.kind === "done") resolve({ diffId: m.diffId as Digest });
+      } else if (m.kind === "tar") tarHash.update(m.bytes);
+      else if (m.kind === "note") opts.onNote?.(m.message);
+      else if (m.kind === "done") resolve({ diffId: digestOf(tarHash) });
       else reject(revive(m.error));
     });
     worker.once("error", reject);
