@@ -20,7 +20,7 @@ import type { Digest } from "../oci/digest.ts";
 import { openBlobPipe, openDigestPipe, type Ring } from "../store/blob-pipe.ts";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "./tar-header.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding, writeSimpleHeader, type TarHeader, type TarType } from "./tar-header.ts";
 import { isOverlayOpaque, isOverlayWhiteout, WH_OPAQUE, WH_PREFIX } from "./whiteouts.ts";
 import { isOverlayPrivate, readTreeXattrs, type Xattrs } from "./xattr.ts";
 
@@ -158,6 +158,15 @@ class Output {
     }
   }
 
+  /** An entry's header: written in place when it is one plain ustar block and fits the buffer, else encoded and copied. */
+  header(name: string, type: TarType, mode: number, uid: number, gid: number, size: number, mtime: number, linkname?: string, pax?: TarHeader["pax"]): void {
+    if (!pax && this.buf.length - this.pos >= 512 && writeSimpleHeader(this.buf, this.pos, name, type, mode, uid, gid, size, mtime, linkname)) {
+      this.advance(512);
+    } else {
+      this.put(encodeHeader({ name, type, mode, uid, gid, size, mtime, linkname, pax }));
+    }
+  }
+
   zeros(n: number): void {
     while (n > 0) {
       const k = Math.min(n, this.buf.length - this.pos);
@@ -215,29 +224,26 @@ function* writeTar(scan: TreeScan, xattrs: Map<string, Xattrs>, sink: Sink, opts
 
   for (const { path, tarName, kind, mode, uid, gid, size, mtimeMs, linkId } of scan.entries) {
     const mtime = Math.min(Math.floor(mtimeMs / 1000), epoch);
-    const base = { mode, uid, gid, mtime, size: 0 };
     if (setTimes && kind !== "other" && mtimeMs !== mtime * 1000) lutimesSync(root + "/" + path, mtime, mtime);
     if (kind === "whiteout") {
-      out.put(encodeHeader({ ...base, name: tarName, type: "file", mode: 0, uid: 0, gid: 0 }));
+      out.header(tarName, "file", 0, 0, 0, 0, mtime);
     } else if (kind === "directory") {
       const attrs = attrsOf(path);
-      out.put(encodeHeader({ ...base, name: tarName + "/", type: "directory", pax: paxXattrs(attrs) }));
-      if (isOverlayOpaque(attrs)) {
-        out.put(encodeHeader({ ...base, name: `${tarName}/${WH_OPAQUE}`, type: "file", mode: 0, uid: 0, gid: 0 }));
-      }
+      out.header(tarName + "/", "directory", mode, uid, gid, 0, mtime, undefined, paxXattrs(attrs));
+      if (isOverlayOpaque(attrs)) out.header(`${tarName}/${WH_OPAQUE}`, "file", 0, 0, 0, 0, mtime);
     } else if (kind === "symlink") {
-      out.put(encodeHeader({ ...base, name: tarName, type: "symlink", linkname: readlinkSync(root + "/" + path) }));
+      out.header(tarName, "symlink", mode, uid, gid, 0, mtime, readlinkSync(root + "/" + path));
     } else if (kind === "file") {
       const first = linkId ? links.get(linkId) : undefined;
       if (first !== undefined) {
-        out.put(encodeHeader({ ...base, name: tarName, type: "link", linkname: first }));
+        out.header(tarName, "link", mode, uid, gid, 0, mtime, first);
       } else {
         if (linkId) links.set(linkId, tarName);
-        out.put(encodeHeader({ ...base, name: tarName, type: "file", size, pax: paxXattrs(attrsOf(path)) }));
+        out.header(tarName, "file", mode, uid, gid, size, mtime, undefined, paxXattrs(attrsOf(path)));
         if (size > 0) yield* copyFile(root + "/" + path, size, tarName);
       }
     } else if (kind === "fifo") {
-      out.put(encodeHeader({ ...base, name: tarName, type: "fifo", pax: paxXattrs(attrsOf(path)) }));
+      out.header(tarName, "fifo", mode, uid, gid, 0, mtime, undefined, paxXattrs(attrsOf(path)));
     }
     yield;
   }

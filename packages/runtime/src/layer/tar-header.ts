@@ -66,28 +66,69 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function ustar(
-  fields: { name: Buffer; prefix: Buffer; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: number; linkname: Buffer },
-): Buffer {
-  // Pooled (512 bytes is below Buffer.poolSize / 2) and filled from the template: a header is
-  // written for every entry of a layer, tens of thousands per commit.
+interface UstarFields {
+  name: Buffer;
+  prefix: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: number;
+  linkname: Buffer;
+}
+
+function ustar(fields: UstarFields): Buffer {
+  // Pooled (512 bytes is below Buffer.poolSize / 2).
   const b = Buffer.allocUnsafe(512);
   b.set(TEMPLATE);
   b.set(fields.name, 0);
-  writeOctal(b, 100, 8, fields.mode & 0o7777);
-  writeOctal(b, 108, 8, fields.uid);
-  writeOctal(b, 116, 8, fields.gid);
-  writeOctal(b, 124, 12, fields.size);
-  writeOctal(b, 136, 12, fields.mtime);
-  b[156] = fields.typeflag;
   b.set(fields.linkname, 157);
   b.set(fields.prefix, 345);
+  return finishUstar(b, 0, fields.mode, fields.uid, fields.gid, fields.size, fields.mtime, fields.typeflag);
+}
+
+/** The numeric fields, type and checksum of the block at `off` of `b`, whose template and names are in place. */
+function finishUstar(b: Buffer, off: number, mode: number, uid: number, gid: number, size: number, mtime: number, typeflag: number): Buffer {
+  writeOctal(b, off + 100, 8, mode & 0o7777);
+  writeOctal(b, off + 108, 8, uid);
+  writeOctal(b, off + 116, 8, gid);
+  writeOctal(b, off + 124, 12, size);
+  writeOctal(b, off + 136, 12, mtime);
+  b[off + 156] = typeflag;
   let sum = 0;
-  for (let i = 0; i < 512; i++) sum += b[i]!;
+  for (let i = off; i < off + 512; i++) sum += b[i]!;
   // Six octal digits, a NUL and a space.
-  writeOctal(b, 148, 7, sum);
-  b[155] = 0x20;
+  writeOctal(b, off + 148, 7, sum);
+  b[off + 155] = 0x20;
   return b;
+}
+
+/**
+ * Writes the header of an entry that needs only one ustar block (no pax: name and link name of at
+ * most 100 bytes, numbers that fit) straight into `buf` at `off`, and returns true; returns false
+ * (writing nothing that matters) for any other, which encodeHeader() then encodes. The same bytes
+ * as encodeHeader() gives, without its Buffers and objects: a layer has one header per entry.
+ */
+export function writeSimpleHeader(
+  buf: Buffer,
+  off: number,
+  name: string,
+  type: TarType,
+  mode: number,
+  uid: number,
+  gid: number,
+  size: number,
+  mtime: number,
+  linkname = "",
+): boolean {
+  if (uid > MAX_OCTAL_7 || gid > MAX_OCTAL_7 || size > MAX_OCTAL_11 || mtime > MAX_OCTAL_11 || mtime < 0) return false;
+  if (name.length > 100 || linkname.length > 100 || Buffer.byteLength(name) > 100 || (linkname && Buffer.byteLength(linkname) > 100)) return false;
+  buf.set(TEMPLATE, off);
+  buf.write(name, off, 100, "utf8");
+  if (linkname) buf.write(linkname, off + 157, 100, "utf8");
+  finishUstar(buf, off, mode, uid, gid, size, mtime, TYPEFLAG[type]);
+  return true;
 }
 
 /** The header block(s) of one entry: a pax header first when anything does not fit ustar. */
