@@ -8,6 +8,12 @@ import type { LayerCompression } from "./decompress.ts";
 
 export interface UnpackWorkerData {
   dir: string;
+  /**
+   * One Int32: bytes of tar posted to the main thread and not yet hashed there. The worker waits
+   * while it is over TAR_IN_FLIGHT, so a starved main thread (or a gzip bomb) cannot make the
+   * queue of "tar" messages hold the whole inflated layer.
+   */
+  tarInFlight: SharedArrayBuffer;
   mode: ApplyOptions["mode"];
   compression?: LayerCompression;
   what?: string;
@@ -33,6 +39,9 @@ export interface SerializedError {
   entry?: string;
   code?: string;
 }
+
+/** Bytes of inflated tar on their way to the main thread's hash, at most (and one piece more). */
+export const TAR_IN_FLIGHT = 64 << 20;
 
 function serialize(e: unknown): SerializedError {
   if (!(e instanceof Error)) return { name: "Error", message: String(e) };
@@ -66,9 +75,13 @@ if (parentPort) {
   // Each piece is copied out (it is a slice of zlib's buffer, which tar-stream still reads) into
   // a buffer of its own that moves to the main thread: a copy costs this thread a fraction of
   // hashing it (970 MB Go base: sha256 was 0.6 s of this thread's time).
+  const inFlight = new Int32Array(data.tarInFlight);
   const onTar = (chunk: Buffer) => {
+    // Blocking is fine here: this thread has nothing else to do until the main thread catches up.
+    for (let n = Atomics.load(inFlight, 0); n > TAR_IN_FLIGHT; n = Atomics.load(inFlight, 0)) Atomics.wait(inFlight, 0, n, 100);
     const bytes = new Uint8Array(chunk.length);
     bytes.set(chunk);
+    Atomics.add(inFlight, 0, bytes.length);
     port.postMessage({ kind: "tar", bytes } satisfies UnpackWorkerMessage, [bytes.buffer]);
   };
   applyLayer(input, data.dir, { mode: data.mode, compression: data.compression, what: data.what, onNote: (message) => post({ kind: "note", message }), onTar }).then(

@@ -129,3 +129,23 @@ test("on the worker thread the diff-id is the main thread's hash of the tar the 
     });
   });
 });
+
+test("on the worker thread a main thread that stops hashing for a while holds the worker back, and the layer still arrives whole with its diff-id", async () => {
+  // 100 MiB of tar, well over TAR_IN_FLIGHT, from a few hundred KB of gzip: the worker inflates
+  // far faster than this thread, stalled below, takes the pieces.
+  const big = Buffer.alloc(100 << 20, "0123456789abcdef");
+  const { layer, body } = layerOf(tarOf([{ name: "big", body: big }, { name: "after", body: "x" }]));
+  await withStore(async (store) => {
+    const source = body();
+    const ended = new Promise((r) => source.once("end", r));
+    const staging = stageLayer(store, source, layer, { what: "layer s", workerFrom: 0 });
+    // Once the whole body is posted, this thread is busy for 2 s: no "tar" message is taken.
+    await ended;
+    await new Promise((r) => setTimeout(r, 100));
+    const until = Date.now() + 2000;
+    while (Date.now() < until);
+    const staged = await staging;
+    assert.equal(readFileSync(join(staged.dir, "after"), "utf8"), "x");
+    assert.ok(readFileSync(join(staged.dir, "big")).equals(big));
+  });
+});

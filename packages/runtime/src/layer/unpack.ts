@@ -183,9 +183,11 @@ function startWorker(workerData: UnpackWorkerData): Worker {
  * messages). It settles only once the worker is gone, so the caller may remove `dir` at once.
  */
 export async function applyInWorker(source: Readable, dir: string, opts: ApplyOptions): Promise<{ diffId: Digest }> {
-  const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what });
+  const tarInFlight = new SharedArrayBuffer(4);
+  const worker = startWorker({ dir, mode: opts.mode, compression: opts.compression, what: opts.what, tarInFlight });
   // The diff-id: the worker sends the uncompressed tar's bytes here, in order, before "done".
   const tarHash = createHash("sha256");
+  const inFlight = new Int32Array(tarInFlight);
   let unacked = 0;
   let wake: (() => void) | undefined;
   let settled = false;
@@ -194,7 +196,11 @@ export async function applyInWorker(source: Readable, dir: string, opts: ApplyOp
       if (m.kind === "ack") {
         unacked -= m.bytes;
         wake?.();
-      } else if (m.kind === "tar") tarHash.update(m.bytes);
+      } else if (m.kind === "tar") {
+        tarHash.update(m.bytes);
+        Atomics.sub(inFlight, 0, m.bytes.length);
+        Atomics.notify(inFlight, 0);
+      }
       else if (m.kind === "note") opts.onNote?.(m.message);
       else if (m.kind === "done") resolve({ diffId: digestOf(tarHash) });
       else reject(revive(m.error));
