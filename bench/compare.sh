@@ -412,12 +412,15 @@ setup_commit() {
 # mstage: a stage's commit, which takes the upper dir as the layer (moved into the store), so each
 # round commits a fresh copy of the tree, synced before the timing like every run. mstage-tar: the
 # tar written into blobs/ and fsynced (debian() bases, squashes), from the tree itself.
-commit__mstage__prep() { rm -rf "$W/commit/store" "$W/commit/upper" && cp -a "$W/commit/tree" "$W/commit/upper"; }
+# The last round's store and upper go to the trash, deleted before the next run on a disk at rest
+# (SETTLE): an rm -rf in the prep left its discards running into mstage's timed syncfs.
+commit__mstage__prep() { trash "$W/commit/store" "$W/commit/upper" && cp -a "$W/commit/tree" "$W/commit/upper"; }
 commit__mstage() { env -u NODE_EXTRA_CA_CERTS node "$W/commit/commit.mjs" stage "$W/commit/upper" "$W/commit/store"; }
-commit__mstage_tar__prep() { rm -rf "$W/commit/store" "$W/commit/upper"; }
+commit__mstage_tar__prep() { trash "$W/commit/store" "$W/commit/upper"; }
 commit__mstage_tar() { env -u NODE_EXTRA_CA_CERTS node "$W/commit/commit.mjs" tar "$W/commit/tree" "$W/commit/store"; }
 commit__tar_openssl() { tar -C "$W/commit/tree" -cf - . | openssl dgst -sha256 >/dev/null; }
 case_commit() {
+  local SETTLE=1
   setup_commit
   case_header commit "$ROUNDS"
   echo "  tree: $(du -sh --apparent-size "$W/commit/tree" | cut -f1), $(find "$W/commit/tree" -xdev | wc -l) entries"
