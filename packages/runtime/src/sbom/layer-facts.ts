@@ -27,6 +27,7 @@ interface Loaded {
 
 export class LayerFacts implements FileFacts {
   private readonly loaded = new Map<Digest, Promise<Loaded>>();
+  private readonly dirKinds = new Map<string, Promise<PathKind>>();
 
   /**
    * `root` is the image's merged filesystem; `layers` its layers top first, each with the
@@ -99,19 +100,42 @@ export class LayerFacts implements FileFacts {
     const rel = relative(this.root, host);
     if (rel === "" || rel.startsWith("..")) return undefined;
     const parts = rel.split(sep);
+    const name = parts.pop()!;
     for (const layer of this.layers) {
       let cur = layer.dir;
-      for (const [i, part] of parts.entries()) {
+      let kind: PathKind = "dir";
+      for (const part of parts) {
         cur = join(cur, part);
-        const st = await lstat(cur).catch(() => undefined);
-        if (!st) break;
-        if (i === parts.length - 1) return st.isFile() ? { diffId: layer.diffId, rel } : undefined;
-        if (!st.isDirectory()) return undefined;
+        kind = await this.dirKind(cur);
+        if (kind !== "dir") break;
       }
+      if (kind === "none") continue;
+      if (kind === "other") return undefined;
+      const st = await lstat(join(cur, name)).catch(() => undefined);
+      if (st) return st.isFile() ? { diffId: layer.diffId, rel } : undefined;
     }
     return undefined;
   }
+
+  /**
+   * What a directory on the way to a file is in one layer's dir, looked up once: an image's files
+   * share their parents, and a lookup per component per layer per file was most of a scan's time
+   * (lstat 4.7 s of 11.6 s for the 970 MB Go base's 28 000 entries).
+   */
+  private dirKind(path: string): Promise<PathKind> {
+    let k = this.dirKinds.get(path);
+    if (!k) {
+      k = lstat(path).then(
+        (st) => (st.isDirectory() ? "dir" : "other"),
+        () => "none" as const,
+      );
+      this.dirKinds.set(path, k);
+    }
+    return k;
+  }
 }
+
+type PathKind = "dir" | "none" | "other";
 
 async function readRecord(path: string): Promise<LayerRecord | undefined> {
   try {
