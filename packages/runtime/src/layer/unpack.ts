@@ -200,8 +200,7 @@ export async function applyInWorker(source: Readable, dir: string, opts: ApplyOp
         tarHash.update(m.bytes);
         Atomics.sub(inFlight, 0, m.bytes.length);
         Atomics.notify(inFlight, 0);
-      }
-      else if (m.kind === "note") opts.onNote?.(m.message);
+      } else if (m.kind === "note") opts.onNote?.(m.message);
       else if (m.kind === "done") resolve({ diffId: digestOf(tarHash) });
       else reject(revive(m.error));
     });

@@ -27,14 +27,16 @@ test("a file's checksums go to the record of the topmost layer that has it, thro
   write(join(top, "usr/bin/a"), "a on top");
   write(join(top, "usr/bin/n"), "new on top");
   write(join(top, "opt"), "a file on top");
-  for (const f of ["usr/bin/a", "usr/bin/b", "usr/bin/n", "usr/lib/deep/c"]) write(join(merged, f), readFileSync(join(f === "usr/bin/a" || f === "usr/bin/n" ? top : below, f), "utf8"));
+  // The merged view: each file as the layer that shows it has it.
+  const shownBy = { "usr/bin/a": top, "usr/bin/n": top, "usr/bin/b": below, "usr/lib/deep/c": below };
+  for (const [f, layer] of Object.entries(shownBy)) write(join(merged, f), readFileSync(join(layer, f), "utf8"));
   write(join(merged, "opt/tool"), "not from any layer");
   const store = await Store.open(join(dir, "store"));
   const facts = new LayerFacts(store, merged, [
     { diffId: TOP, dir: top },
     { diffId: BELOW, dir: below },
   ]);
-  for (const f of ["usr/bin/a", "usr/bin/b", "usr/bin/n", "usr/lib/deep/c", "opt/tool"]) await facts.checksums(`/${f}`, join(merged, f));
+  for (const f of [...Object.keys(shownBy), "opt/tool"]) await facts.checksums(`/${f}`, join(merged, f));
   await facts.save();
   const record = (d: Digest) => Object.keys((JSON.parse(readFileSync(store.layout.layerScan(d), "utf8")) as { checksums: object }).checksums).sort();
   assert.deepEqual(record(TOP), ["usr/bin/a", "usr/bin/n"]);
