@@ -29,6 +29,10 @@ const ctrl = new Int32Array(ctrlBuf);
 const bytes = new Uint8Array(data);
 const HEAD = slots, TAIL = slots + 1, DONE = slots + 2, FAILED = slots + 3;
 const hash = createHash("sha256");
+// Hashed from a small copy: SHA-256 reading the slot itself, which the producer's core just wrote,
+// ran at 1.45 GB/s; copying 64 KiB at a time into a buffer that stays in this core's cache and
+// hashing that, at 1.6 GB/s (920 MB: 641 -> 571 ms alone, a commit's digest 860 -> 765 ms).
+const hot = new Uint8Array(65536);
 let size = 0, error;
 for (let tail = 0; ; ) {
   const head = Atomics.load(ctrl, HEAD);
@@ -41,7 +45,11 @@ for (let tail = 0; ; ) {
   const view = bytes.subarray(i * slot, i * slot + ctrl[i]);
   if (!error) {
     try {
-      hash.update(view);
+      for (let off = 0; off < view.length; off += hot.length) {
+        const n = Math.min(hot.length, view.length - off);
+        hot.set(view.subarray(off, off + n));
+        hash.update(n === hot.length ? hot : hot.subarray(0, n));
+      }
       if (fd >= 0) for (let off = 0; off < view.length; ) off += writeSync(fd, view, off);
       size += view.length;
     } catch (e) {
