@@ -131,20 +131,26 @@ test("on the worker thread the diff-id is the main thread's hash of the tar the 
 });
 
 test("on the worker thread a main thread that stops hashing for a while holds the worker back, and the layer still arrives whole with its diff-id", async () => {
-  // 100 MiB of tar, well over TAR_IN_FLIGHT, from a few hundred KB of gzip: the worker inflates
-  // far faster than this thread, stalled below, takes the pieces.
-  const big = Buffer.alloc(100 << 20, "0123456789abcdef");
+  // 320 MiB of tar, five times TAR_IN_FLIGHT, from about a MB of gzip: the worker inflates far
+  // faster than this thread, stalled below, takes the pieces.
+  const big = Buffer.alloc(320 << 20, "0123456789abcdef");
   const { layer, body } = layerOf(tarOf([{ name: "big", body: big }, { name: "after", body: "x" }]));
   await withStore(async (store) => {
     const source = body();
     const ended = new Promise((r) => source.once("end", r));
     const staging = stageLayer(store, source, layer, { what: "layer s", workerFrom: 0 });
-    // Once the whole body is posted, this thread is busy for 2 s: no "tar" message is taken.
+    // Once the whole body is posted, this thread is busy for 2 s: no "tar" message is taken, and
+    // what the worker posts meanwhile waits in the port's queue, in this process's memory.
     await ended;
     await new Promise((r) => setTimeout(r, 100));
+    const before = process.memoryUsage.rss();
+    let peak = before;
     const until = Date.now() + 2000;
-    while (Date.now() < until);
+    while (Date.now() < until) peak = Math.max(peak, process.memoryUsage.rss());
     const staged = await staging;
+    // Held to TAR_IN_FLIGHT: ~100 MB more at most (the pieces and the worker's own buffers); without
+    // the bound the queue grew by ~350 MB in those 2 s.
+    assert.ok(peak - before < 200 << 20, `memory grew by ${((peak - before) / 1048576).toFixed(0)} MB while the main thread took nothing`);
     assert.equal(readFileSync(join(staged.dir, "after"), "utf8"), "x");
     assert.ok(readFileSync(join(staged.dir, "big")).equals(big));
   });
