@@ -3,7 +3,7 @@
 // tarball that scripts/pack.mjs makes, from the registry dependencies npm installed beside it).
 import { build } from "esbuild";
 import { readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 const cliDir = fileURLToPath(new URL("../packages/cli/", import.meta.url));
@@ -29,16 +29,28 @@ const common = {
   banner: { js: "import { createRequire as __mstageCreateRequire } from 'node:module'; const require = __mstageCreateRequire(import.meta.url);" },
 };
 
-/** Builds the CLI and the API module into `outdir` (default packages/cli/dist), replacing it. */
+/**
+ * Builds the CLI and the API module into `outdir` (default packages/cli/dist), replacing it. The
+ * bundle is written beside it and swapped in by two renames, so a CLI started from `outdir` while
+ * this builds (a test running in parallel) finds the old bundle or the new one, never a half-deleted
+ * or half-written one.
+ */
 export async function buildCli(outdir = `${cliDir}dist`) {
-  await rm(outdir, { recursive: true, force: true });
+  const fresh = `${outdir}.new-${process.pid}`;
+  const old = `${outdir}.old-${process.pid}`;
+  await rm(fresh, { recursive: true, force: true });
   await build({
     ...common,
     // unpack-worker: the thread that extracts a large pulled layer (runtime/src/layer/unpack.ts
     // finds it beside the chunks).
     entryPoints: { mstage: `${cliDir}src/main.ts`, api: `${cliDir}src/index.ts`, "unpack-worker": `${cliDir}../runtime/src/layer/unpack-worker.ts` },
-    outdir,
+    outdir: fresh,
   });
+  await rename(outdir, old).catch((e) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+  await rename(fresh, outdir);
+  await rm(old, { recursive: true, force: true });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildCli();

@@ -73,7 +73,6 @@ describe("mstage up --watch", () => {
   let w: WatchProcess;
 
   before(async () => {
-    spawnSync(process.execPath, [new URL("../scripts/build.mjs", import.meta.url).pathname]);
     store = mkdtempSync(join(tmpdir(), "mstage-watch-store-"));
     dir = copyFixture("watch-basic");
     w = new WatchProcess(dir, store);
