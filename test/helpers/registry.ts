@@ -59,10 +59,15 @@ export interface RegistryAuth {
   token?: TokenServer;
 }
 
-/** Starts docker-registry with its own config and storage in a temp dir; waits until it answers. */
+/**
+ * Starts docker-registry with its own config and storage in a temp dir; waits until it answers.
+ * The port is picked free and then given to the registry, so another test file running in parallel
+ * can take it in between: the registry then exits with "address already in use" and is started again
+ * on another port, and each registry answers with a header of its own so a test never takes another
+ * file's registry on that port for its own.
+ */
 export async function startRegistry(auth: RegistryAuth = {}): Promise<RunningRegistry> {
   const dir = mkdtempSync(join(tmpdir(), "mstage-registry-"));
-  const port = await freePort();
   let authYaml = "";
   if (auth.htpasswd) {
     const r = spawnSync("htpasswd", ["-Bbn", auth.htpasswd.username, auth.htpasswd.password], { encoding: "utf8" });
@@ -72,7 +77,10 @@ export async function startRegistry(auth: RegistryAuth = {}): Promise<RunningReg
   } else if (auth.token) {
     authYaml = `auth:\n  token:\n    realm: ${auth.token.realm}\n    service: ${auth.token.service}\n    issuer: ${auth.token.issuer}\n    rootcertbundle: ${auth.token.certFile}\n`;
   }
-  const config = `version: 0.1
+  const identity = randomBytes(8).toString("hex");
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const config = `version: 0.1
 log:
   level: error
   accesslog:
@@ -85,38 +93,47 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: ${randomBytes(16).toString("hex")}
+  headers:
+    X-Mstage-Test-Registry: [${identity}]
 ${authYaml}`;
-  writeFileSync(join(dir, "config.yml"), config);
-  const child = spawn(REGISTRY_BIN, ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  // A test process that dies before its after() must not leave the registry running.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  child.once("exit", () => process.off("exit", killOnExit));
-  await waitForHttp(`http://127.0.0.1:${port}/v2/`, child, () => stderr);
-  return {
-    host: `127.0.0.1:${port}`,
-    port,
-    dir,
-    stop: async () => {
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    writeFileSync(join(dir, "config.yml"), config);
+    const child = spawn(REGISTRY_BIN, ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
+    // A test process that dies before its after() must not leave the registry running.
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    child.once("exit", () => process.off("exit", killOnExit));
+    const answered = await waitForHttp(`http://127.0.0.1:${port}/v2/`, identity, child, () => stderr);
+    if (!answered) {
+      if (attempt < 5 && /address already in use/.test(stderr)) continue;
+      throw new Error(`docker-registry on 127.0.0.1:${port} exited with ${child.exitCode}: ${stderr}`);
+    }
+    return {
+      host: `127.0.0.1:${port}`,
+      port,
+      dir,
+      stop: async () => {
+        await stopChild(child);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
 }
 
-async function waitForHttp(url: string, child: ChildProcess, log: () => string): Promise<void> {
+/** Waits until the registry marked `identity` answers at `url` (true), or exits first (false). */
+async function waitForHttp(url: string, identity: string, child: ChildProcess, log: () => string): Promise<boolean> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${log()}`);
+    if (child.exitCode !== null) return false;
     try {
       const res = await fetch(url);
       await res.arrayBuffer();
-      return;
+      if (res.headers.get("x-mstage-test-registry") === identity) return true;
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      // not listening yet
     }
+    await new Promise((r) => setTimeout(r, 50));
   }
   child.kill("SIGKILL");
   throw new Error(`docker-registry did not answer on ${url} within 15 s: ${log()}`);
