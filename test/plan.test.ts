@@ -3,10 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { copyFixture, mstage } from "./helpers/mstage-cli.ts";
+import { MSTAGE_BIN, copyFixture, mstage } from "./helpers/mstage-cli.ts";
 
 interface JsonPlan {
   stages: { name: string; status: string; reasons: string[]; target: boolean; layerKey: string | null; configKey: string | null }[];
@@ -210,4 +210,38 @@ test("a missing local source is an error naming the stage, key and path", async 
   const r = mstage(dir, ["plan"], env);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^error: images\.ts:5:\d+: stage "tools", key "copy": local \.\/src: no such file or directory/);
+});
+
+test("the native lister and Node's fs list a large local source alike: the same layer key, and a stat cache one wrote matches the other's listing", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-plan-lister-"));
+  writeFileSync(join(dir, "images.ts"), `import { stage, scratch, local } from "mstage";\nexport const app = stage("app", { from: scratch(), copy: { "/src": local("./src") } });\n`);
+  // Enough directories that the listing threads (not only the walk's own thread) list most of them.
+  for (let d = 0; d < 60; d++) {
+    mkdirSync(join(dir, "src", `d${d}`), { recursive: true });
+    for (let f = 0; f < 200; f++) writeFileSync(join(dir, "src", `d${d}`, `f${f}`), `${d}/${f}\n`);
+  }
+  const names = join(dir, "src", "names");
+  mkdirSync(names);
+  for (const name of ["B", "a", "é", "e", "日本", "name with space", "~"]) writeFileSync(join(names, name), name);
+  // Beyond U+FFFF: this directory is listed by Node's fs either way.
+  writeFileSync(join(names, "😀"), "");
+  symlinkSync("a", join(names, "link"));
+  symlinkSync("../d0/f0", join(names, "up-link"));
+  const store = mkdtempSync(join(tmpdir(), "mstage-plan-store-"));
+  const js = { MSTAGE_STORE: store, MSTAGE_LISTDIR: "js" };
+  const native = { MSTAGE_STORE: store, MSTAGE_LISTDIR: "" };
+  assert.equal(entry(plan(dir, native), "app").layerKey, entry(plan(dir, js), "app").layerKey);
+  up(dir, js);
+  const p = plan(dir, native);
+  assert.equal(entry(p, "app").status, "cached");
+  assert.equal(p.filesRead, 0, "every file's size, times and inode as Node's lstat has them");
+  // Which lister ran: the native one stats each entry relative to its directory's descriptor.
+  const relativeStats = (env: Record<string, string>) => {
+    const trace = join(dir, "trace");
+    const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=newfstatat", "-o", trace, process.execPath, MSTAGE_BIN, "plan", "-q"], { cwd: dir, env: { ...process.env, ...env }, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return readFileSync(trace, "utf8").split("\n").filter((l) => /newfstatat\(\d+, "[^"]/.test(l)).length;
+  };
+  assert.ok(relativeStats(native) >= 12_000, "the native lister listed the tree");
+  assert.ok(relativeStats(js) < 1_000, "MSTAGE_LISTDIR=js listed it with Node's fs");
 });

@@ -4,8 +4,7 @@ import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
 import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile, wildcardAt } from "./ignore.ts";
-import * as fs from "node:fs";
-import { NUMBERS, listDirectory, listing, walkPool, type Listing } from "./walk-pool.ts";
+import { NUMBERS, listHereNow, listing, walkPool, type Listing } from "./walk-pool.ts";
 
 export interface LocalEntry {
   /**
@@ -428,7 +427,7 @@ function listHere(dir: string): Promise<Listing> {
   return new Promise((done, fail) =>
     setImmediate(() => {
       try {
-        done(listing(listDirectory(fs, dir)));
+        done(listing(listHereNow(dir)));
       } catch (e) {
         fail(e);
       }
