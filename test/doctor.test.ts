@@ -16,6 +16,17 @@ for (const user of testUsers()) {
         assert.match(r.stdout, new RegExp(`✔ ${name.replace(/[/()]/g, "\\$&")}`), r.stdout);
       }
       assert.match(r.stdout, /ready for rootless builds\.|ready to build/);
+      // The build compiled the native lister beside the bundle (.ci/setup installs gcc), and the CLI loads it.
+      assert.match(r.stdout, /✔ native directory lister: loaded \S+\/packages\/cli\/dist\/listdir\.linux-x64\.node/, r.stdout);
+    });
+
+    test("warns, without failing, when the native lister it is given cannot be loaded, and says what to do", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {
+      const r = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/", env: { MSTAGE_LISTDIR: "/etc/hostname" } });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /! native directory lister: \/etc\/hostname could not be loaded: .*; plans list local sources with Node's fs instead/, r.stdout);
+      assert.match(r.stdout, /MSTAGE_LISTDIR=js uses Node's fs without this warning/);
+      const js = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/", env: { MSTAGE_LISTDIR: "js" } });
+      assert.match(js.stdout, /✔ native directory lister: MSTAGE_LISTDIR=js; plans list local sources with Node's fs instead/, js.stdout);
     });
 
     test("fails with exit 1 and prints the fix when the store cannot be used", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {

@@ -110,7 +110,12 @@ test("the packed tarball installs with npm where this repo was never seen; init,
     assert.deepEqual(readdirSync(installed).filter((f) => f !== "node_modules").sort(), ["README.md", "bin", "dist", "package.json"]);
     const sources = readdirSync(join(installed, "dist"), { recursive: true }).map(String).filter((f) => f.endsWith(".ts"));
     assert.deepEqual(sources, ["index.d.ts"], "no TypeScript sources, one types file");
+    // Compiled by the build (no compiler or node-gyp run at install), for the platform it ran on.
+    assert.ok(existsSync(join(installed, "dist", `listdir.${process.platform}-${process.arch}.node`)), "the native lister is in the package");
   });
+
+  const doctor = ok(await exec("mstage", ["doctor"], { cwd: project, env }), "mstage doctor");
+  assert.ok(doctor.stdout.includes(`✔ native directory lister: loaded ${join(installed, "dist", `listdir.${process.platform}-${process.arch}.node`)}`), doctor.stdout);
 
   const version = ok(await exec("mstage", ["--version"], { cwd: project, env }), "mstage --version");
   assert.match(version.stdout, new RegExp(`^mstage/${VERSION.replace(/\./g, "\\.")} `));

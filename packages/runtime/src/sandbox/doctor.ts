@@ -7,7 +7,7 @@ import { userInfo } from "node:os";
 import { promisify } from "node:util";
 import { capabilityOptions } from "./containment.ts";
 import { addRangeCommand, planIdMapping } from "./subid.ts";
-import { formatPlatform } from "@mstage/core";
+import { formatPlatform, listerChoice } from "@mstage/core";
 import { EMULATED_PLATFORMS, QEMU_INSTALL, binfmtHandler, foreignRunProblem } from "./binfmt.ts";
 import { findTool } from "./tools.ts";
 import { probeUserNamespace } from "./userns.ts";
@@ -192,9 +192,19 @@ function binfmtCheck(): DoctorCheck {
 }
 
 /** Runs every check; `storeDir` is where the overlay probe runs (the store's filesystem matters). */
+/** Whether plans list large local sources with the native lister the build compiled (optional: Node's fs gives the same listing, slower). */
+function listerCheck(): DoctorCheck {
+  const name = "native directory lister";
+  const c = listerChoice();
+  if (c.native) return { name, ok: true, required: false, detail: `loaded ${c.native}` };
+  const detail = `${c.why}; plans list local sources with Node's fs instead (same results, slower for large trees)`;
+  if (c.problem) return { name, ok: false, required: false, detail, fix: "reinstall mstage, or rebuild it (pnpm build) with gcc and libc6-dev installed; MSTAGE_LISTDIR=js uses Node's fs without this warning" };
+  return { name, ok: true, required: false, detail };
+}
+
 export async function runDoctorChecks(opts: { storeDir: string }): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [await toolsCheck(), userNamespaceCheck(), uidmapCheck(), rangeCheck()];
   if (checks.slice(0, 3).every((c) => c.ok)) checks.push(...(await probeChecks(opts.storeDir)));
-  checks.push(mmdebstrapCheck(), binfmtCheck());
+  checks.push(mmdebstrapCheck(), binfmtCheck(), listerCheck());
   return checks;
 }
