@@ -406,6 +406,9 @@ setup_commit() {
     --alias:@mstage/core="$REPO/packages/core/src/index.ts" \
     --banner:js="import { createRequire as benchRequire } from 'node:module'; const require = benchRequire(import.meta.url);" \
     --outfile="$W/commit/commit.mjs"
+  # The native lister the build made, beside the bundle where mstage's own dist/ has it.
+  rm -f "$W"/commit/listdir.*.node
+  cp "$REPO"/packages/cli/dist/listdir.*.node "$W/commit/" 2>/dev/null || say "no native lister in packages/cli/dist: the commit lists with Node's fs and getfattr"
   # Page cache warm for both, so neither pays for the first read.
   tar -C "$W/commit/tree" -cf - . | cat >/dev/null
 }

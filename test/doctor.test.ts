@@ -23,10 +23,10 @@ for (const user of testUsers()) {
     test("warns, without failing, when the native lister it is given cannot be loaded, and says what to do", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {
       const r = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/", env: { MSTAGE_LISTDIR: "/etc/hostname" } });
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /! native directory lister: \/etc\/hostname could not be loaded: .*; plans list local sources with Node's fs instead/, r.stdout);
+      assert.match(r.stdout, /! native directory lister: \/etc\/hostname could not be loaded: .*; plans and layer commits list directories with Node's fs \(and getfattr\) instead/, r.stdout);
       assert.match(r.stdout, /MSTAGE_LISTDIR=js uses Node's fs without this warning/);
       const js = await runAs(user.name, [process.execPath, CLI, "doctor", "--no-color"], { cwd: "/", env: { MSTAGE_LISTDIR: "js" } });
-      assert.match(js.stdout, /✔ native directory lister: MSTAGE_LISTDIR=js; plans list local sources with Node's fs instead/, js.stdout);
+      assert.match(js.stdout, /✔ native directory lister: MSTAGE_LISTDIR=js; plans and layer commits list directories with Node's fs \(and getfattr\) instead/, js.stdout);
     });
 
     test("fails with exit 1 and prints the fix when the store cannot be used", { skip: existsSync(CLI) ? undefined : "the CLI is not built: run `pnpm build`" }, async () => {

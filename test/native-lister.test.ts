@@ -1,5 +1,6 @@
-// The native lister (packages/core/native/listdir.c), compiled here as the build compiles it, gives
-// listDirectory's answer byte for byte, or none where listDirectory must answer (or throw) itself.
+// The native lister (packages/core/native/listdir.c), compiled here as the build compiles it: list()
+// gives listDirectory's answer byte for byte, scan() what a layer commit's lstat walk and getfattr
+// give, or none where JavaScript must answer (or throw) itself.
 import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,6 +11,9 @@ import { join } from "node:path";
 // @ts-expect-error: a build script, without types
 import { buildListdir } from "../scripts/build.mjs";
 import { listDirectory, loadLister, type NativeLister } from "../packages/core/src/local/walk-pool.ts";
+import { digestLayer, scanTree } from "../packages/runtime/src/layer/commit.ts";
+import { readTreeXattrs } from "../packages/runtime/src/layer/xattr.ts";
+import { MSTAGE_BIN, copyFixture } from "./helpers/mstage-cli.ts";
 
 let lister: NativeLister;
 const work = fs.mkdtempSync(join(tmpdir(), "mstage-listdir-"));
@@ -106,4 +110,91 @@ test("a directory gone is empty, as listDirectory has it; a file or an unreadabl
     assert.equal(lister.list(closed), undefined);
     assert.throws(() => listDirectory(fs, closed), { code: "EACCES" });
   } else console.log("# root: no unreadable directory to try (root reads every one)");
+});
+
+test("scan: a layer commit's listing and xattrs, as scanTree's lstat walk and getfattr give them, and the same layer digest", async () => {
+  const root = dir("commit");
+  const isRoot = process.getuid!() === 0;
+  const run = (cmd: string, ...args: string[]) => assert.equal(spawnSync(cmd, args, { encoding: "utf8" }).status, 0, `${cmd} ${args.join(" ")}`);
+  fs.mkdirSync(join(root, "etc/deep/er"), { recursive: true });
+  fs.writeFileSync(join(root, "etc/deep/er/file"), "x".repeat(10_000));
+  for (const name of ["Z", "-x", "é", "日本", "😀", "a b"]) fs.writeFileSync(join(root, name), name);
+  fs.writeFileSync(join(root, "tagged"), "t");
+  fs.linkSync(join(root, "tagged"), join(root, "etc/hardlink"));
+  fs.symlinkSync("../tagged", join(root, "etc/link"));
+  fs.mkdirSync(join(root, "opaque"));
+  run("setfattr", "-n", "user.overlay.opaque", "-v", "y", join(root, "opaque"));
+  run("setfattr", "-n", "user.overlay.origin", "-v", "0x00fb", join(root, "etc"));
+  run("setfattr", "-n", "user.foo", "-v", "bar", join(root, "tagged"));
+  run("setfattr", "-n", "user.empty", join(root, "tagged"));
+  run("setfattr", "-n", "user.long", "-v", "0x" + "ab".repeat(3000), join(root, "etc/deep/er/file"));
+  run("setfattr", "-n", "user.of-the-root", "-v", "r", root);
+  // An access ACL (user::rw-, group::r--, other::r--) as its xattr.
+  run("setfattr", "-n", "system.posix_acl_access", "-v", "0x0200000001000600ffffffff04000400ffffffff20000400ffffffff", join(root, "a b"));
+  assert.equal(spawnSync("mkfifo", [join(root, "etc/fifo")]).status, 0);
+  const server: Server = createServer();
+  await new Promise<void>((up) => server.listen(join(root, "etc/socket"), up));
+  if (isRoot) {
+    // Whiteouts (0/0 devices): their tar names (".wh.a") sort apart from their names.
+    run("mknod", join(root, "a"), "c", "0", "0");
+    run("mknod", join(root, "etc/deep/gone"), "c", "0", "0");
+    run("mknod", join(root, "etc/null"), "c", "1", "3");
+    run("setcap", "cap_net_raw+ep", join(root, "Z"));
+    run("setfattr", "-n", "trusted.x", "-v", "0x00ff", join(root, "-x"));
+    run("setfattr", "-h", "-n", "trusted.on-a-link", "-v", "1", join(root, "etc/link"));
+  } else console.log("# not root: no whiteouts, devices, capabilities or trusted.* xattrs in the tree");
+  try {
+    const native = scanTree(root, undefined, lister);
+    const js = scanTree(root, undefined, undefined);
+    assert.ok(native.xattrs, "every directory was scanned natively");
+    assert.equal(js.xattrs, undefined, "the lstat walk reads no xattrs");
+    const { xattrs, ...listing } = native;
+    assert.deepEqual(listing, js);
+    const dumped = await readTreeXattrs(root);
+    assert.deepEqual(xattrs, dumped);
+    assert.ok(dumped.size >= (isRoot ? 9 : 6), `${dumped.size} entries with xattrs`);
+    if (isRoot) {
+      assert.deepEqual([...native.whiteouts].sort(), ["a", "etc/deep/gone"]);
+      assert.ok(native.entries.some((e) => e.tarName === ".wh.a"));
+    }
+    const names = native.entries.filter((e) => !e.path.includes("/")).map((e) => e.tarName);
+    assert.deepEqual(names, [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))), "top-level tar names in byte order");
+    const a = await digestLayer(root, { sourceDateEpoch: 0, scan: native, xattrs: native.xattrs });
+    const b = await digestLayer(root, { sourceDateEpoch: 0, scan: js, xattrs: dumped });
+    assert.deepEqual(a, b);
+  } finally {
+    server.close();
+  }
+});
+
+test("scan: a directory with a name that is not UTF-8 is left to the lstat walk, and then getfattr reads the tree's xattrs", () => {
+  const d = dir("scan-bytes");
+  fs.mkdirSync(join(d, "sub"));
+  fs.writeFileSync(Buffer.concat([Buffer.from(d + "/sub/"), Buffer.from([0x66, 0xff, 0x6f])]), "");
+  assert.notEqual(lister.scan(d, true), undefined);
+  assert.equal(lister.scan(join(d, "sub"), false), undefined);
+  assert.equal(lister.scan(join(d, "gone"), false), undefined, "a missing directory is the walk's error to report");
+});
+
+test("the built mstage commits its stages' layers with the native scan: no getfattr walks them (it does with MSTAGE_LISTDIR=js), and the layers are the same", { timeout: 120_000 }, (t) => {
+  if (!fs.existsSync(MSTAGE_BIN.replace(/bin\/mstage\.mjs$/, "dist/mstage.mjs"))) return t.skip("the CLI is not built: run `pnpm build`");
+  const up = (listdir: string) => {
+    const project = copyFixture("plan-basic");
+    const traces = fs.mkdtempSync(join(work, "trace-"));
+    const env = { ...process.env, NO_COLOR: "1", MSTAGE_STORE: fs.mkdtempSync(join(work, "store-")), MSTAGE_LISTDIR: listdir };
+    const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=execve", "-o", join(traces, "t"), process.execPath, MSTAGE_BIN, "up", "-q"], { cwd: project, env, encoding: "utf8", timeout: 100_000 });
+    assert.equal(r.status, 0, r.stderr);
+    // A commit's getfattr dumps the whole upper dir ("."); a copy's, the entry it copies.
+    const getfattr = fs.readFileSync(join(traces, "t"), "utf8").split("\n").filter((l) => /execve\("[^"]*getfattr", \[.*"--", "\."\]/.test(l)).length;
+    const plan = spawnSync(process.execPath, [MSTAGE_BIN, "plan", "--json"], { cwd: project, env, encoding: "utf8" });
+    assert.equal(plan.status, 0, plan.stderr);
+    const layers = fs.readdirSync(join(env.MSTAGE_STORE, "layers")).sort();
+    return { getfattr, layers, plan: JSON.parse(plan.stdout) as { stages: { status: string }[] } };
+  };
+  const native = up("");
+  const js = up("js");
+  assert.equal(native.getfattr, 0, "the native scan read the commits' xattrs");
+  assert.ok(js.getfattr >= 2, `with MSTAGE_LISTDIR=js getfattr read them (${js.getfattr} times)`);
+  assert.deepEqual(native.layers, js.layers, "the same layers, by diff id");
+  assert.ok(native.plan.stages.every((s) => s.status !== "rebuild"));
 });

@@ -1,12 +1,15 @@
-// One directory's listing in one call, for the walk of a large local() source
-// (packages/core/src/local/walk-pool.ts): its names, sorted, and per name the lstat numbers the walk
-// uses, exactly as listDirectory there gives them. Node 20's lstatSync builds a Stats object with
-// four Date objects per call and takes an absolute path; here each entry is one fstatat() relative
-// to the directory's descriptor and five doubles in an ArrayBuffer.
+// One directory's listing in one call. Node 20's lstatSync builds a Stats object with four Date
+// objects per call and takes an absolute path; here each entry is one fstatat() relative to the
+// directory's descriptor and a few doubles in an ArrayBuffer.
+// - list(dir): for the walk of a large local() source (packages/core/src/local/walk-pool.ts): the
+//   names, sorted, and per name the lstat numbers the walk uses, exactly as listDirectory there.
+// - scan(dir, self): for a layer commit (packages/runtime/src/layer/commit.ts scanTree): the names
+//   in byte order, the numbers a tar header needs, and every entry's xattrs (getfattr's dump of
+//   the tree, without running getfattr).
 //
-// Wherever Node could answer differently (a name that is not UTF-8, or whose UTF-16 order is not
-// its byte order; an error other than "gone"), list() returns undefined and the caller lists the
-// directory with listDirectory, which answers as Node does or throws Node's error.
+// Wherever Node could answer differently (a name that is not UTF-8, or for list() one whose UTF-16
+// order is not its byte order; an error other than "gone"), they return undefined and the caller
+// lists the directory in JavaScript, which answers as Node does or throws Node's error.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <dirent.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 // Numbers per name, as NUMBERS in walk-pool.ts: st_mode (-1: gone before its lstat), size,
@@ -66,8 +70,8 @@ typedef struct {
 } Names;
 
 // Reads the names of `dir` (not . and ..) into `out`. 0 on success; else errno, or -1 for a name
-// list() leaves to listDirectory.
-static int readNames(DIR *dir, Names *out) {
+// left to JavaScript (`astral`: four-byte characters allowed, see utf8()).
+static int readNames(DIR *dir, Names *out, int astral) {
   size_t offsetsSize = 0, *offsets = NULL;
   int status = 0;
   for (;;) {
@@ -80,7 +84,7 @@ static int readNames(DIR *dir, Names *out) {
     const char *name = d->d_name;
     if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
     size_t n = strlen(name);
-    if (!utf8((const unsigned char *)name, n, 0)) {
+    if (!utf8((const unsigned char *)name, n, astral)) {
       status = -1;
       break;
     }
@@ -144,7 +148,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
       close(fd);
       return undefined;
     }
-    if (readNames(dir, &names) != 0) goto done;
+    if (readNames(dir, &names, 0) != 0) goto done;
   }
 
   napi_value stats, buffer, links, joined, object;
@@ -210,9 +214,138 @@ done:
   return result ? result : undefined;
 }
 
+// Numbers per name from scan(): st_mode, uid, gid, size, mtimeMs, nlink, dev, ino, rdev.
+#define SCAN_NUMBERS 9
+
+// Appends `path`'s xattrs to `attrs` as (index, name, value) triples, names in byte order as
+// getfattr dumps them. 0, or -1 where JavaScript must read them (an error, a name not UTF-8).
+static int xattrsOf(napi_env env, const char *path, double index, napi_value attrs, uint32_t *count) {
+  ssize_t size = llistxattr(path, NULL, 0);
+  if (size < 0) return -1;
+  if (size == 0) return 0;
+  char *list = malloc((size_t)size);
+  char **sorted = NULL;
+  char *value = NULL;
+  int status = -1;
+  if (list == NULL) goto done;
+  ssize_t got = llistxattr(path, list, (size_t)size);
+  // Grown since it was measured: left to JavaScript rather than read twice.
+  if (got < 0 || got > size) goto done;
+  size_t n = 0;
+  for (ssize_t i = 0; i < got; i += (ssize_t)strlen(list + i) + 1) n++;
+  sorted = malloc(n * sizeof *sorted);
+  if (sorted == NULL) goto done;
+  n = 0;
+  for (ssize_t i = 0; i < got; i += (ssize_t)strlen(list + i) + 1) sorted[n++] = list + i;
+  qsort(sorted, n, sizeof *sorted, byName);
+  for (size_t i = 0; i < n; i++) {
+    if (!utf8((const unsigned char *)sorted[i], strlen(sorted[i]), 1)) goto done;
+    ssize_t length = lgetxattr(path, sorted[i], NULL, 0);
+    if (length < 0) goto done;
+    free(value);
+    value = malloc(length ? (size_t)length : 1);
+    if (value == NULL) goto done;
+    ssize_t read = lgetxattr(path, sorted[i], value, (size_t)length);
+    if (read < 0 || read > length) goto done;
+    napi_value k, name, data;
+    if (napi_create_double(env, index, &k) != napi_ok || napi_create_string_utf8(env, sorted[i], NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_buffer_copy(env, (size_t)read, value, NULL, &data) != napi_ok)
+      goto done;
+    if (napi_set_element(env, attrs, (*count)++, k) != napi_ok || napi_set_element(env, attrs, (*count)++, name) != napi_ok ||
+        napi_set_element(env, attrs, (*count)++, data) != napi_ok)
+      goto done;
+  }
+  status = 0;
+done:
+  free(value);
+  free(sorted);
+  free(list);
+  return status;
+}
+
+// scan(dir, self): { names: the names in byte order joined by "\0", stats: Float64Array of
+// SCAN_NUMBERS per name, attrs: [index, name, value, …] for each xattr of each entry (index -1: dir
+// itself, with `self`) }, or undefined. Nothing here is "gone": an entry removed meanwhile is
+// JavaScript's to report.
+static napi_value scan(napi_env env, napi_callback_info info) {
+  napi_value result = NULL, undefined;
+  napi_get_undefined(env, &undefined);
+  size_t argc = 2;
+  napi_value args[2];
+  char path[PATH_MAX];
+  size_t pathLength;
+  bool self = false;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2) return undefined;
+  if (napi_get_value_string_utf8(env, args[0], path, sizeof path, &pathLength) != napi_ok || pathLength >= sizeof path - 1) return undefined;
+  if (napi_get_value_bool(env, args[1], &self) != napi_ok) return undefined;
+
+  Names names = {0};
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return undefined;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return undefined;
+  }
+  char *text = NULL;
+  if (readNames(dir, &names, 1) != 0) goto done;
+
+  napi_value stats, buffer, attrs, joined, object;
+  double *numbers;
+  uint32_t attrCount = 0;
+  if (napi_create_arraybuffer(env, names.count * SCAN_NUMBERS * sizeof(double), (void **)&numbers, &buffer) != napi_ok) goto done;
+  if (napi_create_typedarray(env, napi_float64_array, names.count * SCAN_NUMBERS, buffer, 0, &stats) != napi_ok) goto done;
+  if (napi_create_array(env, &attrs) != napi_ok) goto done;
+  if (self && xattrsOf(env, path, -1, attrs, &attrCount) != 0) goto done;
+  // dir + "/" + name, for the xattr calls (there is no llistxattrat before Linux 6.13).
+  path[pathLength] = '/';
+  for (size_t i = 0; i < names.count; i++) {
+    double *k = numbers + i * SCAN_NUMBERS;
+    struct stat st;
+    if (fstatat(fd, names.sorted[i], &st, AT_SYMLINK_NOFOLLOW) != 0) goto done;
+    k[0] = (double)st.st_mode;
+    k[1] = (double)st.st_uid;
+    k[2] = (double)st.st_gid;
+    k[3] = (double)st.st_size;
+    k[4] = ms(st.st_mtim);
+    k[5] = (double)st.st_nlink;
+    k[6] = (double)st.st_dev;
+    k[7] = (double)st.st_ino;
+    k[8] = (double)st.st_rdev;
+    size_t n = strlen(names.sorted[i]);
+    if (pathLength + 1 + n >= sizeof path) goto done;
+    memcpy(path + pathLength + 1, names.sorted[i], n + 1);
+    if (xattrsOf(env, path, (double)i, attrs, &attrCount) != 0) goto done;
+  }
+  size_t length = 0;
+  if (names.count > 0) {
+    text = malloc(names.used);
+    if (text == NULL) goto done;
+    for (size_t i = 0; i < names.count; i++) {
+      size_t n = strlen(names.sorted[i]);
+      memcpy(text + length, names.sorted[i], n);
+      length += n;
+      text[length++] = 0;
+    }
+    length--;
+  }
+  if (napi_create_string_utf8(env, text ? text : "", length, &joined) != napi_ok || napi_create_object(env, &object) != napi_ok) goto done;
+  if (napi_set_named_property(env, object, "names", joined) != napi_ok || napi_set_named_property(env, object, "stats", stats) != napi_ok ||
+      napi_set_named_property(env, object, "attrs", attrs) != napi_ok)
+    goto done;
+  result = object;
+
+done:
+  free(text);
+  closedir(dir);
+  free(names.sorted);
+  free(names.names);
+  return result ? result : undefined;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
-  if (napi_create_function(env, "list", NAPI_AUTO_LENGTH, list, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "list", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "list", NAPI_AUTO_LENGTH, list, NULL, &fn) != napi_ok || napi_set_named_property(env, exports, "list", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "scan", NAPI_AUTO_LENGTH, scan, NULL, &fn) != napi_ok || napi_set_named_property(env, exports, "scan", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -67,9 +67,24 @@ export function listDirectory(fs: typeof import("node:fs"), dir: string): { name
   return { names: names.join("\0"), stats, links };
 }
 
-/** The native lister: listDirectory's answer, or undefined where it leaves the directory to listDirectory. */
+/** The native lister (packages/core/native/listdir.c). Each answers undefined where it leaves the directory to JavaScript. */
 export interface NativeLister {
+  /** listDirectory's answer. */
   list(dir: string): ReturnType<typeof listDirectory> | undefined;
+  /**
+   * A layer commit's listing: the names in byte order, SCAN_NUMBERS per name (st_mode, uid, gid,
+   * size, mtimeMs, nlink, dev, ino, rdev) and each entry's xattrs as (index, name, value) triples,
+   * names in byte order; index -1 is the directory itself, listed with `self`.
+   */
+  scan(dir: string, self: boolean): { names: string; stats: Float64Array; attrs: Array<number | string | Buffer> } | undefined;
+}
+
+/** Numbers per name in a NativeLister.scan listing. */
+export const SCAN_NUMBERS = 9;
+
+/** The native lister this process uses, if listerChoice() picked one. */
+export function nativeLister(): NativeLister | undefined {
+  return listerChoice().native ? lister : undefined;
 }
 
 /** The native lister's file name beside the bundle (scripts/build.mjs writes it). */
@@ -117,7 +132,7 @@ export function loadLister(path: string): NativeLister {
   const module = { exports: {} as Partial<NativeLister> };
   process.dlopen(module, path);
   const addon = module.exports;
-  if (typeof addon?.list !== "function") throw new Error(`${path} has no list()`);
+  if (typeof addon?.list !== "function" || typeof addon.scan !== "function") throw new Error(`${path} is not mstage's native lister (no list() and scan())`);
   return addon as NativeLister;
 }
 

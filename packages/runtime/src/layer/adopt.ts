@@ -7,9 +7,9 @@ import { dirname } from "node:path";
 import type { Store } from "../store/store.ts";
 import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, digestLayer, scanTree, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
+import { commitLayerToStore, digestLayer, scanWithXattrs, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
 import { createOverlayWhiteout, isOverlayOpaque, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
-import { isOverlayPrivate, readTreeXattrs, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
+import { isOverlayPrivate, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
 
 /**
  * Commits an upper dir (on the store's filesystem) as a layer without writing its tar: the dir is
@@ -23,10 +23,8 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
   let layer: LayerRef;
   let placed: string;
   try {
-    const reading = readTreeXattrs(upper);
-    reading.catch(() => undefined);
-    const scan = scanTree(upper);
-    const xattrs = await reading;
+    // Its tar is hashed on a thread (store/blob-pipe.ts): a large tree starts it while it is scanned.
+    const { scan, xattrs } = await scanWithXattrs(upper, {}, true);
     // One listing serves both: normalising updates what it changed in it. Hashed after
     // normalising, times clamped in the same walk: what is hashed is exactly the dir the tar is
     // written from later. Normalising does not change the tar (whiteouts stay 0/0 devices;

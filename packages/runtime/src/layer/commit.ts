@@ -15,9 +15,9 @@ import { closeSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync,
 import { resolve } from "node:path";
 import { Readable } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { DigestMismatchError, UserError } from "@mstage/core";
+import { DigestMismatchError, nativeLister, SCAN_NUMBERS, UserError, type NativeLister } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
-import { openBlobPipe, openDigestPipe, type Ring } from "../store/blob-pipe.ts";
+import { HASHER_WORTH, openBlobPipe, openDigestPipe, warmHasher, type Ring } from "../store/blob-pipe.ts";
 import type { Store } from "../store/store.ts";
 import type { LayerRef } from "../store/results.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, writeSimpleHeader, type TarHeader, type TarType } from "./tar-header.ts";
@@ -60,24 +60,29 @@ export interface TreeEntry {
   linkId: string;
 }
 
-function kindOf(st: Stats): EntryKind {
-  if (isOverlayWhiteout(st)) return "whiteout";
-  if (st.isDirectory()) return "directory";
-  if (st.isSymbolicLink()) return "symlink";
-  if (st.isFile()) return "file";
-  if (st.isFIFO()) return "fifo";
-  return "other";
-}
+const S_IFMT = 0o170000;
+const KINDS = new Map<number, EntryKind>([
+  [0o040000, "directory"],
+  [0o120000, "symlink"],
+  [0o100000, "file"],
+  [0o010000, "fifo"],
+]);
+const S_IFCHR = 0o020000;
 
 /** `entry`'s facts from its lstat `st` (again, after normalising changed the entry). */
 export function setFacts(entry: Pick<TreeEntry, "path" | "tarName"> & Partial<TreeEntry>, st: Stats): TreeEntry {
-  entry.kind = kindOf(st);
-  entry.mode = st.mode & 0o7777;
-  entry.uid = st.uid;
-  entry.gid = st.gid;
-  entry.size = st.size;
-  entry.mtimeMs = st.mtimeMs;
-  entry.linkId = entry.kind === "file" && st.nlink > 1 ? `${st.dev}:${st.ino}` : "";
+  return factsOf(entry, st.mode, st.uid, st.gid, st.size, st.mtimeMs, st.nlink, st.dev, st.ino, isOverlayWhiteout(st));
+}
+
+/** The same from the numbers of an lstat (the native lister's). */
+function factsOf(entry: Pick<TreeEntry, "path" | "tarName"> & Partial<TreeEntry>, mode: number, uid: number, gid: number, size: number, mtimeMs: number, nlink: number, dev: number, ino: number, whiteout: boolean): TreeEntry {
+  entry.kind = whiteout ? "whiteout" : (KINDS.get(mode & S_IFMT) ?? "other");
+  entry.mode = mode & 0o7777;
+  entry.uid = uid;
+  entry.gid = gid;
+  entry.size = size;
+  entry.mtimeMs = mtimeMs;
+  entry.linkId = entry.kind === "file" && nlink > 1 ? `${dev}:${ino}` : "";
   return entry as TreeEntry;
 }
 
@@ -91,6 +96,11 @@ export interface TreeScan {
   whiteouts: string[];
   /** Sockets and devices, which a layer tar leaves out. */
   unsupported: string[];
+  /**
+   * The tree's xattrs as readTreeXattrs gives them, when the native lister read them in the same
+   * walk (it listed every directory); else undefined, and getfattr reads them.
+   */
+  xattrs?: Map<string, Xattrs>;
 }
 
 const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
@@ -98,34 +108,80 @@ const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
 /**
  * Lists `dir` depth first, with one lstat per entry. Names sort by their UTF-8 bytes (like
  * `tar --sort=name`); plain string order is the same for ASCII names, so only a directory with
- * other names pays for their bytes.
+ * other names pays for their bytes. With the native lister (packages/core/native/listdir.c), each
+ * directory is one call that reads its entries' xattrs too: 28 000 entries in ~35 ms instead of
+ * ~85 ms, and no getfattr process beside it. `onLarge` runs once the files listed pass
+ * HASHER_WORTH bytes.
  */
-export function scanTree(dir: string): TreeScan {
+export function scanTree(dir: string, onLarge?: () => void, lister: NativeLister | undefined = nativeLister()): TreeScan {
   // Paths by concatenation: path.join normalises each one again, a few percent of a commit's time.
   const root = resolve(dir);
   const scan: TreeScan = { root, entries: [], whiteouts: [], unsupported: [] };
-  const walk = (rel: string) => {
-    const abs = rel ? root + "/" + rel : root;
-    const names = readdirSync(abs);
-    const children = names.map((name) => {
+  const xattrs = new Map<string, Xattrs>();
+  let allNative = !!lister;
+  let bytes = 0;
+  type Child = { key: string; entry: TreeEntry };
+  const byKey = (children: Child[]) => {
+    if (children.every((c) => isAscii(c.key))) children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    else {
+      const keyBytes = new Map(children.map((c) => [c, Buffer.from(c.key, "utf8")]));
+      children.sort((a, b) => Buffer.compare(keyBytes.get(a)!, keyBytes.get(b)!));
+    }
+  };
+  const listJs = (abs: string, rel: string): Child[] => {
+    const children = readdirSync(abs).map((name) => {
       const st = lstatSync(abs + "/" + name);
       const key = isOverlayWhiteout(st) ? WH_PREFIX + name : name;
       const path = rel ? rel + "/" + name : name;
       return { key, entry: setFacts({ path, tarName: key === name ? path : rel ? rel + "/" + key : key }, st) };
     });
-    if (names.every(isAscii)) children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    else {
-      const bytes = new Map(children.map((c) => [c, Buffer.from(c.key, "utf8")]));
-      children.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
+    byKey(children);
+    return children;
+  };
+  // In byte order of names already; whiteouts' keys (".wh." + name) may need another order.
+  const listNative = (abs: string, rel: string): Child[] | undefined => {
+    const l = lister!.scan(abs, rel === "");
+    if (l === undefined) return undefined;
+    const st = l.stats;
+    let whiteouts = false;
+    const children = (l.names === "" ? [] : l.names.split("\0")).map((name, i) => {
+      const k = i * SCAN_NUMBERS;
+      const mode = st[k]!;
+      const whiteout = (mode & S_IFMT) === S_IFCHR && st[k + 8] === 0;
+      whiteouts ||= whiteout;
+      const key = whiteout ? WH_PREFIX + name : name;
+      const path = rel ? rel + "/" + name : name;
+      const entry = factsOf({ path, tarName: key === name ? path : rel ? rel + "/" + key : key }, mode, st[k + 1]!, st[k + 2]!, st[k + 3]!, st[k + 4]!, st[k + 5]!, st[k + 6]!, st[k + 7]!, whiteout);
+      return { key, entry };
+    });
+    const a = l.attrs;
+    for (let j = 0; j < a.length; j += 3) {
+      const i = a[j] as number;
+      const path = i < 0 ? rel : children[i]!.entry.path;
+      const list = xattrs.get(path);
+      if (list) list.push([a[j + 1] as string, a[j + 2] as Buffer]);
+      else xattrs.set(path, [[a[j + 1] as string, a[j + 2] as Buffer]]);
+    }
+    if (whiteouts) byKey(children);
+    return children;
+  };
+  const walk = (rel: string) => {
+    const abs = rel ? root + "/" + rel : root;
+    let children = lister && listNative(abs, rel);
+    if (!children) {
+      allNative = false;
+      children = listJs(abs, rel);
     }
     for (const { entry } of children) {
       scan.entries.push(entry);
+      if (onLarge && bytes <= HASHER_WORTH && (bytes += entry.kind === "file" ? entry.size : 0) > HASHER_WORTH) onLarge();
       if (entry.kind === "directory") walk(entry.path);
       else if (entry.kind === "whiteout") scan.whiteouts.push(entry.path);
       else if (entry.kind === "other") scan.unsupported.push(entry.path);
     }
   };
   walk("");
+  if (allNative) scan.xattrs = xattrs;
   return scan;
 }
 
@@ -255,22 +311,33 @@ function* writeTar(scan: TreeScan, xattrs: Map<string, Xattrs>, sink: Sink, opts
   }
 }
 
-/** The tree's scan and its xattrs: getfattr walks it in its own process while this one lists it. */
-async function scanWithXattrs(dir: string, opts: CommitOptions): Promise<{ scan: TreeScan; xattrs: Map<string, Xattrs> }> {
-  if (opts.xattrs) return { scan: opts.scan ?? scanTree(dir), xattrs: opts.xattrs };
-  const reading = readTreeXattrs(dir);
+/**
+ * The tree's scan and its xattrs: getfattr walks it in its own process while this one lists it.
+ * `hashing`: the tar goes into a ring, whose thread a large tree's scan starts early.
+ */
+export async function scanWithXattrs(dir: string, opts: Pick<CommitOptions, "scan" | "xattrs">, hashing: boolean): Promise<{ scan: TreeScan; xattrs: Map<string, Xattrs> }> {
+  const onLarge = hashing ? warmHasher : undefined;
+  if (opts.xattrs) return { scan: opts.scan ?? scanTree(dir, onLarge), xattrs: opts.xattrs };
+  // With the native lister the scan reads them (getfattr only where it could not); else getfattr
+  // walks the tree in its own process while this one lists it.
+  let reading = opts.scan || !nativeLister() ? readTreeXattrs(dir) : undefined;
   let scan: TreeScan;
   try {
-    scan = opts.scan ?? scanTree(dir);
+    scan = opts.scan ?? scanTree(dir, onLarge);
   } catch (e) {
-    await reading.catch(() => undefined);
+    await reading?.catch(() => undefined);
     throw e;
   }
+  if (scan.xattrs) {
+    reading?.catch(() => undefined);
+    return { scan, xattrs: scan.xattrs };
+  }
+  reading ??= readTreeXattrs(dir);
   return { scan, xattrs: await reading };
 }
 
 async function* layerChunks(upperDir: string, opts: CommitOptions): AsyncGenerator<Buffer> {
-  const { scan, xattrs } = await scanWithXattrs(upperDir, opts);
+  const { scan, xattrs } = await scanWithXattrs(upperDir, opts, false);
   const ready: Buffer[] = [];
   let lent: Buffer | undefined;
   const sink: Sink = {
@@ -293,7 +360,7 @@ export function commitLayer(upperDir: string, opts: CommitOptions): Readable {
 const TURN_EVERY = 64 << 20;
 
 async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTimes = false): Promise<void> {
-  const { scan, xattrs } = await scanWithXattrs(upperDir, opts);
+  const { scan, xattrs } = await scanWithXattrs(upperDir, opts, true);
   let given = 0;
   let sinceTurn = 0;
   const sink: Sink = {

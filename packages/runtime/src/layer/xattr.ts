@@ -1,6 +1,7 @@
-// Extended attributes, in bulk. Node has no xattr API and mstage takes no native addon, so whole
-// trees go through one `getfattr -R` (one process walks the tree in C: about as cheap as the lstat
-// walk itself) and batches of settings through one `setfattr`. Each runs through the sandbox's
+// Extended attributes, in bulk. Node has no xattr API: a commit's scan reads them with the native
+// lister where the build made one (layer/commit.ts scanTree); otherwise, and for every other read,
+// whole trees go through one `getfattr -R` (one process walks the tree in C: about as cheap as the
+// lstat walk itself), and batches of settings go through one `setfattr`. Each runs through the sandbox's
 // small shell (sandbox/tool-runner.ts), which a commit already uses for its sync: a spawn of this
 // large process costs 15-70 ms under load, more than a small stage's whole commit, and the shell's
 // costs a tenth of that. Per-file spawning would cost ~1 ms a file; these cost one per layer.

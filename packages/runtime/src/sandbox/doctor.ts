@@ -197,7 +197,7 @@ function listerCheck(): DoctorCheck {
   const name = "native directory lister";
   const c = listerChoice();
   if (c.native) return { name, ok: true, required: false, detail: `loaded ${c.native}` };
-  const detail = `${c.why}; plans list local sources with Node's fs instead (same results, slower for large trees)`;
+  const detail = `${c.why}; plans and layer commits list directories with Node's fs (and getfattr) instead (same results, slower for large trees)`;
   if (c.problem) return { name, ok: false, required: false, detail, fix: "reinstall mstage, or rebuild it (pnpm build) with gcc and libc6-dev installed; MSTAGE_LISTDIR=js uses Node's fs without this warning" };
   return { name, ok: true, required: false, detail };
 }

@@ -20,11 +20,12 @@ const TAIL = SLOTS + 1; // slots consumed by the worker
 const DONE = SLOTS + 2; // 1 once the producer has no more
 const FAILED = SLOTS + 3; // 1 once the worker failed (it then drains without writing)
 
+// The thread gets its ring in a message, not in workerData: one started ahead (warmHasher) waits for it.
 const WORKER_SOURCE = `
-const { workerData, parentPort } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const { createHash } = require("node:crypto");
 const { writeSync } = require("node:fs");
-const { ctrl: ctrlBuf, data, fd, slot, slots } = workerData;
+parentPort.once("message", ({ ctrl: ctrlBuf, data, fd, slot, slots }) => {
 const ctrl = new Int32Array(ctrlBuf);
 const bytes = new Uint8Array(data);
 const HEAD = slots, TAIL = slots + 1, DONE = slots + 2, FAILED = slots + 3;
@@ -62,7 +63,30 @@ for (let tail = 0; ; ) {
   Atomics.notify(ctrl, TAIL);
 }
 parentPort.postMessage(error ? { error } : { digest: "sha256:" + hash.digest("hex"), size });
+});
 `;
+
+/** Bytes of a tar from which a ring hands them to a thread (a tar within one slot is hashed inline). */
+export const HASHER_WORTH = SLOT;
+
+let spare: Worker | undefined;
+
+/**
+ * Starts a hashing thread for the next ring that needs one, ahead of it: a large commit calls this
+ * as its scan finds more than HASHER_WORTH bytes, and the thread's start (30-50 ms) overlaps the
+ * rest of the scan instead of coming after it. Idle, it keeps no process alive.
+ */
+export function warmHasher(): void {
+  if (spare) return;
+  const w = new Worker(WORKER_SOURCE, { eval: true });
+  w.unref();
+  const gone = () => {
+    if (spare === w) spare = undefined;
+  };
+  w.once("error", gone);
+  w.once("exit", gone);
+  spare = w;
+}
 
 /** The producer's side of the ring: it fills the buffers `take()` lends, in order, and hands each back with `give()`. */
 export interface Ring {
@@ -129,7 +153,10 @@ function startRing(fd: number): Sink {
   let worker: Worker | undefined;
   let result: Promise<SinkResult> | undefined;
   const startWorker = () => {
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: ctrl.buffer, data, fd, slot: SLOT, slots: SLOTS } });
+    const w = spare ?? new Worker(WORKER_SOURCE, { eval: true });
+    spare = undefined;
+    w.ref();
+    w.postMessage({ ctrl: ctrl.buffer, data, fd, slot: SLOT, slots: SLOTS });
     result = new Promise<SinkResult>((resolve, reject) => {
       w.once("message", resolve);
       w.once("error", reject);
