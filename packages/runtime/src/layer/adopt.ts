@@ -4,10 +4,11 @@
 // Normalised here to exactly what apply.ts gives from the tar, then renamed into layers/.
 import { linkSync, lstatSync, rmSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
+import { nativeLister } from "@mstage/core";
 import type { Store } from "../store/store.ts";
 import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, digestLayer, scanWithXattrs, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
+import { commitLayerToStore, digestLayer, digestScanning, scanWithXattrs, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
 import { createOverlayWhiteout, isOverlayOpaque, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
 import { isOverlayPrivate, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
 
@@ -23,15 +24,18 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
   let layer: LayerRef;
   let placed: string;
   try {
-    // Its tar is hashed on a thread (store/blob-pipe.ts): a large tree starts it while it is scanned.
-    const { scan, xattrs } = await scanWithXattrs(upper, {}, true);
-    // One listing serves both: normalising updates what it changed in it. Hashed after
-    // normalising, times clamped in the same walk: what is hashed is exactly the dir the tar is
-    // written from later. Normalising does not change the tar (whiteouts stay 0/0 devices;
-    // overlayfs's own xattrs, sockets and devices are left out of it anyway), so the xattrs read
-    // before give the same.
-    await normaliseScanned(scan, xattrs);
-    layer = await digestLayer(upper, { ...opts, scan, xattrs, clampTimes: true });
+    // One listing serves both: normalising updates what it changed in it. Each entry is hashed
+    // after normalising changed it, times clamped in the same walk: what is hashed is exactly the
+    // dir the tar is written from later. Normalising does not change the tar (whiteouts stay 0/0
+    // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), so the
+    // xattrs read before give the same. Its tar is hashed on a thread (store/blob-pipe.ts).
+    const lister = nativeLister();
+    if (lister) layer = await digestScanning(upper, opts, lister, normaliseScanned);
+    else {
+      const { scan, xattrs } = await scanWithXattrs(upper, {}, true);
+      await normaliseScanned(scan, xattrs);
+      layer = await digestLayer(upper, { ...opts, scan, xattrs, clampTimes: true });
+    }
     placed = store.placeLayerDir(layer.diffId, upper, { sync: false });
   } catch {
     // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.

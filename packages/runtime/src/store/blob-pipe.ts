@@ -96,6 +96,8 @@ export interface Ring {
   give(length: number): void;
   /** Whether the worker has failed (writing); the producer may stop early. */
   readonly failed: boolean;
+  /** Buffers `take()` lends now without waiting for the worker. */
+  readonly room: number;
 }
 
 export interface BlobPipe {
@@ -185,6 +187,9 @@ function startRing(fd: number): Sink {
     },
     get failed() {
       return Atomics.load(ctrl, FAILED) === 1;
+    },
+    get room() {
+      return SLOTS - (taken - Atomics.load(ctrl, TAIL));
     },
   };
   /** At most one buffer, never seen by a worker: hashed (and written) here. */
