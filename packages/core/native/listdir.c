@@ -124,6 +124,33 @@ static int readNames(DIR *dir, Names *out, int astral) {
   return status;
 }
 
+// The result object: `names` (the sorted names joined by "\0"), `stats`, and `extra` as property
+// `extraName`. NULL where N-API failed.
+static napi_value answer(napi_env env, const Names *names, napi_value stats, const char *extraName, napi_value extra) {
+  napi_value joined, object;
+  char *text = NULL;
+  size_t length = 0;
+  if (names->count > 0) {
+    text = malloc(names->used);
+    if (text == NULL) return NULL;
+    for (size_t i = 0; i < names->count; i++) {
+      size_t n = strlen(names->sorted[i]);
+      memcpy(text + length, names->sorted[i], n);
+      length += n;
+      text[length++] = 0;
+    }
+    // Each name's NUL is the separator before the next: the last one is not part of the text.
+    length--;
+  }
+  napi_status made = napi_create_string_utf8(env, text ? text : "", length, &joined);
+  free(text);
+  if (made != napi_ok || napi_create_object(env, &object) != napi_ok) return NULL;
+  if (napi_set_named_property(env, object, "names", joined) != napi_ok || napi_set_named_property(env, object, "stats", stats) != napi_ok ||
+      napi_set_named_property(env, object, extraName, extra) != napi_ok)
+    return NULL;
+  return object;
+}
+
 // list(dir): { names: the sorted names joined by "\0", stats: Float64Array of NUMBERS per name,
 // links: the targets of the symbolic links among them, in order }, or undefined.
 static napi_value list(napi_env env, napi_callback_info info) {
@@ -151,7 +178,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
     if (readNames(dir, &names, 0) != 0) goto done;
   }
 
-  napi_value stats, buffer, links, joined, object;
+  napi_value stats, buffer, links;
   double *numbers;
   if (napi_create_arraybuffer(env, names.count * NUMBERS * sizeof(double), (void **)&numbers, &buffer) != napi_ok) goto done;
   if (napi_create_typedarray(env, napi_float64_array, names.count * NUMBERS, buffer, 0, &stats) != napi_ok) goto done;
@@ -185,27 +212,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
     k[3] = ms(st.st_ctim);
     k[4] = (double)st.st_ino;
   }
-  // The names joined by "\0", in sorted order: each name's NUL becomes the separator.
-  char *text = NULL;
-  size_t length = 0;
-  if (names.count > 0) {
-    text = malloc(names.used);
-    if (text == NULL) goto done;
-    for (size_t i = 0; i < names.count; i++) {
-      size_t n = strlen(names.sorted[i]);
-      memcpy(text + length, names.sorted[i], n);
-      length += n;
-      text[length++] = 0;
-    }
-    length--;
-  }
-  napi_status made = napi_create_string_utf8(env, text ? text : "", length, &joined);
-  free(text);
-  if (made != napi_ok || napi_create_object(env, &object) != napi_ok) goto done;
-  if (napi_set_named_property(env, object, "names", joined) != napi_ok || napi_set_named_property(env, object, "stats", stats) != napi_ok ||
-      napi_set_named_property(env, object, "links", links) != napi_ok)
-    goto done;
-  result = object;
+  result = answer(env, &names, stats, "links", links);
 
 done:
   if (dir != NULL) closedir(dir);
@@ -287,10 +294,9 @@ static napi_value scan(napi_env env, napi_callback_info info) {
     close(fd);
     return undefined;
   }
-  char *text = NULL;
   if (readNames(dir, &names, 1) != 0) goto done;
 
-  napi_value stats, buffer, attrs, joined, object;
+  napi_value stats, buffer, attrs;
   double *numbers;
   uint32_t attrCount = 0;
   if (napi_create_arraybuffer(env, names.count * SCAN_NUMBERS * sizeof(double), (void **)&numbers, &buffer) != napi_ok) goto done;
@@ -317,26 +323,9 @@ static napi_value scan(napi_env env, napi_callback_info info) {
     memcpy(path + pathLength + 1, names.sorted[i], n + 1);
     if (xattrsOf(env, path, (double)i, attrs, &attrCount) != 0) goto done;
   }
-  size_t length = 0;
-  if (names.count > 0) {
-    text = malloc(names.used);
-    if (text == NULL) goto done;
-    for (size_t i = 0; i < names.count; i++) {
-      size_t n = strlen(names.sorted[i]);
-      memcpy(text + length, names.sorted[i], n);
-      length += n;
-      text[length++] = 0;
-    }
-    length--;
-  }
-  if (napi_create_string_utf8(env, text ? text : "", length, &joined) != napi_ok || napi_create_object(env, &object) != napi_ok) goto done;
-  if (napi_set_named_property(env, object, "names", joined) != napi_ok || napi_set_named_property(env, object, "stats", stats) != napi_ok ||
-      napi_set_named_property(env, object, "attrs", attrs) != napi_ok)
-    goto done;
-  result = object;
+  result = answer(env, &names, stats, "attrs", attrs);
 
 done:
-  free(text);
   closedir(dir);
   free(names.sorted);
   free(names.names);

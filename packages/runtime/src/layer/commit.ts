@@ -397,18 +397,31 @@ const TURN_EVERY = 64 << 20;
 
 async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTimes = false): Promise<void> {
   const { scan, xattrs } = await scanWithXattrs(upperDir, opts, true);
-  let given = 0;
-  let sinceTurn = 0;
-  const sink: Sink = {
-    take: () => ring.take(),
-    give: (n) => {
-      ring.give(n);
-      given += n;
+  const into = counting(ring);
+  await finishWriting(writeTar(scan, xattrs, into.sink, opts, setTimes), ring, into);
+}
+
+/** The ring as a writer's sink, counting the bytes given. */
+function counting(ring: Ring): { sink: Sink; given: number } {
+  const into = {
+    given: 0,
+    sink: {
+      take: () => ring.take(),
+      give: (n: number) => {
+        ring.give(n);
+        into.given += n;
+      },
     },
   };
-  for (const _ of writeTar(scan, xattrs, sink, opts, setTimes)) {
-    if (given - sinceTurn < TURN_EVERY) continue;
-    sinceTurn = given;
+  return into;
+}
+
+/** Runs `writer` to its end, with a turn of the event loop every TURN_EVERY bytes; stops early once the ring's thread has failed. */
+async function finishWriting(writer: Generator<boolean | void>, ring: Ring, into: { given: number }): Promise<void> {
+  let sinceTurn = into.given;
+  for (let step = writer.next(); !step.done; step = writer.next()) {
+    if (into.given - sinceTurn < TURN_EVERY) continue;
+    sinceTurn = into.given;
     if (ring.failed) return;
     await nextTurn();
   }
@@ -433,16 +446,8 @@ export async function digestScanning(
   const scanning = startScan(upperDir, warmHasher, lister);
   const { scan, xattrs } = scanning;
   let done = false;
-  let given = 0;
-  let sinceTurn = 0;
-  const sink: Sink = {
-    take: () => ring.take(),
-    give: (n) => {
-      ring.give(n);
-      given += n;
-    },
-  };
-  const writer = writeTar(scan, xattrs, sink, opts, true, () => (done ? undefined : scanning.settled()));
+  const into = counting(ring);
+  const writer = writeTar(scan, xattrs, into.sink, opts, true, () => (done ? undefined : scanning.settled()));
   try {
     // A step of the writer takes at most one buffer: with room for one it never waits for the
     // hashing thread while there is scanning to do.
@@ -455,12 +460,7 @@ export async function digestScanning(
     if (!scan.xattrs) for (const [path, attrs] of await readTreeXattrs(scan.root)) xattrs.set(path, attrs);
     await normalise(scan, xattrs);
     done = true;
-    for (let step = writer.next(); !step.done; step = writer.next()) {
-      if (given - sinceTurn < TURN_EVERY) continue;
-      sinceTurn = given;
-      if (ring.failed) break;
-      await nextTurn();
-    }
+    await finishWriting(writer, ring, into);
   } catch (e) {
     await pipe.finish().catch(() => undefined);
     throw e;
