@@ -120,6 +120,9 @@ describe("layer compression: gzip, zstd, pulled zstd bases", { skip: whyNot() },
     const dir = project("gzip-base", `${reg.host}/base/busybox:gzip`, [`run: "seq 1 300000 > /numbers.txt"`, `tags: ["${reg.host}/out/flag:1"]`]);
     const gz = mstage(dir, ["up", "--progress", "plain"], "store-g");
     assert.equal(gz.code, 0, gz.all);
+    // The stage's layer is gzipped from its dir: one line says so, not one per report of its end.
+    const lines = [...gz.all.matchAll(/compressed layer ([0-9a-f]{12})/g)].map((m) => m[1]);
+    assert.equal(lines.length, 1, gz.all);
     const first = layoutLayerTypes(join(dir, "oci"), "app");
     assert.deepEqual(first.types, [GZIP, GZIP]);
     assert.match(readFileSync(join(unpack(join(dir, "oci"), "app"), "numbers.txt"), "utf8"), /^1\n2\n[\s\S]*\n300000\n$/);

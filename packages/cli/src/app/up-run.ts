@@ -259,15 +259,20 @@ export async function runUp(o: UpOptions): Promise<UpSummary> {
   }
 }
 
-/** Turns a layer's compression progress into `compress` events: at most 5 a second, and the last. */
+/**
+ * Turns a layer's compression progress into `compress` events: at most 5 a second, and the last
+ * once (the compressor and compressLayer both report the end; a renderer prints a line for it).
+ */
 function compressProgress(stage: string, layer: Digest, format: "gzip" | "zstd", onEvent?: BuildEventHandler): ((done: number, total: number) => void) | undefined {
   if (!onEvent) return undefined;
   const started = Date.now();
   let shown = 0;
+  let ended = false;
   return (done, total) => {
     const now = Date.now();
-    if (done < total && now - shown < 200) return;
+    if (ended || (done < total && now - shown < 200)) return;
     shown = now;
+    ended = done >= total;
     onEvent({ type: "compress", stage, layer, format, done, total, started });
   };
 }
