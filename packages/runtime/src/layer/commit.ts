@@ -431,9 +431,10 @@ async function finishWriting(writer: Generator<boolean | void>, ring: Ring, into
  * A stage's commit with the native lister: the tar is hashed while the tree is still being scanned.
  * This thread lists a directory, then writes what is settled into the ring for as long as the ring
  * has room, then lists the next, so the hashing thread starts within the first directories instead
- * of after the whole scan (bench/compare.sh commit: a tenth of the time). Once the scan is done,
- * `normalise` rewrites what it must (entries it changes were not written yet: see
- * Scanning.settled), and the rest of the tar follows. Every mtime is clamped as in digestLayer.
+ * of after the whole scan (bench/compare.sh commit: the scan is ~65 ms of a 0.8 s commit, and the
+ * hashing thread is its critical path). Once the scan is done, `normalise` rewrites what it must
+ * (entries it changes were not written yet: see Scanning.settled), and the rest of the tar
+ * follows. Every mtime is clamped as in digestLayer.
  */
 export async function digestScanning(
   upperDir: string,
