@@ -124,6 +124,31 @@ static int readNames(DIR *dir, Names *out, int astral) {
   return status;
 }
 
+// Argument `v` as a path in `path` (PATH_MAX bytes, NUL-terminated): 0 where it is no string or too long.
+static int pathArg(napi_env env, napi_value v, char path[PATH_MAX], size_t *length) {
+  return napi_get_value_string_utf8(env, v, path, PATH_MAX, length) == napi_ok && *length < PATH_MAX - 1;
+}
+
+// `path` as a directory stream, its descriptor in *fd; NULL, with errno, where it cannot be one.
+static DIR *openDir(const char *path, int *fd) {
+  *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*fd < 0) return NULL;
+  DIR *dir = fdopendir(*fd);
+  if (dir == NULL) {
+    int e = errno;
+    close(*fd);
+    errno = e;
+  }
+  return dir;
+}
+
+// A Float64Array of `count` doubles, written through `*numbers`: 0 where N-API failed.
+static int numberArray(napi_env env, size_t count, double **numbers, napi_value *array) {
+  napi_value buffer;
+  return napi_create_arraybuffer(env, count * sizeof(double), (void **)numbers, &buffer) == napi_ok &&
+         napi_create_typedarray(env, napi_float64_array, count, buffer, 0, array) == napi_ok;
+}
+
 // The result object: `names` (the sorted names joined by "\0"), `stats`, and `extra` as property
 // `extraName`. NULL where N-API failed.
 static napi_value answer(napi_env env, const Names *names, napi_value stats, const char *extraName, napi_value extra) {
@@ -160,29 +185,18 @@ static napi_value list(napi_env env, napi_callback_info info) {
   napi_value arg;
   char path[PATH_MAX];
   size_t pathLength;
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1) return undefined;
-  if (napi_get_value_string_utf8(env, arg, path, sizeof path, &pathLength) != napi_ok || pathLength >= sizeof path - 1) return undefined;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 || !pathArg(env, arg, path, &pathLength)) return undefined;
 
   Names names = {0};
-  DIR *dir = NULL;
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    // Removed while the walk ran: it was never there (as listDirectory).
-    if (errno != ENOENT) return undefined;
-  } else {
-    dir = fdopendir(fd);
-    if (dir == NULL) {
-      close(fd);
-      return undefined;
-    }
-    if (readNames(dir, &names, 0) != 0) goto done;
-  }
+  int fd;
+  DIR *dir = openDir(path, &fd);
+  // Removed while the walk ran: it was never there (as listDirectory), and has no names.
+  if (dir == NULL && errno != ENOENT) return undefined;
+  if (dir != NULL && readNames(dir, &names, 0) != 0) goto done;
 
-  napi_value stats, buffer, links;
+  napi_value stats, links;
   double *numbers;
-  if (napi_create_arraybuffer(env, names.count * NUMBERS * sizeof(double), (void **)&numbers, &buffer) != napi_ok) goto done;
-  if (napi_create_typedarray(env, napi_float64_array, names.count * NUMBERS, buffer, 0, &stats) != napi_ok) goto done;
-  if (napi_create_array(env, &links) != napi_ok) goto done;
+  if (!numberArray(env, names.count * NUMBERS, &numbers, &stats) || napi_create_array(env, &links) != napi_ok) goto done;
   uint32_t linkCount = 0;
   char target[PATH_MAX + 1];
   for (size_t i = 0; i < names.count; i++) {
@@ -282,26 +296,20 @@ static napi_value scan(napi_env env, napi_callback_info info) {
   char path[PATH_MAX];
   size_t pathLength;
   bool self = false;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2) return undefined;
-  if (napi_get_value_string_utf8(env, args[0], path, sizeof path, &pathLength) != napi_ok || pathLength >= sizeof path - 1) return undefined;
-  if (napi_get_value_bool(env, args[1], &self) != napi_ok) return undefined;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2 || !pathArg(env, args[0], path, &pathLength) ||
+      napi_get_value_bool(env, args[1], &self) != napi_ok)
+    return undefined;
 
   Names names = {0};
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return undefined;
-  DIR *dir = fdopendir(fd);
-  if (dir == NULL) {
-    close(fd);
-    return undefined;
-  }
+  int fd;
+  DIR *dir = openDir(path, &fd);
+  if (dir == NULL) return undefined;
   if (readNames(dir, &names, 1) != 0) goto done;
 
-  napi_value stats, buffer, attrs;
+  napi_value stats, attrs;
   double *numbers;
   uint32_t attrCount = 0;
-  if (napi_create_arraybuffer(env, names.count * SCAN_NUMBERS * sizeof(double), (void **)&numbers, &buffer) != napi_ok) goto done;
-  if (napi_create_typedarray(env, napi_float64_array, names.count * SCAN_NUMBERS, buffer, 0, &stats) != napi_ok) goto done;
-  if (napi_create_array(env, &attrs) != napi_ok) goto done;
+  if (!numberArray(env, names.count * SCAN_NUMBERS, &numbers, &stats) || napi_create_array(env, &attrs) != napi_ok) goto done;
   if (self && xattrsOf(env, path, -1, attrs, &attrCount) != 0) goto done;
   // dir + "/" + name, for the xattr calls (there is no llistxattrat before Linux 6.13).
   path[pathLength] = '/';

@@ -138,11 +138,7 @@ export function loadLister(path: string): NativeLister {
 
 /** One directory's listing on this thread, with the lister listerChoice() picked. */
 export function listHereNow(dir: string): ReturnType<typeof listDirectory> {
-  if (listerChoice().native) {
-    const l = lister!.list(dir);
-    if (l !== undefined) return l;
-  }
-  return listDirectory(fs, dir);
+  return nativeLister()?.list(dir) ?? listDirectory(fs, dir);
 }
 
 /**
@@ -157,6 +153,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData: { claims, native } } = require("node:worker_threads");
 const fs = require("node:fs");
 const listDirectory = ${listDirectory.toString()};
+// loadLister's dlopen, inline: this code is source text, without the module's imports.
 const lister = native ? (() => { const m = { exports: {} }; process.dlopen(m, native); return m.exports; })() : undefined;
 parentPort.postMessage({ up: true });
 parentPort.on("message", ({ id, slot, dir }) => {

@@ -4,11 +4,10 @@
 // Normalised here to exactly what apply.ts gives from the tar, then renamed into layers/.
 import { linkSync, lstatSync, rmSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { nativeLister } from "@mstage/core";
 import type { Store } from "../store/store.ts";
 import { syncTree } from "../store/atomic-files.ts";
 import type { LayerRef } from "../store/results.ts";
-import { commitLayerToStore, digestLayer, digestScanning, scanWithXattrs, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
+import { commitLayerToStore, digestScanning, setFacts, type CommitOptions, type TreeScan } from "./commit.ts";
 import { createOverlayWhiteout, isOverlayOpaque, OVERLAY_OPAQUE_XATTR } from "./whiteouts.ts";
 import { isOverlayPrivate, removeXattr, writeXattrs, type Xattrs } from "./xattr.ts";
 
@@ -29,13 +28,7 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
     // dir the tar is written from later. Normalising does not change the tar (whiteouts stay 0/0
     // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), so the
     // xattrs read before give the same. Its tar is hashed on a thread (store/blob-pipe.ts).
-    const lister = nativeLister();
-    if (lister) layer = await digestScanning(upper, opts, lister, normaliseScanned);
-    else {
-      const { scan, xattrs } = await scanWithXattrs(upper, {}, true);
-      await normaliseScanned(scan, xattrs);
-      layer = await digestLayer(upper, { ...opts, scan, xattrs, clampTimes: true });
-    }
+    layer = await digestScanning(upper, opts, normaliseScanned);
     placed = store.placeLayerDir(layer.diffId, upper, { sync: false });
   } catch {
     // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.

@@ -111,9 +111,9 @@ const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
  * other names pays for their bytes. With the native lister (packages/core/native/listdir.c), each
  * directory is one call that reads its entries' xattrs too: 28 000 entries in ~65 ms instead of
  * ~80 ms, and no getfattr process beside it. `onLarge` runs once the files listed pass
- * HASHER_WORTH bytes.
+ * HASHER_WORTH bytes. `lister` null: lstat and getfattr, whether or not this process has the addon.
  */
-export function scanTree(dir: string, onLarge?: () => void, lister: NativeLister | undefined = nativeLister()): TreeScan {
+export function scanTree(dir: string, onLarge?: () => void, lister: NativeLister | null = nativeLister() ?? null): TreeScan {
   const scanning = startScan(dir, onLarge, lister);
   for (const _ of scanning.steps);
   return scanning.scan;
@@ -134,7 +134,7 @@ interface Scanning {
   settled(): number;
 }
 
-function startScan(dir: string, onLarge: (() => void) | undefined, lister: NativeLister | undefined): Scanning {
+function startScan(dir: string, onLarge: (() => void) | undefined, lister: NativeLister | null): Scanning {
   // Paths by concatenation: path.join normalises each one again, a few percent of a commit's time.
   const root = resolve(dir);
   const scan: TreeScan = { root, entries: [], whiteouts: [], unsupported: [] };
@@ -348,14 +348,14 @@ function* writeTar(scan: TreeScan, xattrs: Map<string, Xattrs>, sink: Sink, opts
 }
 
 /**
- * The tree's scan and its xattrs: getfattr walks it in its own process while this one lists it.
- * `hashing`: the tar goes into a ring, whose thread a large tree's scan starts early.
+ * The tree's scan and its xattrs: the native lister reads them in the scan; else (or where it could
+ * not) getfattr walks the tree in its own process while this one lists it. `hashing`: the tar goes
+ * into a ring, whose thread a large tree's scan starts early.
  */
-export async function scanWithXattrs(dir: string, opts: Pick<CommitOptions, "scan" | "xattrs">, hashing: boolean): Promise<{ scan: TreeScan; xattrs: Map<string, Xattrs> }> {
+async function scanWithXattrs(dir: string, opts: CommitOptions, hashing: boolean): Promise<{ scan: TreeScan; xattrs: Map<string, Xattrs> }> {
   const onLarge = hashing ? warmHasher : undefined;
-  if (opts.xattrs) return { scan: opts.scan ?? scanTree(dir, onLarge), xattrs: opts.xattrs };
-  // With the native lister the scan reads them (getfattr only where it could not); else getfattr
-  // walks the tree in its own process while this one lists it.
+  const known = opts.xattrs ?? opts.scan?.xattrs;
+  if (known) return { scan: opts.scan ?? scanTree(dir, onLarge), xattrs: known };
   let reading = opts.scan || !nativeLister() ? readTreeXattrs(dir) : undefined;
   let scan: TreeScan;
   try {
@@ -395,10 +395,10 @@ export function commitLayer(upperDir: string, opts: CommitOptions): Readable {
 /** Bytes between two turns of the event loop while a tar is written into the ring (progress, signals). */
 const TURN_EVERY = 64 << 20;
 
-async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions, setTimes = false): Promise<void> {
+async function fillRing(ring: Ring, upperDir: string, opts: CommitOptions): Promise<void> {
   const { scan, xattrs } = await scanWithXattrs(upperDir, opts, true);
   const into = counting(ring);
-  await finishWriting(writeTar(scan, xattrs, into.sink, opts, setTimes), ring, into);
+  await finishWriting(writeTar(scan, xattrs, into.sink, opts), ring, into);
 }
 
 /** The ring as a writer's sink, counting the bytes given. */
@@ -428,24 +428,29 @@ async function finishWriting(writer: Generator<boolean | void>, ring: Ring, into
 }
 
 /**
- * A stage's commit with the native lister: the tar is hashed while the tree is still being scanned.
- * This thread lists a directory, then writes what is settled into the ring for as long as the ring
- * has room, then lists the next, so the hashing thread starts within the first directories instead
- * of after the whole scan (bench/compare.sh commit: the scan is ~65 ms of a 0.8 s commit, and the
- * hashing thread is its critical path). Once the scan is done, `normalise` rewrites what it must
- * (entries it changes were not written yet: see Scanning.settled), and the rest of the tar
- * follows. Every mtime is clamped as in digestLayer.
+ * A stage's commit: the diff-id and size of `upperDir`'s layer tar once `normalise` has rewritten
+ * what it must, with every mtime below `upperDir` set to what the tar says (whole seconds, at most
+ * SOURCE_DATE_EPOCH), as an extracted layer has them, in the same walk. The tar is hashed while the
+ * tree is still being scanned: this thread lists a directory, then writes what is settled into the
+ * ring for as long as the ring has room, then lists the next, so the hashing thread starts within
+ * the first directories instead of after the whole scan (bench/compare.sh commit: the scan is
+ * ~65 ms of a 0.8 s commit, and the hashing thread is its critical path). Once the scan is done,
+ * `normalise` runs (entries it changes were not written yet: see Scanning.settled), and the rest of
+ * the tar follows. Without the native lister (`lister` null) nothing is settled before the scan
+ * ends, and getfattr reads the xattrs meanwhile: scan, normalise, hash, in turn.
  */
 export async function digestScanning(
   upperDir: string,
   opts: CommitOptions,
-  lister: NativeLister,
   normalise: (scan: TreeScan, xattrs: Map<string, Xattrs>) => Promise<void>,
+  lister: NativeLister | null = nativeLister() ?? null,
 ): Promise<LayerRef> {
   const pipe = openDigestPipe();
   const ring = pipe.ring;
   const scanning = startScan(upperDir, warmHasher, lister);
   const { scan, xattrs } = scanning;
+  const reading = lister ? undefined : readTreeXattrs(scan.root);
+  reading?.catch(() => undefined);
   let done = false;
   const into = counting(ring);
   const writer = writeTar(scan, xattrs, into.sink, opts, true, () => (done ? undefined : scanning.settled()));
@@ -458,7 +463,7 @@ export async function digestScanning(
         if (step.done || step.value === true) break;
       }
     }
-    if (!scan.xattrs) for (const [path, attrs] of await readTreeXattrs(scan.root)) xattrs.set(path, attrs);
+    if (!scan.xattrs) for (const [path, attrs] of await (reading ?? readTreeXattrs(scan.root))) xattrs.set(path, attrs);
     await normalise(scan, xattrs);
     done = true;
     await finishWriting(writer, ring, into);
@@ -489,13 +494,12 @@ export async function commitLayerToStore(store: Store, upperDir: string, opts: C
 
 /**
  * The diff-id and size of `upperDir`'s layer tar, which is not written anywhere: hashed on a second
- * thread as it is read. With `clampTimes`, every mtime below `upperDir` is also set to what the tar
- * says (whole seconds, at most SOURCE_DATE_EPOCH), as an extracted layer has them, in the same walk.
+ * thread as it is read (a stage's commit, which also clamps times, is digestScanning).
  */
-export async function digestLayer(upperDir: string, opts: CommitOptions & { clampTimes?: boolean }): Promise<LayerRef> {
+export async function digestLayer(upperDir: string, opts: CommitOptions): Promise<LayerRef> {
   const pipe = openDigestPipe();
   try {
-    await fillRing(pipe.ring, upperDir, opts, opts.clampTimes);
+    await fillRing(pipe.ring, upperDir, opts);
   } catch (e) {
     await pipe.finish().catch(() => undefined);
     throw e;

@@ -191,7 +191,6 @@ function binfmtCheck(): DoctorCheck {
   };
 }
 
-/** Runs every check; `storeDir` is where the overlay probe runs (the store's filesystem matters). */
 /** Whether plans list large local sources with the native lister the build compiled (optional: Node's fs gives the same listing, slower). */
 function listerCheck(): DoctorCheck {
   const name = "native directory lister";
@@ -202,6 +201,7 @@ function listerCheck(): DoctorCheck {
   return { name, ok: true, required: false, detail };
 }
 
+/** Runs every check; `storeDir` is where the overlay probe runs (the store's filesystem matters). */
 export async function runDoctorChecks(opts: { storeDir: string }): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [await toolsCheck(), userNamespaceCheck(), uidmapCheck(), rangeCheck()];
   if (checks.slice(0, 3).every((c) => c.ok)) checks.push(...(await probeChecks(opts.storeDir)));
