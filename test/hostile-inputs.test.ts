@@ -225,6 +225,31 @@ test("an owner outside the mapped ids or no valid id, and an overlong stage name
   }
 });
 
+test("a step that leaves a file name that is not UTF-8 gets one error naming the stage, its run and the name, with either lister", (t) => {
+  if (!existsSync("/bin/busybox")) return t.skip("busybox-static is not installed (/bin/busybox): run .ci/setup");
+  const dir = project({
+    "images.ts": `import { local, scratch, stage } from "mstage";
+export const app = stage("app", {
+  from: scratch(),
+  copy: { "/bin/busybox": local("/bin/busybox", { mode: 0o755 }) },
+  shell: ["/bin/busybox", "sh", "-c"],
+  run: "/bin/busybox mkdir /d && /bin/busybox touch \\"/d/$(/bin/busybox printf 'f\\\\377o')\\"",
+});
+`,
+  });
+  try {
+    for (const listdir of ["", "js"]) {
+      const r = mstage(dir, ["--store", join(dir, `store-${listdir || "native"}`), "up", "-q"], { MSTAGE_LISTDIR: listdir });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: images\.ts:2:\d+: stage "app", key "run": \/d\/f\\xffo is a file name that is not UTF-8, and a layer holds UTF-8 names only: rename or remove it in the step that makes it\n$/, `MSTAGE_LISTDIR=${listdir}`);
+      noInternalError(r);
+      assert.ok(!existsSync(join(dir, "oci")), "no output written");
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a --store the user cannot write is one error naming it", (t) => {
   if (spawnSync("id", ["mstage-test"]).status !== 0) return t.skip("the mstage-test user is missing: run .ci/setup");
   const dir = project({ "images.ts": `import { inline, scratch, stage } from "mstage";\nexport const app = stage("app", { from: scratch(), copy: { "/f": inline("x") } });\n` });

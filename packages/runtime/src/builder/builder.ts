@@ -318,7 +318,13 @@ export async function buildPlan(o: BuildOptions): Promise<Map<Stage, BuiltStage>
       // The upper dir then becomes the layer's extracted form: a later stage on this one mounts it
       // instead of extracting the tar just written.
       // Made durable outside the job slot (makeLayerDurable), before its result is stored.
-      if (await hasEntries(upper)) own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde, syncLater: true });
+      if (await hasEntries(upper)) {
+        own = await commitAndAdopt(o.store, upper, { sourceDateEpoch: sde, syncLater: true }).catch((e: unknown) => {
+          // What the stage left that no layer holds (a name that is not UTF-8) is the stage's error.
+          if (e instanceof UserError && !(e instanceof StageError)) throw new StageError(stage.name, e.message, spec.run.length ? "run" : "copy", stage.definedAt, { cause: e });
+          throw e;
+        });
+      }
       // Stored unsquashed, with the stage's own config: finish() derives the rest for this run.
       const config = finalConfig(stage, base.config, own, undefined, sde);
       return {

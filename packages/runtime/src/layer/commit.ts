@@ -151,7 +151,9 @@ function startScan(dir: string, onLarge: (() => void) | undefined, lister: Nativ
     }
   };
   const listJs = (abs: string, rel: string): Child[] => {
-    const children = readdirSync(abs).map((name) => {
+    const names = readdirSync(abs);
+    if (names.some((n) => n.includes("\uFFFD"))) refuseNonUtf8(abs, rel);
+    const children = names.map((name) => {
       const st = lstatSync(abs + "/" + name);
       const key = isOverlayWhiteout(st) ? WH_PREFIX + name : name;
       const path = rel ? rel + "/" + name : name;
@@ -214,6 +216,18 @@ function startScan(dir: string, onLarge: (() => void) | undefined, lister: Nativ
     if (allNative) scan.xattrs = xattrs;
   }
   return { scan, steps: steps(), xattrs, settled: () => unsettled ?? scan.entries.length };
+}
+
+/**
+ * Refuses a directory holding a name that is not UTF-8: Node reads it with U+FFFD in place of its
+ * bytes, a name no lstat finds, and the layer would not hold it as the step left it.
+ */
+function refuseNonUtf8(abs: string, rel: string): void {
+  for (const raw of readdirSync(abs, { encoding: "buffer" })) {
+    if (Buffer.from(raw.toString("utf8"), "utf8").equals(raw)) continue;
+    const shown = [...raw].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join("");
+    throw new UserError(`/${rel ? rel + "/" : ""}${shown} is a file name that is not UTF-8, and a layer holds UTF-8 names only: rename or remove it in the step that makes it`);
+  }
 }
 
 function paxXattrs(attrs: Xattrs | undefined): TarHeader["pax"] {
