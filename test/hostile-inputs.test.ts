@@ -250,6 +250,42 @@ export const app = stage("app", {
   }
 });
 
+test("a local() file whose name is not UTF-8 is one error naming the source and the file, with either lister; excluded, it is left out", () => {
+  const dir = project({
+    "images.ts": `import { local, scratch, stage } from "mstage";
+export const app = stage("app", { from: scratch(), copy: { "/src": local("src", { exclude: process.env.EXCLUDE ? ["f*o"] : [] }) } });
+`,
+    "src/ok": "ok\n",
+    "src/sub/x": "x\n",
+  });
+  // Node cannot make the name (it writes strings as UTF-8): the shell can.
+  spawnSync("sh", ["-c", "touch \"$(printf 'f\\377o')\"; cd sub && ln -s ok \"$(printf 'l\\376')\""], { cwd: join(dir, "src") });
+  assert.equal(readdirSync(join(dir, "src"), { encoding: "buffer" }).length, 3, "the name is made");
+  try {
+    for (const listdir of ["", "js"]) {
+      for (const command of ["plan", "up"]) {
+        const r = mstage(dir, ["--store", join(dir, "store"), command, "-q"], { MSTAGE_LISTDIR: listdir });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^error: images\.ts:2:\d+: stage "app", key "copy": local src: f\\xffo is a file name that is not UTF-8, and an image layer holds UTF-8 names only: rename it, or leave it out \(exclude, \.mstageignore\)\n$/, `${command}, MSTAGE_LISTDIR=${listdir}`);
+        noInternalError(r);
+        assert.ok(!existsSync(join(dir, "oci")), "no output written");
+      }
+    }
+    rmSync(join(dir, "src/f\uFFFDo"), { force: true });
+    spawnSync("sh", ["-c", "rm -f \"$(printf 'f\\377o')\""], { cwd: join(dir, "src") });
+    const r = mstage(dir, ["--store", join(dir, "store"), "up", "-q"]);
+    assert.equal(r.code, 1, "the one in a subdirectory too");
+    assert.match(r.stderr, /local src: sub\/l\\xfe is a file name that is not UTF-8/);
+    spawnSync("sh", ["-c", "touch \"$(printf 'f\\377o')\"; rm \"sub/$(printf 'l\\376')\""], { cwd: join(dir, "src") });
+    const excluded = mstage(dir, ["--store", join(dir, "store"), "up", "-q"], { EXCLUDE: "1" });
+    assert.equal(excluded.code, 0, excluded.stderr);
+    const files = spawnSync("sh", ["-c", "for b in oci/blobs/sha256/*; do tar -tzf $b 2>/dev/null; done"], { cwd: dir, encoding: "utf8" }).stdout;
+    assert.deepEqual(files.split("\n").filter(Boolean).sort(), ["src/", "src/ok", "src/sub/", "src/sub/x"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a --store the user cannot write is one error naming it", (t) => {
   if (spawnSync("id", ["mstage-test"]).status !== 0) return t.skip("the mstage-test user is missing: run .ci/setup");
   const dir = project({ "images.ts": `import { inline, scratch, stage } from "mstage";\nexport const app = stage("app", { from: scratch(), copy: { "/f": inline("x") } });\n` });

@@ -40,6 +40,7 @@ export type { StageGraph } from "./graph.ts";
 export { walkLocal, localPath, projectIgnore, globBase, globRegExp, isGlob } from "./local/walk.ts";
 export { IgnoreRules } from "./local/ignore.ts";
 export type { LocalEntry } from "./local/walk.ts";
+export { nonUtf8Name } from "./local/names.ts";
 export { listerChoice, nativeLister, SCAN_NUMBERS, type ListerChoice, type NativeLister } from "./local/walk-pool.ts";
 export { LAYER_FORMAT, layerKey, configKey } from "./keys.ts";
 export { canonicalJson, sha256Hex } from "./canonical.ts";

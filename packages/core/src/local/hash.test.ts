@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { local } from "../api/sources.ts";
+import { UserError } from "../errors.ts";
 import { hashLocal } from "./hash.ts";
 import { StatCache } from "./statcache.ts";
 import { walkPool } from "./walk-pool.ts";
@@ -199,6 +200,29 @@ test("the threaded walk lists what the synchronous walk lists, in its order, wit
   const rels = sync.map((e) => e[0]);
   for (const r of ["B", "keep.tmp", "sub/dangling", "z/y/x/w/leaf", "é ü.txt", "many/d59/f"]) assert.ok(rels.includes(r), r);
   for (const r of ["skip.tmp", "sub/deep", "excluded", "fifo"]) assert.ok(!rels.includes(r), r);
+});
+
+test("a name that is not UTF-8 is an error from either walk, wherever it is listed; one the source excludes is left out", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-hash-utf8-"));
+  for (let i = 0; i < 40; i++) mkdirSync(join(dir, `src/d${i}`), { recursive: true }), writeFileSync(join(dir, `src/d${i}/f`), String(i));
+  // Node writes names as UTF-8; the shell makes the others. A valid U+FFFD beside it is a name like any.
+  execFileSync("sh", ["-c", "touch \"src/d37/$(printf 'n\\377')\" \"src/d37/$(printf 'n\\357\\277\\275')\""], { cwd: dir });
+  const error = (e: unknown) => e instanceof UserError && /^src: d37\/n\\xff is a file name that is not UTF-8/.test(e.message);
+  try {
+    assert.throws(() => walkLocalSync("src", dir, {}), error);
+    for (const when of ["thread starting", "thread up"]) {
+      await assert.rejects(walkLocalParallel("src", dir, {}, () => {}), error, when);
+      await walkPool()?.started;
+    }
+    const rels: string[] = [];
+    await walkLocalParallel("src", dir, { exclude: ["d37/n?"] }, (e) => rels.push(e.rel));
+    assert.ok(rels.includes("d37/f") && !rels.some((r) => r.startsWith("d37/n")), rels.join(" "));
+    rmSync(join(dir, "src/d37/n\uFFFD"));
+    execFileSync("sh", ["-c", "rm \"src/d37/$(printf 'n\\377')\" && touch \"src/d37/$(printf 'n\\357\\277\\275')\""], { cwd: dir });
+    assert.ok(walkLocalSync("src", dir, {}).some((e) => e.rel === "d37/n\uFFFD"), "a U+FFFD that is UTF-8 is a name");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a source that had many files walks on threads, to the same digest, and reads nothing when warm", async () => {

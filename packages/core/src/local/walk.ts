@@ -3,6 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSyn
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { LocalSource } from "../model.ts";
+import { nonUtf8Name } from "./names.ts";
 import { AnchoredPatterns, IgnoreRules, dockerignorePatterns, parseIgnoreFile, wildcardAt } from "./ignore.ts";
 import { NUMBERS, listHereNow, listing, walkPool, type Listing } from "./walk-pool.ts";
 
@@ -201,6 +202,24 @@ function skipper(root: string, projectDir: string, o: WalkOptions): Skip {
   return skip;
 }
 
+/**
+ * Refuses a name that is not UTF-8. Node reads it with U+FFFD in its bytes' place: a name no lstat
+ * finds (the walk would take it for a file removed meanwhile), or, beside a name that is that very
+ * UTF-8, the other file twice. An image layer cannot hold it. Left out by the source's patterns
+ * (matched against the name as Node reads it), it is left out.
+ */
+function refuseNonUtf8(path: string, dir: string, relDir: string, name: string, skip: Skip): void {
+  if (!name.includes("\uFFFD")) return;
+  const rel = relDir === "" ? name : relDir + "/" + name;
+  if (skip(dir + "/" + name, rel, false)) return;
+  const shown = nonUtf8Name(dir, name);
+  if (shown === undefined) return;
+  const where = relDir === "" ? shown : relDir + "/" + shown;
+  throw new UserError(
+    `${path}: ${where} is a file name that is not UTF-8, and an image layer holds UTF-8 names only: rename it, or leave it out (exclude, .mstageignore)`,
+  );
+}
+
 /** Whether to leave an entry out; `patterns`: whether any pattern can (else only mstage's own dirs). */
 type Skip = ((abs: string, rel: string, isDir: boolean) => boolean) & { patterns?: boolean };
 
@@ -214,6 +233,7 @@ function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: Loc
       const abs = dir + "/" + name;
       const rel = relDir === "" ? name : relDir + "/" + name;
       // A file deleted while the walk runs (an editor's temp file, git's gc) was never there.
+      refuseNonUtf8(path, dir, relDir, name, skip);
       const ls = lstatSync(abs, { throwIfNoEntry: false });
       if (ls === undefined) continue;
       const isDir = ls.isDirectory();
@@ -346,6 +366,7 @@ export async function walkLocalParallel(path: string, projectDir: string, o: Wal
       listing.names.forEach((name, i) => {
         const mode = listing.stats[i * NUMBERS]!;
         const isDir = (mode & S_IFMT) === S_IFDIR;
+        refuseNonUtf8(path, a.dir, a.rel, name, skip);
         if (mode < 0) skipped[i] = 1;
         else if (patterns || isDir) {
           const abs = a.dir + "/" + name;

@@ -15,7 +15,7 @@ import { closeSync, lstatSync, lutimesSync, openSync, readdirSync, readlinkSync,
 import { resolve } from "node:path";
 import { Readable } from "node:stream";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { DigestMismatchError, nativeLister, SCAN_NUMBERS, UserError, type NativeLister } from "@mstage/core";
+import { DigestMismatchError, nativeLister, nonUtf8Name, SCAN_NUMBERS, UserError, type NativeLister } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { HASHER_WORTH, openBlobPipe, openDigestPipe, warmHasher, type Ring } from "../store/blob-pipe.ts";
 import type { Store } from "../store/store.ts";
@@ -219,15 +219,12 @@ function startScan(dir: string, onLarge: (() => void) | undefined, lister: Nativ
 }
 
 /**
- * Refuses a directory holding a name that is not UTF-8: Node reads it with U+FFFD in place of its
- * bytes, a name no lstat finds, and the layer would not hold it as the step left it.
+ * Refuses a directory holding a name that is not UTF-8: the layer would not hold it as the step
+ * left it.
  */
 function refuseNonUtf8(abs: string, rel: string): void {
-  for (const raw of readdirSync(abs, { encoding: "buffer" })) {
-    if (Buffer.from(raw.toString("utf8"), "utf8").equals(raw)) continue;
-    const shown = [...raw].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join("");
-    throw new UserError(`/${rel ? rel + "/" : ""}${shown} is a file name that is not UTF-8, and a layer holds UTF-8 names only: rename or remove it in the step that makes it`);
-  }
+  const shown = nonUtf8Name(abs);
+  if (shown !== undefined) throw new UserError(`/${rel ? rel + "/" : ""}${shown} is a file name that is not UTF-8, and a layer holds UTF-8 names only: rename or remove it in the step that makes it`);
 }
 
 function paxXattrs(attrs: Xattrs | undefined): TarHeader["pax"] {
