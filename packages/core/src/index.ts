@@ -41,7 +41,7 @@ export { walkLocal, localPath, projectIgnore, globBase, globRegExp, isGlob } fro
 export { IgnoreRules } from "./local/ignore.ts";
 export type { LocalEntry } from "./local/walk.ts";
 export { nonUtf8Name } from "./local/names.ts";
-export { listerChoice, nativeLister, SCAN_NUMBERS, type ListerChoice, type NativeLister } from "./local/walk-pool.ts";
+export { listerChoice, listHereNow, listing, nativeLister, NUMBERS, SCAN_NUMBERS, type ListerChoice, type Listing, type NativeLister } from "./local/walk-pool.ts";
 export { LAYER_FORMAT, layerKey, configKey } from "./keys.ts";
 export { canonicalJson, sha256Hex } from "./canonical.ts";
 export type { StageInputs, BaseInput, SourceInput, CopyInput, BindInput, ConfigInputs } from "./keys.ts";

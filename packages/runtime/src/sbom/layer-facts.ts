@@ -1,7 +1,8 @@
 // The scan's costly facts (a file's checksums, a Go binary's build info) kept per layer, by diff-id:
 // a layer is immutable, so what was learnt about its files holds in every image that has it, and an
 // image whose only new layer is small scans only that layer's files (issue 13, item 5).
-import { lstat, mkdir, readFile } from "node:fs/promises";
+import { lstatSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Digest } from "../oci/digest.ts";
 import { writeFileAtomic } from "../store/atomic-files.ts";
@@ -27,7 +28,7 @@ interface Loaded {
 
 export class LayerFacts implements FileFacts {
   private readonly loaded = new Map<Digest, Promise<Loaded>>();
-  private readonly dirKinds = new Map<string, Promise<PathKind>>();
+  private readonly dirKinds = new Map<string, PathKind>();
 
   /**
    * `root` is the image's merged filesystem; `layers` its layers top first, each with the
@@ -40,7 +41,7 @@ export class LayerFacts implements FileFacts {
   ) {}
 
   async checksums(path: string, host: string): Promise<{ sha1: string; sha256: string }> {
-    const at = await this.owner(host);
+    const at = this.owner(host);
     if (!at) return directFacts.checksums(path, host);
     const l = await this.load(at.diffId);
     let sums = l.record.checksums[at.rel];
@@ -54,7 +55,7 @@ export class LayerFacts implements FileFacts {
   }
 
   async goBuildInfo(path: string, host: string): Promise<GoBuildInfo | undefined> {
-    const at = await this.owner(host);
+    const at = this.owner(host);
     if (!at) return directFacts.goBuildInfo(path, host);
     const l = await this.load(at.diffId);
     if (!(at.rel in l.record.go)) {
@@ -96,7 +97,7 @@ export class LayerFacts implements FileFacts {
    * regular file at that path through real directories. Anything else (a non-directory on the way,
    * a whiteout) means overlay rules this lookup does not follow: no layer, the file is read as is.
    */
-  private async owner(host: string): Promise<{ diffId: Digest; rel: string } | undefined> {
+  private owner(host: string): { diffId: Digest; rel: string } | undefined {
     const rel = relative(this.root, host);
     if (rel === "" || rel.startsWith("..")) return undefined;
     const parts = rel.split(sep);
@@ -106,12 +107,14 @@ export class LayerFacts implements FileFacts {
       let kind: PathKind = "dir";
       for (const part of parts) {
         cur = join(cur, part);
-        kind = await this.dirKind(cur);
+        kind = this.dirKind(cur);
         if (kind !== "dir") break;
       }
       if (kind === "none") continue;
       if (kind === "other") return undefined;
-      const st = await lstat(join(cur, name)).catch(() => undefined);
+      // lstatSync: a layer's dir is a plain directory, and the thread pool's round trip per file
+      // was most of the lookup (0.5 s of 0.8 s for the Go base's 24 000 files).
+      const st = lstatSync(join(cur, name), { throwIfNoEntry: false });
       if (st) return st.isFile() ? { diffId: layer.diffId, rel } : undefined;
     }
     return undefined;
@@ -122,13 +125,11 @@ export class LayerFacts implements FileFacts {
    * share their parents, and a lookup per component per layer per file was most of a scan's time
    * (lstat 4.7 s of 11.6 s for the 970 MB Go base's 28 000 entries).
    */
-  private dirKind(path: string): Promise<PathKind> {
+  private dirKind(path: string): PathKind {
     let k = this.dirKinds.get(path);
-    if (!k) {
-      k = lstat(path).then(
-        (st) => (st.isDirectory() ? "dir" : "other"),
-        () => "none" as const,
-      );
+    if (k === undefined) {
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      k = st === undefined ? "none" : st.isDirectory() ? "dir" : "other";
       this.dirKinds.set(path, k);
     }
     return k;

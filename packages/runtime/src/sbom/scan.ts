@@ -4,9 +4,11 @@
 // always gives the same scan. What is costly per file (its checksums, a Go binary's build info)
 // comes through FileFacts, which attest.ts serves from a cache kept per layer.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { lstat, open, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { listHereNow, listing, NUMBERS, type Listing } from "@mstage/core";
 import { forEachLimit } from "../registry/pull.ts";
 import { existingInRoot, hostPathInRoot } from "../sandbox/paths.ts";
 import { parseApkInstalled } from "./apk.ts";
@@ -31,12 +33,10 @@ export const directFacts: FileFacts = { checksums: (_path, host) => hashFile(hos
 export async function scanRootfs(root: string, facts: FileFacts = directFacts): Promise<ImageScan> {
   const distro = await readOsRelease(root);
   const packages: FoundPackage[] = [...(await scanDpkg(root, distro)), ...(await scanApk(root, distro))];
-  const executables: string[] = [];
-  const npmManifests: string[] = [];
-  await walk(root, "/", executables, npmManifests);
-  const goInfo = await mapLimited(executables, (path) => facts.goBuildInfo(path, join(root, path)));
-  executables.forEach((path, i) => packages.push(...goPackages(path, goInfo[i])));
-  for (const path of npmManifests) {
+  const tree = await walk(root);
+  const goInfo = await mapLimited(tree.executables, (path) => facts.goBuildInfo(path, join(root, path)));
+  tree.executables.forEach((path, i) => packages.push(...goPackages(path, goInfo[i])));
+  for (const path of tree.npmManifests) {
     const p = await scanNpmPackage(root, path);
     if (p) packages.push(p);
   }
@@ -45,9 +45,8 @@ export async function scanRootfs(root: string, facts: FileFacts = directFacts): 
   const owned = new Set(packages.flatMap((p) => p.files));
   const found = await mapLimited([...owned].sort(), async (path): Promise<FoundFile | undefined> => {
     // A listed symlink is not followed: only regular files at their own path are the package's.
-    const host = hostPathInRoot(root, path);
-    const st = await lstat(host).catch(() => undefined);
-    return st?.isFile() ? { path, ...(await facts.checksums(path, host)) } : undefined;
+    const host = await regularFileIn(root, tree, path);
+    return host === undefined ? undefined : { path, ...(await facts.checksums(path, host)) };
   });
   const files = found.filter((f): f is FoundFile => f !== undefined);
   // A package's files are those that are regular files in the image (lists name directories too).
@@ -141,31 +140,101 @@ async function scanApk(root: string, distro: ImageScan["distro"]): Promise<Found
   }));
 }
 
-/** Collects executable regular files (Go binary candidates) and node_modules package.json files. */
-async function walk(root: string, dir: string, executables: string[], npm: string[]): Promise<void> {
-  const host = join(root, dir);
-  let entries;
-  try {
-    entries = await readdir(host, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  const inNodeModules = dir.endsWith("/node_modules") || /\/node_modules\/@[^/]+$/.test(dir);
-  for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const path = dir === "/" ? `/${e.name}` : `${dir}/${e.name}`;
-    if (e.isDirectory()) {
-      if (SKIP_DIRS.has(path)) continue;
-      if (inNodeModules && !e.name.startsWith("@") && !e.name.startsWith(".")) {
-        const st = await lstat(join(host, e.name, "package.json")).catch(() => undefined);
-        if (st?.isFile()) npm.push(`${path}/package.json`);
-      }
-      await walk(root, path, executables, npm);
-    } else if (e.isFile()) {
-      const st = await lstat(join(host, e.name)).catch(() => undefined);
-      if (st && st.mode & 0o111 && st.size > 4096) executables.push(path);
-    }
-  }
+/** What the walk saw of the image's filesystem. */
+interface Tree {
+  /** Image path → st_mode, or a symlink's target. Nothing below SKIP_DIRS. */
+  seen: Map<string, number | string>;
+  /** Executable regular files over 4 KiB (Go binary candidates). */
+  executables: string[];
+  /** package.json files of the packages under node_modules. */
+  npmManifests: string[];
 }
+
+/**
+ * Lists the whole filesystem once, a directory per call (the native lister where it loads): the
+ * packages' files are then looked up here, not with an lstat per path component each (that, on the
+ * image's overlay, was most of a cold scan: 1.8 s of lstat for the 970 MB Go base's 24 000 files).
+ */
+async function walk(root: string): Promise<Tree> {
+  const tree: Tree = { seen: new Map([["/", S_IFDIR]]), executables: [], npmManifests: [] };
+  const npmDirs: string[] = [];
+  let listed = 0;
+  const visit = async (dir: string): Promise<void> => {
+    let l: Listing;
+    try {
+      l = listing(listHereNow(join(root, dir)));
+    } catch {
+      return;
+    }
+    // A turn of the event loop now and then: a large image's walk must not stall a compression running beside it.
+    if (++listed % 64 === 0) await nextTurn();
+    const inNodeModules = dir.endsWith("/node_modules") || /\/node_modules\/@[^/]+$/.test(dir);
+    let link = 0;
+    const subdirs: string[] = [];
+    l.names.forEach((name, i) => {
+      const mode = l.stats[i * NUMBERS]!;
+      const path = dir === "/" ? `/${name}` : `${dir}/${name}`;
+      const format = mode & S_IFMT;
+      if (mode < 0 || SKIP_DIRS.has(path)) return;
+      if (format === S_IFLNK) tree.seen.set(path, l.links[link++]!);
+      else tree.seen.set(path, mode);
+      if (format === S_IFDIR) {
+        subdirs.push(path);
+        if (inNodeModules && !name.startsWith("@") && !name.startsWith(".")) npmDirs.push(path);
+      } else if (format === S_IFREG && mode & 0o111 && l.stats[i * NUMBERS + 1]! > 4096) tree.executables.push(path);
+    });
+    for (const sub of subdirs) await visit(sub);
+  };
+  await visit("/");
+  for (const d of npmDirs) {
+    const m = tree.seen.get(`${d}/package.json`);
+    if (typeof m === "number" && (m & S_IFMT) === S_IFREG) tree.npmManifests.push(`${d}/package.json`);
+  }
+  return tree;
+}
+
+/**
+ * The host path of `path` when it is a regular file of the image at that very path (its parents'
+ * symlinks followed within the image, as hostPathInRoot does; the last one not), else undefined.
+ * Looked up in the walk's tree; what it holds nothing of (below SKIP_DIRS, `..`) is lstat'ed.
+ */
+async function regularFileIn(root: string, tree: Tree, path: string): Promise<string | undefined> {
+  const todo = path.split("/").filter((c) => c && c !== ".");
+  const last = todo.pop();
+  if (last === undefined || last === ".." || todo.includes("..")) return lstatFile(hostPathInRoot(root, path));
+  const done: string[] = [];
+  for (let links = 0; todo.length; ) {
+    const name = todo.shift()!;
+    if (name === "..") {
+      done.pop();
+      continue;
+    }
+    const at = "/" + (done.length ? done.join("/") + "/" : "") + name;
+    const seen = tree.seen.get(at);
+    if (seen === undefined) return SKIP_DIRS.has("/" + (done[0] ?? name)) ? lstatFile(hostPathInRoot(root, path)) : undefined;
+    if (typeof seen === "string") {
+      if (++links > 40) return undefined;
+      if (seen.startsWith("/")) done.length = 0;
+      todo.unshift(...seen.split("/").filter((c) => c && c !== "."));
+      continue;
+    }
+    done.push(name);
+  }
+  const at = "/" + (done.length ? done.join("/") + "/" : "") + last;
+  const seen = tree.seen.get(at);
+  if (seen === undefined && SKIP_DIRS.has("/" + (done[0] ?? last))) return lstatFile(hostPathInRoot(root, path));
+  return typeof seen === "number" && (seen & S_IFMT) === S_IFREG ? join(root, at) : undefined;
+}
+
+async function lstatFile(host: string): Promise<string | undefined> {
+  const st = await lstat(host).catch(() => undefined);
+  return st?.isFile() ? host : undefined;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
 
 /** A file's Go build info, or undefined when it is no Go binary (or cannot be read). */
 export async function readGoBinary(host: string): Promise<GoBuildInfo | undefined> {
@@ -228,15 +297,40 @@ async function scanNpmPackage(root: string, path: string): Promise<FoundPackage 
   };
 }
 
+/**
+ * A file's SHA-1 and SHA-256, read with plain reads into a buffer kept for the next file (a read
+ * stream per file cost 3.1 s of CPU for the Go base's 900 MB, these reads 1.2 s), with a turn of
+ * the event loop between files and every HASH_YIELD bytes.
+ */
 export async function hashFile(path: string): Promise<{ sha1: string; sha256: string }> {
+  await nextTurn();
   const sha1 = createHash("sha1");
   const sha256 = createHash("sha256");
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    sha1.update(chunk);
-    sha256.update(chunk);
+  const buf = hashBuffers.pop() ?? Buffer.allocUnsafeSlow(HASH_CHUNK);
+  const fd = openSync(path, "r");
+  try {
+    for (let since = 0; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      sha1.update(chunk);
+      sha256.update(chunk);
+      if ((since += n) >= HASH_YIELD) {
+        since = 0;
+        await nextTurn();
+      }
+    }
+  } finally {
+    closeSync(fd);
+    hashBuffers.push(buf);
   }
   return { sha1: sha1.digest("hex"), sha256: sha256.digest("hex") };
 }
+
+const HASH_CHUNK = 1 << 20;
+const HASH_YIELD = 8 << 20;
+/** Buffers of the hashes between their reads (one per hash running at once, SCAN_JOBS at most). */
+const hashBuffers: Buffer[] = [];
 
 function dirnameOf(p: string): string | undefined {
   const i = p.lastIndexOf("/");
