@@ -202,6 +202,27 @@ test("the threaded walk lists what the synchronous walk lists, in its order, wit
   for (const r of ["skip.tmp", "sub/deep", "excluded", "fifo"]) assert.ok(!rels.includes(r), r);
 });
 
+test("large files, read two buffers at a time, get the digest of their bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mstage-hash-large-"));
+  try {
+    mkdirSync(join(dir, "src"));
+    // Past the 4 MiB reads and not a multiple of them; exactly two of them; one under; one byte over.
+    const sizes = { odd: (9 << 20) + 7, even: 8 << 20, under: (4 << 20) - 1, over: (4 << 20) + 1 };
+    const want: string[] = [];
+    for (const [name, size] of Object.entries(sizes)) {
+      const data = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4096) data[i] = (i / 4096) % 251;
+      writeFileSync(join(dir, "src", name), data);
+      want.push(createHash("sha256").update(data).digest("hex"));
+    }
+    const r = await hashLocal("./src", dir, { projectIgnore: projectIgnore(dir) }, StatCache.open(undefined).source("src"));
+    // Each entry's fingerprint is its mode and the first 16 hex digits of its content's sha256.
+    for (const hex of want) assert.ok(r.files.includes(`:${hex.slice(0, 16)}"`), `${hex} in ${r.files}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a name that is not UTF-8 is an error from either walk, wherever it is listed; one the source excludes is left out", async () => {
   const dir = mkdtempSync(join(tmpdir(), "mstage-hash-utf8-"));
   for (let i = 0; i < 40; i++) mkdirSync(join(dir, `src/d${i}`), { recursive: true }), writeFileSync(join(dir, `src/d${i}/f`), String(i));
