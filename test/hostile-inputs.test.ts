@@ -286,6 +286,24 @@ export const app = stage("app", { from: scratch(), copy: { "/src": local("src", 
   }
 });
 
+test("a bind whose host directory holds a name that is not UTF-8 is one error naming the bind and the file", () => {
+  const dir = project({
+    "images.ts": `import { scratch, stage } from "mstage";
+export const app = stage("app", { from: scratch(), shell: ["/bin/busybox", "sh", "-c"], binds: { "/notes": { host: "./notes", readonly: true } }, run: "true" });
+`,
+    "notes/a.txt": "a\n",
+  });
+  spawnSync("sh", ["-c", "touch \"$(printf 'n\\377')\""], { cwd: join(dir, "notes") });
+  try {
+    const r = mstage(dir, ["--store", join(dir, "store"), "plan"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: images\.ts:2:\d+: stage "app", key "binds": local \.\/notes: n\\xff is a file name that is not UTF-8, and a bind's key names its files in UTF-8 only: rename it\n$/);
+    noInternalError(r);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a --store the user cannot write is one error naming it", (t) => {
   if (spawnSync("id", ["mstage-test"]).status !== 0) return t.skip("the mstage-test user is missing: run .ci/setup");
   const dir = project({ "images.ts": `import { inline, scratch, stage } from "mstage";\nexport const app = stage("app", { from: scratch(), copy: { "/f": inline("x") } });\n` });

@@ -231,6 +231,9 @@ test("a name that is not UTF-8 is an error from either walk, wherever it is list
   const error = (e: unknown) => e instanceof UserError && /^src: d37\/n\\xff is a file name that is not UTF-8/.test(e.message);
   try {
     assert.throws(() => walkLocalSync("src", dir, {}), error);
+    // A wildcard that matches it, as Docker's COPY src/d37/* would.
+    assert.throws(() => walkLocalSync("src/d37/*", dir, { glob: true }), (e: unknown) => e instanceof UserError && /^src\/d37\/\*: src\/d37\/n\\xff is a file name that is not UTF-8/.test(e.message));
+    assert.deepEqual(walkLocalSync("src/d3[0-6]/*", dir, { glob: true }).length, 7, "one it does not match is no error");
     for (const when of ["thread starting", "thread up"]) {
       await assert.rejects(walkLocalParallel("src", dir, {}, () => {}), error, when);
       await walkPool()?.started;

@@ -122,7 +122,18 @@ function walkGlob(path: string, projectDir: string, o: WalkOptions, emit: (e: Lo
         continue;
       }
       const re = globRegExp(part);
-      for (const n of names) if (re.test(n)) next.push(join(dir, n));
+      for (const n of names) {
+        if (!re.test(n)) continue;
+        if (n.includes("\uFFFD")) {
+          const shown = nonUtf8Name(dir, n);
+          if (shown !== undefined) {
+            const inProject = relative(projectDir, dir);
+            const where = join(inProject.startsWith("..") || isAbsolute(inProject) ? dir : inProject, shown);
+            throw new UserError(`${path}: ${where} is a file name that is not UTF-8, and an image layer holds UTF-8 names only: rename it`);
+          }
+        }
+        next.push(join(dir, n));
+      }
     }
     found = next.filter((p) => existsSync(p) || lstatExists(p));
   }
@@ -199,6 +210,7 @@ function skipper(root: string, projectDir: string, o: WalkOptions): Skip {
     (!exclude.empty && exclude.ignores(rel, isDir)) ||
     (project !== undefined && underProject && project.ignores(prefix + rel, isDir));
   skip.patterns = !exclude.empty || (project !== undefined && underProject);
+  skip.bind = !o.glob;
   return skip;
 }
 
@@ -215,13 +227,16 @@ function refuseNonUtf8(path: string, dir: string, relDir: string, name: string, 
   const shown = nonUtf8Name(dir, name);
   if (shown === undefined) return;
   const where = relDir === "" ? shown : relDir + "/" + shown;
+  // A bind is never copied into a layer, but its files are its stage's key, which names them.
   throw new UserError(
-    `${path}: ${where} is a file name that is not UTF-8, and an image layer holds UTF-8 names only: rename it, or leave it out (exclude, .mstageignore)`,
+    skip.bind
+      ? `${path}: ${where} is a file name that is not UTF-8, and a bind's key names its files in UTF-8 only: rename it`
+      : `${path}: ${where} is a file name that is not UTF-8, and an image layer holds UTF-8 names only: rename it, or leave it out (exclude, .mstageignore)`,
   );
 }
 
 /** Whether to leave an entry out; `patterns`: whether any pattern can (else only mstage's own dirs). */
-type Skip = ((abs: string, rel: string, isDir: boolean) => boolean) & { patterns?: boolean };
+type Skip = ((abs: string, rel: string, isDir: boolean) => boolean) & { patterns?: boolean; /** The walk of a bind (no wildcards, never copied). */ bind?: boolean };
 
 function walkOne(path: string, projectDir: string, o: WalkOptions, emit: (e: LocalEntry) => void): void {
   const { root, st } = statRoot(path, projectDir);
