@@ -67,3 +67,20 @@ test("a package's files are the regular files at its listed paths, found through
   assert.deepEqual(scan.files.map((f) => f.path), onDisk.sort());
   assert.deepEqual(scan.packages.find((p) => p.name === "p")?.files, onDisk.sort());
 });
+
+test("a symlink where the walk does not go (/dev, /proc) leaves the other symlinks their own targets", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "mstage-scan-links-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, "usr/lib/x"), { recursive: true });
+  mkdirSync(join(root, "var/lib/dpkg/info"), { recursive: true });
+  writeFileSync(join(root, "usr/lib/x/real.so"), "real");
+  // Listed before lib and lib64, in the same directory.
+  symlinkSync("usr/nowhere", join(root, "dev"));
+  symlinkSync("usr/nothing", join(root, "proc"));
+  symlinkSync("usr/lib", join(root, "lib"));
+  symlinkSync("usr/lib", join(root, "lib64"));
+  writeFileSync(join(root, "var/lib/dpkg/status"), "Package: p\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n");
+  writeFileSync(join(root, "var/lib/dpkg/info/p:amd64.list"), "/lib/x/real.so\n/lib64/x/real.so\n");
+  const scan = await scanRootfs(root);
+  assert.deepEqual(scan.files.map((f) => f.path), ["/lib/x/real.so", "/lib64/x/real.so"]);
+});

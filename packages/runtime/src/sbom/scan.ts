@@ -158,34 +158,34 @@ interface Tree {
 async function walk(root: string): Promise<Tree> {
   const tree: Tree = { seen: new Map([["/", S_IFDIR]]), executables: [], npmManifests: [] };
   const npmDirs: string[] = [];
-  let listed = 0;
-  const visit = async (dir: string): Promise<void> => {
+  // Depth first, in an explicit stack: an image's nesting is no recursion depth.
+  const todo = ["/"];
+  for (let listed = 0; todo.length; ) {
+    const dir = todo.pop()!;
     let l: Listing;
     try {
       l = listing(listHereNow(join(root, dir)));
     } catch {
-      return;
+      continue;
     }
     // A turn of the event loop now and then: a large image's walk must not stall a compression running beside it.
     if (++listed % 64 === 0) await nextTurn();
     const inNodeModules = dir.endsWith("/node_modules") || /\/node_modules\/@[^/]+$/.test(dir);
     let link = 0;
-    const subdirs: string[] = [];
     l.names.forEach((name, i) => {
       const mode = l.stats[i * NUMBERS]!;
-      const path = dir === "/" ? `/${name}` : `${dir}/${name}`;
       const format = mode & S_IFMT;
+      // The targets are in the symlinks' order: every symlink listed takes its own.
+      const target = mode >= 0 && format === S_IFLNK ? l.links[link++]! : undefined;
+      const path = dir === "/" ? `/${name}` : `${dir}/${name}`;
       if (mode < 0 || SKIP_DIRS.has(path)) return;
-      if (format === S_IFLNK) tree.seen.set(path, l.links[link++]!);
-      else tree.seen.set(path, mode);
+      tree.seen.set(path, target ?? mode);
       if (format === S_IFDIR) {
-        subdirs.push(path);
+        todo.push(path);
         if (inNodeModules && !name.startsWith("@") && !name.startsWith(".")) npmDirs.push(path);
       } else if (format === S_IFREG && mode & 0o111 && l.stats[i * NUMBERS + 1]! > 4096) tree.executables.push(path);
     });
-    for (const sub of subdirs) await visit(sub);
-  };
-  await visit("/");
+  }
   for (const d of npmDirs) {
     const m = tree.seen.get(`${d}/package.json`);
     if (typeof m === "number" && (m & S_IFMT) === S_IFREG) tree.npmManifests.push(`${d}/package.json`);
