@@ -41,6 +41,7 @@ test("a package's files are the regular files at its listed paths, found through
     "/usr/lib/x/up/etc/conf", // climbing stays in the image
     "/opt/current/tool",
     "/usr/lib/loop/f", // a symlink loop
+    "/usr/lib/x/../loop/f", // the same, resolved on the filesystem
     "/big",
   ];
   write("var/lib/dpkg/status", "Package: p\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n\n");
@@ -63,7 +64,7 @@ test("a package's files are the regular files at its listed paths, found through
   );
   assert.equal(scan.files.find((f) => f.path === "/big")?.sha1, createHash("sha1").update("b".repeat(3 << 20)).digest("hex"));
   // The same as resolving each path on the filesystem, a symlink loop apart (that throws there).
-  const onDisk = listed.filter((p) => p !== "/usr/lib/loop/f" && lstatSync(hostPathInRoot(root, p), { throwIfNoEntry: false })?.isFile());
+  const onDisk = listed.filter((p) => !p.endsWith("loop/f") && lstatSync(hostPathInRoot(root, p), { throwIfNoEntry: false })?.isFile());
   assert.deepEqual(scan.files.map((f) => f.path), onDisk.sort());
   assert.deepEqual(scan.packages.find((p) => p.name === "p")?.files, onDisk.sort());
 });

@@ -201,7 +201,7 @@ async function walk(root: string): Promise<Tree> {
 async function regularFileIn(root: string, tree: Tree, path: string): Promise<string | undefined> {
   const todo = path.split("/").filter((c) => c && c !== ".");
   const last = todo.pop();
-  if (last === undefined || last === ".." || todo.includes("..")) return lstatFile(hostPathInRoot(root, path));
+  if (last === undefined || last === ".." || todo.includes("..")) return lstatFile(root, path);
   const done: string[] = [];
   for (let links = 0; todo.length; ) {
     const name = todo.shift()!;
@@ -211,7 +211,7 @@ async function regularFileIn(root: string, tree: Tree, path: string): Promise<st
     }
     const at = "/" + (done.length ? done.join("/") + "/" : "") + name;
     const seen = tree.seen.get(at);
-    if (seen === undefined) return SKIP_DIRS.has("/" + (done[0] ?? name)) ? lstatFile(hostPathInRoot(root, path)) : undefined;
+    if (seen === undefined) return SKIP_DIRS.has("/" + (done[0] ?? name)) ? lstatFile(root, path) : undefined;
     if (typeof seen === "string") {
       if (++links > 40) return undefined;
       if (seen.startsWith("/")) done.length = 0;
@@ -222,11 +222,18 @@ async function regularFileIn(root: string, tree: Tree, path: string): Promise<st
   }
   const at = "/" + (done.length ? done.join("/") + "/" : "") + last;
   const seen = tree.seen.get(at);
-  if (seen === undefined && SKIP_DIRS.has("/" + (done[0] ?? last))) return lstatFile(hostPathInRoot(root, path));
+  if (seen === undefined && SKIP_DIRS.has("/" + (done[0] ?? last))) return lstatFile(root, path);
   return typeof seen === "number" && (seen & S_IFMT) === S_IFREG ? join(root, at) : undefined;
 }
 
-async function lstatFile(host: string): Promise<string | undefined> {
+/** The host path of `path` when it is a regular file, resolved on the filesystem (a symlink loop on the way: none). */
+async function lstatFile(root: string, path: string): Promise<string | undefined> {
+  let host: string;
+  try {
+    host = hostPathInRoot(root, path);
+  } catch {
+    return undefined;
+  }
   const st = await lstat(host).catch(() => undefined);
   return st?.isFile() ? host : undefined;
 }
