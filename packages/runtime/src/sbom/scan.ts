@@ -95,7 +95,7 @@ async function scanDpkg(root: string, distro: ImageScan["distro"]): Promise<Foun
   const entries: Array<DpkgEntry & { db: string }> = [];
   const status = await readText(root, "/var/lib/dpkg/status");
   if (status !== undefined) entries.push(...parseStatus(status).map((e) => ({ ...e, db: "/var/lib/dpkg/status" })));
-  const statusD = existingInRoot(root, "/var/lib/dpkg/status.d");
+  const statusD = inRootOrNone(root, "/var/lib/dpkg/status.d");
   for (const name of statusD ? ((await readdir(statusD).catch(() => [])) as string[]).sort() : []) {
     if (name.endsWith(".md5sums")) continue;
     const text = await readText(root, `/var/lib/dpkg/status.d/${name}`);
@@ -224,6 +224,15 @@ async function regularFileIn(root: string, tree: Tree, path: string): Promise<st
   const seen = tree.seen.get(at);
   if (seen === undefined && SKIP_DIRS.has("/" + (done[0] ?? last))) return lstatFile(root, path);
   return typeof seen === "number" && (seen & S_IFMT) === S_IFREG ? join(root, at) : undefined;
+}
+
+/** existingInRoot, with a symlink loop on the way taken for nothing there. */
+function inRootOrNone(root: string, path: string): string | undefined {
+  try {
+    return existingInRoot(root, path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The host path of `path` when it is a regular file, resolved on the filesystem (a symlink loop on the way: none). */
