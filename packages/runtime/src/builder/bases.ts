@@ -3,7 +3,7 @@
 // mmdebstrap, or a registry image. `resolve` gives core's planner each base's identity (what goes
 // into the stage key); `prepare` gives the builder its layers and config.
 import { createReadStream } from "node:fs";
-import { readFile, rename, rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   HostileLayerError,
@@ -228,10 +228,10 @@ export class BaseProvider implements BaseIdentity {
         const layer = await commitLayerToStore(this.o.store, rootfs, { sourceDateEpoch: this.o.sourceDateEpoch ?? 0 });
         // A fresh rootfs has no whiteouts: it already is the overlay lower dir of its own layer, so
         // move it into place instead of extracting the tar we just wrote (saves a pass over ~600 MB).
+        // Its files made durable first: a dir under the layer's name is built on without a look inside.
         if (!this.o.store.hasLayerDir(layer.diffId)) {
-          await rename(rootfs, this.o.store.layerDir(layer.diffId)).catch((e: NodeJS.ErrnoException) => {
-            if (e.code !== "EEXIST" && e.code !== "ENOTEMPTY") throw e;
-          });
+          await this.o.store.syncFilesystem();
+          this.o.store.placeLayerDir(layer.diffId, rootfs);
         }
         const config = debianConfig(base, layer, stagePlatform(stage), this.created());
         const record: StageResult = { key: id, layers: [layer], config, history: config.history ?? [], created: new Date(0).toISOString(), stage: `debian ${lockKey}` };

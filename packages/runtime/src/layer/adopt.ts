@@ -21,7 +21,6 @@ import { isOverlayPrivate, removeXattr, writeXattrs, type Xattrs } from "./xattr
  */
 export async function commitAndAdopt(store: Store, upper: string, opts: CommitOptions & AdoptOptions): Promise<LayerRef> {
   let layer: LayerRef;
-  let placed: string;
   try {
     // One listing serves both: normalising updates what it changed in it. Each entry is hashed
     // after normalising changed it, times clamped in the same walk: what is hashed is exactly the
@@ -29,13 +28,14 @@ export async function commitAndAdopt(store: Store, upper: string, opts: CommitOp
     // devices; overlayfs's own xattrs, sockets and devices are left out of it anyway), so the
     // xattrs read before give the same. Its tar is hashed on a thread (store/blob-pipe.ts).
     layer = await digestScanning(upper, opts, normaliseScanned);
-    placed = store.placeLayerDir(layer.diffId, upper, { sync: false });
+    // Pending until makeLayerDurable: a crash before it has the layer committed again, never built on.
+    store.placeLayerDir(layer.diffId, upper, { sync: false, pending: true });
   } catch {
     // Wherever it stopped, the dir still holds the layer: its tar becomes the layer's blob.
     return commitLayerToStore(store, upper, opts);
   }
   // The dir is the layer's only copy until a tar is needed: durable before its result is recorded.
-  if (!opts.syncLater) await syncTree(placed, store.layout.layersDir);
+  if (!opts.syncLater) await makeLayerDurable(store, layer.diffId);
   return layer;
 }
 
@@ -49,8 +49,9 @@ export interface AdoptOptions {
 }
 
 /** What commitAndAdopt does last: the layer dir of `diffId` made durable, its files fsynced (or one syncfs for a large tree). */
-export function makeLayerDurable(store: Store, diffId: LayerRef["diffId"]): Promise<void> {
-  return syncTree(store.layerDir(diffId), store.layout.layersDir);
+export async function makeLayerDurable(store: Store, diffId: LayerRef["diffId"]): Promise<void> {
+  await syncTree(store.layerDir(diffId), store.layout.layersDir);
+  store.layerDirDurable(diffId);
 }
 
 /**

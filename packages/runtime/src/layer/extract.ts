@@ -9,6 +9,7 @@ import { digestOf, type Digest } from "../oci/digest.ts";
 import { DigestMismatchError } from "@mstage/core";
 import type { LayerRef } from "../store/results.ts";
 import type { Store } from "../store/store.ts";
+import { syncTree } from "../store/atomic-files.ts";
 import { applyLayer } from "./apply.ts";
 import { sniffCompression } from "./decompress.ts";
 import { WORKER_FROM, applyInWorker } from "./unpack.ts";
@@ -39,6 +40,8 @@ export async function ensureLayerExtracted(
     try {
       const { diffId: got } = await applyLayer(open ? open() : store.openLayerTar(diffId), tmp, { mode: "overlay", onNote: opts.onNote, what: opts.what ?? `layer ${diffId}` });
       if (got !== diffId) throw new DigestMismatchError(diffId, got, `layer ${diffId}`);
+      // Durable before it is placed: a dir under the layer's name is built on without a look inside.
+      await syncTree(tmp, store.layout.tmpDir);
       return store.placeLayerDir(diffId, tmp);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });

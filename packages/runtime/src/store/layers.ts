@@ -1,26 +1,51 @@
 // The store's layers: extracted dirs at layers/<hex of diff-id>/ (overlay-lower format), and the
 // gzip/<hex> and zstd/<hex> records saying which blob is the gzip (zstd) of which layer. Extraction itself (tar → dir)
 // is layer/extract.ts; this file only places, finds and opens what the store holds.
-import { existsSync, lstatSync, lutimesSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, lutimesSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, fsyncDir, readCompressedRecord, type LayerCompression, type StoreLayout } from "@mstage/core";
+import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, fsyncDir, processTag, readCompressedRecord, tagAlive, tempName, type LayerCompression, type StoreLayout } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { errno, writeFileAtomic } from "./atomic-files.ts";
 import { hasBlob, openBlob } from "./blobs.ts";
 
+/**
+ * Whether layer `diffId`'s extracted dir is in the store. A dir whose files may not be on disk yet
+ * has a `.pending` file beside it, naming the process that placed it: while that process runs, the
+ * dir is its build's and is trusted (whoever records a result on it syncs it first); once it is gone
+ * (killed, or the machine lost power), the dir may hold files that lost their data, and it is
+ * removed here, so that it is extracted or committed again instead of being built on.
+ */
 export function hasLayerDir(layout: StoreLayout, diffId: Digest): boolean {
-  return existsSync(layout.layer(diffId));
+  const target = layout.layer(diffId);
+  if (!existsSync(target)) return false;
+  const owner = readPending(layout, diffId);
+  if (owner === undefined || pendingOwnerLive(owner)) return true;
+  const doomed = tempName(layout.tmpDir, "pending");
+  try {
+    renameSync(target, doomed);
+  } catch (e) {
+    // Another process removed it first.
+    if (errno(e) !== "ENOENT") throw e;
+  }
+  rmSync(pendingFile(layout, diffId), { force: true });
+  rmSync(doomed, { recursive: true, force: true });
+  return false;
 }
 
 /**
  * Moves `dir` (on the store's filesystem) into place as the extracted form of layer `diffId`, or
  * removes it when another copy is already there (an extraction that finished first is as good).
  * `sync: false` when the caller has made `dir` durable and records the result durably afterwards
- * (that record's fsync commits this rename with it).
+ * (that record's fsync commits this rename with it). `pending`: `dir`'s files are not durable yet;
+ * a `.pending` file (durable before the dir appears) says so until layerDirDurable() removes it.
  */
-export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string, opts: { sync?: boolean } = {}): string {
+export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string, opts: { sync?: boolean; pending?: boolean } = {}): string {
   const target = layout.layer(diffId);
+  if (opts.pending && !hasLayerDir(layout, diffId)) {
+    writeFileSync(pendingFile(layout, diffId), pendingOwner());
+    fsyncDir(layout.layersDir);
+  }
   try {
     renameSync(dir, target);
   } catch (e) {
@@ -29,6 +54,56 @@ export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string, 
   }
   if (opts.sync !== false) fsyncDir(layout.layersDir);
   return target;
+}
+
+/** Layer `diffId`'s dir has been made durable (its files fsynced): it is no longer pending. */
+export function layerDirDurable(layout: StoreLayout, diffId: Digest): void {
+  rmSync(pendingFile(layout, diffId), { force: true });
+}
+
+function pendingFile(layout: StoreLayout, diffId: Digest): string {
+  return layout.layer(diffId) + ".pending";
+}
+
+/** This process, as a .pending file names it: its tag, the boot it runs in, its pid namespace. */
+function pendingOwner(): string {
+  return `${processTag()} ${bootId()} ${pidNamespace()}\n`;
+}
+
+function readPending(layout: StoreLayout, diffId: Digest): string | undefined {
+  try {
+    return readFileSync(pendingFile(layout, diffId), "utf8");
+  } catch (e) {
+    if (errno(e) === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Whether the process a .pending file names still runs; one in another pid namespace is taken to. */
+function pendingOwnerLive(owner: string): boolean {
+  const [tag = "", boot = "", pidns = ""] = owner.trim().split(" ");
+  if (boot !== bootId()) return false;
+  return pidns !== pidNamespace() || tagAlive(tag);
+}
+
+let boot: string | undefined;
+function bootId(): string {
+  try {
+    boot ??= readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    boot = "";
+  }
+  return boot;
+}
+
+let pidns: string | undefined;
+function pidNamespace(): string {
+  try {
+    pidns ??= readlinkSync("/proc/self/ns/pid");
+  } catch {
+    pidns = "";
+  }
+  return pidns;
 }
 
 /**
@@ -40,7 +115,7 @@ export function placeLayerDir(layout: StoreLayout, diffId: Digest, dir: string, 
  */
 export function adoptLayerDir(layout: StoreLayout, diffId: Digest, dir: string, opts: { sourceDateEpoch: number }): string {
   const target = layout.layer(diffId);
-  if (existsSync(target)) {
+  if (hasLayerDir(layout, diffId)) {
     rmSync(dir, { recursive: true, force: true });
     return target;
   }

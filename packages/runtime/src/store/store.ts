@@ -143,9 +143,14 @@ export class Store {
     return layers.hasLayerDir(this.layout, diffId);
   }
 
-  /** Moves a finished extraction `dir` into place as layer `diffId` (or drops it if one is there). */
-  placeLayerDir(diffId: Digest, dir: string, opts: { sync?: boolean } = {}): string {
+  /** Moves a finished extraction `dir` into place as layer `diffId` (or drops it if one is there); see layers.placeLayerDir. */
+  placeLayerDir(diffId: Digest, dir: string, opts: { sync?: boolean; pending?: boolean } = {}): string {
     return layers.placeLayerDir(this.layout, diffId, dir, opts);
+  }
+
+  /** A layer dir placed `pending` has been made durable. */
+  layerDirDurable(diffId: Digest): void {
+    layers.layerDirDurable(this.layout, diffId);
   }
 
   /** See layers.adoptLayerDir. */
