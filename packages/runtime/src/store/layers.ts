@@ -1,13 +1,14 @@
 // The store's layers: extracted dirs at layers/<hex of diff-id>/ (overlay-lower format), and the
 // gzip/<hex> and zstd/<hex> records saying which blob is the gzip (zstd) of which layer. Extraction itself (tar → dir)
 // is layer/extract.ts; this file only places, finds and opens what the store holds.
-import { existsSync, lstatSync, lutimesSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, lutimesSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { LAYER_COMPRESSIONS, UserError, formatGzipRecord, fsyncDir, processTag, readCompressedRecord, tagAlive, tempName, type LayerCompression, type StoreLayout } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { errno, writeFileAtomic } from "./atomic-files.ts";
 import { hasBlob, openBlob } from "./blobs.ts";
+import { pidNamespace } from "./store-lock.ts";
 
 /**
  * Whether layer `diffId`'s extracted dir is in the store. A dir whose files may not be on disk yet
@@ -96,15 +97,6 @@ function bootId(): string {
   return boot;
 }
 
-let pidns: string | undefined;
-function pidNamespace(): string {
-  try {
-    pidns ??= readlinkSync("/proc/self/ns/pid");
-  } catch {
-    pidns = "";
-  }
-  return pidns;
-}
 
 /**
  * Makes `dir` (on the store's filesystem, e.g. a work dir from tmpDir()) the extracted form of

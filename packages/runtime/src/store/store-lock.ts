@@ -40,7 +40,8 @@ interface Holder {
   pidns: string;
 }
 
-function pidNamespace(): string {
+/** This process's pid namespace (`pid:[inode]`), or "" where /proc does not say. */
+export function pidNamespace(): string {
   try {
     return readlinkSync("/proc/self/ns/pid");
   } catch {
