@@ -34,7 +34,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import tar from "tar-stream";
+import type { Header } from "tar-stream";
 import { HostileLayerError, UserError } from "@mstage/core";
 import type { Digest } from "../oci/digest.ts";
 import { decompressor, sniffCompression, type LayerCompression } from "./decompress.ts";
@@ -219,7 +219,7 @@ class Applier {
    * it, it has no setuid or setgid bit and its owner is ours already (no chown, which would also
    * clear setuid bits), else created 0600 and given owner, then mode.
    */
-  private fileCalls(header: tar.Header): { createMode: number; chown: boolean; chmod: boolean } {
+  private fileCalls(header: Header): { createMode: number; chown: boolean; chmod: boolean } {
     const mode = (header.mode ?? 0o644) & 0o7777;
     const chown = !(this.createdAs && this.createdAs.uid === (header.uid ?? 0) && this.createdAs.gid === (header.gid ?? 0));
     // A setuid or setgid bit given at creation is cleared by the first write in a user namespace
@@ -318,7 +318,7 @@ class Applier {
    * Creates a small file with its whole content off this thread, as the synchronous path does it
    * (O_EXCL|O_NOFOLLOW, owner, mode, mtime); waits first while too much is in flight.
    */
-  private async createFile(rel: string, header: tar.Header, content: Buffer[]): Promise<void> {
+  private async createFile(rel: string, header: Header, content: Buffer[]): Promise<void> {
     const size = content.reduce((n, c) => n + c.length, 0);
     while (this.pending.size >= IN_FLIGHT || (this.pendingBytes > 0 && this.pendingBytes + size > IN_FLIGHT_BYTES)) {
       await Promise.race(this.pending.values());
@@ -355,7 +355,7 @@ class Applier {
     this.pendingBytes += size;
   }
 
-  async entry(header: tar.Header, body: EntryBody, rawPax?: Map<string, Buffer>): Promise<void> {
+  async entry(header: Header, body: EntryBody, rawPax?: Map<string, Buffer>): Promise<void> {
     const entryName = header.name;
     const rel = cleanEntryName(entryName);
     const base = rel.slice(rel.lastIndexOf("/") + 1);
@@ -467,7 +467,7 @@ class Applier {
     this.collectXattrs(rel, rawPax);
   }
 
-  private dirDone(rel: string, header: tar.Header, rawPax?: Map<string, Buffer>): void {
+  private dirDone(rel: string, header: Header, rawPax?: Map<string, Buffer>): void {
     if (rel === "") this.chown("", header.uid ?? 0, header.gid ?? 0);
     // Mode and times are set at the end: creating children would change the mtime, and a 0555 dir
     // must stay writable until its contents are in.
@@ -607,7 +607,10 @@ export async function applyLayer(source: Readable, dir: string, opts: ApplyOptio
   const tap = new PaxTap(opts.onTar);
   const compression = opts.compression ?? sniffCompression(await peekHead(source));
   const unpack = decompressor(compression, opts.what ?? "the layer");
-  const extract = tar.extract();
+  // Loaded here, not at the top: tar-stream and its streamx stack take ~15 ms to load, which a
+  // build that extracts nothing (its bases already in the store) would pay at every start.
+  const { extract: tarExtract } = (await import("tar-stream")).default;
+  const extract = tarExtract();
   const applier = new Applier(dir, opts);
   const feeding = unpack ? pipeline(source, unpack, tap, extract) : pipeline(source, tap, extract);
   let feedError: unknown;

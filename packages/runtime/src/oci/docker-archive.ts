@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { pack as tarPack, type Pack } from "tar-stream";
+import type { Pack } from "tar-stream";
 import { UserError } from "@mstage/core";
 import { canonicalBlob } from "./canonical.ts";
 import type { OciBlobStore } from "./blobs.ts";
@@ -80,7 +80,8 @@ export async function writeDockerArchive(
 
   const tmp = join(dirname(target), `.${basename(target)}.mstage-tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   const out = createWriteStream(tmp, { flags: "wx", mode: 0o644 });
-  const tar = tarPack();
+  // Loaded on use: tar-stream takes ~15 ms to load, which every `up` would pay otherwise.
+  const tar = (await import("tar-stream")).default.pack();
   // tar-stream's streams are streamx, not Node streams: plain pipe(), and wait for the file to close.
   const written = new Promise<void>((res, rej) => {
     out.on("close", res);

@@ -71,13 +71,18 @@ export class RegistryClient {
   private readonly credentials: CredentialSource;
   private readonly hosts = new Map<string, Promise<HostState>>();
   private readonly credentialCache = new Map<string, Promise<Credentials | undefined>>();
-  /** What pulls go through: mirrors and short-name search (registries.ts). */
-  readonly registries: RegistriesConf;
+  private conf?: RegistriesConf;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.registries = options.registries ?? loadRegistriesConf();
+    this.conf = options.registries;
+    const client = this;
+    let insecure: string[] | undefined;
     this.options = {
-      insecure: [...(options.insecure ?? []), ...insecureHosts(this.registries)],
+      // Read on the first request: a build that talks to no registry reads no registries.conf
+      // (nor loads the TOML parser, ~8 ms of every start).
+      get insecure() {
+        return (insecure ??= [...(options.insecure ?? []), ...insecureHosts(client.registries)]);
+      },
       retries: options.retries ?? 4,
       backoffMs: options.backoffMs ?? 250,
       maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
@@ -88,6 +93,11 @@ export class RegistryClient {
     };
     this.transport = new HttpTransport(this.options);
     this.credentials = options.credentials ?? fileCredentials();
+  }
+
+  /** What pulls go through: mirrors and short-name search (registries.ts); read on first use. */
+  get registries(): RegistriesConf {
+    return (this.conf ??= loadRegistriesConf());
   }
 
   close(): Promise<void> {
