@@ -94,13 +94,14 @@ export interface UpSummary {
 
 export async function runUp(o: UpOptions): Promise<UpSummary> {
   const started = Date.now();
+  // The steps' host helpers are looked up (ldd, ~15 ms of child processes) while images.ts is
+  // loaded and the plan is made, not after them.
+  prepareStepHelpers();
   const config = o.config ?? (await loadConfig(o.file, { verbose: o.verbose }));
   const projectDir = config.projectDir;
   const graph = buildGraph(config.stages, config.targets, o.targets.length ? o.targets : undefined, { platforms: o.platforms });
   requireTargets(graph, config.file);
 
-  // The steps' host helpers are looked up (ldd) while the plan is made, not after it.
-  prepareStepHelpers();
   const store = await Store.open(o.store);
   const storeLock = await store.lock("shared");
   const registry = new UpRegistry(o.registry ?? {}, o.onEvent, o.signal);
